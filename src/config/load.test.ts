@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ConfigError, loadConfig, parseConfig } from './load.js';
+import { DEFAULT_SASL_MECHANISMS, type Config } from './schema.js';
+
+function defaults(base: string): Omit<Config, 'tls'> {
+  return {
+    hosts: ['localhost'],
+    c2s: { host: '0.0.0.0', port: 5222 },
+    data_dir: join(base, 'data'),
+    storage: { driver: 'sqlite', path: join(base, 'data', 'shoal.sqlite') },
+    limits: { max_stanza_bytes: 262144 },
+    timeouts: { pre_auth: 30, ping_after: 300, ping_timeout: 60 },
+    sasl: { mechanisms: [...DEFAULT_SASL_MECHANISMS], max_attempts: 5, allow_plain_without_tls: false },
+    bind: { resource: 'generate' },
+    roster: { versioning: 'diff' },
+    log: { level: 'info', format: 'auto' },
+  };
+}
+
+/** The problems a ConfigError lists, for assert.rejects/throws. */
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    for (const p of err.problems) assert.ok(err.message.includes(p), 'the message lists every problem');
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  let root: string;
+  let n = 0;
+  /** A fresh empty directory per test. */
+  const freshDir = async (): Promise<string> => {
+    const dir = join(root, `t${n++}`);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  };
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-config-'));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('without any file: all defaults, TLS on with a self-signed certificate', async () => {
+    const cwd = await freshDir();
+    assert.deepEqual(loadConfig({ cwd, env: {} }), { ...defaults(cwd), tls: {} });
+  });
+
+  test('a file without a tls section turns TLS off; an empty file is all defaults', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'hosts: [example.org]\n');
+    const config = loadConfig({ cwd, env: {} });
+    assert.equal(config.tls, undefined);
+    assert.ok(!('tls' in config));
+    assert.deepEqual(config.hosts, ['example.org']);
+
+    await writeFile(join(cwd, 'shoal.yaml'), '');
+    assert.deepEqual(loadConfig({ cwd, env: {} }), defaults(cwd));
+    await writeFile(join(cwd, 'shoal.yaml'), '# only a comment\n');
+    assert.deepEqual(loadConfig({ cwd, env: {} }), defaults(cwd));
+  });
+
+  test('every key of the documented file is read', async () => {
+    const cwd = await freshDir();
+    await writeFile(
+      join(cwd, 'shoal.yaml'),
+      [
+        'hosts: [Example.org, chat.example.org]',
+        'c2s: { host: 127.0.0.1, port: 15222 }',
+        'data_dir: /var/lib/shoal',
+        'storage: { driver: sqlite, path: /srv/db/shoal.sqlite }',
+        'tls: { cert: /etc/shoal/cert.pem, key: /etc/shoal/key.pem }',
+        'limits: { max_stanza_bytes: 65536 }',
+        'timeouts: { pre_auth: 2.5, ping_after: 0.25, ping_timeout: 1 }',
+        'sasl:',
+        '  mechanisms: [SCRAM-SHA-256, plain, X-OAUTH2]',
+        '  max_attempts: 3',
+        '  allow_plain_without_tls: true',
+        'bind: { resource: client }',
+        'roster: { versioning: full }',
+        'log: { level: debug, format: json }',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(loadConfig({ cwd, env: {} }), {
+      hosts: ['example.org', 'chat.example.org'],
+      c2s: { host: '127.0.0.1', port: 15222 },
+      data_dir: '/var/lib/shoal',
+      storage: { driver: 'sqlite', path: '/srv/db/shoal.sqlite' },
+      tls: { cert: '/etc/shoal/cert.pem', key: '/etc/shoal/key.pem' },
+      limits: { max_stanza_bytes: 65536 },
+      timeouts: { pre_auth: 2.5, ping_after: 0.25, ping_timeout: 1 },
+      sasl: { mechanisms: ['SCRAM-SHA-256', 'PLAIN', 'X-OAUTH2'], max_attempts: 3, allow_plain_without_tls: true },
+      bind: { resource: 'client' },
+      roster: { versioning: 'full' },
+      log: { level: 'debug', format: 'json' },
+    } satisfies Config);
+  });
+
+  test('partial sections keep the defaults of the keys left out', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'c2s: { port: 5223 }\nsasl: { max_attempts: 2 }\nlog:\n');
+    const config = loadConfig({ cwd, env: {} });
+    assert.deepEqual(config.c2s, { host: '0.0.0.0', port: 5223 });
+    assert.deepEqual(config.sasl, { ...defaults(cwd).sasl, max_attempts: 2 });
+    assert.deepEqual(config.log, { level: 'info', format: 'auto' });
+  });
+
+  test('file choice: opts.file, then SHOAL_CONFIG, then ./shoal.yaml', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'hosts: [cwd.example]\n');
+    await writeFile(join(cwd, 'env.yaml'), 'hosts: [env.example]\n');
+    await writeFile(join(cwd, 'opt.yaml'), 'hosts: [opt.example]\n');
+    assert.deepEqual(loadConfig({ cwd, env: {} }).hosts, ['cwd.example']);
+    assert.deepEqual(loadConfig({ cwd, env: { SHOAL_CONFIG: 'env.yaml' } }).hosts, ['env.example']);
+    assert.deepEqual(loadConfig({ cwd, env: { SHOAL_CONFIG: join(cwd, 'env.yaml') } }).hosts, ['env.example']);
+    assert.deepEqual(loadConfig({ cwd, env: { SHOAL_CONFIG: 'env.yaml' }, file: 'opt.yaml' }).hosts, ['opt.example']);
+  });
+
+  test('a file named explicitly must exist', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'hosts: [cwd.example]\n');
+    const viaEnv = problemsOf(() => loadConfig({ cwd, env: { SHOAL_CONFIG: 'missing.yaml' } }));
+    assert.match(viaEnv.join('\n'), /SHOAL_CONFIG/);
+    problemsOf(() => loadConfig({ cwd, env: {}, file: 'missing.yaml' }));
+  });
+
+  test('an unknown key is an error naming its path', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'c2s:\n  port: 5222\n  prot: 1\nlimit: {}\n');
+    const problems = problemsOf(() => loadConfig({ cwd, env: {} }));
+    assert.deepEqual(problems.sort(), ['c2s.prot: unknown key', 'limit: unknown key']);
+  });
+
+  test('a wrong type is an error naming its path; all problems are listed at once', async () => {
+    const cwd = await freshDir();
+    await writeFile(
+      join(cwd, 'shoal.yaml'),
+      'c2s: { port: "5222" }\nsasl: { allow_plain_without_tls: yes, mechanisms: [SCRAM-SHA-256, FOO] }\nhosts: example.org\n',
+    );
+    let error: unknown;
+    try {
+      loadConfig({ cwd, env: {} });
+    } catch (err) {
+      error = err;
+    }
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.file, join(cwd, 'shoal.yaml'));
+    assert.match(error.message, /c2s\.port: expected number/);
+    assert.match(error.message, /sasl\.allow_plain_without_tls: expected boolean/);
+    assert.match(error.message, /sasl\.mechanisms\[1\]: expected one of .*got "FOO"/);
+    assert.match(error.message, /hosts: expected array/);
+    assert.equal(error.problems.length, 4);
+  });
+
+  test('value checks', () => {
+    const cwd = '/base';
+    const bad = (data: unknown) => problemsOf(() => parseConfig(data, cwd)).join('\n');
+    assert.match(bad({ hosts: [] }), /^hosts: at least one host/);
+    assert.match(bad({ hosts: ['a.example', 'A.example'] }), /^hosts\[1\]: duplicate host a\.example/);
+    assert.match(bad({ hosts: [''] }), /^hosts\[0\]: must not be empty/);
+    assert.match(bad({ hosts: ['user@example.org'] }), /^hosts\[0\]: not a domain name/);
+    assert.match(bad({ c2s: { port: 70000 } }), /^c2s\.port:/);
+    assert.match(bad({ c2s: { port: 52.5 } }), /^c2s\.port:/);
+    assert.match(bad({ limits: { max_stanza_bytes: 9999 } }), /^limits\.max_stanza_bytes:/);
+    assert.match(bad({ timeouts: { ping_after: 0 } }), /^timeouts\.ping_after:/);
+    assert.match(bad({ sasl: { mechanisms: [] } }), /^sasl\.mechanisms: at least one/);
+    assert.match(bad({ sasl: { mechanisms: ['PLAIN', 'plain'] } }), /^sasl\.mechanisms\[1\]: duplicate/);
+    assert.match(bad({ sasl: { max_attempts: 0 } }), /^sasl\.max_attempts:/);
+    assert.match(bad({ bind: { resource: 'random' } }), /^bind\.resource: expected one of "generate", "client"/);
+    assert.match(bad({ roster: { versioning: 'yes' } }), /^roster\.versioning:/);
+    assert.match(bad({ log: { level: 'verbose' } }), /^log\.level:/);
+    assert.match(bad({ log: { format: 'xml' } }), /^log\.format:/);
+    assert.match(bad({ storage: { driver: 'mysql' } }), /^storage\.driver: expected one of "sqlite", got "mysql"/);
+    assert.match(bad({ storage: { path: '' } }), /^storage\.path:/);
+    assert.match(bad({ tls: { cert: 'c.pem' } }), /^tls: cert and key must be given together/);
+    assert.match(bad({ tls: { cert: 'c.pem', key: 'k.pem', ca: 'x' } }), /^tls\.ca: unknown key/);
+    assert.match(bad([1, 2]), /^\(top level\): expected object, got array/);
+
+    // Accepted: host normalisation, mechanisms of later issues, port 0, `tls:` with no value.
+    const ok = parseConfig(
+      { hosts: ['Example.ORG.'], c2s: { port: 0 }, sasl: { mechanisms: ['OAUTHBEARER', 'CRAM-MD5', 'DIGEST-MD5'] }, tls: null },
+      cwd,
+    );
+    assert.deepEqual(ok.hosts, ['example.org']);
+    assert.equal(ok.c2s.port, 0);
+    assert.deepEqual(ok.tls, {});
+  });
+
+  test('relative paths resolve against the config file directory, or cwd without a file', async () => {
+    const cwd = await freshDir();
+    const confDir = join(cwd, 'etc', 'shoal');
+    await mkdir(confDir, { recursive: true });
+    await writeFile(
+      join(confDir, 'shoal.yaml'),
+      'data_dir: ../../var\ntls: { cert: certs/cert.pem, key: /abs/key.pem }\n',
+    );
+    const config = loadConfig({ cwd, env: {}, file: 'etc/shoal/shoal.yaml' });
+    assert.equal(config.data_dir, join(cwd, 'var'));
+    assert.equal(config.storage.path, join(cwd, 'var', 'shoal.sqlite'), 'the default database follows data_dir');
+    assert.deepEqual(config.tls, { cert: join(confDir, 'certs', 'cert.pem'), key: '/abs/key.pem' });
+
+    await writeFile(join(confDir, 'shoal.yaml'), 'storage: { path: db/x.sqlite }\n');
+    const other = loadConfig({ cwd, env: {}, file: 'etc/shoal/shoal.yaml' });
+    assert.equal(other.data_dir, join(confDir, 'data'));
+    assert.equal(other.storage.path, join(confDir, 'db', 'x.sqlite'));
+
+    const noFile = parseConfig({ data_dir: 'state', storage: { path: ':memory:' } }, cwd);
+    assert.equal(noFile.data_dir, join(cwd, 'state'));
+    assert.equal(noFile.storage.path, ':memory:');
+  });
+
+  test('YAML syntax errors and duplicate keys are ConfigErrors', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'c2s: { port: 5222\n');
+    assert.match(problemsOf(() => loadConfig({ cwd, env: {} }))[0] ?? '', /^YAML: /);
+    await writeFile(join(cwd, 'shoal.yaml'), 'data_dir: a\ndata_dir: b\n');
+    assert.match(problemsOf(() => loadConfig({ cwd, env: {} }))[0] ?? '', /^YAML: .*unique/i);
+  });
+});

@@ -1,0 +1,145 @@
+// The configuration file's schema. Keys are exactly those of shoal.yaml
+// (snake_case), every section is strict (unknown keys are errors) and has
+// defaults, so `{}` is a complete configuration. Paths stay as written here;
+// load.ts resolves them against the config file's directory.
+import { join } from 'node:path';
+import { z } from 'zod';
+
+/** SASL mechanisms offered by default, strongest first. */
+export const DEFAULT_SASL_MECHANISMS = [
+  'SCRAM-SHA-512-PLUS',
+  'SCRAM-SHA-256-PLUS',
+  'SCRAM-SHA-1-PLUS',
+  'SCRAM-SHA-512',
+  'SCRAM-SHA-256',
+  'SCRAM-SHA-1',
+  'PLAIN',
+] as const;
+
+/** Every mechanism name the configuration accepts (some are implemented by later modules). */
+export const SASL_MECHANISMS = [...DEFAULT_SASL_MECHANISMS, 'X-OAUTH2', 'OAUTHBEARER', 'CRAM-MD5', 'DIGEST-MD5'] as const;
+export type SaslMechanismName = (typeof SASL_MECHANISMS)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** RFC 6120 §13.12: the smallest stanza size limit a server may impose. */
+export const MIN_STANZA_BYTES = 10000;
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A YAML key written with no value (`tls:`) parses as null; for a section that means "present, all defaults". */
+const nullToEmpty = (v: unknown): unknown => (v === null ? {} : v);
+
+function section<S extends z.core.$ZodLooseShape>(shape: S) {
+  return z.preprocess(nullToEmpty, z.strictObject(shape)).prefault({});
+}
+
+function unique<T>(what: string) {
+  return (values: T[], ctx: z.core.$RefinementCtx<T[]>): void => {
+    const seen = new Set<T>();
+    values.forEach((v, i) => {
+      if (seen.has(v)) ctx.addIssue({ code: 'custom', path: [i], message: `duplicate ${what} ${String(v)}`, input: v });
+      seen.add(v);
+    });
+  };
+}
+
+/** Seconds; fractions allowed (tests use short timeouts). */
+const seconds = (def: number) => z.number().positive().default(def);
+
+// RFC 7622 §3.2: domainparts compare case-insensitively and a trailing dot is not
+// part of the name, so both are normalised away here once.
+const host = z
+  .string()
+  .transform((s) => s.toLowerCase().replace(/\.$/, ''))
+  .pipe(
+    z
+      .string()
+      .min(1, 'must not be empty')
+      .refine((s) => !/[\s@/]/.test(s), 'not a domain name'),
+  );
+
+const sqliteStorage = z.strictObject({
+  driver: z.literal('sqlite'),
+  /** Defaults to <data_dir>/shoal.sqlite. */
+  path: z.string().min(1).optional(),
+});
+
+// A discriminated union so other drivers ('postgres') slot in beside sqlite;
+// `driver` may be left out and then means sqlite.
+const storage = z
+  .preprocess((v) => {
+    const obj = nullToEmpty(v);
+    return isPlainObject(obj) && !('driver' in obj) ? { driver: 'sqlite', ...obj } : obj;
+  }, z.discriminatedUnion('driver', [sqliteStorage]))
+  .prefault({});
+
+const tls = z.preprocess(
+  nullToEmpty,
+  z
+    .strictObject({
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+    })
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+      message: 'cert and key must be given together (omit both for a generated self-signed certificate)',
+    }),
+);
+
+const mechanism = z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(SASL_MECHANISMS));
+
+export const configSchema = z
+  .strictObject({
+    hosts: z
+      .array(host)
+      .min(1, 'at least one host is required')
+      .superRefine(unique('host'))
+      .default(['localhost']),
+    c2s: section({
+      host: z.string().min(1).default('0.0.0.0'),
+      // 0 asks the OS for a free port (used by tests).
+      port: z.number().int().min(0).max(65535).default(5222),
+    }),
+    data_dir: z.string().min(1).default('./data'),
+    storage,
+    /** Present: STARTTLS is offered and required. Absent: no TLS. */
+    tls: tls.optional(),
+    limits: section({
+      max_stanza_bytes: z.number().int().min(MIN_STANZA_BYTES).default(262144),
+    }),
+    timeouts: section({
+      pre_auth: seconds(30),
+      ping_after: seconds(300),
+      ping_timeout: seconds(60),
+    }),
+    sasl: section({
+      mechanisms: z
+        .array(mechanism)
+        .min(1, 'at least one mechanism is required')
+        .superRefine(unique('mechanism'))
+        .default([...DEFAULT_SASL_MECHANISMS]),
+      max_attempts: z.number().int().min(1).default(5),
+      allow_plain_without_tls: z.boolean().default(false),
+    }),
+    bind: section({
+      resource: z.enum(['generate', 'client']).default('generate'),
+    }),
+    roster: section({
+      versioning: z.enum(['diff', 'full']).default('diff'),
+    }),
+    log: section({
+      level: z.enum(LOG_LEVELS).default('info'),
+      format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    }),
+  })
+  .transform((c) => ({
+    ...c,
+    storage: { ...c.storage, path: c.storage.path ?? join(c.data_dir, 'shoal.sqlite') },
+  }));
+
+/** The validated configuration, keys as in the YAML file. */
+export type Config = z.output<typeof configSchema>;
+export type StorageConfig = Config['storage'];
+export type TlsConfig = NonNullable<Config['tls']>;

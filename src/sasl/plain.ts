@@ -1,0 +1,86 @@
+// PLAIN (RFC 4616). The password is checked against the stored SCRAM credentials:
+// SaltedPassword is recomputed with the stored salt and iteration count and the
+// resulting StoredKey compared, so no clear password is ever kept.
+import type { ScramCredentials, ScramHash } from '../storage/types.js';
+import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import {
+  SCRAM_ITERATIONS,
+  SCRAM_SALT_LENGTH,
+  credentialsFromSaltedPassword,
+  preparePassword,
+  saltedPasswordAsync,
+} from './credentials.js';
+import { authzidMatches, decodeUtf8, emptyChallenge, failure, fakeSalt, prepareUsername, sameBytes } from './common.js';
+
+/** Strongest first: the hash whose credentials PLAIN checks against. */
+const PREFERRED_HASHES: readonly ScramHash[] = ['SHA-512', 'SHA-256', 'SHA-1'];
+
+export function plainMechanism(): SaslMechanism {
+  return {
+    name: 'PLAIN',
+    // RFC 4616 §5 / RFC 6120 §6.4.6: the password travels in the clear, so only over TLS.
+    requiresTls: true,
+    strength: 10,
+    available: () => true,
+    start: (ctx) => new PlainExchange(ctx),
+  };
+}
+
+class PlainExchange implements SaslExchange {
+  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
+
+  constructor(private readonly ctx: SaslContext) {}
+
+  async step(response: Buffer | undefined): Promise<SaslStep> {
+    if (this.state === 'initial' && response === undefined) {
+      this.state = 'awaiting-response';
+      return emptyChallenge();
+    }
+    const done = this.state === 'done';
+    this.state = 'done';
+    if (done || response === undefined) return failure('malformed-request', 'Unexpected PLAIN message');
+    try {
+      return await this.check(response);
+    } catch {
+      return failure('temporary-auth-failure');
+    }
+  }
+
+  private async check(data: Buffer): Promise<SaslStep> {
+    // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd
+    const text = decodeUtf8(data);
+    if (text === undefined) return failure('malformed-request', 'PLAIN message is not UTF-8');
+    const parts = text.split('\0');
+    if (parts.length !== 3) return failure('malformed-request', 'Bad PLAIN message');
+    const [authzid = '', authcid = '', password = ''] = parts;
+    if (authcid === '' || password === '') return failure('malformed-request', 'Bad PLAIN message');
+
+    const username = prepareUsername(authcid);
+    if (username === undefined) return failure('not-authorized');
+    if (authzid !== '' && !authzidMatches(authzid, username, this.ctx.host)) return failure('invalid-authzid');
+
+    const { host, accounts } = this.ctx;
+    const found = await Promise.all(PREFERRED_HASHES.map((hash) => accounts.getScramCredentials(host, username, hash)));
+    const stored = found.find((c): c is ScramCredentials => c !== undefined);
+
+    // An unknown user costs the same key derivation as a known one, so timing
+    // does not tell them apart (RFC 4616 §6 leaves this to the server; we follow
+    // the same rule as SCRAM, RFC 5802 §9).
+    const reference = stored ?? {
+      hash: 'SHA-512' as const,
+      salt: fakeSalt('PLAIN', host, username, SCRAM_SALT_LENGTH),
+      iterations: SCRAM_ITERATIONS,
+    };
+    let prepared: string;
+    try {
+      prepared = preparePassword(password);
+    } catch {
+      // SASLprep refused the password (RFC 4013 §2.3): no stored password can match it.
+      return failure('not-authorized');
+    }
+    const salted = await saltedPasswordAsync(reference.hash, prepared, reference.salt, reference.iterations);
+    const derived = credentialsFromSaltedPassword(reference.hash, salted, reference.salt, reference.iterations);
+    if (stored === undefined || !sameBytes(derived.storedKey, stored.storedKey)) return failure('not-authorized');
+    return { kind: 'success', username };
+  }
+}

@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AccountStore } from '../storage/types.js';
+import type { ChannelBindingType, SaslContext } from './mechanism.js';
+import { ALL_MECHANISMS, DEFAULT_MECHANISM_NAMES, findMechanism, offeredMechanisms } from './registry.js';
+
+// The offering policy never touches storage.
+const noAccounts = new Proxy({} as AccountStore, {
+  get() {
+    throw new Error('offeredMechanisms must not use the account store');
+  },
+});
+
+function makeCtx(secure: boolean, cbTypes: ChannelBindingType[] = []): SaslContext {
+  return {
+    host: 'example.com',
+    secure,
+    channelBinding: (type) => (cbTypes.includes(type) ? Buffer.from('cb') : undefined),
+    channelBindingTypes: cbTypes,
+    plusAdvertised: false,
+    accounts: noAccounts,
+  };
+}
+
+const names = (list: { name: string }[]) => list.map((m) => m.name);
+const deny = { allowPlainWithoutTls: false };
+const allow = { allowPlainWithoutTls: true };
+
+test('ALL_MECHANISMS is ordered strongest first', () => {
+  const expected = [
+    'SCRAM-SHA-512-PLUS',
+    'SCRAM-SHA-256-PLUS',
+    'SCRAM-SHA-1-PLUS',
+    'SCRAM-SHA-512',
+    'SCRAM-SHA-256',
+    'SCRAM-SHA-1',
+    'PLAIN',
+  ];
+  assert.deepEqual(names(ALL_MECHANISMS), expected);
+  const strengths = ALL_MECHANISMS.map((m) => m.strength);
+  assert.deepEqual(strengths, [...strengths].sort((a, b) => b - a));
+  assert.equal(new Set(strengths).size, strengths.length);
+  assert.deepEqual([...DEFAULT_MECHANISM_NAMES], expected);
+});
+
+test('findMechanism looks up by exact name', () => {
+  assert.equal(findMechanism('SCRAM-SHA-256')?.name, 'SCRAM-SHA-256');
+  assert.equal(findMechanism('scram-sha-256'), undefined);
+  assert.equal(findMechanism('DIGEST-MD5'), undefined);
+});
+
+test('unencrypted stream: no PLAIN and no -PLUS', () => {
+  assert.deepEqual(names(offeredMechanisms(makeCtx(false), DEFAULT_MECHANISM_NAMES, deny)), [
+    'SCRAM-SHA-512',
+    'SCRAM-SHA-256',
+    'SCRAM-SHA-1',
+  ]);
+});
+
+test('unencrypted stream with allowPlainWithoutTls: PLAIN last', () => {
+  assert.deepEqual(names(offeredMechanisms(makeCtx(false), DEFAULT_MECHANISM_NAMES, allow)), [
+    'SCRAM-SHA-512',
+    'SCRAM-SHA-256',
+    'SCRAM-SHA-1',
+    'PLAIN',
+  ]);
+});
+
+test('encrypted stream without channel binding: PLAIN but no -PLUS', () => {
+  assert.deepEqual(names(offeredMechanisms(makeCtx(true), DEFAULT_MECHANISM_NAMES, deny)), [
+    'SCRAM-SHA-512',
+    'SCRAM-SHA-256',
+    'SCRAM-SHA-1',
+    'PLAIN',
+  ]);
+});
+
+test('encrypted stream with channel binding: everything, strongest first', () => {
+  assert.deepEqual(
+    names(offeredMechanisms(makeCtx(true, ['tls-exporter']), DEFAULT_MECHANISM_NAMES, deny)),
+    names(ALL_MECHANISMS),
+  );
+});
+
+test('only enabled mechanisms, sorted by strength whatever the configured order', () => {
+  const enabled = ['PLAIN', 'SCRAM-SHA-1', 'SCRAM-SHA-256-PLUS', 'X-UNKNOWN'];
+  assert.deepEqual(names(offeredMechanisms(makeCtx(true, ['tls-server-end-point']), enabled, deny)), [
+    'SCRAM-SHA-256-PLUS',
+    'SCRAM-SHA-1',
+    'PLAIN',
+  ]);
+  assert.deepEqual(names(offeredMechanisms(makeCtx(false), ['PLAIN'], deny)), []);
+  assert.deepEqual(names(offeredMechanisms(makeCtx(true), [], deny)), []);
+});

@@ -1,0 +1,46 @@
+// The mechanisms Shoal knows and the policy for which ones a stream is offered
+// (RFC 6120 §6.4.1). A new mechanism is a new file plus one line in ALL_MECHANISMS.
+import type { SaslContext, SaslMechanism } from './mechanism.js';
+import { plainMechanism } from './plain.js';
+import { scramMechanism } from './scram.js';
+
+/** Every implemented mechanism, strongest first. */
+export const ALL_MECHANISMS: SaslMechanism[] = [
+  scramMechanism('SHA-512', true),
+  scramMechanism('SHA-256', true),
+  scramMechanism('SHA-1', true),
+  scramMechanism('SHA-512', false),
+  scramMechanism('SHA-256', false),
+  scramMechanism('SHA-1', false),
+  plainMechanism(),
+];
+
+/** Mechanisms enabled when the configuration does not say otherwise. */
+export const DEFAULT_MECHANISM_NAMES: readonly string[] = ALL_MECHANISMS.map((m) => m.name);
+
+/** The mechanism called `name` (SASL names are upper case, RFC 4422 §3.1), if implemented. */
+export function findMechanism(name: string): SaslMechanism | undefined {
+  return ALL_MECHANISMS.find((m) => m.name === name);
+}
+
+export interface OfferOptions {
+  /** Offer mechanisms that require TLS (PLAIN) on unencrypted streams too. */
+  allowPlainWithoutTls: boolean;
+}
+
+/**
+ * What to list in <mechanisms/> on this stream, strongest first: the enabled
+ * mechanisms that can run on this connection, without those that send secrets in
+ * the clear unless the stream is encrypted or the configuration allows it
+ * (RFC 6120 §6.4.1, §13.8).
+ */
+export function offeredMechanisms(
+  ctx: SaslContext,
+  enabled: readonly string[],
+  opts: OfferOptions,
+): SaslMechanism[] {
+  return ALL_MECHANISMS.filter(
+    (m) =>
+      enabled.includes(m.name) && (!m.requiresTls || ctx.secure || opts.allowPlainWithoutTls) && m.available(ctx),
+  ).sort((a, b) => b.strength - a.strength);
+}

@@ -1,0 +1,104 @@
+// Schema migrations, run in name order by Kysely's Migrator and recorded in its
+// table, so an existing database is brought up to date on start. Every
+// statement uses the schema builder; the only difference between the SQL
+// dialects here is the name of the binary column type.
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+export type SqlDialect = 'sqlite' | 'postgres';
+
+function binaryType(dialect: SqlDialect): 'blob' | 'bytea' {
+  return dialect === 'postgres' ? 'bytea' : 'blob';
+}
+
+/** All migrations, keyed by name; names sort in the order they must run. Never edit a released one: add another. */
+export function migrations(dialect: SqlDialect): Record<string, Migration> {
+  const binary = binaryType(dialect);
+  return {
+    '0001_initial': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('accounts')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('accounts_pk', ['host', 'username'])
+          .execute();
+
+        await db.schema
+          .createTable('scram_credentials')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('salt', binary, (c) => c.notNull())
+          .addColumn('iterations', 'integer', (c) => c.notNull())
+          .addColumn('stored_key', binary, (c) => c.notNull())
+          .addColumn('server_key', binary, (c) => c.notNull())
+          .addPrimaryKeyConstraint('scram_credentials_pk', ['host', 'username', 'hash'])
+          // Credentials never outlive their account. Roster tables carry no such
+          // key: AccountStore.remove deletes them explicitly in its transaction.
+          .addForeignKeyConstraint('scram_credentials_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) =>
+            fk.onDelete('cascade'),
+          )
+          .execute();
+
+        await db.schema
+          .createTable('roster_items')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('jid', 'text', (c) => c.notNull())
+          .addColumn('name', 'text')
+          .addColumn('subscription', 'text', (c) => c.notNull())
+          .addColumn('ask', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('pending_in', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('approved', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('groups', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('roster_items_pk', ['host', 'username', 'jid'])
+          .execute();
+
+        await db.schema
+          .createTable('roster_versions')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('roster_versions_pk', ['host', 'username'])
+          .execute();
+
+        await db.schema
+          .createTable('roster_changes')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('jid', 'text', (c) => c.notNull())
+          .addColumn('removed', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('roster_changes_pk', ['host', 'username', 'version'])
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        for (const table of ['roster_changes', 'roster_versions', 'roster_items', 'scram_credentials', 'accounts']) {
+          await db.schema.dropTable(table).ifExists().execute();
+        }
+      },
+    },
+  };
+}
+
+class InCodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: SqlDialect) {}
+  getMigrations(): Promise<Record<string, Migration>> {
+    return Promise.resolve(migrations(this.dialect));
+  }
+}
+
+/** Applies every pending migration; throws (after rolling the failed one back) if one fails. Returns the names applied. */
+export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: SqlDialect): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new InCodeMigrationProvider(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`database migration ${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

@@ -1,0 +1,67 @@
+// Table types for Kysely. Column names are snake_case as stored; the stores map
+// them to the camelCase interfaces of ../types.ts. Types are chosen to exist on
+// both SQLite and PostgreSQL: booleans are 0/1 integers (better-sqlite3 cannot
+// bind JS booleans), timestamps ISO 8601 text, binary data Buffers (BLOB/bytea).
+export interface AccountsTable {
+  host: string;
+  username: string;
+  /** ISO 8601, UTC. */
+  created_at: string;
+}
+
+/** RFC 5802 §3: one row per (account, hash function). */
+export interface ScramCredentialsTable {
+  host: string;
+  username: string;
+  /** 'SHA-1' | 'SHA-256' | 'SHA-512' */
+  hash: string;
+  salt: Buffer;
+  iterations: number;
+  stored_key: Buffer;
+  server_key: Buffer;
+}
+
+/** RFC 6121 §2.1.2: one contact of one user's roster. */
+export interface RosterItemsTable {
+  host: string;
+  username: string;
+  jid: string;
+  name: string | null;
+  /** 'none' | 'to' | 'from' | 'both' */
+  subscription: string;
+  ask: number;
+  pending_in: number;
+  approved: number;
+  /** JSON array of group names. */
+  groups: string;
+  /** Roster version at which this item last changed. */
+  version: number;
+}
+
+/** RFC 6121 §2.6: the current roster version of each user that has one. */
+export interface RosterVersionsTable {
+  host: string;
+  username: string;
+  version: number;
+}
+
+/**
+ * RFC 6121 §2.6.3: the log that roster pushes since a client's cached version
+ * are computed from. One row per version; only the last few hundred are kept.
+ */
+export interface RosterChangesTable {
+  host: string;
+  username: string;
+  version: number;
+  jid: string;
+  removed: number;
+}
+
+export interface Database {
+  accounts: AccountsTable;
+  scram_credentials: ScramCredentialsTable;
+  roster_items: RosterItemsTable;
+  roster_versions: RosterVersionsTable;
+  roster_changes: RosterChangesTable;
+}
+

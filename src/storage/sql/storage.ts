@@ -1,0 +1,19 @@
+// A Storage over one Kysely instance; the driver-specific openers (sqlite.ts,
+// later postgres) only set up the connection and run the migrations.
+import type { Kysely } from 'kysely';
+import type { Storage } from '../types.js';
+import { SqlAccountStore } from './accounts.js';
+import { SqlRosterStore } from './roster.js';
+import type { Database } from './schema.js';
+
+export function createSqlStorage(db: Kysely<Database>): Storage {
+  let closing: Promise<void> | undefined;
+  return {
+    accounts: new SqlAccountStore(db),
+    roster: new SqlRosterStore(db),
+    close(): Promise<void> {
+      closing ??= db.destroy();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// SQLite storage through better-sqlite3. One connection: Kysely's SQLite driver
+// serialises queries and transactions on it, which is what SQLite wants anyway.
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Storage } from './types.js';
+import { migrateToLatest } from './sql/migrations.js';
+import type { Database } from './sql/schema.js';
+import { createSqlStorage } from './sql/storage.js';
+
+/** How long a statement waits for another process's lock (e.g. a `shoal` admin command) before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** Opens (creating if needed) the database at `path` and brings its schema up to date. `':memory:'` is accepted for tests. */
+export async function openSqliteStorage(path: string): Promise<Storage> {
+  return createSqlStorage(await openSqliteDatabase(path));
+}
+
+/** The Kysely instance behind openSqliteStorage, for callers (and tests) that need the database itself. */
+export async function openSqliteDatabase(path: string): Promise<Kysely<Database>> {
+  if (path !== ':memory:') await mkdir(dirname(resolve(path)), { recursive: true });
+  const sqlite = new BetterSqlite3(path);
+  try {
+    // WAL lets readers (e.g. an admin CLI listing accounts) run while the server writes.
+    sqlite.pragma('journal_mode = WAL');
+    // With WAL, NORMAL only risks the last transactions on power loss, never corruption.
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    sqlite.pragma('foreign_keys = ON');
+  } catch (err) {
+    sqlite.close();
+    throw err;
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  try {
+    await migrateToLatest(db, 'sqlite');
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return db;
+}

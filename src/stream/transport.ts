@@ -1,0 +1,148 @@
+// The byte pipe under an XML stream. TCP with in-place STARTTLS (RFC 6120 §5)
+// is the one here; WebSocket (RFC 7395) and BOSH plug in behind the same interface.
+import type { Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { ChannelBindingType } from '../sasl/mechanism.js';
+
+export interface TransportHandler {
+  data(chunk: Buffer): void;
+  /** The peer or the network ended the connection (or we destroyed it). Called once. */
+  closed(hadError: boolean, error?: Error): void;
+}
+
+export interface Transport {
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** Whether the transport can be upgraded with STARTTLS (not already TLS, and TLS configured). */
+  readonly canStartTls: boolean;
+  /** Bytes queued but not yet accepted by the OS (slow-reader detection). */
+  readonly pendingBytes: number;
+  setHandler(handler: TransportHandler): void;
+  write(data: string): void;
+  /** Upgrades the connection in place (RFC 6120 §5.4.3.3). Resolves once the handshake is done. */
+  startTls(): Promise<void>;
+  channelBinding(type: ChannelBindingType): Buffer | undefined;
+  readonly channelBindingTypes: readonly ChannelBindingType[];
+  /** Stops reading (backpressure on a client that floods). */
+  pause(): void;
+  resume(): void;
+  /** Closes after flushing what was written. */
+  end(): void;
+  /** Closes at once. */
+  destroy(): void;
+}
+
+export interface TlsSettings {
+  context: SecureContext;
+  /** RFC 5929 §4.1: hash of the server certificate, precomputed once. */
+  serverEndPoint: Buffer;
+}
+
+export class TcpTransport implements Transport {
+  private socket: Socket;
+  private tlsSocket: TLSSocket | undefined;
+  private handler: TransportHandler | undefined;
+  private closedOnce = false;
+  readonly remoteAddress: string;
+
+  constructor(
+    socket: Socket,
+    private readonly tls: TlsSettings | undefined,
+  ) {
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    // Dead peers on mobile networks: let the kernel probe idle connections too.
+    socket.setKeepAlive(true, 60_000);
+    socket.setNoDelay(true);
+    this.attach(socket);
+  }
+
+  get secure(): boolean {
+    return this.tlsSocket !== undefined;
+  }
+
+  get canStartTls(): boolean {
+    return this.tls !== undefined && this.tlsSocket === undefined;
+  }
+
+  get pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  setHandler(handler: TransportHandler): void {
+    this.handler = handler;
+  }
+
+  private attach(s: Socket): void {
+    s.on('data', (chunk: Buffer) => this.handler?.data(chunk));
+    s.on('error', (err) => this.onClosed(true, err));
+    s.on('close', (hadError) => this.onClosed(hadError));
+  }
+
+  private onClosed(hadError: boolean, error?: Error): void {
+    if (this.closedOnce) return;
+    this.closedOnce = true;
+    this.socket.destroy();
+    this.handler?.closed(hadError, error);
+  }
+
+  write(data: string): void {
+    if (this.closedOnce || this.socket.destroyed) return;
+    this.socket.write(data);
+  }
+
+  startTls(): Promise<void> {
+    const tls = this.tls;
+    if (!tls || this.tlsSocket) return Promise.reject(new Error('STARTTLS not available'));
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('error');
+    raw.removeAllListeners('close');
+    return new Promise((resolve, reject) => {
+      const secure = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
+      this.tlsSocket = secure;
+      this.socket = secure;
+      // Errors and close during the handshake go to the handler like any other close.
+      this.attach(secure);
+      secure.once('secure', () => resolve());
+      secure.once('close', () => reject(new Error('connection closed during the TLS handshake')));
+    });
+  }
+
+  get channelBindingTypes(): readonly ChannelBindingType[] {
+    if (!this.tlsSocket) return [];
+    // RFC 9266 §3: tls-exporter is only defined for TLS 1.3 (or 1.2 with extended master secret,
+    // which Node does not let us check), so offer it on TLS 1.3 only.
+    return this.tlsSocket.getProtocol() === 'TLSv1.3' ? ['tls-exporter', 'tls-server-end-point'] : ['tls-server-end-point'];
+  }
+
+  channelBinding(type: ChannelBindingType): Buffer | undefined {
+    const s = this.tlsSocket;
+    if (!s || !this.tls) return undefined;
+    if (type === 'tls-server-end-point') return this.tls.serverEndPoint;
+    if (type === 'tls-exporter' && s.getProtocol() === 'TLSv1.3') {
+      // RFC 9266 §2: 32 bytes, label "EXPORTER-Channel-Binding", empty context.
+      return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+    }
+    return undefined;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    if (this.closedOnce) return;
+    this.socket.end();
+    // A peer that never closes its side must not keep the socket forever.
+    setTimeout(() => this.socket.destroy(), 5_000).unref();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,22 @@
+// Namespace names used across the server, from the RFCs and XEPs that define them.
+export const NS = {
+  STREAM: 'http://etherx.jabber.org/streams',
+  CLIENT: 'jabber:client',
+  SERVER: 'jabber:server',
+  STREAM_ERRORS: 'urn:ietf:params:xml:ns:xmpp-streams',
+  STANZA_ERRORS: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  TLS: 'urn:ietf:params:xml:ns:xmpp-tls',
+  SASL: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  BIND: 'urn:ietf:params:xml:ns:xmpp-bind',
+  SESSION: 'urn:ietf:params:xml:ns:xmpp-session',
+  ROSTER: 'jabber:iq:roster',
+  ROSTER_VER: 'urn:xmpp:features:rosterver',
+  PRE_APPROVAL: 'urn:xmpp:features:pre-approval',
+  PING: 'urn:xmpp:ping',
+  DISCO_INFO: 'http://jabber.org/protocol/disco#info',
+  DISCO_ITEMS: 'http://jabber.org/protocol/disco#items',
+  VERSION: 'jabber:iq:version',
+  VCARD: 'vcard-temp',
+  SASL_CB: 'urn:xmpp:sasl-cb:0',
+  XML: 'http://www.w3.org/XML/1998/namespace',
+} as const;

@@ -1,0 +1,174 @@
+// Incremental parser for one XML stream (RFC 6120 §4): emits the stream header,
+// then one Element per top-level child (stanza or nonza), then the stream end.
+//
+// Tokenising is done by saxes (a strict, namespace-aware, well-formedness
+// checking SAX parser); this file only builds elements and enforces what
+// RFC 6120 §11 restricts: no DTD, comments, processing instructions or entity
+// declarations ('restricted-xml'), and the size limit per stanza.
+import { SaxesParser, type SaxesTagNS } from 'saxes';
+import { Element } from './element.js';
+import type { StreamErrorCondition } from '../stream/errors.js';
+
+export interface StreamHeader {
+  /** Local name of the root element (must be 'stream'). */
+  name: string;
+  /** Namespace of the root element (must be the streams namespace). */
+  uri: string;
+  /** Default namespace declared on the header: the content namespace (jabber:client). */
+  contentNs: string;
+  /** Attributes other than namespace declarations (to, from, version, xml:lang, id). */
+  attrs: Record<string, string>;
+}
+
+export interface StreamParserHandler {
+  streamStart(header: StreamHeader): void;
+  element(el: Element): void;
+  /** Whitespace between top-level elements: a keepalive (RFC 6120 §4.6.1). */
+  whitespace(): void;
+  streamEnd(): void;
+  error(condition: StreamErrorCondition, text: string): void;
+}
+
+export interface StreamParserOptions {
+  /** Largest top-level element, in characters of serialised input (limits.max_stanza_bytes). */
+  maxStanzaSize: number;
+}
+
+const WS_ONLY = /^[ \t\r\n]*$/;
+
+export class StreamParser {
+  private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private stack: Element[] = [];
+  private depth = 0;
+  /** Input position where the current top-level element (or inter-stanza gap) began. */
+  private mark = 0;
+  private failed = false;
+  private ended = false;
+
+  constructor(
+    private readonly handler: StreamParserHandler,
+    private readonly opts: StreamParserOptions,
+  ) {
+    const sax = new SaxesParser({ xmlns: true, position: true });
+    this.sax = sax;
+    sax.on('opentag', (tag) => this.onOpen(tag));
+    sax.on('closetag', (tag) => this.onClose(tag));
+    sax.on('text', (t) => this.onText(t));
+    sax.on('cdata', (t) => this.onText(t));
+    // RFC 6120 §11.1: these MUST NOT appear in a stream.
+    sax.on('doctype', () => this.fail('restricted-xml', 'DTDs are not allowed'));
+    sax.on('comment', () => this.fail('restricted-xml', 'comments are not allowed'));
+    sax.on('processinginstruction', () => this.fail('restricted-xml', 'processing instructions are not allowed'));
+    sax.on('xmldecl', (decl) => {
+      // RFC 6120 §11.6: UTF-8 only.
+      if (decl.encoding !== undefined && decl.encoding.toUpperCase() !== 'UTF-8') {
+        this.fail('unsupported-encoding', 'only UTF-8 is supported');
+      }
+    });
+    sax.on('error', (err) => this.fail('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed'));
+  }
+
+  /** Feeds raw bytes from the transport. Never throws; problems go to handler.error. */
+  write(data: Buffer | string): void {
+    if (this.failed || this.ended) return;
+    let text: string;
+    if (typeof data === 'string') text = data;
+    else {
+      try {
+        text = this.decoder.decode(data, { stream: true });
+      } catch {
+        this.fail('unsupported-encoding', 'input is not valid UTF-8');
+        return;
+      }
+    }
+    try {
+      this.sax.write(text);
+    } catch (err) {
+      this.fail('not-well-formed', (err as Error).message.split('\n')[0] ?? 'not well-formed');
+      return;
+    }
+    // Checked after the chunk as well as per event, so a stanza that never closes
+    // (or one huge text node, which saxes buffers until the next '<') is still bounded.
+    if (!this.failed && this.depth >= 1 && this.sax.position - this.mark > this.opts.maxStanzaSize) {
+      this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
+    }
+  }
+
+  /** Stops delivering events (after a stream error, a restart, or close). */
+  stop(): void {
+    this.failed = true;
+  }
+
+  private fail(condition: StreamErrorCondition, text: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.handler.error(condition, text);
+  }
+
+  private onOpen(tag: SaxesTagNS): void {
+    if (this.failed) return;
+    if (this.depth === 0) {
+      const attrs: Record<string, string> = {};
+      let contentNs = '';
+      for (const k in tag.attributes) {
+        const a = tag.attributes[k]!;
+        if (a.name === 'xmlns') contentNs = a.value;
+        else if (a.prefix !== 'xmlns') attrs[a.name] = a.value;
+      }
+      this.depth = 1;
+      this.mark = this.sax.position;
+      this.handler.streamStart({ name: tag.local, uri: tag.uri, contentNs, attrs });
+      return;
+    }
+    const attrs: Record<string, string> = {};
+    for (const k in tag.attributes) {
+      const a = tag.attributes[k]!;
+      if (a.name !== 'xmlns') attrs[a.name] = a.value;
+    }
+    const el = new Element(tag.local, tag.uri, attrs);
+    const parent = this.stack[this.stack.length - 1];
+    if (parent) parent.children.push(el);
+    this.stack.push(el);
+    this.depth++;
+    if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
+      this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
+    }
+  }
+
+  private onClose(_tag: SaxesTagNS): void {
+    if (this.failed) return;
+    this.depth--;
+    if (this.depth === 0) {
+      this.ended = true;
+      this.handler.streamEnd();
+      return;
+    }
+    const el = this.stack.pop()!;
+    if (this.stack.length === 0) {
+      if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
+        this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
+        return;
+      }
+      this.mark = this.sax.position;
+      this.handler.element(el);
+    }
+  }
+
+  private onText(text: string): void {
+    if (this.failed) return;
+    const parent = this.stack[this.stack.length - 1];
+    if (parent) {
+      const last = parent.children.length - 1;
+      if (last >= 0 && typeof parent.children[last] === 'string') parent.children[last] += text;
+      else parent.children.push(text);
+      return;
+    }
+    if (this.depth === 1) {
+      this.mark = this.sax.position;
+      // RFC 6120 §4.6.1 whitespace keepalive; other character data at stream level is not allowed.
+      if (WS_ONLY.test(text)) this.handler.whitespace();
+      else this.fail('bad-format', 'character data between stanzas');
+    }
+  }
+}
