@@ -101,6 +101,7 @@ export class XmppServer {
         }),
     );
     await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    await this.dispatcher.drain();
     await this.storage.close();
     this.log.info({ event: 'stopped' }, 'server stopped');
   }

@@ -4,7 +4,10 @@
 // Every candidate gets the same Buffers a socket would deliver and must find
 // the same top-level elements; a candidate that disagrees with the generator is
 // reported as a mismatch and the run exits non-zero.
+import { fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import v8 from 'node:v8';
@@ -220,6 +223,13 @@ function saxesSink(xmlns: boolean, position: boolean): Sink {
 }
 
 // --- harness ---------------------------------------------------------------
+//
+// Each candidate runs in a child process of its own. In one process they
+// disturb each other: three candidates share saxes' code, and V8's optimised
+// versions of it depend on the object shapes seen so far, so whichever ran
+// first decided the others' speed (raw saxes measured 31 MB/s after Shoal's
+// parser and 74 MB/s alone). The input is regenerated in each child from the
+// same seed, and its hash is compared so all candidates saw the same bytes.
 
 /** A forced collection before each run, so heap figures start from live data only. */
 function getGc(): (() => void) | undefined {
@@ -232,29 +242,48 @@ function getGc(): (() => void) | undefined {
     return undefined;
   }
 }
-const gc = getGc();
-
-const gcEntries: { start: number; duration: number }[] = [];
-const gcObserver = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcEntries.push({ start: e.startTime, duration: e.duration });
-});
-gcObserver.observe({ entryTypes: ['gc'] });
 
 interface RunResult {
   ms: number;
-  /** Highest heap in use during the run above the heap just before it (sampled every 64 chunks). */
+  /** Highest V8 heap in use during the run (sampled every 64 chunks and at the end), in MB. */
   peakHeapMB: number;
   /** Time spent in garbage collection during the run. */
   gcMs: number;
   counts: Counts;
 }
 
-async function runOnce(cand: Candidate, input: GeneratedStream, check: boolean): Promise<RunResult> {
+interface InputInfo {
+  bytes: number;
+  chunks: number;
+  sha256: string;
+  genMs: number;
+  want: Counts;
+  keepalives: number;
+  splitsInTag: number;
+  splitsInUtf8: number;
+  kinds: GeneratedStream['kinds'];
+}
+
+/** What a child sends back to the parent. */
+interface ChildReport {
+  name: string;
+  input: InputInfo;
+  warm: RunResult;
+  runs: RunResult[];
+  gcExposed: boolean;
+}
+
+async function runOnce(
+  cand: Candidate,
+  input: GeneratedStream,
+  check: boolean,
+  gc: (() => void) | undefined,
+  gcEntries: { start: number; duration: number }[],
+): Promise<RunResult> {
   const sink = cand.create(check);
   const chunks = input.chunks;
   gc?.();
-  const base = v8.getHeapStatistics().used_heap_size;
-  let peak = base;
+  let peak = v8.getHeapStatistics().used_heap_size;
   const t0 = performance.now();
   for (let i = 0; i < chunks.length; i++) {
     sink.write(chunks[i]!);
@@ -271,7 +300,59 @@ async function runOnce(cand: Candidate, input: GeneratedStream, check: boolean):
   let gcMs = 0;
   for (const e of gcEntries) if (e.start >= t0 && e.start <= t1) gcMs += e.duration;
   gcEntries.length = 0;
-  return { ms: t1 - t0, peakHeapMB: (peak - base) / 1e6, gcMs, counts: sink.counts() };
+  return { ms: t1 - t0, peakHeapMB: peak / 1e6, gcMs, counts: sink.counts() };
+}
+
+async function child(name: string, mb: number, runs: number): Promise<ChildReport> {
+  const cand = CANDIDATES.find((c) => c.name === name);
+  if (cand === undefined) throw new Error(`unknown candidate ${name}`);
+  const gc = getGc();
+  const gcEntries: { start: number; duration: number }[] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcEntries.push({ start: e.startTime, duration: e.duration });
+  });
+  obs.observe({ entryTypes: ['gc'] });
+
+  const tg = performance.now();
+  const g = generateStream({ bytes: Math.round(mb * 1e6) });
+  const genMs = performance.now() - tg;
+  const hash = createHash('sha256');
+  for (const c of g.chunks) hash.update(c);
+  const input: InputInfo = {
+    bytes: g.bytes,
+    chunks: g.chunks.length,
+    sha256: hash.digest('hex'),
+    genMs,
+    want: { stanzas: g.stanzas, elements: g.elements, textChars: g.textChars },
+    keepalives: g.keepalives,
+    splitsInTag: g.splitsInTag,
+    splitsInUtf8: g.splitsInUtf8,
+    kinds: g.kinds,
+  };
+  // The warm-up is also the full correctness check.
+  const warm = await runOnce(cand, g, true, gc, gcEntries);
+  const results: RunResult[] = [];
+  for (let i = 0; i < runs; i++) results.push(await runOnce(cand, g, false, gc, gcEntries));
+  obs.disconnect();
+  return { name, input, warm, runs: results, gcExposed: gc !== undefined };
+}
+
+function runChild(name: string, mb: number, runs: number): Promise<ChildReport> {
+  return new Promise((resolve, reject) => {
+    const p = fork(fileURLToPath(import.meta.url), ['--child', name, '--mb', String(mb), '--runs', String(runs)], {
+      execArgv: process.execArgv,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let report: ChildReport | undefined;
+    p.on('message', (m) => {
+      report = m as ChildReport;
+    });
+    p.on('error', reject);
+    p.on('exit', (code, signal) => {
+      if (report !== undefined) resolve(report);
+      else reject(new Error(`${name}: child exited with ${signal ?? code} and no report`));
+    });
+  });
 }
 
 function compare(name: string, got: Counts, want: Counts, full: boolean): string[] {
@@ -287,7 +368,8 @@ function compare(name: string, got: Counts, want: Counts, full: boolean): string
 const HELP = `Usage: npm run bench:parser -- [--mb N] [--runs N] [--only NAME]...
   --mb N      size of the generated stream in MB (10^6 bytes), default 50
   --runs N    timed runs per candidate after one warm-up; the best is reported (default 3)
-  --only S    run only candidates whose name contains S (repeatable)`;
+  --only S    run only candidates whose name contains S (repeatable)
+Candidates: ${CANDIDATES.map((c) => c.name).join('; ')}`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -295,6 +377,7 @@ async function main(): Promise<number> {
       mb: { type: 'string', default: '50' },
       runs: { type: 'string', default: '3' },
       only: { type: 'string', multiple: true },
+      child: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -308,6 +391,11 @@ async function main(): Promise<number> {
     console.error(HELP);
     return 2;
   }
+  if (values.child !== undefined) {
+    const report = await child(values.child, mb, runs);
+    await new Promise<void>((resolve, reject) => process.send!(report, (err: Error | null) => (err ? reject(err) : resolve())));
+    return 0;
+  }
   const only = values.only ?? [];
   const cands = CANDIDATES.filter((c) => only.length === 0 || only.some((s) => c.name.includes(s)));
   if (cands.length === 0) {
@@ -315,56 +403,54 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const tg = performance.now();
-  const input = generateStream({ bytes: Math.round(mb * 1e6) });
-  const genMs = performance.now() - tg;
-  const want: Counts = { stanzas: input.stanzas, elements: input.elements, textChars: input.textChars };
+  const problems: string[] = [];
+  const reports: { cand: Candidate; rep: ChildReport; best: RunResult }[] = [];
+  for (const cand of cands) {
+    const rep = await runChild(cand.name, mb, runs);
+    const bad = compare(cand.name, rep.warm.counts, rep.input.want, true);
+    rep.runs.forEach((r, i) => bad.push(...compare(`${cand.name} (run ${i + 1})`, r.counts, rep.input.want, false)));
+    const first = reports[0]?.rep.input;
+    if (first !== undefined && first.sha256 !== rep.input.sha256) bad.push(`${cand.name}: got different input bytes`);
+    for (const b of bad) console.error(`MISMATCH ${b}`);
+    problems.push(...bad);
+    const best = rep.runs.reduce((a, b) => (b.ms < a.ms ? b : a));
+    reports.push({ cand, rep, best });
+    process.stderr.write(`  ${cand.name}: ${(rep.input.bytes / 1e6 / (best.ms / 1000)).toFixed(1)} MB/s\n`);
+  }
 
+  const input = reports[0]!.rep.input;
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
   console.log(`# XML stream parser benchmark`);
   console.log('');
-  console.log(`node ${process.version}, ${cpu}, ${os.cpus().length} cores; gc between runs: ${gc ? 'yes' : 'no'}`);
   console.log(
-    `input: ${(input.bytes / 1e6).toFixed(1)} MB in ${input.chunks.length} chunks of 16 KiB ` +
-      `(${input.splitsInTag} split inside a tag, ${input.splitsInUtf8} inside a UTF-8 sequence), ` +
-      `${input.stanzas} top-level elements, ${input.elements} elements, ${input.keepalives} keepalives; ` +
-      `generated in ${genMs.toFixed(0)} ms`,
+    `node ${process.version}, ${cpu}, ${os.cpus().length} cores; one child process per parser; ` +
+      `forced GC before each run: ${reports[0]!.rep.gcExposed ? 'yes' : 'no'}`,
   );
+  console.log('');
   console.log(
-    'mix: ' +
+    `input: ${(input.bytes / 1e6).toFixed(1)} MB in ${input.chunks} chunks of 16 KiB ` +
+      `(${input.splitsInTag} boundaries inside a tag, ${input.splitsInUtf8} inside a UTF-8 sequence); ` +
+      `${input.want.stanzas} top-level elements, ${input.want.elements} elements in all, ${input.keepalives} whitespace keepalives; ` +
+      `generated in ${input.genMs.toFixed(0)} ms; sha256 ${input.sha256.slice(0, 16)}…`,
+  );
+  console.log('');
+  console.log(
+    'mix (share of stanzas / of bytes): ' +
       Object.entries(input.kinds)
         .sort((a, b) => b[1].bytes - a[1].bytes)
-        .map(([k, s]) => `${k} ${((100 * s.count) / input.stanzas).toFixed(1)}% / ${((100 * s.bytes) / input.bytes).toFixed(1)}% bytes`)
+        .map(([k, s]) => `${k} ${((100 * s.count) / input.want.stanzas).toFixed(1)}% / ${((100 * s.bytes) / input.bytes).toFixed(1)}%`)
         .join(', '),
   );
   console.log('');
 
-  const problems: string[] = [];
-  const rows: { cand: Candidate; best: RunResult }[] = [];
-  for (const cand of cands) {
-    // The warm-up is also the full correctness check.
-    const warm = await runOnce(cand, input, true);
-    const bad = compare(cand.name, warm.counts, want, true);
-    let best: RunResult | undefined;
-    for (let i = 0; i < runs; i++) {
-      const r = await runOnce(cand, input, false);
-      bad.push(...compare(`${cand.name} (run ${i + 1})`, r.counts, want, false));
-      if (best === undefined || r.ms < best.ms) best = r;
-    }
-    if (bad.length > 0) {
-      problems.push(...bad);
-      for (const b of bad) console.error(`MISMATCH ${b}`);
-    }
-    rows.push({ cand, best: best! });
-    process.stderr.write(`  ${cand.name}: ${((input.bytes / 1e6) / (best!.ms / 1000)).toFixed(1)} MB/s\n`);
-  }
-
-  const shoal = rows.find((r) => r.cand.name === 'shoal StreamParser');
-  console.log('| parser | what it does | MB/s | stanzas/s | best of ' + runs + ' (ms) | peak heap Δ (MB) | GC (ms) | vs Shoal | counts |');
+  const shoal = reports.find((r) => r.cand.name === 'shoal StreamParser');
+  console.log(
+    `| parser | what it does | MB/s | stanzas/s | best of ${runs} (ms) | heap used, peak (MB) | GC in run (ms) | vs Shoal | counts |`,
+  );
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-  for (const { cand, best } of rows) {
-    const mbs = input.bytes / 1e6 / (best.ms / 1000);
-    const sps = input.stanzas / (best.ms / 1000);
+  for (const { cand, rep, best } of reports) {
+    const mbs = rep.input.bytes / 1e6 / (best.ms / 1000);
+    const sps = rep.input.want.stanzas / (best.ms / 1000);
     const rel = shoal ? `${(shoal.best.ms / best.ms).toFixed(2)}×` : '–';
     const ok = problems.some((p) => p.startsWith(cand.name)) ? '**MISMATCH**' : 'ok';
     console.log(
@@ -372,7 +458,6 @@ async function main(): Promise<number> {
         `${best.ms.toFixed(0)} | ${best.peakHeapMB.toFixed(1)} | ${best.gcMs.toFixed(0)} | ${rel} | ${ok} |`,
     );
   }
-  gcObserver.disconnect();
   if (problems.length > 0) {
     console.log('');
     console.log(`**${problems.length} mismatch(es):**`);

@@ -48,7 +48,7 @@ function rethrow(e: unknown, part: string): never {
 const LOCALPART_EXTRA_DISALLOWED = /["&'/:<>@]/;
 
 // 1 = valid, 2 = uppercase (to lowercase), 0 = invalid: ASCII7 minus the
-// characters above; U+0020 is not in IdentifierClass (RFC 8264 §9.11 Spaces).
+// characters above; U+0020 is not in IdentifierClass (RFC 8264 §9.14 Spaces).
 const ASCII_LOCALPART = new Uint8Array(128);
 for (let c = 0x21; c <= 0x7e; c++) {
   if (!LOCALPART_EXTRA_DISALLOWED.test(String.fromCharCode(c))) ASCII_LOCALPART[c] = c >= 0x41 && c <= 0x5a ? 2 : 1;
@@ -79,7 +79,7 @@ export function prepLocalpart(s: string): string {
 // ---------------------------------------------------------------------------
 // Resourcepart (RFC 7622 §3.4)
 
-// FreeformClass ASCII: U+0020..U+007E; controls are disallowed (RFC 8264 §9.10).
+// FreeformClass ASCII: U+0020..U+007E; controls are disallowed (RFC 8264 §9.12).
 const ASCII_RESOURCEPART = new Uint8Array(128);
 for (let c = 0x20; c <= 0x7e; c++) ASCII_RESOURCEPART[c] = 1;
 

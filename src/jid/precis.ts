@@ -20,15 +20,19 @@ export class PrecisError extends Error {
 // ---------------------------------------------------------------------------
 // Derived property values (RFC 8264 §8, RFC 5892 §3)
 
-/** Valid in both classes. */
-const PVALID = 1;
-/** ID_DIS in IdentifierClass, FREE_PVAL in FreeformClass (RFC 8264 §8). */
-const FREE_PVAL = 2;
-const CONTEXTJ = 3;
-const CONTEXTO = 4;
-const DISALLOWED = 5;
-const UNASSIGNED = 6;
-type Prop = typeof PVALID | typeof FREE_PVAL | typeof CONTEXTJ | typeof CONTEXTO | typeof DISALLOWED | typeof UNASSIGNED;
+/** Values of the derived property (RFC 8264 §8, RFC 5892 §3). */
+export const DerivedProperty = {
+  PVALID: 1,
+  /** ID_DIS in IdentifierClass, FREE_PVAL in FreeformClass (RFC 8264 §8). */
+  FREE_PVAL: 2,
+  CONTEXTJ: 3,
+  CONTEXTO: 4,
+  DISALLOWED: 5,
+  UNASSIGNED: 6,
+} as const;
+export type DerivedPropertyValue = (typeof DerivedProperty)[keyof typeof DerivedProperty];
+type Prop = DerivedPropertyValue;
+const { PVALID, FREE_PVAL, CONTEXTJ, CONTEXTO, DISALLOWED, UNASSIGNED } = DerivedProperty;
 
 // RFC 5892 §2.6 Exceptions (F), reused unchanged by RFC 8264 §9.6.
 const EXCEPTIONS = new Map<number, Prop>([
@@ -41,19 +45,19 @@ const EXCEPTIONS = new Map<number, Prop>([
 for (let cp = 0x0660; cp <= 0x0669; cp++) EXCEPTIONS.set(cp, CONTEXTO);
 for (let cp = 0x06f0; cp <= 0x06f9; cp++) EXCEPTIONS.set(cp, CONTEXTO);
 
-// RFC 8264 §9.4 / RFC 5892 §2.11 Unassigned: Cn that is not a noncharacter.
+// RFC 8264 §9.10 / RFC 5892 §2.10 Unassigned (J): Cn that is not a noncharacter.
 const RE_CN = /^\p{Cn}$/u;
 const RE_NONCHARACTER = /^\p{Noncharacter_Code_Point}$/u;
-// RFC 8264 §9.8 PrecisIgnorableProperties (M).
+// RFC 8264 §9.13 PrecisIgnorableProperties (M).
 const RE_PRECIS_IGNORABLE = /^[\p{Default_Ignorable_Code_Point}\p{Noncharacter_Code_Point}]$/u;
-// RFC 5892 §2.10 IgnorableProperties (C) adds White_Space.
+// RFC 5892 §2.3 IgnorableProperties (C) adds White_Space.
 const RE_IDNA_IGNORABLE = /^[\p{Default_Ignorable_Code_Point}\p{White_Space}\p{Noncharacter_Code_Point}]$/u;
-// RFC 8264 §9.10 Controls (L).
+// RFC 8264 §9.12 Controls (L).
 const RE_CONTROL = /^\p{Cc}$/u;
 // RFC 8264 §9.1 / RFC 5892 §2.1 LetterDigits (A).
 const RE_LETTER_DIGITS = /^[\p{Ll}\p{Lu}\p{Lo}\p{Nd}\p{Lm}\p{Mn}\p{Mc}]$/u;
-// RFC 8264 §9.12 OtherLetterDigits (R), §9.13 Spaces (N), §9.14 Symbols (O),
-// §9.15 Punctuation (P): all ID_DIS / FREE_PVAL, so one class suffices.
+// RFC 8264 §9.18 OtherLetterDigits (R), §9.14 Spaces (N), §9.15 Symbols (O),
+// §9.16 Punctuation (P): all ID_DIS / FREE_PVAL, so one class suffices.
 const RE_FREEFORM_EXTRA = /^[\p{Lt}\p{Nl}\p{No}\p{Me}\p{Zs}\p{Sm}\p{Sc}\p{Sk}\p{So}\p{P}]$/u;
 // RFC 5892 §2.2 Unstable (B): toNFKC(toCaseFold(toNFKC(cp))) != cp. The
 // NFKC_Casefold property differs only for default-ignorables, which IDNA2008
@@ -214,7 +218,7 @@ function isVirama(cp: number | undefined): boolean {
 
 // ---------------------------------------------------------------------------
 // Contextual rules (RFC 5892 Appendix A), required for CONTEXTJ and CONTEXTO
-// code points by RFC 8264 §4.2.1 / §4.3.1 and RFC 5891 §4.2.3.3.
+// code points by RFC 8264 §4.2 / §4.3 and RFC 5891 §4.2.3.3.
 
 const RE_GREEK = /^\p{Script=Greek}$/u;
 const RE_HEBREW = /^\p{Script=Hebrew}$/u;
@@ -398,12 +402,12 @@ export function usernameCaseMapped(s: string): string {
   if (fast === 0) throw new PrecisError('UsernameCaseMapped: disallowed ASCII character');
   if (s.length === 0) throw new PrecisError('UsernameCaseMapped: empty string');
   if (RE_LONE_SURROGATE.test(s)) throw new PrecisError('UsernameCaseMapped: unpaired surrogate');
-  // §3.4 rules 1-4 (width, additional: none, case, NFC).
+  // §3.3.1/§3.3.2: width mapping, then case mapping (toLowerCase) and NFC.
   const out = untilStable(s, (x) => mapWidth(x).toLowerCase().normalize('NFC'));
   if (out.length === 0) throw new PrecisError('UsernameCaseMapped: empty string');
   const cps = codePoints(out);
   enforceClass(cps, false, 'UsernameCaseMapped');
-  // §3.4 rule 5: the Bidi Rule for strings containing right-to-left code points.
+  // §3.3.2: the Bidi Rule for strings containing right-to-left code points.
   if (hasRtl(cps) && !bidiRuleHolds(cps)) throw new PrecisError('UsernameCaseMapped: violates the Bidi Rule');
   return out;
 }
@@ -418,7 +422,7 @@ export function opaqueString(s: string): string {
   if (fast === 0) throw new PrecisError('OpaqueString: disallowed ASCII character');
   if (s.length === 0) throw new PrecisError('OpaqueString: empty string');
   if (RE_LONE_SURROGATE.test(s)) throw new PrecisError('OpaqueString: unpaired surrogate');
-  // §4.2.1 rules: additional mapping (non-ASCII space), NFC.
+  // §4.2.2: additional mapping (non-ASCII space to U+0020), then NFC.
   const out = untilStable(s, (x) => x.replace(RE_NON_ASCII_SPACE, ' ').normalize('NFC'));
   if (out.length === 0) throw new PrecisError('OpaqueString: empty string');
   enforceClass(codePoints(out), true, 'OpaqueString');

@@ -39,6 +39,8 @@ export interface ServerEvents {
   'session-bound': (session: Session) => void;
   /** A bound session is gone, for whatever reason; emitted exactly once per session. */
   'session-ended': (session: Session, reason: EndReason) => void;
+  /** A session sent its initial presence (RFC 6121 §4.2): time to deliver what waited for it. */
+  'initial-presence': (session: Session) => void;
 }
 
 export interface ServerApi {
@@ -60,6 +62,8 @@ export interface ServerApi {
   /** Called for a chat/normal message to a bare JID with no available resource (RFC 6121 §8.5.2.2). */
   setOfflineHandler(handler: (stanza: Element) => Promise<boolean>): void;
   on<E extends keyof ServerEvents>(event: E, listener: ServerEvents[E]): void;
+  /** Tells every listener of the event; a failing listener is logged and does not stop the others. */
+  emit<E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>): void;
   /** Delivers a stanza that already carries 'from' and 'to' (RFC 6120 §10, RFC 6121 §8.5). */
   route(stanza: Element): Promise<void>;
   /** Sends an IQ from the server to a local session and resolves with the response (or rejects on timeout). */

@@ -19,7 +19,7 @@ export class Dispatcher implements ServerApi {
   private readonly messageHooks: StanzaHook[] = [];
   private readonly presenceHooks: StanzaHook[] = [];
   private offlineHandler: ((stanza: Element) => Promise<boolean>) | undefined;
-  private readonly listeners: { [E in keyof ServerEvents]: ServerEvents[E][] } = { 'session-bound': [], 'session-ended': [] };
+  private readonly listeners: { [E in keyof ServerEvents]: ServerEvents[E][] } = { 'session-bound': [], 'session-ended': [], 'initial-presence': [] };
   private readonly pendingIqs = new Map<string, { resolve: (el: Element) => void; timer: NodeJS.Timeout }>();
   private readonly hosts: Set<string>;
 
@@ -74,18 +74,33 @@ export class Dispatcher implements ServerApi {
     this.listeners[event].push(listener);
   }
 
+  emit<E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>): void {
+    for (const l of this.listeners[event]) this.safely(() => (l as (...a: Parameters<ServerEvents[E]>) => unknown)(...args));
+  }
+
   sessionBound(session: Session): void {
-    for (const l of this.listeners['session-bound']) this.safely(() => l(session));
+    this.emit('session-bound', session);
   }
 
   sessionEnded(session: Session, reason: EndReason): void {
-    for (const l of this.listeners['session-ended']) this.safely(() => l(session, reason));
+    this.emit('session-ended', session, reason);
+  }
+
+  /** Listener work still running (awaited on shutdown, before storage closes). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   private safely(fn: () => unknown): void {
     try {
       const r = fn();
-      if (r instanceof Promise) r.catch((err: unknown) => this.log.error({ err }, 'event listener failed'));
+      if (r instanceof Promise) {
+        const p = r.catch((err: unknown) => this.log.error({ err }, 'event listener failed'));
+        this.inFlight.add(p);
+        void p.finally(() => this.inFlight.delete(p));
+      }
     } catch (err) {
       this.log.error({ err }, 'event listener failed');
     }

@@ -2,7 +2,7 @@
 // authorization identity rule. Kept apart so each mechanism file stays about its
 // own exchange.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { saslprep } from '@mongodb-js/saslprep';
+import { JidError, prepDomainpart, prepLocalpart, tryParseJid } from '../jid/jid.js';
 import type { SaslStep, SaslFailureCondition } from './mechanism.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -33,29 +33,28 @@ export function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-// RFC 7622 §3.3.1: characters a localpart can never contain.
-const LOCALPART_FORBIDDEN = /["&'/:<>@\s]/u;
-const LOCALPART_MAX_BYTES = 1023;
-
 /**
- * Prepares a SASL simple user name as an XMPP localpart (RFC 6120 §6.3.7): the
- * authentication identity is the localpart of the account. Uses SASLprep (RFC
- * 4013) followed by lowercasing, in the spirit of the UsernameCaseMapped profile
- * of RFC 8265 §3.3; undefined when the name cannot be a localpart.
- *
- * TODO(jid): switch to prepLocalpart from ../jid/jid.js once it exists, so that
- * SASL and JIDs share one definition of a localpart.
+ * Prepares a SASL simple user name (RFC 6120 §6.3.7): the authentication identity
+ * is the localpart of the account's JID, so it gets exactly the localpart
+ * preparation (RFC 7622 §3.3, UsernameCaseMapped of RFC 8265 §3.3), the same one
+ * account names and JIDs get. Undefined when the name cannot be a localpart.
  */
 export function prepareUsername(raw: string): string | undefined {
-  let prepared: string;
   try {
-    prepared = saslprep(raw).toLowerCase();
-  } catch {
-    return undefined;
+    return prepLocalpart(raw);
+  } catch (e) {
+    if (e instanceof JidError) return undefined;
+    throw e;
   }
-  if (prepared.length === 0 || LOCALPART_FORBIDDEN.test(prepared)) return undefined;
-  if (Buffer.byteLength(prepared, 'utf8') > LOCALPART_MAX_BYTES) return undefined;
-  return prepared;
+}
+
+function prepareDomain(host: string): string | undefined {
+  try {
+    return prepDomainpart(host);
+  } catch (e) {
+    if (e instanceof JidError) return undefined;
+    throw e;
+  }
 }
 
 /**
@@ -64,14 +63,9 @@ export function prepareUsername(raw: string): string | undefined {
  * (localpart@host) or as the bare localpart.
  */
 export function authzidMatches(authzid: string, username: string, host: string): boolean {
-  if (authzid.includes('/')) return false;
-  const at = authzid.indexOf('@');
-  const local = at === -1 ? authzid : authzid.slice(0, at);
-  if (at !== -1) {
-    const domain = authzid.slice(at + 1).replace(/\.$/, '');
-    if (domain.toLowerCase() !== host.toLowerCase()) return false;
-  }
-  return prepareUsername(local) === username;
+  if (!authzid.includes('@') && !authzid.includes('/')) return prepareUsername(authzid) === username;
+  const jid = tryParseJid(authzid);
+  return jid !== undefined && jid.isBare() && jid.local === username && jid.domain === prepareDomain(host);
 }
 
 // A per-process secret for the fake salts of unknown users (RFC 5802 §9 asks the

@@ -70,13 +70,14 @@ export class RawClient {
     this.socket.write(data);
   }
 
-  /** Waits for the next event satisfying `match`, skipping others. */
+  /** Waits for the first event satisfying `match`; other events stay queued. */
   private async next<T extends Event>(match: (e: Event) => e is T, what: string, timeoutMs = 5000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.events.findIndex(match);
       if (i >= 0) {
-        const [e] = this.events.splice(0, i + 1).slice(-1);
+        // Only the matched event is consumed: others stay for later waits, whatever the order.
+        const [e] = this.events.splice(i, 1);
         return e as T;
       }
       if (this.closed && !this.events.some(match)) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { XmppServer } from '../../src/server.js';
-import { createLogger, silentLogger } from '../../src/log/logger.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js';
 import { deriveAllScramCredentials } from '../../src/sasl/credentials.js';
 
 export interface TestServer {
@@ -18,8 +18,14 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+/** Options that are not part of shoal.yaml. */
+export interface TestServerOptions {
+  /** Use this logger (e.g. one that records events for assertions) instead of the default. */
+  log?: Logger;
+}
+
 /** `settings` is merged into the YAML config (top-level keys replace the defaults here). */
-export async function startTestServer(settings: Record<string, unknown> = {}): Promise<TestServer> {
+export async function startTestServer(settings: Record<string, unknown> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-test-'));
   const yaml: Record<string, unknown> = {
     hosts: ['localhost'],
@@ -34,7 +40,7 @@ export async function startTestServer(settings: Record<string, unknown> = {}): P
   const file = join(dir, 'shoal.yaml');
   writeFileSync(file, stringify(yaml));
   const config = loadConfig({ file });
-  const log = process.env.SHOAL_TEST_LOG ? createLogger({ level: 'debug', format: 'json', destination: 2 }) : silentLogger();
+  const log = opts.log ?? (process.env.SHOAL_TEST_LOG ? createLogger({ level: 'debug', format: 'json', destination: 2 }) : silentLogger());
   const server = await XmppServer.create({ config, log });
   await server.listen();
   return {

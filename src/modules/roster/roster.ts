@@ -1,22 +1,53 @@
-// RFC 6121 §2: the roster. This is the retrieval part (with versioning, §2.6);
-// roster sets, pushes and subscriptions build on it.
+// RFC 6121 §2: the roster: retrieval with versioning (§2.6), add/update (§2.4),
+// delete (§2.5), and pushes to every interested resource (§2.1.6).
 import { randomBytes } from 'node:crypto';
 import { Element, x } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { StanzaError } from '../../stream/errors.js';
+import { Jid, JidError } from '../../jid/jid.js';
 import type { RosterItem } from '../../storage/types.js';
-import type { Module } from '../api.js';
+import type { Module, ServerApi } from '../api.js';
 
-export function rosterItemElement(item: RosterItem | { jid: string; subscription: 'remove' }): Element {
+/** RFC 6121 §2.3.3: limits a server may set on names and groups. */
+const MAX_NAME_LENGTH = 1024;
+const MAX_GROUP_LENGTH = 1024;
+
+export type RosterChange = RosterItem | { jid: string; subscription: 'remove' };
+
+/** An item that only records an inbound request the user has not answered: not part of the visible roster. */
+export function isPendingOnly(item: RosterItem): boolean {
+  return item.subscription === 'none' && !item.ask && !item.approved && item.pendingIn && item.name === undefined && item.groups.length === 0;
+}
+
+export function rosterItemElement(item: RosterChange): Element {
   const el = x('item', NS.ROSTER, { jid: item.jid, subscription: item.subscription });
   if ('groups' in item) {
     if (item.name !== undefined && item.name !== '') el.attrs.name = item.name;
     // RFC 6121 §2.1.2.2: ask='subscribe' shows a pending outbound request.
     if (item.ask) el.attrs.ask = 'subscribe';
+    // RFC 6121 §2.1.2.1 / §3.4: pre-approval is shown to the user.
     if (item.approved) el.attrs.approved = 'true';
     for (const g of item.groups) el.append(x('group', NS.ROSTER, {}, g));
   }
   return el;
+}
+
+/** RFC 6121 §2.1.6: a roster push to every resource that asked for the roster. */
+export function pushRosterChange(server: ServerApi, user: Jid, change: RosterChange, version: string): void {
+  for (const s of server.router.getSessions(user.bareString())) {
+    if (!s.interested) continue;
+    s.send(
+      x('iq', NS.CLIENT, { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: s.jid.toString() },
+        x('query', NS.ROSTER, { ver: version }, rosterItemElement(change))),
+    );
+  }
+}
+
+/** Hook for what must happen to subscriptions when an item is removed (RFC 6121 §2.5.2); set by the presence module. */
+export type RemovalHook = (user: Jid, removed: RosterItem) => Promise<void>;
+const removalHooks = new WeakMap<ServerApi, RemovalHook>();
+export function onRosterItemRemoved(server: ServerApi, hook: RemovalHook): void {
+  removalHooks.set(server, hook);
 }
 
 export const rosterModule: Module = {
@@ -24,19 +55,20 @@ export const rosterModule: Module = {
   register(server) {
     // RFC 6121 §2.6.1: roster versioning is announced as a stream feature.
     server.addStreamFeature(x('ver', NS.ROSTER_VER));
+    const { roster } = server.storage;
 
     server.handleIq('account', NS.ROSTER, 'get', async ({ from, to, session, payload }) => {
       // RFC 6121 §2.1.3: only the user's own roster can be retrieved.
       if (!from.bare.equals(to)) throw new StanzaError('forbidden');
       if (session) session.interested = true;
-      const { roster } = server.storage;
       const known = payload.attrs.ver;
       if (known !== undefined && server.config.roster.versioning === 'diff') {
         const diff = await roster.changesSince(to.domain, to.local, known);
         if (diff && session) {
-          // RFC 6121 §2.6.3: empty result, then a push per change since the client's version.
+          // RFC 6121 §2.6.3: empty result, then one push per change since the client's version.
           setImmediate(() => {
             for (const change of diff.changes) {
+              if ('groups' in change && isPendingOnly(change)) continue;
               session.send(
                 x('iq', NS.CLIENT, { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: session.jid.toString() },
                   x('query', NS.ROSTER, { ver: diff.version }, rosterItemElement(change))),
@@ -48,7 +80,60 @@ export const rosterModule: Module = {
       }
       const { version, items } = await roster.get(to.domain, to.local);
       if (known !== undefined && known === version) return undefined;
-      return x('query', NS.ROSTER, { ver: version }, ...items.map(rosterItemElement));
+      return x('query', NS.ROSTER, { ver: version }, ...items.filter((i) => !isPendingOnly(i)).map(rosterItemElement));
+    });
+
+    server.handleIq('account', NS.ROSTER, 'set', async ({ from, to, payload }) => {
+      // RFC 6121 §2.1.5: only the user may change the roster.
+      if (!from.bare.equals(to)) throw new StanzaError('forbidden');
+      const items = payload.getChildren('item', NS.ROSTER);
+      // RFC 6121 §2.3.3: exactly one item per roster set.
+      if (items.length !== 1) throw new StanzaError('bad-request', 'a roster set carries exactly one item');
+      const el = items[0]!;
+      let contact: Jid;
+      try {
+        contact = Jid.parse(el.attrs.jid ?? '');
+      } catch (err) {
+        if (err instanceof JidError) throw new StanzaError('bad-request', 'invalid jid');
+        throw err;
+      }
+      if (contact.resource !== '') throw new StanzaError('bad-request', 'roster items are bare JIDs');
+      if (contact.equals(to)) throw new StanzaError('not-allowed', 'the user cannot be in their own roster');
+      const current = await roster.getItem(to.domain, to.local, contact.toString());
+
+      if (el.attrs.subscription === 'remove') {
+        // RFC 6121 §2.5.3: removing an item that does not exist.
+        if (!current || isPendingOnly(current)) throw new StanzaError('item-not-found');
+        const version = await roster.removeItem(to.domain, to.local, contact.toString());
+        if (version !== undefined) pushRosterChange(server, to, { jid: contact.toString(), subscription: 'remove' }, version);
+        await removalHooks.get(server)?.(to, current);
+        return undefined;
+      }
+
+      const name = el.attrs.name;
+      if (name !== undefined && name.length > MAX_NAME_LENGTH) throw new StanzaError('not-acceptable', 'name too long');
+      const groups: string[] = [];
+      for (const g of el.getChildren('group', NS.ROSTER)) {
+        const text = g.text();
+        if (text === '') throw new StanzaError('not-acceptable', 'empty group name');
+        if (text.length > MAX_GROUP_LENGTH) throw new StanzaError('not-acceptable', 'group name too long');
+        if (groups.includes(text)) throw new StanzaError('bad-request', 'duplicate group');
+        groups.push(text);
+      }
+      // RFC 6121 §2.1.2.5 / §2.4.2: the client cannot set subscription state or 'ask';
+      // those attributes are ignored and the server keeps its own.
+      const item: RosterItem = {
+        jid: contact.toString(),
+        name: name === '' ? undefined : name,
+        subscription: current?.subscription ?? 'none',
+        ask: current?.ask ?? false,
+        pendingIn: current?.pendingIn ?? false,
+        approved: current?.approved ?? false,
+        groups,
+      };
+      const version = await roster.setItem(to.domain, to.local, item);
+      pushRosterChange(server, to, item, version);
+      return undefined;
     });
   },
 };

@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""One scripted slixmpp session against a Shoal server, for the integration tests.
+
+Connects with STARTTLS (verifying the server certificate against --ca), logs in
+with SASL (optionally one mechanism only, via the feature_mechanisms plugin's
+use_mech setting), binds, sends initial presence, pings the server (XEP-0199),
+sends a chat message to --peer and waits for its reply, gets the roster, and
+disconnects. Every step is printed to stdout as one JSON object per line; the
+last line is {"event": "done", "ok": true|false}. Exits 0 only when every step
+succeeded, 1 on any failure, 2 on the overall --timeout.
+
+Run it with the system interpreter (/usr/bin/python3), which has Debian's
+python3-slixmpp.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
+
+
+def emit(event, **fields):
+    print(json.dumps({'event': event, **fields}), flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+class Session(slixmpp.ClientXMPP):
+    def __init__(self, args, done):
+        plugin_config = {}
+        if args.mech:
+            plugin_config['feature_mechanisms'] = {'use_mech': args.mech}
+        super().__init__(args.jid, args.password, plugin_config=plugin_config)
+        self.args = args
+        self.done = done
+        self.reply = None
+        self.register_plugin('xep_0199')
+        if args.ca:
+            # Verify the chain and the host name ('localhost', the JID's domain) against this CA only.
+            self.ca_certs = Path(args.ca)
+        if args.tls_max == '1.2':
+            self.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+        # The <auth/> element as it goes on the wire: which mechanism the client really sent.
+        self.add_filter('out', self.watch_out)
+        self.add_event_handler('tls_success', self.on_tls)
+        self.add_event_handler('ssl_invalid_chain', lambda e: self.fail('certificate rejected: %s' % e))
+        self.add_event_handler('auth_success', self.on_auth_success)
+        self.add_event_handler('failed_auth', self.on_failed_auth)
+        self.add_event_handler('failed_all_auth', lambda _: self.fail('no mechanism left to try'))
+        self.add_event_handler('connection_failed', lambda e: self.fail('connection failed: %s' % e))
+        self.add_event_handler('stream_error', lambda e: self.fail('stream error: %s' % e['condition']))
+        self.add_event_handler('session_start', self.on_session_start)
+        self.add_event_handler('message', self.on_message)
+        self.add_event_handler('disconnected', self.on_disconnected)
+
+    def fail(self, message):
+        emit('error', message=message)
+        if not self.done.done():
+            self.done.set_result(False)
+        self.disconnect(wait=0.5)
+
+    def watch_out(self, stanza):
+        if stanza.tag == '{%s}auth' % NS_SASL:
+            emit('auth_sent', mechanism=stanza.xml.get('mechanism'))
+        return stanza
+
+    def on_tls(self, _event):
+        sslobj = self.transport.get_extra_info('ssl_object')
+        emit('tls', version=sslobj.version(), cipher=sslobj.cipher()[0], verified_with_ca=bool(self.args.ca),
+             tls_unique=sslobj.get_channel_binding('tls-unique') is not None)
+
+    def on_auth_success(self, _stanza):
+        emit('auth', mechanism=self['feature_mechanisms'].mech.name)
+
+    def on_failed_auth(self, stanza):
+        emit('auth_failed', mechanism=self['feature_mechanisms'].mech.name, condition=stanza['condition'],
+             text=stanza['text'])
+
+    async def on_session_start(self, _event):
+        try:
+            await self.run_steps()
+        except Failed as e:
+            self.fail(str(e))
+        except (IqError, IqTimeout) as e:
+            self.fail('%s: %s' % (type(e).__name__, getattr(e, 'iq', None)))
+        except Exception as e:  # noqa: BLE001 -- any surprise is a failed run, reported as such
+            self.fail('%s: %s' % (type(e).__name__, e))
+
+    async def run_steps(self):
+        emit('bound', jid=str(self.boundjid))
+        # RFC 6121 §4.2: initial presence.
+        self.send_presence()
+        emit('presence_sent')
+
+        # XEP-0199 §4.2. send_ping, not ping(): ping() counts an error reply from
+        # our own server as success, which would hide a broken server.
+        domain = self.boundjid.domain
+        pong = await self['xep_0199'].send_ping(domain, timeout=5)
+        if pong['type'] != 'result':
+            raise Failed('ping answered with %s' % pong)
+        emit('ping', type=pong['type'], **{'from': str(pong['from'])})
+
+        # A chat message to the peer, and its reply.
+        self.reply = asyncio.get_running_loop().create_future()
+        self.send_message(mto=self.args.peer, mbody=self.args.body, mtype='chat')
+        emit('message_sent', to=self.args.peer, body=self.args.body)
+        msg = await asyncio.wait_for(self.reply, timeout=5)
+        emit('reply', **{'from': str(msg['from']), 'to': str(msg['to'])}, body=msg['body'], type=msg['type'])
+
+        # RFC 6121 §2.1.3 (with §2.6 versioning when the server announces it).
+        roster = await self.get_roster(timeout=5)
+        if roster['type'] != 'result':
+            raise Failed('roster get answered with %s' % roster)
+        query = roster.xml.find('{jabber:iq:roster}query')
+        emit('roster', ver=query.get('ver') if query is not None else None,
+             items=len(query) if query is not None else 0, rosterver_feature='rosterver' in self.features)
+
+        if not self.done.done():
+            self.done.set_result(True)
+        await self.disconnect(wait=2)
+
+    def on_message(self, msg):
+        if self.reply is not None and not self.reply.done() and msg['type'] in ('chat', 'normal') and msg['body']:
+            self.reply.set_result(msg)
+
+    def on_disconnected(self, reason):
+        emit('disconnected', reason=str(reason) if reason else None)
+        if not self.done.done():
+            self.done.set_result(False)
+            emit('error', message='disconnected before finishing')
+
+
+async def main(args):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    xmpp = Session(args, done)
+    xmpp.connect((args.host, args.port), force_starttls=True)
+    emit('connecting', host=args.host, port=args.port, mech=args.mech)
+    try:
+        ok = await asyncio.wait_for(asyncio.shield(done), timeout=args.timeout)
+    except asyncio.TimeoutError:
+        emit('error', message='overall timeout of %ss' % args.timeout)
+        emit('done', ok=False)
+        return 2
+    # Wait for the stream to be closed both ways before reporting.
+    try:
+        await asyncio.wait_for(xmpp.disconnected, timeout=3)
+    except asyncio.TimeoutError:
+        emit('error', message='did not disconnect')
+        ok = False
+    emit('done', ok=ok)
+    return 0 if ok else 1
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--host', default='127.0.0.1')
+    p.add_argument('--port', type=int, required=True)
+    p.add_argument('--jid', required=True)
+    p.add_argument('--password', required=True)
+    p.add_argument('--peer', required=True, help='JID to send the message to; it must reply')
+    p.add_argument('--body', default='hello from slixmpp')
+    p.add_argument('--mech', help='the one SASL mechanism to use (feature_mechanisms use_mech)')
+    p.add_argument('--ca', help='PEM file to verify the server certificate against')
+    p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
+    p.add_argument('--timeout', type=float, default=15)
+    p.add_argument('--debug', action='store_true', help='slixmpp debug log on stderr')
+    return p.parse_args()
+
+
+if __name__ == '__main__':
+    args = parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr)
+
+    # A hard stop in case the event loop itself wedges.
+    def hard_timeout(_signum, _frame):
+        emit('error', message='hard timeout')
+        emit('done', ok=False)
+        os._exit(2)
+    signal.signal(signal.SIGALRM, hard_timeout)
+    signal.alarm(int(args.timeout) + 5)
+    sys.exit(asyncio.run(main(args)))
