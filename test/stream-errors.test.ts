@@ -37,6 +37,23 @@ async function expectStreamError(c: RawClient, condition: string, headers = 1): 
   await c.streamEnd();
   await c.closedEvent();
   assert.equal(headersSent(c), headers, 'the server sends exactly one header per stream, even when refusing it');
+  assertWireOrder(c.received);
+}
+
+const STREAM_ERROR_START = /<(?:stream:error|error xmlns=(['"])http:\/\/etherx\.jabber\.org\/streams\1)[\s/>]/g;
+
+/**
+ * The order on the wire, checked on the received text since the client's event
+ * queue does not keep it: header, then a single stream error, then the close tag
+ * as the very last thing the server sent.
+ */
+function assertWireOrder(text: string): void {
+  const starts = [...text.matchAll(STREAM_ERROR_START)];
+  assert.equal(starts.length, 1, 'exactly one stream error');
+  const at = starts[0]!.index;
+  const header = text.lastIndexOf('<stream:stream');
+  assert.ok(header >= 0 && header < at, 'the stream header precedes the error');
+  assert.match(text.slice(at), /<\/(?:stream:)?error>\s*<\/stream:stream>\s*$/, 'the error is followed by </stream:stream> and nothing else');
 }
 
 /** Opens a connection and sends `header` (the client's stream header, or anything else). */

@@ -55,6 +55,10 @@ export class C2SConnection implements Session {
     transport.setHandler({
       data: (chunk) => {
         this.lastActivity = Date.now();
+        // XEP-0199 §4.1 / seed "Timeouts": any bytes, whitespace keepalives included, answer an
+        // outstanding ping; decided here rather than by timing when the ping timer fires, which
+        // may run late and would then drop a client that answered in time.
+        this.pingOutstanding = false;
         this.parser.write(chunk);
       },
       closed: (hadError, error) => this.finish(hadError ? 'error' : this.endReason, error),
@@ -408,7 +412,7 @@ export class C2SConnection implements Session {
     this.transport.write(errorReply(stanza, err).toString(NS.CLIENT));
   }
 
-  // --- Idle detection (seed "Timeouts", XEP-0199 §4.3) -----------------------
+  // --- Idle detection (seed "Timeouts", XEP-0199 §4.1) -----------------------
 
   private armIdleTimer(ms: number): void {
     this.timer = setTimeout(() => this.onIdleTimer(), ms);
@@ -417,16 +421,13 @@ export class C2SConnection implements Session {
   private onIdleTimer(): void {
     if (this.stage === 'closed') return;
     const { ping_after, ping_timeout } = this.ctx.config.timeouts;
-    const silentFor = Date.now() - this.lastActivity;
     if (this.pingOutstanding) {
-      if (silentFor >= ping_timeout * 1000) {
-        this.endReason = 'timeout';
-        this.closeWithError(new StreamError('connection-timeout', 'no answer to ping'));
-        return;
-      }
-      // Something arrived since the ping: the client is alive.
-      this.pingOutstanding = false;
+      // Nothing at all arrived within ping_timeout of the ping.
+      this.endReason = 'timeout';
+      this.closeWithError(new StreamError('connection-timeout', 'no answer to ping'));
+      return;
     }
+    const silentFor = Date.now() - this.lastActivity;
     if (silentFor >= ping_after * 1000) {
       this.pingOutstanding = true;
       const ping = x('iq', NS.CLIENT, { type: 'get', id: `ping-${randomBytes(6).toString('hex')}`, from: this.host, to: this.jid.toString() }, x('ping', NS.PING));

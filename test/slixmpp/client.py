@@ -46,6 +46,7 @@ class Session(slixmpp.ClientXMPP):
         self.args = args
         self.done = done
         self.reply = None
+        self.gone = asyncio.get_running_loop().create_future()
         self.register_plugin('xep_0199')
         if args.ca:
             # Verify the chain and the host name ('localhost', the JID's domain) against this CA only.
@@ -137,6 +138,8 @@ class Session(slixmpp.ClientXMPP):
 
     def on_disconnected(self, reason):
         emit('disconnected', reason=str(reason) if reason else None)
+        if not self.gone.done():
+            self.gone.set_result(True)
         if not self.done.done():
             self.done.set_result(False)
             emit('error', message='disconnected before finishing')
@@ -156,7 +159,7 @@ async def main(args):
         return 2
     # Wait for the stream to be closed both ways before reporting.
     try:
-        await asyncio.wait_for(xmpp.disconnected, timeout=3)
+        await asyncio.wait_for(asyncio.shield(xmpp.gone), timeout=3)
     except asyncio.TimeoutError:
         emit('error', message='did not disconnect')
         ok = False

@@ -131,8 +131,11 @@ export class RawClient {
     return typeof cond === 'object' ? cond.name : '';
   }
 
-  /** STARTTLS in place (RFC 6120 §5.4.3.3): after <proceed/>, TLS on the same socket, new parser. */
-  async startTls(): Promise<void> {
+  /**
+   * STARTTLS in place (RFC 6120 §5.4.3.3): after <proceed/>, TLS on the same socket, new parser.
+   * `options` are extra TLS settings (e.g. `maxVersion: 'TLSv1.2'`).
+   */
+  async startTls(options: tls.ConnectionOptions = {}): Promise<void> {
     this.send(`<starttls xmlns='${NS.TLS}'/>`);
     await this.element('proceed');
     const raw = this.socket as net.Socket;
@@ -140,7 +143,7 @@ export class RawClient {
     raw.removeAllListeners('close');
     this.parser = this.newParser();
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' }, () => resolve(s));
+      const s = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost', ...options }, () => resolve(s));
       s.once('error', reject);
     });
     this.socket = secure;

@@ -7,7 +7,7 @@
 // mapping). Those few tables are derived here, once, from the UCD text files.
 //
 // Usage (Debian: `apt-get install unicode-data` provides /usr/share/unicode):
-//   node --import tsx src/jid/gen-unicode-tables.ts [/usr/share/unicode] > src/jid/unicode-tables.ts
+//   node --import tsx scripts/gen-unicode-tables.ts [/usr/share/unicode] > src/jid/unicode-tables.ts
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
