@@ -17,6 +17,8 @@ function defaults(base: string): Omit<Config, 'tls'> {
     sasl: { mechanisms: [...DEFAULT_SASL_MECHANISMS], max_attempts: 5, allow_plain_without_tls: false },
     bind: { resource: 'generate' },
     roster: { versioning: 'diff' },
+    offline: { max_per_user: 1000 },
+    vcard: { max_bytes: 65536 },
     log: { level: 'info', format: 'auto' },
   };
 }
@@ -101,6 +103,8 @@ describe('loadConfig', () => {
       sasl: { mechanisms: ['SCRAM-SHA-256', 'PLAIN', 'X-OAUTH2'], max_attempts: 3, allow_plain_without_tls: true },
       bind: { resource: 'client' },
       roster: { versioning: 'full' },
+      offline: { max_per_user: 1000 },
+      vcard: { max_bytes: 65536 },
       log: { level: 'debug', format: 'json' },
     } satisfies Config);
   });

@@ -129,6 +129,14 @@ export const configSchema = z
     roster: section({
       versioning: z.enum(['diff', 'full']).default('diff'),
     }),
+    offline: section({
+      /** XEP-0160 §2: beyond this many stored messages a new one is bounced with service-unavailable; 0 stores none. */
+      max_per_user: z.number().int().min(0).default(1000),
+    }),
+    vcard: section({
+      /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
+      max_bytes: z.number().int().min(1).default(65536),
+    }),
     log: section({
       level: z.enum(LOG_LEVELS).default('info'),
       format: z.enum(['auto', 'json', 'pretty']).default('auto'),

@@ -70,8 +70,85 @@ export interface RosterStore {
   ): Promise<{ version: string; changes: (RosterItem | { jid: string; subscription: 'remove' })[] } | undefined>;
 }
 
+/** XEP-0160: one message kept for a user who had no available resource. */
+export interface OfflineMessage {
+  /** Increases with arrival order for one user; opaque otherwise. */
+  id: string;
+  /** The whole message stanza, serialised as XML. */
+  stanza: string;
+  storedAt: Date;
+}
+
+export interface OfflineStore {
+  /**
+   * Appends a message unless the user already has `limit` stored (XEP-0160 §2: a full queue
+   * means service-unavailable); returns whether it was stored. Throws for an unknown account.
+   */
+  push(host: string, username: string, stanza: string, limit: number): Promise<boolean>;
+  /** Removes and returns every stored message, oldest first; each message is returned by one call only. */
+  take(host: string, username: string): Promise<OfflineMessage[]>;
+  count(host: string, username: string): Promise<number>;
+}
+
+/** XEP-0054: a user's vCard as stored. */
+export interface StoredVCard {
+  /** The <vCard xmlns='vcard-temp'/> element, serialised as XML. */
+  xml: string;
+  /** XEP-0153: lowercase hex SHA-1 of the decoded PHOTO/BINVAL, when there is one. */
+  avatarHash?: string;
+}
+
+export interface VCardStore {
+  get(host: string, username: string): Promise<StoredVCard | undefined>;
+  /** Stores or replaces the user's vCard. Throws for an unknown account. */
+  set(host: string, username: string, vcard: StoredVCard): Promise<void>;
+  /** False when there was none. */
+  remove(host: string, username: string): Promise<boolean>;
+  /** XEP-0153 hash only, without reading the (possibly large) vCard. */
+  avatarHash(host: string, username: string): Promise<string | undefined>;
+}
+
+/**
+ * XEP-0191 §6 (JID Matching): the blocklist entries that block `jid`, most specific first:
+ * user@domain/resource, user@domain, domain/resource, domain. `jid` must be in the
+ * canonical form Jid.toString() produces (blocklist entries are stored that way too).
+ */
+export function blocklistKeysFor(jid: string): string[] {
+  // RFC 7622 §3.1: the resourcepart starts at the first '/', the localpart ends at the first '@' before it.
+  const slash = jid.indexOf('/');
+  const head = slash < 0 ? jid : jid.slice(0, slash);
+  const resource = slash < 0 ? undefined : jid.slice(slash + 1);
+  const at = head.indexOf('@');
+  const domain = at < 0 ? head : head.slice(at + 1);
+  const keys: string[] = [];
+  if (at >= 0) {
+    if (resource !== undefined) keys.push(`${head}/${resource}`);
+    keys.push(head);
+  }
+  if (resource !== undefined) keys.push(`${domain}/${resource}`);
+  keys.push(domain);
+  return keys;
+}
+
+/** XEP-0191: the JIDs a user has blocked, as canonical JID strings. */
+export interface BlockingStore {
+  /** The blocklist, sorted. */
+  list(host: string, username: string): Promise<string[]>;
+  /** Adds entries; returns those that were not blocked yet. Throws for an unknown account. */
+  block(host: string, username: string, jids: readonly string[]): Promise<string[]>;
+  /** Removes entries; returns those that were blocked. */
+  unblock(host: string, username: string, jids: readonly string[]): Promise<string[]>;
+  /** Empties the blocklist; returns what it held. */
+  unblockAll(host: string, username: string): Promise<string[]>;
+  /** Whether the user's blocklist has an entry matching `jid` (canonical form, see blocklistKeysFor). */
+  isBlocked(host: string, username: string, jid: string): Promise<boolean>;
+}
+
 export interface Storage {
   accounts: AccountStore;
   roster: RosterStore;
+  offline: OfflineStore;
+  vcard: VCardStore;
+  blocking: BlockingStore;
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@ python3-slixmpp.
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ class Session(slixmpp.ClientXMPP):
         self.args = args
         self.done = done
         self.reply = None
+        self.tls_reported = False
         self.gone = asyncio.get_running_loop().create_future()
         self.register_plugin('xep_0199')
         if args.ca:
@@ -55,7 +57,6 @@ class Session(slixmpp.ClientXMPP):
             self.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
         # The <auth/> element as it goes on the wire: which mechanism the client really sent.
         self.add_filter('out', self.watch_out)
-        self.add_event_handler('tls_success', self.on_tls)
         self.add_event_handler('ssl_invalid_chain', lambda e: self.fail('certificate rejected: %s' % e))
         self.add_event_handler('auth_success', self.on_auth_success)
         self.add_event_handler('failed_auth', self.on_failed_auth)
@@ -73,14 +74,25 @@ class Session(slixmpp.ClientXMPP):
         self.disconnect(wait=0.5)
 
     def watch_out(self, stanza):
-        if stanza.tag == '{%s}auth' % NS_SASL:
-            emit('auth_sent', mechanism=stanza.xml.get('mechanism'))
+        # slixmpp files <auth/> under the stream's default namespace, so match on the local name.
+        if stanza.name == 'auth' and stanza.xml.get('mechanism'):
+            if not self.tls_reported:
+                self.tls_reported = True
+                self.report_tls()
+            # RFC 5802 §7: the gs2-header (cbind flag and authzid) leads the client-first
+            # message; it holds no secret, and shows whether the client asked for binding.
+            first = base64.b64decode(stanza.xml.text or '')
+            gs2 = b','.join(first.split(b',')[:2]).decode() + ',' if stanza.xml.get('mechanism').startswith('SCRAM') else None
+            emit('auth_sent', mechanism=stanza.xml.get('mechanism'), gs2_header=gs2)
         return stanza
 
-    def on_tls(self, _event):
-        sslobj = self.transport.get_extra_info('ssl_object')
+    def report_tls(self):
+        # After STARTTLS slixmpp keeps the ssl.SSLObject as self.socket.
+        sslobj = self.socket
+        if not isinstance(sslobj, (ssl.SSLObject, ssl.SSLSocket)):
+            raise Failed('no TLS before authentication')
         emit('tls', version=sslobj.version(), cipher=sslobj.cipher()[0], verified_with_ca=bool(self.args.ca),
-             tls_unique=sslobj.get_channel_binding('tls-unique') is not None)
+             peer_cert_subject=dict(x[0] for x in sslobj.getpeercert().get('subject', ())) if self.args.ca else None)
 
     def on_auth_success(self, _stanza):
         emit('auth', mechanism=self['feature_mechanisms'].mech.name)

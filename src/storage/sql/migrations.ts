@@ -80,6 +80,51 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         }
       },
     },
+    // XEP-0160 offline messages, XEP-0054 vCards, XEP-0191 blocklists. Each row belongs to an
+    // account and goes with it (ON DELETE CASCADE), so AccountStore.remove needs no change.
+    '0002_offline_vcard_blocking': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        // The id gives the delivery order. SQLite: an INTEGER PRIMARY KEY is the rowid, always
+        // above every existing row's; PostgreSQL: an identity column.
+        await db.schema
+          .createTable('offline_messages')
+          .addColumn('id', dialect === 'postgres' ? 'bigint' : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey(),
+          )
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('stanza', 'text', (c) => c.notNull())
+          .addColumn('stored_at', 'text', (c) => c.notNull())
+          .addForeignKeyConstraint('offline_messages_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) =>
+            fk.onDelete('cascade'),
+          )
+          .execute();
+        await db.schema.createIndex('offline_messages_user_idx').on('offline_messages').columns(['host', 'username', 'id']).execute();
+
+        await db.schema
+          .createTable('vcards')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('vcard', 'text', (c) => c.notNull())
+          .addColumn('avatar_hash', 'text')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('vcards_pk', ['host', 'username'])
+          .addForeignKeyConstraint('vcards_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) => fk.onDelete('cascade'))
+          .execute();
+
+        await db.schema
+          .createTable('blocklist')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('jid', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('blocklist_pk', ['host', 'username', 'jid'])
+          .addForeignKeyConstraint('blocklist_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) => fk.onDelete('cascade'))
+          .execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        for (const table of ['blocklist', 'vcards', 'offline_messages']) await db.schema.dropTable(table).ifExists().execute();
+      },
+    },
   };
 }
 

@@ -2,6 +2,8 @@
 // them to the camelCase interfaces of ../types.ts. Types are chosen to exist on
 // both SQLite and PostgreSQL: booleans are 0/1 integers (better-sqlite3 cannot
 // bind JS booleans), timestamps ISO 8601 text, binary data Buffers (BLOB/bytea).
+import type { Generated } from 'kysely';
+
 export interface AccountsTable {
   host: string;
   username: string;
@@ -57,11 +59,45 @@ export interface RosterChangesTable {
   removed: number;
 }
 
+/** XEP-0160: messages waiting for a user's next available presence, in id order. */
+export interface OfflineMessagesTable {
+  /** Assigned by the database, increasing. */
+  id: Generated<number>;
+  host: string;
+  username: string;
+  /** The message stanza as XML text. */
+  stanza: string;
+  /** ISO 8601, UTC. */
+  stored_at: string;
+}
+
+/** XEP-0054: one vCard per account. */
+export interface VCardsTable {
+  host: string;
+  username: string;
+  /** The <vCard/> element as XML text. */
+  vcard: string;
+  /** XEP-0153 SHA-1 (hex) of the photo, computed when the vCard is stored. */
+  avatar_hash: string | null;
+  /** ISO 8601, UTC. */
+  updated_at: string;
+}
+
+/** XEP-0191: one blocked JID (canonical string) of one user. */
+export interface BlocklistTable {
+  host: string;
+  username: string;
+  jid: string;
+}
+
 export interface Database {
   accounts: AccountsTable;
   scram_credentials: ScramCredentialsTable;
   roster_items: RosterItemsTable;
   roster_versions: RosterVersionsTable;
   roster_changes: RosterChangesTable;
+  offline_messages: OfflineMessagesTable;
+  vcards: VCardsTable;
+  blocklist: BlocklistTable;
 }
 

@@ -4,6 +4,9 @@ import type { Kysely } from 'kysely';
 import type { Storage } from '../types.js';
 import { SqlAccountStore } from './accounts.js';
 import { SqlRosterStore } from './roster.js';
+import { SqlOfflineStore } from './offline.js';
+import { SqlVCardStore } from './vcard.js';
+import { SqlBlockingStore } from './blocking.js';
 import type { Database } from './schema.js';
 
 export function createSqlStorage(db: Kysely<Database>): Storage {
@@ -11,6 +14,9 @@ export function createSqlStorage(db: Kysely<Database>): Storage {
   return {
     accounts: new SqlAccountStore(db),
     roster: new SqlRosterStore(db),
+    offline: new SqlOfflineStore(db),
+    vcard: new SqlVCardStore(db),
+    blocking: new SqlBlockingStore(db),
     close(): Promise<void> {
       closing ??= db.destroy();
       return closing;

@@ -1,0 +1,237 @@
+// Interoperability with a second, independent client library: slixmpp (Python,
+// Debian's python3-slixmpp), driven by test/slixmpp/client.py against a real
+// Shoal server, with an xmpp.js client as the peer that echoes its message.
+// The script reports each step as a JSON line; the server's log is captured to
+// check the server's side (mechanism run, JID bound, session ended).
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { startTestServer, type TestServer } from './support/server.js';
+import { LogCapture, serverCertificate, startXmppJs, trustCertificate, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
+
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = join(import.meta.dirname, 'slixmpp', 'client.py');
+const GENERATED_JID = (user: string): RegExp => new RegExp(`^${user}@localhost/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`);
+
+function slixmppMissing(): string | false {
+  const probe = spawnSync(PYTHON, ['-c', 'import slixmpp; print(slixmpp.__version__)'], { encoding: 'utf8' });
+  if (probe.error) return `${PYTHON} not runnable: ${probe.error.message}`;
+  if (probe.status !== 0) return `slixmpp is not importable by ${PYTHON} (install Debian's python3-slixmpp): ${probe.stderr.trim().split('\n').pop()}`;
+  return false;
+}
+const skip = slixmppMissing();
+
+type ScriptEvent = Record<string, unknown> & { event: string };
+interface ScriptRun {
+  code: number | null;
+  events: ScriptEvent[];
+  stderr: string;
+  /** The first event of this kind (fails the test when absent). */
+  get(kind: string): ScriptEvent;
+  all(kind: string): ScriptEvent[];
+}
+
+/** Runs client.py to completion (it has its own overall timeout; this one is a backstop). */
+function runSlixmpp(args: string[]): Promise<ScriptRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [SCRIPT, '--timeout', '8', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const backstop = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(backstop);
+      const events = out
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => {
+          try {
+            return JSON.parse(l) as ScriptEvent;
+          } catch {
+            return { event: 'unparsable', line: l };
+          }
+        });
+      resolve({
+        code,
+        events,
+        stderr,
+        get(kind) {
+          const e = events.find((x) => x.event === kind);
+          assert.ok(e, `slixmpp reported no "${kind}" event; got:\n${out}${stderr}`);
+          return e;
+        },
+        all: (kind) => events.filter((x) => x.event === kind),
+      });
+    });
+  });
+}
+
+/** An xmpp.js session that answers every chat message with "echo: <body>" and remembers what it got. */
+async function echoPeer(port: number, username: string, password: string): Promise<XmppJsSession & { received: XmlElement[] }> {
+  const peer = await startXmppJs({ port, username, password });
+  const received: XmlElement[] = [];
+  peer.xmpp.on('stanza', (el: XmlElement) => {
+    const body = el.getChildText('body');
+    if (!el.is('message') || body === null || el.attrs.type === 'error') return;
+    received.push(el);
+    void peer.xmpp.send(xml('message', { to: el.attrs.from, type: 'chat' }, xml('body', {}, `echo: ${body}`)));
+  });
+  await peer.xmpp.send(xml('presence'));
+  return { ...peer, received };
+}
+
+interface Env {
+  srv: TestServer;
+  log: LogCapture;
+  ca: string;
+  peer: XmppJsSession & { received: XmlElement[] };
+  restoreTls: () => void;
+}
+
+async function startEnv(settings: Record<string, unknown>): Promise<Env> {
+  const log = new LogCapture();
+  const srv = await startTestServer(settings, { log: log.logger });
+  await srv.addUser('alice', 'alice-pass');
+  await srv.addUser('bob', 'bob-pass');
+  const restoreTls = trustCertificate(serverCertificate(srv.dir));
+  const peer = await echoPeer(srv.port, 'bob', 'bob-pass');
+  return { srv, log, ca: join(srv.dir, 'data', 'tls', 'self-signed.crt'), peer, restoreTls };
+}
+
+async function stopEnv(env: Env | undefined): Promise<void> {
+  if (!env) return;
+  await env.peer.xmpp.stop().catch(() => undefined);
+  env.restoreTls();
+  await env.srv.stop();
+}
+
+const aliceArgs = (env: Env, extra: string[] = []): string[] => [
+  '--port', String(env.srv.port), '--jid', 'alice@localhost', '--password', 'alice-pass', '--peer', 'bob@localhost', '--ca', env.ca, ...extra,
+];
+
+/** The whole scripted session succeeded, and the server agrees about each step. */
+async function assertFullSession(env: Env, run: ScriptRun, mechanism: string): Promise<void> {
+  assert.equal(run.code, 0, `slixmpp failed:\n${run.events.map((e) => JSON.stringify(e)).join('\n')}\n${run.stderr}`);
+  assert.equal(run.get('done').ok, true);
+  // STARTTLS, with the certificate verified against the server's own (chain and host name).
+  const tlsInfo = run.get('tls');
+  assert.equal(tlsInfo.version, 'TLSv1.3');
+  assert.equal(tlsInfo.verified_with_ca, true);
+  assert.deepEqual(tlsInfo.peer_cert_subject, { commonName: 'localhost' });
+  // The <auth/> on the wire, and SASL success.
+  assert.deepEqual(run.all('auth_sent').map((e) => e.mechanism), [mechanism], 'one attempt, with the requested mechanism');
+  assert.equal(run.get('auth').mechanism, mechanism);
+  const jid = run.get('bound').jid as string;
+  assert.match(jid, GENERATED_JID('alice'));
+  // XEP-0199: the server itself answered the ping.
+  assert.deepEqual({ type: run.get('ping').type, from: run.get('ping').from }, { type: 'result', from: 'localhost' });
+  // The message reached the peer from alice's full JID, and the echo came back from bob's.
+  const reply = run.get('reply');
+  assert.equal(reply.from, env.peer.jid);
+  assert.equal(reply.to, jid);
+  assert.equal(reply.body, 'echo: hello from slixmpp');
+  const got = env.peer.received.find((m) => m.attrs.from === jid);
+  assert.ok(got, 'the peer got the message from the bound JID');
+  assert.equal(got.getChildText('body'), 'hello from slixmpp');
+  // RFC 6121 §2.6: slixmpp saw the roster versioning feature and got a version.
+  const roster = run.get('roster');
+  assert.equal(roster.rosterver_feature, true);
+  assert.equal(typeof roster.ver, 'string');
+  assert.equal(roster.items, 0);
+  assert.ok(run.get('disconnected'));
+
+  // The server's view of the same connection: TLS, then this mechanism, then this JID, then the end.
+  const bind = await env.log.waitFor((r) => r.event === 'bind' && r.jid === jid, `bind of ${jid}`);
+  const conn = env.log.find((r) => r.conn === bind.conn && r.event !== undefined);
+  assert.deepEqual(conn.slice(0, 4).map((r) => r.event), ['connect', 'tls', 'auth', 'bind']);
+  assert.equal(conn[2]!.mechanism, mechanism);
+  assert.equal(conn[2]!.user, 'alice@localhost');
+  await env.log.waitFor((r) => r.event === 'disconnect' && r.jid === jid, `server-side end of ${jid}`);
+  assert.equal(env.srv.server.router.getSessions('alice@localhost').length, 0, 'alice\'s session unregistered');
+  assert.equal(env.srv.server.router.size, 1, 'only the peer is left');
+}
+
+describe('slixmpp against a server offering SCRAM without -PLUS', { skip }, () => {
+  // slixmpp always has tls-unique data on a TLS socket, so for a non-PLUS SCRAM it
+  // sends the gs2 flag "y" ("I could bind, I think you cannot"). That is only
+  // acceptable when the server did not advertise -PLUS (RFC 5802 §6).
+  let env: Env | undefined;
+  before(async () => {
+    env = await startEnv({ sasl: { mechanisms: ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] } });
+  });
+  after(() => stopEnv(env));
+
+  test('SCRAM-SHA-256 (use_mech): TLS, login, bind, presence, ping, message and reply, roster, logout', async () => {
+    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-256']));
+    assert.equal(run.get('auth_sent').gs2_header, 'y,,');
+    await assertFullSession(env!, run, 'SCRAM-SHA-256');
+  });
+
+  test('SCRAM-SHA-1 (use_mech)', async () => {
+    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-1']));
+    await assertFullSession(env!, run, 'SCRAM-SHA-1');
+  });
+
+  test('slixmpp\'s own choice among the offered mechanisms is SCRAM-SHA-512', async () => {
+    const run = await runSlixmpp(aliceArgs(env!));
+    await assertFullSession(env!, run, 'SCRAM-SHA-512');
+  });
+
+  test('a wrong password: SASL not-authorized, non-zero exit, nothing bound', async () => {
+    const run = await runSlixmpp(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'wrong', '--peer', 'bob@localhost', '--ca', env!.ca, '--mech', 'SCRAM-SHA-256']);
+    assert.equal(run.code, 1);
+    assert.equal(run.get('done').ok, false);
+    const failed = run.get('auth_failed');
+    assert.equal(failed.mechanism, 'SCRAM-SHA-256');
+    assert.equal(failed.condition, 'not-authorized');
+    assert.equal(run.all('bound').length, 0);
+    const logged = await env!.log.waitFor((r) => r.event === 'auth-failure' && r.mechanism === 'SCRAM-SHA-256', 'auth-failure');
+    assert.equal(logged.condition, 'not-authorized');
+    assert.equal(env!.srv.server.router.getSessions('alice@localhost').length, 0);
+  });
+});
+
+describe('slixmpp against the default mechanisms (with -PLUS)', { skip }, () => {
+  // slixmpp 1.8 only knows the tls-unique channel binding (the one CPython's ssl
+  // exposes). Shoal offers tls-exporter and tls-server-end-point (RFC 9266 forbids
+  // tls-unique on TLS 1.3; Shoal does not implement it on 1.2 either), so every
+  // -PLUS attempt fails, and a non-PLUS SCRAM with "y" is a downgrade (RFC 5802 §6).
+  let env: Env | undefined;
+  before(async () => {
+    env = await startEnv({});
+  });
+  after(() => stopEnv(env));
+
+  for (const tlsMax of ['1.3', '1.2']) {
+    test(`SCRAM-SHA-256-PLUS over TLS ${tlsMax}: the server refuses slixmpp's tls-unique binding`, async () => {
+      const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-256-PLUS', '--tls-max', tlsMax]));
+      assert.equal(run.code, 1);
+      assert.equal(run.get('tls').version, `TLSv${tlsMax}`);
+      assert.equal(run.get('auth_sent').gs2_header, 'p=tls-unique,,');
+      const failed = run.get('auth_failed');
+      assert.equal(failed.mechanism, 'SCRAM-SHA-256-PLUS');
+      assert.equal(failed.condition, 'not-authorized');
+      assert.match(String(failed.text), /tls-unique/);
+      assert.equal(run.all('bound').length, 0);
+    });
+  }
+
+  test('SCRAM-SHA-1 with gs2 flag "y" while -PLUS is advertised: refused as a downgrade', async () => {
+    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-1']));
+    assert.equal(run.code, 1);
+    assert.equal(run.get('auth_sent').gs2_header, 'y,,');
+    const failed = run.get('auth_failed');
+    assert.equal(failed.condition, 'not-authorized');
+    assert.match(String(failed.text), /downgrade/i);
+    const logged = await env!.log.waitFor((r) => r.event === 'auth-failure' && r.mechanism === 'SCRAM-SHA-1', 'auth-failure');
+    assert.equal(logged.condition, 'not-authorized');
+  });
+
+  test('PLAIN over STARTTLS (use_mech) works against the default configuration', async () => {
+    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'PLAIN']));
+    await assertFullSession(env!, run, 'PLAIN');
+  });
+});
