@@ -180,6 +180,14 @@ describe('slixmpp against a server offering SCRAM without -PLUS', { skip }, () =
     await assertFullSession(env!, run, 'SCRAM-SHA-512');
   });
 
+  test('without the server\'s certificate as CA, slixmpp refuses the TLS handshake (verification is on)', async () => {
+    const run = await runSlixmpp(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'alice-pass', '--peer', 'bob@localhost', '--mech', 'PLAIN']);
+    assert.equal(run.code, 1);
+    assert.match(String(run.get('error').message), /CERTIFICATE_VERIFY_FAILED/);
+    assert.equal(run.all('auth_sent').length, 0, 'no credentials sent');
+    await env!.log.waitFor((r) => r.event === 'tls-failed', 'the server-side handshake failure');
+  });
+
   test('a wrong password: SASL not-authorized, non-zero exit, nothing bound', async () => {
     const run = await runSlixmpp(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'wrong', '--peer', 'bob@localhost', '--ca', env!.ca, '--mech', 'SCRAM-SHA-256']);
     assert.equal(run.code, 1);

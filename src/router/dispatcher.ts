@@ -132,7 +132,13 @@ export class Dispatcher implements ServerApi {
       } catch (err) {
         if (!(err instanceof JidError)) throw err;
         // RFC 6120 §8.3.3.8
-        if (stanza.attrs.type !== 'error') session.send(errorReply(stanza, new StanzaError('jid-malformed')));
+        if (stanza.attrs.type !== 'error') {
+          const reply = errorReply(stanza, new StanzaError('jid-malformed'));
+          // RFC 6120 §8.3.1 rule 2: swapping would put the malformed JID in 'from';
+          // the error comes from the server that found it instead.
+          reply.attrs.from = session.jid.domain;
+          session.send(reply);
+        }
         return;
       }
       stanza.attrs.to = to.toString();

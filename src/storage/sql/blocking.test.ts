@@ -62,7 +62,9 @@ describe('SqlBlockingStore', () => {
       ['x.example', false],
       ['y.example/only', true],
       ['y.example', false],
-      ['someone@y.example/only', false],
+      // XEP-0016 §2.1 matching drops the localpart to compare with <domain/resource>.
+      ['someone@y.example/only', true],
+      ['someone@y.example/other', false],
       ['z.example', true],
       ['anyone@z.example', true],
       ['anyone@z.example/r', true],

@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Element, x, escapeAttr, escapeText } from './element.js';
+
+test('serialises namespaces only where they change, with escaping', () => {
+  const el = x('iq', 'jabber:client', { type: 'result', id: `a"<&'` }, x('query', 'jabber:iq:roster', {}, x('item', 'jabber:iq:roster', { jid: 'a@b' }, 'x<y&z')));
+  assert.equal(
+    el.toString('jabber:client'),
+    `<iq type="result" id="a&quot;&lt;&amp;&apos;"><query xmlns="jabber:iq:roster"><item jid="a@b">x&lt;y&amp;z</item></query></iq>`,
+  );
+  assert.equal(el.toString(), `<iq xmlns="jabber:client" type="result" id="a&quot;&lt;&amp;&apos;"><query xmlns="jabber:iq:roster"><item jid="a@b">x&lt;y&amp;z</item></query></iq>`);
+});
+
+test('escaping is stateless across calls (no global-regex lastIndex)', () => {
+  for (let i = 0; i < 3; i++) {
+    assert.equal(escapeText('a&b'), 'a&amp;b');
+    assert.equal(escapeAttr("'"), '&apos;');
+  }
+});
+
+test('x() drops undefined attributes; clone is deep', () => {
+  const el = x('message', 'jabber:client', { to: 'a@b', id: undefined }, x('body', 'jabber:client', {}, 'hi'));
+  assert.deepEqual(el.attrs, { to: 'a@b' });
+  const copy = el.clone();
+  (copy.getChild('body') as Element).children.push('!');
+  assert.equal(el.getChildText('body'), 'hi');
+  assert.equal(copy.getChildText('body'), 'hi!');
+});

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { StreamParser } from './parser.js';
+import type { Element } from './element.js';
+
+const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
+
+function run(chunks: (string | Buffer)[], max = 10_000) {
+  const out: { elements: Element[]; errors: string[]; ws: number; ended: boolean; started: boolean } = { elements: [], errors: [], ws: 0, ended: false, started: false };
+  const p = new StreamParser(
+    {
+      streamStart: () => (out.started = true),
+      element: (el) => out.elements.push(el),
+      whitespace: () => out.ws++,
+      streamEnd: () => (out.ended = true),
+      error: (c) => out.errors.push(c),
+    },
+    { maxStanzaSize: max },
+  );
+  for (const c of chunks) p.write(c);
+  return out;
+}
+
+test('stanzas, whitespace keepalives and stream end', () => {
+  const r = run([HEADER, '<message to="a@b"><body>x &amp; y</body></message>\r\n ', '<presence/></stream:stream>']);
+  assert.equal(r.started, true);
+  assert.deepEqual(r.elements.map((e) => e.name), ['message', 'presence']);
+  assert.equal(r.elements[0]!.getChildText('body'), 'x & y');
+  assert.equal(r.elements[0]!.xmlns, 'jabber:client');
+  assert.equal(r.ws, 1);
+  assert.equal(r.ended, true);
+  assert.deepEqual(r.errors, []);
+});
+
+test('input split anywhere, including inside a UTF-8 sequence', () => {
+  const whole = Buffer.from(HEADER + '<message><body>héllo 日本</body></message>');
+  for (let cut = 1; cut < whole.length; cut += 7) {
+    const r = run([whole.subarray(0, cut), whole.subarray(cut)]);
+    assert.deepEqual(r.errors, [], `cut at ${cut}`);
+    assert.equal(r.elements[0]?.getChildText('body'), 'héllo 日本', `cut at ${cut}`);
+  }
+});
+
+test('prefixed elements get their resolved namespace', () => {
+  const r = run([HEADER, `<iq type='get' id='1'><q:query xmlns:q='jabber:iq:roster'/></iq>`]);
+  const q = r.elements[0]!.firstElement()!;
+  assert.equal(q.name, 'query');
+  assert.equal(q.xmlns, 'jabber:iq:roster');
+});
+
+test('restricted XML: DTD, entity declarations, comments, processing instructions', () => {
+  assert.deepEqual(run([`<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a "aaaa">]>` + HEADER]).errors, ['restricted-xml']);
+  assert.deepEqual(run([HEADER, '<!-- hi -->']).errors, ['restricted-xml']);
+  assert.deepEqual(run([HEADER, '<?pi x?>']).errors, ['restricted-xml']);
+});
+
+test('a stanza before a comment is still delivered; a mismatched stanza never is', () => {
+  const r1 = run([HEADER, '<presence/><!-- x -->']);
+  assert.deepEqual(r1.elements.map((e) => e.name), ['presence']);
+  const r2 = run([HEADER, '<message><body>hi</body></mesage>']);
+  assert.deepEqual(r2.elements, []);
+  assert.deepEqual(r2.errors, ['not-well-formed']);
+});
+
+test('not well-formed, undefined entity, bad encoding', () => {
+  assert.deepEqual(run([HEADER, '<message><body>&foo;</body></message>']).errors, ['not-well-formed']);
+  assert.deepEqual(run([HEADER, '<a><b></a>']).errors, ['not-well-formed']);
+  assert.deepEqual(run([HEADER, Buffer.from([0x3c, 0x61, 0xff, 0xfe, 0x3e])]).errors, ['unsupported-encoding']);
+  assert.deepEqual(run([`<?xml version='1.0' encoding='ISO-8859-1'?>` + HEADER]).errors, ['unsupported-encoding']);
+  // saxes reports character data when the next markup starts.
+  assert.deepEqual(run([HEADER, 'text between stanzas<presence/>']).errors, ['bad-format']);
+});
+
+test('size limit: a large stanza, and one that never ends, are both stopped', () => {
+  const big = `<message><body>${'x'.repeat(20_000)}</body></message>`;
+  assert.deepEqual(run([HEADER, big]).errors, ['policy-violation']);
+  const r = run([HEADER, '<message><body>', 'y'.repeat(6000), 'y'.repeat(6000)]);
+  assert.deepEqual(r.errors, ['policy-violation']);
+  // Just under the limit is fine, and the count restarts for every stanza.
+  const ok = `<message><body>${'z'.repeat(9000)}</body></message>`;
+  assert.deepEqual(run([HEADER, ok, ok, ok]).errors, []);
+});
