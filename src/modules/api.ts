@@ -59,6 +59,11 @@ export interface ServerApi {
   /** Hooks run, in registration order, before the default routing of a stanza. */
   hookMessage(hook: StanzaHook): void;
   hookPresence(hook: StanzaHook): void;
+  /**
+   * Hooks run, in registration order, for an IQ a client addresses to another entity (any 'to'
+   * other than the server's domain and the client's own bare JID), before it is handled or routed.
+   */
+  hookIq(hook: StanzaHook): void;
   /** Called for a chat/normal message to a bare JID with no available resource (RFC 6121 §8.5.2.2). */
   setOfflineHandler(handler: (stanza: Element) => Promise<boolean>): void;
   on<E extends keyof ServerEvents>(event: E, listener: ServerEvents[E]): void;

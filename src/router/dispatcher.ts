@@ -18,6 +18,7 @@ export class Dispatcher implements ServerApi {
   private readonly extraStreamFeatures: Element[] = [];
   private readonly messageHooks: StanzaHook[] = [];
   private readonly presenceHooks: StanzaHook[] = [];
+  private readonly iqHooks: StanzaHook[] = [];
   private offlineHandler: ((stanza: Element) => Promise<boolean>) | undefined;
   private readonly listeners: { [E in keyof ServerEvents]: ServerEvents[E][] } = { 'session-bound': [], 'session-ended': [], 'initial-presence': [] };
   private readonly pendingIqs = new Map<string, { resolve: (el: Element) => void; timer: NodeJS.Timeout }>();
@@ -64,6 +65,10 @@ export class Dispatcher implements ServerApi {
 
   hookPresence(hook: StanzaHook): void {
     this.presenceHooks.push(hook);
+  }
+
+  hookIq(hook: StanzaHook): void {
+    this.iqHooks.push(hook);
   }
 
   setOfflineHandler(handler: (stanza: Element) => Promise<boolean>): void {
@@ -193,6 +198,7 @@ export class Dispatcher implements ServerApi {
         }
         return;
       }
+      for (const hook of this.iqHooks) if (await hook(iq, session)) return;
       return this.route(iq);
     }
     // RFC 6120 §8.2.3: id required; get/set carry exactly one payload element.
@@ -200,6 +206,7 @@ export class Dispatcher implements ServerApi {
     const payloads = iq.getChildren();
     const payload = payloads[0];
     if (payloads.length !== 1 || !payload) throw new StanzaError('bad-request', 'an IQ get/set carries exactly one child');
+    if (!addressedToUs) for (const hook of this.iqHooks) if (await hook(iq, session)) return;
     if (to && to.resource !== '') return this.route(iq);
     if (to && !this.isLocalDomain(to.domain)) throw new StanzaError('remote-server-not-found');
     const target: IqTarget = to && to.local === '' ? 'server' : 'account';

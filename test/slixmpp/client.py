@@ -90,7 +90,8 @@ class Session(slixmpp.ClientXMPP):
         # After STARTTLS slixmpp keeps the ssl.SSLObject as self.socket.
         sslobj = self.socket
         if not isinstance(sslobj, (ssl.SSLObject, ssl.SSLSocket)):
-            raise Failed('no TLS before authentication')
+            self.fail('no TLS before authentication')
+            return
         emit('tls', version=sslobj.version(), cipher=sslobj.cipher()[0], verified_with_ca=bool(self.args.ca),
              peer_cert_subject=dict(x[0] for x in sslobj.getpeercert().get('subject', ())) if self.args.ca else None)
 

@@ -1,0 +1,271 @@
+// XEP-0191 Blocking Command: the user's blocklist (get, block, unblock, unblock
+// all) with pushes to the resources that asked for it, and enforcement on what
+// clients send: nothing from a blocked JID reaches the user, and nothing the user
+// sends reaches a JID they blocked.
+//
+// Broadcast presence (no 'to') is the presence module's: it consults
+// storage.blocking itself. Here: messages, directed presence and IQs.
+import { randomBytes } from 'node:crypto';
+import { x, type Element } from '../../xml/element.js';
+import { NS } from '../../xml/namespaces.js';
+import { Jid, JidError, tryParseJid } from '../../jid/jid.js';
+import { StanzaError, errorReply } from '../../stream/errors.js';
+import { blocklistKeysFor, type RosterItem } from '../../storage/types.js';
+import type { Session } from '../../router/router.js';
+import type { IqRequest, Module, ServerApi } from '../api.js';
+
+/** XEP-0191 §9 (XMPP Registrar). */
+export const NS_BLOCKING = 'urn:xmpp:blocking';
+export const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
+
+/** XEP-0191 §3.3: the error for a stanza the user sent to a JID they blocked. */
+export function blockedError(stanza: Element): Element {
+  // The XEP's example carries type 'cancel': resending will not help.
+  const reply = errorReply(stanza, new StanzaError('not-acceptable', undefined, 'cancel'));
+  reply.getChild('error', stanza.xmlns)?.append(x('blocked', NS_BLOCKING_ERRORS));
+  return reply;
+}
+
+const subscribedFrom = (i: RosterItem): boolean => i.subscription === 'from' || i.subscription === 'both';
+const subscribedTo = (i: RosterItem): boolean => i.subscription === 'to' || i.subscription === 'both';
+
+export class BlockingModule {
+  /** XEP-0191 §3.3/§3.4: pushes go to the resources that requested the blocklist. */
+  private readonly interested = new WeakSet<Session>();
+  /**
+   * The blocklist per bare JID, kept only while the user has a session (dropped with the last),
+   * since every stanza to or from the user is checked against it.
+   */
+  private readonly lists = new Map<string, Promise<Set<string>>>();
+
+  constructor(private readonly server: ServerApi) {}
+
+  register(): void {
+    const server = this.server;
+    // XEP-0191 §3.1: the server advertises it; the account answers for it too.
+    server.addFeature('server', NS_BLOCKING);
+    server.addFeature('account', NS_BLOCKING);
+    server.handleIq('account', NS_BLOCKING, 'get', (req) => this.getList(req));
+    server.handleIq('account', NS_BLOCKING, 'set', (req) => this.command(req));
+    server.hookMessage((stanza, from) => (from ? this.enforce(stanza, from) : false));
+    server.hookPresence((stanza, from) => (from ? this.enforce(stanza, from) : false));
+    server.hookIq((stanza, from) => (from ? this.enforce(stanza, from) : false));
+    server.on('session-ended', (session) => {
+      const bare = session.jid.bareString();
+      if (server.router.getSessions(bare).length === 0) this.lists.delete(bare);
+    });
+  }
+
+  /** Whether `user` (a local bare JID) blocks `jid` (canonical string), per XEP-0191 §6. */
+  async isBlocked(user: Jid, jid: string): Promise<boolean> {
+    const key = user.bareString();
+    if (!this.lists.has(key) && this.server.router.getSessions(key).length === 0) {
+      return this.server.storage.blocking.isBlocked(user.domain, user.local, jid);
+    }
+    const list = await this.listOf(user);
+    return blocklistKeysFor(jid).some((k) => list.has(k));
+  }
+
+  private listOf(user: Jid): Promise<Set<string>> {
+    const key = user.bareString();
+    let list = this.lists.get(key);
+    if (!list) {
+      const loading = this.server.storage.blocking.list(user.domain, user.local).then((jids) => new Set(jids));
+      list = loading;
+      this.lists.set(key, loading);
+      // A failed read is not cached: the next stanza asks again.
+      loading.catch(() => {
+        if (this.lists.get(key) === loading) this.lists.delete(key);
+      });
+    }
+    return list;
+  }
+
+  // --- The protocol (XEP-0191 §3) ------------------------------------------------------
+
+  private async getList({ from, to, payload, session }: IqRequest): Promise<Element> {
+    // §3.2: a user's own blocklist, requested with no 'to'.
+    if (!from.bare.equals(to)) throw new StanzaError('forbidden');
+    if (payload.name !== 'blocklist') throw new StanzaError('bad-request', 'expected <blocklist/>');
+    const jids = await this.server.storage.blocking.list(to.domain, to.local);
+    if (session) this.interested.add(session);
+    return x('blocklist', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid })));
+  }
+
+  private async command({ from, to, payload }: IqRequest): Promise<void> {
+    if (!from.bare.equals(to)) throw new StanzaError('forbidden');
+    const user = to;
+    const store = this.server.storage.blocking;
+    if (payload.name === 'block') {
+      const jids = itemJids(payload);
+      // §3.3: a block without any item is a bad request.
+      if (jids.length === 0) throw new StanzaError('bad-request', 'block needs at least one item');
+      const added = await store.block(user.domain, user.local, jids);
+      await this.updateCache(user, (list) => added.forEach((j) => list.add(j)));
+      // After the IQ result (the dispatcher sends it when this returns): pushes, then presence.
+      this.later(() => {
+        this.push(user, x('block', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid }))));
+        return added.length > 0 ? this.afterBlock(user, new Set(added)) : undefined;
+      });
+      return;
+    }
+    if (payload.name === 'unblock') {
+      const jids = itemJids(payload);
+      // §3.5: an empty unblock clears the whole list.
+      const removed = jids.length === 0 ? await store.unblockAll(user.domain, user.local) : await store.unblock(user.domain, user.local, jids);
+      await this.updateCache(user, (list) => removed.forEach((j) => list.delete(j)));
+      this.later(() => {
+        this.push(user, x('unblock', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid }))));
+        return removed.length > 0 ? this.afterUnblock(user, new Set(removed)) : undefined;
+      });
+      return;
+    }
+    throw new StanzaError('bad-request', 'expected <block/> or <unblock/>');
+  }
+
+  private later(fn: () => Promise<void> | undefined): void {
+    setImmediate(() => {
+      fn()?.catch((err: unknown) => this.server.log.error({ err }, 'blocklist change follow-up failed'));
+    });
+  }
+
+  private async updateCache(user: Jid, change: (list: Set<string>) => void): Promise<void> {
+    const cached = this.lists.get(user.bareString());
+    if (!cached) return;
+    try {
+      change(await cached);
+    } catch {
+      // The load failed and was dropped; the next check reads the store, which is current.
+    }
+  }
+
+  /** §3.3 / §3.4: an IQ-set to every resource of the user that requested the blocklist. */
+  private push(user: Jid, payload: Element): void {
+    for (const s of this.server.router.getSessions(user.bareString())) {
+      if (!this.interested.has(s)) continue;
+      s.send(x('iq', NS.CLIENT, { type: 'set', id: `block-${randomBytes(6).toString('hex')}`, to: s.jid.toString() }, payload.clone()));
+    }
+  }
+
+  // --- Presence on block and unblock ------------------------------------------------
+
+  /**
+   * §3.3: the newly blocked JIDs that may see the user's presence get unavailable presence
+   * from each of the user's available resources; and (SHOULD) the user's resources get
+   * unavailable presence for the blocked contacts whose presence they were receiving.
+   * Only local contacts can be online here (no server-to-server links).
+   */
+  private async afterBlock(user: Jid, blocked: Set<string>): Promise<void> {
+    const mine = this.server.router.getSessions(user.bareString()).filter((s) => s.available);
+    if (mine.length === 0) return;
+    const { items } = await this.server.storage.roster.get(user.domain, user.local);
+    for (const item of items) {
+      const contactBare = tryParseJid(item.jid);
+      if (!contactBare) continue;
+      for (const contact of this.server.router.getSessions(item.jid)) {
+        if (!contact.available || !blocklistKeysFor(contact.jid.toString()).some((k) => blocked.has(k))) continue;
+        if (subscribedFrom(item)) {
+          // A contact who blocked the user gets nothing from them, this included.
+          for (const s of mine) {
+            if (await this.isBlocked(contactBare, s.jid.toString())) continue;
+            contact.send(x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString(), to: contact.jid.toString() }));
+          }
+        }
+        if (subscribedTo(item)) {
+          for (const s of mine) s.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.jid.toString(), to: s.jid.toString() }));
+        }
+      }
+    }
+  }
+
+  /**
+   * §3.4: the unblocked JIDs that may see the user's presence get the current presence of each
+   * of the user's available resources; and the user's resources get the current presence of
+   * the unblocked contacts they are subscribed to, as a probe would (RFC 6121 §4.3).
+   */
+  private async afterUnblock(user: Jid, unblocked: Set<string>): Promise<void> {
+    const mine = this.server.router.getSessions(user.bareString()).filter((s) => s.available);
+    if (mine.length === 0) return;
+    const { items } = await this.server.storage.roster.get(user.domain, user.local);
+    for (const item of items) {
+      const contactBare = tryParseJid(item.jid);
+      if (!contactBare) continue;
+      for (const contact of this.server.router.getSessions(item.jid)) {
+        if (!contact.available) continue;
+        const full = contact.jid.toString();
+        if (!blocklistKeysFor(full).some((k) => unblocked.has(k))) continue;
+        // Another entry (e.g. the whole domain) may still block it, or the contact may block the user.
+        if (await this.isBlocked(user, full)) continue;
+        if (subscribedFrom(item)) {
+          for (const s of mine) {
+            if (s.presence && !(await this.isBlocked(contactBare, s.jid.toString()))) contact.send(addressed(s.presence, contact.jid));
+          }
+        }
+        if (subscribedTo(item) && contact.presence) {
+          for (const s of mine) if (!(await this.isBlocked(contactBare, s.jid.toString()))) s.send(addressed(contact.presence, s.jid));
+        }
+      }
+    }
+  }
+
+  // --- Enforcement ----------------------------------------------------------------------
+
+  /** Runs before routing of every message, directed presence and IQ a client sends. */
+  private async enforce(stanza: Element, from: Session): Promise<boolean> {
+    const toAttr = stanza.attrs.to;
+    if (toAttr === undefined) return false;
+    const to = tryParseJid(toAttr);
+    if (!to) return false;
+    const sender = from.jid;
+    // XEP-0191 §5 note: never between the user's own resources.
+    if (to.bare.equals(sender.bare)) return false;
+    const type = stanza.attrs.type;
+    const kind = stanza.name;
+
+    // §3.3: the user sends to a JID they blocked: not routed, not-acceptable with <blocked/>.
+    if (await this.isBlocked(sender.bare, to.toString())) {
+      // No error answers an error (RFC 6120 §8.3.1), and an IQ result is not a request to refuse.
+      if (type !== 'error' && !(kind === 'iq' && type === 'result')) from.send(blockedError(stanza));
+      return true;
+    }
+
+    // §3.3: a blocked JID sends to the user: presence silently dropped, a message or an IQ
+    // get/set answered with service-unavailable (so the user appears offline), other IQs dropped.
+    if (to.local !== '' && this.server.isLocalDomain(to.domain) && (await this.isBlocked(to.bare, sender.toString()))) {
+      const answer = (kind === 'message' && type !== 'error') || (kind === 'iq' && (type === 'get' || type === 'set'));
+      if (answer) from.send(errorReply(stanza, new StanzaError('service-unavailable')));
+      return true;
+    }
+    return false;
+  }
+}
+
+/** The canonical JIDs of a block/unblock command's items (XEP-0191 §3.3/§3.4). */
+function itemJids(payload: Element): string[] {
+  const out: string[] = [];
+  for (const item of payload.getChildren('item', NS_BLOCKING)) {
+    const jid = item.attrs.jid;
+    // §10 schema: 'jid' is required on <item/>.
+    if (jid === undefined) throw new StanzaError('bad-request', 'item without jid');
+    try {
+      out.push(Jid.parse(jid).toString());
+    } catch (err) {
+      if (err instanceof JidError) throw new StanzaError('jid-malformed', `invalid JID ${jid}`);
+      throw err;
+    }
+  }
+  return [...new Set(out)];
+}
+
+function addressed(presence: Element, to: Jid): Element {
+  const copy = presence.clone();
+  copy.attrs.to = to.toString();
+  return copy;
+}
+
+export const blockingModule: Module = {
+  name: 'blocking',
+  register(server) {
+    new BlockingModule(server).register();
+  },
+};
