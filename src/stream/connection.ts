@@ -153,7 +153,10 @@ export class C2SConnection implements Session {
     let s = `<?xml version='1.0'?><stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' id='${id}' from='${escapeAttr(from)}'`;
     const peer = h?.attrs.from;
     if (peer !== undefined && this.username !== undefined) s += ` to='${escapeAttr(peer)}'`;
-    s += ` version='1.0' xml:lang='en'>`;
+    // RFC 6120 §4.7.5: answer with the lower of the two versions; none when the client gave none.
+    const theirs = h?.attrs.version;
+    if (theirs === undefined && h !== undefined) s += ` xml:lang='en'>`;
+    else s += ` version='${theirs !== undefined && /^0\.\d+$/.test(theirs) ? theirs : '1.0'}' xml:lang='en'>`;
     this.transport.write(s);
   }
 
