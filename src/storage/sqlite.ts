@@ -1,6 +1,7 @@
 // SQLite storage through better-sqlite3. One connection: Kysely's SQLite driver
 // serialises queries and transactions on it, which is what SQLite wants anyway.
 import { mkdir } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -19,7 +20,11 @@ export async function openSqliteStorage(path: string): Promise<Storage> {
 
 /** The Kysely instance behind openSqliteStorage, for callers (and tests) that need the database itself. */
 export async function openSqliteDatabase(path: string): Promise<Kysely<Database>> {
-  if (path !== ':memory:') await mkdir(dirname(resolve(path)), { recursive: true });
+  if (path !== ':memory:') {
+    // The file holds SCRAM verifiers and messages: readable by the server's user only.
+    await mkdir(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+    if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+  }
   const sqlite = new BetterSqlite3(path);
   try {
     // WAL lets readers (e.g. an admin CLI listing accounts) run while the server writes.
