@@ -4,6 +4,7 @@
 import { x, type Element } from '../../xml/element.js';
 import { Jid } from '../../jid/jid.js';
 import type { Session } from '../../router/router.js';
+import { blocklistKeysFor } from '../../storage/types.js';
 import type { Module, ServerApi } from '../api.js';
 import { loadXml, storeXml } from './stored-xml.js';
 
@@ -33,6 +34,20 @@ export class OfflineModule {
     this.server.addFeature('server', MSGOFFLINE_FEATURE);
     this.server.setOfflineHandler((message) => this.store(message));
     this.server.on('initial-presence', (session) => this.deliver(session));
+    // XEP-0160 §2 step 5: "next sends non-negative available presence" also covers a resource
+    // that went from a negative priority to a non-negative one.
+    this.server.hookPresence((stanza, from) => {
+      if (from && from.available && from.priority < 0 && stanza.attrs.type === undefined && stanza.attrs.to === undefined) {
+        const p = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
+        // After this presence is processed (the presence module records the new priority).
+        if (Number.isFinite(p) && p >= 0 && p <= 127) setImmediate(() => void this.deliver(from).catch((err: unknown) => this.logDeliveryError(err)));
+      }
+      return false;
+    });
+  }
+
+  private logDeliveryError(err: unknown): void {
+    this.server.log.error({ err }, 'delivering offline messages failed');
   }
 
   /** Returns false when the message is not stored, so that the dispatcher bounces it (XEP-0160 §2). */
@@ -75,6 +90,9 @@ export class OfflineModule {
     if (this.server.router.getSession(session.jid.toString()) !== session) return;
     const user = session.jid.bare;
     const messages = await this.server.storage.offline.take(user.domain, user.local);
+    if (messages.length === 0) return;
+    // XEP-0191 §3.3: once a JID is blocked nothing from it is delivered, stored messages included.
+    const blocked = new Set(await this.server.storage.blocking.list(user.domain, user.local));
     for (const m of messages) {
       let stanza: Element;
       try {
@@ -83,6 +101,8 @@ export class OfflineModule {
         this.server.log.error({ err, user: user.toString(), id: m.id }, 'dropping an unreadable offline message');
         continue;
       }
+      const from = stanza.attrs.from;
+      if (from !== undefined && blocked.size > 0 && blocklistKeysFor(from).some((k) => blocked.has(k))) continue;
       session.send(stanza);
     }
   }
