@@ -10,7 +10,7 @@ import type { Element } from '../src/xml/element.js';
 let srv: TestServer;
 before(async () => {
   srv = await startTestServer();
-  for (const u of ['alice', 'bob', 'carol', 'dave']) await srv.addUser(u, `${u}-pass`);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'eve', 'frank']) await srv.addUser(u, `${u}-pass`);
 });
 after(() => srv.stop());
 
@@ -96,4 +96,31 @@ test('roster set, push and remove; errors', async () => {
   a.client.send(`<iq type='set' id='s4'><query xmlns='${NS.ROSTER}'><item jid='carol@localhost' subscription='remove'/></query></iq>`);
   await a.client.waitFor(push('carol@localhost', 'remove'));
   a.client.close();
+});
+
+test('a blocked contact sees the user offline: no broadcast, no probe answer (XEP-0191)', async () => {
+  const eve = await online('eve');
+  const frank = await online('frank');
+  // Mutual subscription first.
+  eve.client.send(`<presence to='frank@localhost' type='subscribe'/>`);
+  await frank.client.waitFor((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
+  frank.client.send(`<presence to='eve@localhost' type='subscribed'/><presence to='eve@localhost' type='subscribe'/>`);
+  await eve.client.waitFor((el) => el.name === 'presence' && el.attrs.type === 'subscribe');
+  eve.client.send(`<presence to='frank@localhost' type='subscribed'/>`);
+  await frank.client.waitFor(push('eve@localhost', 'both'));
+  // frank blocks eve; then eve logs in again.
+  frank.client.send(`<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='eve@localhost'/></block></iq>`);
+  await frank.client.waitFor((el) => el.attrs.id === 'b1');
+  eve.client.send(`<presence type='unavailable'/></stream:stream>`);
+  await eve.client.closedEvent();
+  const eve2 = await online('eve');
+  // A ping round trip on each side: everything the server sent before it has arrived.
+  for (const c of [eve2.client, frank.client]) {
+    c.send(`<iq type='get' id='sync'><ping xmlns='${NS.PING}'/></iq>`);
+    await c.waitFor((el) => el.attrs.id === 'sync');
+  }
+  await assert.rejects(frank.client.waitFor(presenceFrom(eve2.jid), "eve's presence", 200), /timed out/);
+  await assert.rejects(eve2.client.waitFor(presenceFrom(frank.jid), "frank's presence", 200), /timed out/);
+  eve2.client.close();
+  frank.client.close();
 });

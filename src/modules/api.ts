@@ -32,6 +32,8 @@ export type IqTarget = 'server' | 'account';
 /** Returns true when the stanza was fully handled and must not be routed further. */
 export type StanzaHook = (stanza: Element, from: Session | undefined) => Promise<boolean> | boolean;
 
+export type DeliveryFilter = (from: Jid, to: Jid) => Promise<boolean> | boolean;
+
 export type EndReason = 'logout' | 'disconnect' | 'timeout' | 'error' | 'shutdown' | 'conflict';
 
 export interface ServerEvents {
@@ -64,6 +66,13 @@ export interface ServerApi {
    * other than the server's domain and the client's own bare JID), before it is handled or routed.
    */
   hookIq(hook: StanzaHook): void;
+  /**
+   * Adds a privacy rule consulted before the server itself sends one entity's presence to
+   * another (broadcasts, probe answers): false means the two must not see each other.
+   */
+  addDeliveryFilter(filter: DeliveryFilter): void;
+  /** Whether `from` may be shown to `to` under every delivery filter. */
+  mayExchange(from: Jid, to: Jid): Promise<boolean>;
   /** Called for a chat/normal message to a bare JID with no available resource (RFC 6121 §8.5.2.2). */
   setOfflineHandler(handler: (stanza: Element) => Promise<boolean>): void;
   on<E extends keyof ServerEvents>(event: E, listener: ServerEvents[E]): void;

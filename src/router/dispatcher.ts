@@ -10,7 +10,7 @@ import type { Router, Session } from './router.js';
 import type { Storage } from '../storage/types.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { EndReason, IqHandler, IqTarget, ServerApi, ServerEvents, StanzaHook } from '../modules/api.js';
+import type { DeliveryFilter, EndReason, IqHandler, IqTarget, ServerApi, ServerEvents, StanzaHook } from '../modules/api.js';
 
 export class Dispatcher implements ServerApi {
   private readonly iqHandlers = new Map<string, IqHandler>();
@@ -65,6 +65,17 @@ export class Dispatcher implements ServerApi {
 
   hookPresence(hook: StanzaHook): void {
     this.presenceHooks.push(hook);
+  }
+
+  private readonly deliveryFilters: DeliveryFilter[] = [];
+
+  addDeliveryFilter(filter: DeliveryFilter): void {
+    this.deliveryFilters.push(filter);
+  }
+
+  async mayExchange(from: Jid, to: Jid): Promise<boolean> {
+    for (const f of this.deliveryFilters) if (!(await f(from, to))) return false;
+    return true;
   }
 
   hookIq(hook: StanzaHook): void {

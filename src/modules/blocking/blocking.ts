@@ -50,6 +50,13 @@ export class BlockingModule {
     server.hookMessage((stanza, from) => (from ? this.enforce(stanza, from) : false));
     server.hookPresence((stanza, from) => (from ? this.enforce(stanza, from) : false));
     server.hookIq((stanza, from) => (from ? this.enforce(stanza, from) : false));
+    // XEP-0191 §3.3 / §3.4: neither side of a block sees the other's presence, whichever side blocked.
+    server.addDeliveryFilter(async (from, to) => {
+      if (from.bare.equals(to.bare)) return true;
+      if (server.isLocalDomain(to.domain) && to.local !== '' && (await this.isBlocked(to.bare, from.toString()))) return false;
+      if (server.isLocalDomain(from.domain) && from.local !== '' && (await this.isBlocked(from.bare, to.toString()))) return false;
+      return true;
+    });
     server.on('session-ended', (session) => {
       const bare = session.jid.bareString();
       if (server.router.getSessions(bare).length === 0) this.lists.delete(bare);

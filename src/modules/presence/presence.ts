@@ -80,25 +80,30 @@ export class PresenceModule {
     session.presence = broadcast;
     const items = (await this.server.storage.roster.get(user.domain, user.local)).items;
     // §4.2.2 / §4.4.2: to every available resource of contacts subscribed to the user, and the user's other resources.
-    this.broadcast(broadcast, session, items);
+    await this.broadcast(broadcast, session, items);
     if (!initial) return;
     // §4.2.3: the server probes the contacts the user is subscribed to; for local contacts the
     // answer is their sessions' last presence, sent at once.
-    for (const item of items) if (subscribedTo(item)) this.sendPresencesOf(item.jid, session);
+    for (const item of items) if (subscribedTo(item)) await this.sendPresencesOf(item.jid, session);
     for (const other of this.server.router.getSessions(user.bareString())) {
       if (other !== session && other.available && other.presence) session.send(this.addressed(other.presence, session.jid));
     }
-    // §3.1.3: subscription requests that arrived while the user was offline are delivered now.
+    // §3.1.3: subscription requests that arrived while the user was offline are delivered now
+    // (XEP-0191: not those from a blocked JID).
     for (const item of items) {
-      if (item.pendingIn) session.send(x('presence', NS.CLIENT, { type: 'subscribe', from: item.jid, to: user.bareString() }));
+      if (item.pendingIn && (await this.server.mayExchange(Jid.parse(item.jid), session.jid))) {
+        session.send(x('presence', NS.CLIENT, { type: 'subscribe', from: item.jid, to: user.bareString() }));
+      }
     }
     this.server.emit('initial-presence', session);
   }
 
-  private broadcast(presence: Element, from: Session, items: readonly RosterItem[]): void {
+  private async broadcast(presence: Element, from: Session, items: readonly RosterItem[]): Promise<void> {
     for (const item of items) {
       if (!subscribedFrom(item)) continue;
-      for (const s of this.server.router.getSessions(item.jid)) if (s.available) s.send(this.addressed(presence, s.jid));
+      for (const s of this.server.router.getSessions(item.jid)) {
+        if (s.available && (await this.server.mayExchange(from.jid, s.jid))) s.send(this.addressed(presence, s.jid));
+      }
     }
     for (const s of this.server.router.getSessions(from.jid.bareString())) {
       if (s !== from && s.available) s.send(this.addressed(presence, s.jid));
@@ -119,7 +124,7 @@ export class PresenceModule {
     unavailable.attrs.type = 'unavailable';
     if (wasAvailable) {
       const items = (await this.server.storage.roster.get(user.domain, user.local)).items;
-      this.broadcast(unavailable, session, items);
+      await this.broadcast(unavailable, session, items);
     }
     // §4.6.3: everyone who got directed presence hears that we left.
     const directed = this.directed.get(session);
@@ -151,16 +156,16 @@ export class PresenceModule {
     const item = await this.server.storage.roster.getItem(user.domain, user.local, contact.bareString());
     // §4.3.2: only a subscriber learns the contact's presence.
     if (!item || !subscribedTo(item)) return;
-    if (!this.sendPresencesOf(contact.bareString(), session)) {
+    if (!(await this.sendPresencesOf(contact.bareString(), session))) {
       session.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.bareString(), to: session.jid.toString() }));
     }
   }
 
   /** Sends `to` the current presence of every available resource of `bare`; false when none is. */
-  private sendPresencesOf(bare: string, to: Session): boolean {
+  private async sendPresencesOf(bare: string, to: Session): Promise<boolean> {
     let any = false;
     for (const s of this.server.router.getSessions(bare)) {
-      if (s.available && s.presence) {
+      if (s.available && s.presence && (await this.server.mayExchange(s.jid, to.jid))) {
         to.send(this.addressed(s.presence, to.jid));
         any = true;
       }
