@@ -6,7 +6,7 @@ import { Jid } from '../../jid/jid.js';
 import type { Session } from '../../router/router.js';
 import { blocklistKeysFor } from '../../storage/types.js';
 import type { Module, ServerApi } from '../api.js';
-import { loadXml, storeXml } from './stored-xml.js';
+import { loadXml, storeXml } from '../../xml/stored.js';
 
 /** XEP-0160 §4 */
 export const MSGOFFLINE_FEATURE = 'msgoffline';

@@ -8,7 +8,7 @@ import { StanzaError } from '../../stream/errors.js';
 import type { Jid } from '../../jid/jid.js';
 import type { Session } from '../../router/router.js';
 import type { IqRequest, Module, ServerApi } from '../api.js';
-import { loadXml, storeXml } from '../offline/stored-xml.js';
+import { loadXml, storeXml } from '../../xml/stored.js';
 
 /** XEP-0153 §8 (the namespace of the presence extension). */
 export const NS_VCARD_UPDATE = 'vcard-temp:x:update';

@@ -1,9 +1,9 @@
 // Stored stanzas and payloads (offline messages, vCards) are kept as XML text;
 // this reads one back with the stream parser, so stored text goes through the
 // same checks as anything a client sends.
-import { Element } from '../../xml/element.js';
-import { NS } from '../../xml/namespaces.js';
-import { StreamParser } from '../../xml/parser.js';
+import { Element } from './element.js';
+import { NS } from './namespaces.js';
+import { StreamParser } from './parser.js';
 
 /**
  * Serialises an element with its namespace declared, so the text stands alone
