@@ -168,8 +168,8 @@ export class Dispatcher implements ServerApi {
         return await this.route(stanza);
       }
       for (const hook of this.presenceHooks) if (await hook(stanza, session)) return;
+      // Broadcast presence (no 'to') is the presence module's; without it there is nothing to do.
       if (to) return await this.route(stanza);
-      this.updateOwnPresence(session, stanza);
     } catch (err) {
       if (err instanceof StanzaError) {
         if (stanza.attrs.type !== 'error') session.send(errorReply(stanza, err));
@@ -177,20 +177,6 @@ export class Dispatcher implements ServerApi {
       }
       this.log.error({ err, stanza: stanza.name }, 'stanza handler failed');
       if (stanza.attrs.type !== 'error') session.send(errorReply(stanza, new StanzaError('internal-server-error')));
-    }
-  }
-
-  /** RFC 6121 §4.2/§4.4/§4.5: what the server remembers of a resource's own broadcast presence. */
-  updateOwnPresence(session: Session, presence: Element): void {
-    const type = presence.attrs.type;
-    if (type === undefined) {
-      const p = Number.parseInt(presence.getChildText('priority') ?? '0', 10);
-      session.priority = Number.isFinite(p) && p >= -128 && p <= 127 ? p : 0;
-      session.available = true;
-      session.presence = presence;
-    } else if (type === 'unavailable') {
-      session.available = false;
-      session.presence = undefined;
     }
   }
 

@@ -22,11 +22,40 @@ export interface Account {
   createdAt: Date;
 }
 
+/** Mechanisms whose secrets cannot be derived from SCRAM credentials, so they are kept beside them. */
+export type LegacySaslMechanism = 'CRAM-MD5' | 'DIGEST-MD5';
+export const LEGACY_SASL_MECHANISMS: readonly LegacySaslMechanism[] = ['CRAM-MD5', 'DIGEST-MD5'];
+
+/**
+ * A password-derived secret for CRAM-MD5 (RFC 2195) or DIGEST-MD5 (RFC 2831). Never
+ * the password itself, but a password equivalent for that mechanism: whoever holds
+ * it can log in with that mechanism (not with SCRAM or PLAIN).
+ */
+export interface LegacySaslSecret {
+  mechanism: LegacySaslMechanism;
+  /** DIGEST-MD5: the realm the hash is for (a served domain); CRAM-MD5: ''. */
+  realm: string;
+  /**
+   * Which encoding of the strings went into the hash: DIGEST-MD5 'utf-8' or
+   * 'iso-8859-1' (RFC 2831 §2.1.2.1), CRAM-MD5 'hmac-md5-states'.
+   */
+  variant: string;
+  /** DIGEST-MD5: H(username:realm:password), 16 bytes; CRAM-MD5: HMAC-MD5 inner and outer states, 32 bytes. */
+  secret: Buffer;
+}
+
 export interface AccountStore {
-  /** Creates the account with credentials for every hash; false when it already exists. */
-  create(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean>;
-  /** Replaces all credentials of an existing account; false when there is no such account. */
-  setCredentials(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean>;
+  /**
+   * Creates the account with credentials for every hash (and, optionally, CRAM-MD5/DIGEST-MD5
+   * secrets, in the same transaction); false when it already exists.
+   */
+  create(host: string, username: string, credentials: ScramCredentials[], legacy?: LegacySaslSecret[]): Promise<boolean>;
+  /**
+   * Replaces all credentials of an existing account; false when there is no such account.
+   * CRAM-MD5/DIGEST-MD5 secrets are always replaced too (by `legacy`, or by none): a secret
+   * derived from the old password must not outlive it.
+   */
+  setCredentials(host: string, username: string, credentials: ScramCredentials[], legacy?: LegacySaslSecret[]): Promise<boolean>;
   /** Removes the account and everything stored for it (roster, ...); false when it did not exist. */
   remove(host: string, username: string): Promise<boolean>;
   exists(host: string, username: string): Promise<boolean>;
@@ -144,8 +173,42 @@ export interface BlockingStore {
   isBlocked(host: string, username: string, jid: string): Promise<boolean>;
 }
 
+/** Reads the CRAM-MD5/DIGEST-MD5 secrets that AccountStore.create/setCredentials write. */
+export interface LegacySecretStore {
+  /** Every stored variant for this account, mechanism and realm (empty when there is none). */
+  get(host: string, username: string, mechanism: LegacySaslMechanism, realm: string): Promise<LegacySaslSecret[]>;
+  /** Accounts of `host` with no secret for `mechanism` (for `realm`, when given): they cannot use it yet. */
+  accountsWithout(host: string, mechanism: LegacySaslMechanism, realm?: string): Promise<string[]>;
+}
+
+/** An opaque access token issued by `shoal token issue` (tokens: local), as stored: never the token itself. */
+export interface StoredToken {
+  /** Public identifier, shown by `shoal token list` and part of the token text; not a secret. */
+  id: string;
+  host: string;
+  username: string;
+  /** OAuth-style scope values (RFC 6749 §3.3). */
+  scope: string[];
+  createdAt: Date;
+  expiresAt?: Date;
+  revokedAt?: Date;
+}
+
+export interface TokenStore {
+  /** Stores a new token by the SHA-256 of its text. Throws for an unknown account. */
+  add(token: StoredToken, hash: Buffer): Promise<void>;
+  /** The token whose text hashes to `hash`, revoked or expired ones included (the caller decides). */
+  findByHash(hash: Buffer): Promise<StoredToken | undefined>;
+  /** Marks the token revoked; false when there is no such token or it was already revoked. */
+  revoke(id: string, at?: Date): Promise<boolean>;
+  /** The account's tokens, oldest first. */
+  list(host: string, username: string): Promise<StoredToken[]>;
+}
+
 export interface Storage {
   accounts: AccountStore;
+  legacySecrets: LegacySecretStore;
+  tokens: TokenStore;
   roster: RosterStore;
   offline: OfflineStore;
   vcard: VCardStore;

@@ -1,6 +1,14 @@
 // AccountStore on any Kysely dialect (SQLite now, PostgreSQL later).
 import type { Kysely, Transaction } from 'kysely';
-import { SCRAM_HASHES, type Account, type AccountStore, type ScramCredentials, type ScramHash } from '../types.js';
+import {
+  LEGACY_SASL_MECHANISMS,
+  SCRAM_HASHES,
+  type Account,
+  type AccountStore,
+  type LegacySaslSecret,
+  type ScramCredentials,
+  type ScramHash,
+} from '../types.js';
 import type { Database } from './schema.js';
 import { deleteRoster } from './roster.js';
 
@@ -41,11 +49,32 @@ async function insertCredentials(
     .execute();
 }
 
+function checkLegacySecrets(secrets: LegacySaslSecret[]): void {
+  const seen = new Set<string>();
+  for (const s of secrets) {
+    if (!LEGACY_SASL_MECHANISMS.includes(s.mechanism)) throw new Error(`unsupported mechanism ${String(s.mechanism)}`);
+    const key = `${s.mechanism}\0${s.realm}\0${s.variant}`;
+    if (seen.has(key)) throw new Error(`${s.mechanism} secret for realm '${s.realm}' (${s.variant}) given twice`);
+    seen.add(key);
+  }
+}
+
+/** Writes `secrets` in place of every CRAM-MD5/DIGEST-MD5 secret the account had. */
+async function replaceLegacySecrets(trx: Transaction<Database>, host: string, username: string, secrets: LegacySaslSecret[]): Promise<void> {
+  await trx.deleteFrom('legacy_sasl_secrets').where('host', '=', host).where('username', '=', username).execute();
+  if (secrets.length === 0) return;
+  await trx
+    .insertInto('legacy_sasl_secrets')
+    .values(secrets.map((s) => ({ host, username, mechanism: s.mechanism, realm: s.realm, variant: s.variant, secret: s.secret })))
+    .execute();
+}
+
 export class SqlAccountStore implements AccountStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async create(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean> {
+  async create(host: string, username: string, credentials: ScramCredentials[], legacy: LegacySaslSecret[] = []): Promise<boolean> {
     checkCredentials(credentials);
+    checkLegacySecrets(legacy);
     return this.db.transaction().execute(async (trx) => {
       // ON CONFLICT DO NOTHING rather than a prior SELECT: two concurrent
       // registrations of one name must not both pass a check.
@@ -56,12 +85,14 @@ export class SqlAccountStore implements AccountStore {
         .executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return false;
       await insertCredentials(trx, host, username, credentials);
+      await replaceLegacySecrets(trx, host, username, legacy);
       return true;
     });
   }
 
-  async setCredentials(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean> {
+  async setCredentials(host: string, username: string, credentials: ScramCredentials[], legacy: LegacySaslSecret[] = []): Promise<boolean> {
     checkCredentials(credentials);
+    checkLegacySecrets(legacy);
     return this.db.transaction().execute(async (trx) => {
       const account = await trx
         .selectFrom('accounts')
@@ -72,6 +103,8 @@ export class SqlAccountStore implements AccountStore {
       if (account === undefined) return false;
       await trx.deleteFrom('scram_credentials').where('host', '=', host).where('username', '=', username).execute();
       await insertCredentials(trx, host, username, credentials);
+      // A CRAM-MD5/DIGEST-MD5 secret of the old password would still log in with it.
+      await replaceLegacySecrets(trx, host, username, legacy);
       return true;
     });
   }

@@ -125,6 +125,42 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
         for (const table of ['blocklist', 'vcards', 'offline_messages']) await db.schema.dropTable(table).ifExists().execute();
       },
     },
+    // CRAM-MD5/DIGEST-MD5 secrets (RFC 2195, RFC 2831) and the hashes of locally issued access
+    // tokens. Both belong to an account and go with it (ON DELETE CASCADE).
+    '0003_sasl_secrets_tokens': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema
+          .createTable('legacy_sasl_secrets')
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('mechanism', 'text', (c) => c.notNull())
+          .addColumn('realm', 'text', (c) => c.notNull())
+          .addColumn('variant', 'text', (c) => c.notNull())
+          .addColumn('secret', binary, (c) => c.notNull())
+          .addPrimaryKeyConstraint('legacy_sasl_secrets_pk', ['host', 'username', 'mechanism', 'realm', 'variant'])
+          .addForeignKeyConstraint('legacy_sasl_secrets_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) =>
+            fk.onDelete('cascade'),
+          )
+          .execute();
+
+        await db.schema
+          .createTable('auth_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('token_hash', binary, (c) => c.notNull().unique())
+          .addColumn('scope', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text')
+          .addColumn('revoked_at', 'text')
+          .addForeignKeyConstraint('auth_tokens_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) => fk.onDelete('cascade'))
+          .execute();
+        await db.schema.createIndex('auth_tokens_user_idx').on('auth_tokens').columns(['host', 'username']).execute();
+      },
+      async down(db: Kysely<unknown>): Promise<void> {
+        for (const table of ['auth_tokens', 'legacy_sasl_secrets']) await db.schema.dropTable(table).ifExists().execute();
+      },
+    },
   };
 }
 

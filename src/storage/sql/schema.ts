@@ -90,6 +90,32 @@ export interface BlocklistTable {
   jid: string;
 }
 
+/** RFC 2195 / RFC 2831 secrets, derived from the password when it is set (LegacySaslSecret). */
+export interface LegacySaslSecretsTable {
+  host: string;
+  username: string;
+  /** 'CRAM-MD5' | 'DIGEST-MD5' */
+  mechanism: string;
+  /** DIGEST-MD5 realm; '' for CRAM-MD5. */
+  realm: string;
+  variant: string;
+  secret: Buffer;
+}
+
+/** Access tokens of `tokens: local`: the SHA-256 of the token text, never the text. */
+export interface AuthTokensTable {
+  id: string;
+  host: string;
+  username: string;
+  token_hash: Buffer;
+  /** Space-separated scope values (RFC 6749 §3.3). */
+  scope: string;
+  /** ISO 8601, UTC. */
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
 export interface Database {
   accounts: AccountsTable;
   scram_credentials: ScramCredentialsTable;
@@ -99,5 +125,7 @@ export interface Database {
   offline_messages: OfflineMessagesTable;
   vcards: VCardsTable;
   blocklist: BlocklistTable;
+  legacy_sasl_secrets: LegacySaslSecretsTable;
+  auth_tokens: AuthTokensTable;
 }
 

@@ -7,12 +7,16 @@ import { SqlRosterStore } from './roster.js';
 import { SqlOfflineStore } from './offline.js';
 import { SqlVCardStore } from './vcard.js';
 import { SqlBlockingStore } from './blocking.js';
+import { SqlLegacySecretStore } from './legacy-secrets.js';
+import { SqlTokenStore } from './tokens.js';
 import type { Database } from './schema.js';
 
 export function createSqlStorage(db: Kysely<Database>): Storage {
   let closing: Promise<void> | undefined;
   return {
     accounts: new SqlAccountStore(db),
+    legacySecrets: new SqlLegacySecretStore(db),
+    tokens: new SqlTokenStore(db),
     roster: new SqlRosterStore(db),
     offline: new SqlOfflineStore(db),
     vcard: new SqlVCardStore(db),
