@@ -17,6 +17,7 @@ import { findMechanism, offeredMechanisms } from './sasl/registry.js';
 import type { Module } from './modules/api.js';
 import { defaultModules } from './modules/index.js';
 import { certificateSignatureHash } from './stream/certificate.js';
+import { createAuthServices, type AuthServices } from './auth/index.js';
 
 export interface ServerOptions {
   config: Config;
@@ -39,6 +40,8 @@ export class XmppServer {
     readonly storage: Storage,
     private readonly tls: TlsSettings | undefined,
     modules: Module[],
+    /** Token verifier, external password check, rate limiter (src/auth). */
+    readonly auth: AuthServices,
   ) {
     this.router = new LocalRouter();
     this.dispatcher = new Dispatcher(config, log, storage, this.router);
@@ -54,7 +57,15 @@ export class XmppServer {
       if (material.generated) log.warn({ event: 'tls-self-signed' }, 'generated a self-signed certificate; configure tls.cert/tls.key for production');
     }
     const storage = opts.storage ?? (await openStorage(config.storage));
-    return new XmppServer(config, log, storage, tls, opts.modules ?? defaultModules());
+    let auth: AuthServices;
+    try {
+      // Reads JWT key files now: a bad key stops the start instead of failing every login.
+      auth = createAuthServices(config, storage, log);
+    } catch (err) {
+      if (opts.storage === undefined) await storage.close();
+      throw err;
+    }
+    return new XmppServer(config, log, storage, tls, opts.modules ?? defaultModules(), auth);
   }
 
   /** The port actually listened on (useful with port 0). */
@@ -116,8 +127,13 @@ export class XmppServer {
       router: this.router,
       defaultHost: cfg.hosts[0]!,
       tlsRequired: this.tls !== undefined,
+      auth: this.auth,
       isLocalDomain: (domain) => d.isLocalDomain(domain),
-      offeredMechanisms: (sctx) => offeredMechanisms(sctx, cfg.sasl.mechanisms, { allowPlainWithoutTls: cfg.sasl.allow_plain_without_tls }),
+      offeredMechanisms: (sctx) =>
+        offeredMechanisms(sctx, cfg.sasl.mechanisms, {
+          allowPlainWithoutTls: cfg.sasl.allow_plain_without_tls,
+          externalAccounts: this.auth.externalAccounts,
+        }),
       knownMechanism: (name) => findMechanism(name),
       streamFeatures: () => d.streamFeatures(),
       handleStanza: (session, stanza) => d.handleStanza(session, stanza),

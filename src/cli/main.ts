@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `shoal` command: start the server, manage accounts, check a configuration.
 import { Command, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { checkCertificate, loadOrCreateTlsMaterial } from '../config/tls.js';
@@ -10,6 +10,9 @@ import { XmppServer } from '../server.js';
 import { openStorage } from '../storage/index.js';
 import { Jid, JidError } from '../jid/jid.js';
 import { deriveAllScramCredentials, preparePassword } from '../sasl/credentials.js';
+import { deriveLegacySecrets, legacyMechanismsIn } from '../sasl/legacy-credentials.js';
+import { hashToken, issueToken, parseDuration } from '../auth/local-tokens.js';
+import { JwtTokenVerifier } from '../auth/jwt.js';
 import { readPassword } from './prompt.js';
 import { SERVER_VERSION } from '../version.js';
 
@@ -93,8 +96,58 @@ async function check(opts: GlobalOpts): Promise<number> {
   } else {
     console.log('TLS: not configured; streams are not encrypted and PLAIN is not offered');
   }
+  problems.push(...(await checkAuthentication(config)));
   for (const p of problems) console.log(`problem: ${p}`);
   return problems.length === 0 ? 0 : 1;
+}
+
+/** Token verifier, account backend, and accounts that cannot use the enabled MD5 mechanisms yet. */
+async function checkAuthentication(config: Config): Promise<string[]> {
+  const problems: string[] = [];
+  const mechanisms = config.sasl.mechanisms;
+  const tokenMechanisms = mechanisms.filter((m) => m === 'X-OAUTH2' || m === 'OAUTHBEARER');
+  if (config.auth.backend === 'http') {
+    console.log(`accounts: checked by ${config.auth.http!.url} (PLAIN passwords and tokens)`);
+    const unusable = mechanisms.filter((m) => m.startsWith('SCRAM-') || m === 'CRAM-MD5' || m === 'DIGEST-MD5');
+    if (unusable.length > 0) console.log(`note: with auth.backend http these mechanisms are not offered: ${unusable.join(', ')}`);
+    if (!config.tls && !config.sasl.allow_plain_without_tls) {
+      problems.push('auth.backend http without TLS offers no mechanism (PLAIN, X-OAUTH2, OAUTHBEARER need TLS unless sasl.allow_plain_without_tls)');
+    }
+  } else if (tokenMechanisms.length > 0) {
+    console.log(`tokens: ${config.tokens.verifier} (${tokenMechanisms.join(', ')})`);
+    if (config.tokens.verifier === 'jwt') {
+      try {
+        new JwtTokenVerifier(config.tokens.jwt!);
+      } catch (err) {
+        problems.push(`tokens.jwt: cannot load the key: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+  const legacy = legacyMechanismsIn(mechanisms);
+  // Secrets for CRAM-MD5/DIGEST-MD5 are derived from the password when it is set, so
+  // accounts whose password predates enabling them cannot use them until it is set again.
+  if (legacy.length > 0 && config.auth.backend === 'internal' && config.storage.driver === 'sqlite' && existsSync(config.storage.path)) {
+    await withStorage(config, async (s) => {
+      for (const host of config.hosts) {
+        for (const mechanism of legacy) {
+          const missing = await s.legacySecrets.accountsWithout(host, mechanism, mechanism === 'DIGEST-MD5' ? host : undefined);
+          if (missing.length === 0) continue;
+          const shown = missing.slice(0, 10).map((u) => `${u}@${host}`).join(', ');
+          console.log(
+            `warning: ${missing.length} account(s) cannot use ${mechanism} until their password is set again ` +
+              `(shoal user passwd JID): ${shown}${missing.length > 10 ? ', ...' : ''}`,
+          );
+        }
+      }
+    });
+  }
+  return problems;
+}
+
+function describeToken(t: { id: string; createdAt: Date; expiresAt?: Date; revokedAt?: Date; scope: string[] }, now: Date): string {
+  const status = t.revokedAt !== undefined ? 'revoked' : t.expiresAt !== undefined && t.expiresAt <= now ? 'expired' : 'active';
+  const scope = t.scope.length > 0 ? t.scope.join(' ') : '-';
+  return `${t.id}  ${status}  created ${t.createdAt.toISOString()}  expires ${t.expiresAt?.toISOString() ?? 'never'}  scope ${scope}`;
 }
 
 export function buildProgram(): Command {
@@ -121,7 +174,9 @@ export function buildProgram(): Command {
       const config = load(program.opts<GlobalOpts>());
       const jid = accountJid(config, jidArg);
       const password = await passwordFrom(o.password);
-      const created = await withStorage(config, (s) => s.accounts.create(jid.domain, jid.local, deriveAllScramCredentials(password)));
+      // CRAM-MD5/DIGEST-MD5 secrets only when those mechanisms are enabled: they are password equivalents.
+      const legacy = deriveLegacySecrets(jid.domain, jid.local, password, config.sasl.mechanisms);
+      const created = await withStorage(config, (s) => s.accounts.create(jid.domain, jid.local, deriveAllScramCredentials(password), legacy));
       if (!created) throw new UsageError(`${jid.toString()} already exists`);
       console.log(`created ${jid.toString()}`);
     });
@@ -132,7 +187,8 @@ export function buildProgram(): Command {
       const config = load(program.opts<GlobalOpts>());
       const jid = accountJid(config, jidArg);
       const password = await passwordFrom(o.password);
-      const ok = await withStorage(config, (s) => s.accounts.setCredentials(jid.domain, jid.local, deriveAllScramCredentials(password)));
+      const legacy = deriveLegacySecrets(jid.domain, jid.local, password, config.sasl.mechanisms);
+      const ok = await withStorage(config, (s) => s.accounts.setCredentials(jid.domain, jid.local, deriveAllScramCredentials(password), legacy));
       if (!ok) throw new UsageError(`${jid.toString()} does not exist`);
       console.log(`password changed for ${jid.toString()}`);
     });
@@ -153,6 +209,54 @@ export function buildProgram(): Command {
       if (!config.hosts.includes(h)) throw new UsageError(`${host} is not one of the configured hosts`);
       const accounts = await withStorage(config, (s) => s.accounts.list(h));
       for (const a of accounts) console.log(`${a.username}@${a.host}`);
+    });
+
+  // Access tokens for X-OAUTH2 / OAUTHBEARER with `tokens: local`.
+  const token = program.command('token').description('manage access tokens (tokens: local)');
+  token
+    .command('issue <jid>')
+    .description('issue a token; prints it once (only its hash is stored)')
+    .option('--ttl <duration>', 'lifetime: 3600, 90s, 15m, 1h, 7d (default: tokens.default_ttl)')
+    .option('--scope <scope...>', 'scope values (space- or comma-separated)')
+    .action(async (jidArg: string, o: { ttl?: string; scope?: string[] }) => {
+      const config = load(program.opts<GlobalOpts>());
+      if (config.tokens.verifier !== 'local' || config.auth.backend !== 'internal') {
+        throw new UsageError('tokens issued here are only accepted with tokens.verifier local and auth.backend internal');
+      }
+      const jid = accountJid(config, jidArg);
+      const ttl = o.ttl === undefined ? config.tokens.default_ttl : parseDuration(o.ttl);
+      if (ttl === undefined) throw new UsageError(`invalid --ttl '${o.ttl ?? ''}' (e.g. 3600, 15m, 1h, 7d)`);
+      const scope = (o.scope ?? []).flatMap((v) => v.split(/[\s,]+/)).filter((v) => v !== '');
+      if (scope.some((v) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(v))) throw new UsageError('invalid scope value (RFC 6749 §3.3)');
+      const issued = await withStorage(config, async (s) => {
+        if (!(await s.accounts.exists(jid.domain, jid.local))) throw new UsageError(`${jid.toString()} does not exist`);
+        return issueToken(s.tokens, { host: jid.domain, username: jid.local, ttlSeconds: ttl, scope });
+      });
+      // The token alone on stdout (for scripts); the details on stderr.
+      console.log(issued.text);
+      console.error(`issued token ${issued.token.id} for ${jid.toString()}, expires ${issued.token.expiresAt?.toISOString() ?? 'never'}`);
+    });
+  token
+    .command('revoke <token-or-id>')
+    .description('revoke a token, given its id (see `token list`) or the token itself')
+    .action(async (arg: string) => {
+      const config = load(program.opts<GlobalOpts>());
+      const ok = await withStorage(config, async (s) => {
+        const id = arg.includes('.') ? (await s.tokens.findByHash(hashToken(arg)))?.id : arg;
+        return id !== undefined && (await s.tokens.revoke(id));
+      });
+      if (!ok) throw new UsageError(`no active token ${arg.includes('.') ? 'matches the one given' : arg}`);
+      console.log('revoked');
+    });
+  token
+    .command('list <jid>')
+    .description("list an account's tokens (never the tokens themselves)")
+    .action(async (jidArg: string) => {
+      const config = load(program.opts<GlobalOpts>());
+      const jid = accountJid(config, jidArg);
+      const tokens = await withStorage(config, (s) => s.tokens.list(jid.domain, jid.local));
+      const now = new Date();
+      for (const t of tokens) console.log(describeToken(t, now));
     });
   return program;
 }

@@ -6,6 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig, parseConfig } from './load.js';
 import { DEFAULT_SASL_MECHANISMS, type Config } from './schema.js';
 
+const RATE_LIMIT_DEFAULTS = { enabled: true, account: { burst: 20, per_minute: 4 }, address: { burst: 40, per_minute: 20 } };
+
 function defaults(base: string): Omit<Config, 'tls'> {
   return {
     hosts: ['localhost'],
@@ -14,7 +16,9 @@ function defaults(base: string): Omit<Config, 'tls'> {
     storage: { driver: 'sqlite', path: join(base, 'data', 'shoal.sqlite') },
     limits: { max_stanza_bytes: 262144 },
     timeouts: { pre_auth: 30, ping_after: 300, ping_timeout: 60 },
-    sasl: { mechanisms: [...DEFAULT_SASL_MECHANISMS], max_attempts: 5, allow_plain_without_tls: false },
+    sasl: { mechanisms: [...DEFAULT_SASL_MECHANISMS], max_attempts: 5, allow_plain_without_tls: false, rate_limit: RATE_LIMIT_DEFAULTS },
+    tokens: { verifier: 'local', default_ttl: 3600 },
+    auth: { backend: 'internal' },
     bind: { resource: 'generate' },
     roster: { versioning: 'diff' },
     offline: { max_per_user: 1000 },
@@ -100,7 +104,9 @@ describe('loadConfig', () => {
       tls: { cert: '/etc/shoal/cert.pem', key: '/etc/shoal/key.pem' },
       limits: { max_stanza_bytes: 65536 },
       timeouts: { pre_auth: 2.5, ping_after: 0.25, ping_timeout: 1 },
-      sasl: { mechanisms: ['SCRAM-SHA-256', 'PLAIN', 'X-OAUTH2'], max_attempts: 3, allow_plain_without_tls: true },
+      sasl: { mechanisms: ['SCRAM-SHA-256', 'PLAIN', 'X-OAUTH2'], max_attempts: 3, allow_plain_without_tls: true, rate_limit: RATE_LIMIT_DEFAULTS },
+      tokens: { verifier: 'local', default_ttl: 3600 },
+      auth: { backend: 'internal' },
       bind: { resource: 'client' },
       roster: { versioning: 'full' },
       offline: { max_per_user: 1000 },

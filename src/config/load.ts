@@ -91,6 +91,18 @@ function resolvePaths(config: Config, baseDir: string): Config {
     data_dir: at(config.data_dir),
     storage: { ...config.storage, path: config.storage.path === ':memory:' ? ':memory:' : at(config.storage.path) },
   };
+  const jwt = config.tokens.jwt;
+  if (jwt !== undefined) {
+    resolved.tokens = {
+      ...config.tokens,
+      jwt: {
+        ...jwt,
+        ...(jwt.secret_file !== undefined && { secret_file: at(jwt.secret_file) }),
+        ...(jwt.public_key !== undefined && { public_key: at(jwt.public_key) }),
+        ...(jwt.jwks !== undefined && { jwks: at(jwt.jwks) }),
+      },
+    };
+  }
   if (config.tls !== undefined) {
     resolved.tls = {
       ...(config.tls.cert !== undefined && { cert: at(config.tls.cert) }),

@@ -90,6 +90,81 @@ const tls = z.preprocess(
 
 const mechanism = z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(SASL_MECHANISMS));
 
+/** A token bucket (sasl.rate_limit): `burst` failures at once, refilled at `per_minute`. */
+const bucket = (burst: number, perMinute: number) =>
+  section({
+    burst: z.number().int().min(1).default(burst),
+    per_minute: z.number().positive().default(perMinute),
+  });
+
+/** Algorithms accepted for JWT access tokens (RFC 7518 §3.1). */
+export const JWT_ALGORITHMS = ['HS256', 'RS256', 'ES256'] as const;
+
+const jwtSettings = z
+  .strictObject({
+    /** Defaults to HS256 with `secret`/`secret_file`, else RS256 and ES256. */
+    algorithms: z.array(z.enum(JWT_ALGORITHMS)).min(1).superRefine(unique('algorithm')).optional(),
+    /** HS256 shared secret (RFC 7518 §3.2 asks for a key at least as long as the hash: 32 bytes). */
+    secret: z.string().min(32, 'an HS256 secret must be at least 32 characters').optional(),
+    /** A file holding the HS256 secret (trailing newline ignored). */
+    secret_file: z.string().min(1).optional(),
+    /** PEM public key (SPKI) or certificate for RS256/ES256. */
+    public_key: z.string().min(1).optional(),
+    /** A JWKS file (RFC 7517 §5) on disk; the token's 'kid' picks the key. */
+    jwks: z.string().min(1).optional(),
+    /** Required 'iss' (RFC 7519 §4.1.1), when set. */
+    issuer: z.string().min(1).optional(),
+    /** Required 'aud' (RFC 7519 §4.1.3), when set. */
+    audience: z.string().min(1).optional(),
+    /** The claim naming the account: a bare JID of a served host, or a localpart. */
+    claim: z.string().min(1).default('sub'),
+    /** Seconds of clock skew allowed for 'exp' and 'nbf'. */
+    clock_tolerance: z.number().min(0).default(30),
+  })
+  .refine((j) => [j.secret, j.secret_file, j.public_key, j.jwks].filter((k) => k !== undefined).length === 1, {
+    message: 'give exactly one of secret, secret_file, public_key, jwks',
+  });
+
+const tokens = z
+  .preprocess(
+    // `tokens: local` / `tokens: jwt` as shorthand for the verifier.
+    (v) => (typeof v === 'string' ? { verifier: v } : nullToEmpty(v)),
+    z
+      .strictObject({
+        /** local: opaque tokens from `shoal token issue`; jwt: JWTs signed by an identity provider. */
+        verifier: z.enum(['local', 'jwt']).default('local'),
+        /** Lifetime of `shoal token issue` tokens without --ttl, in seconds. */
+        default_ttl: seconds(3600),
+        /** A scope every token must carry (RFC 6749 §3.3); also sent in OAUTHBEARER errors. */
+        required_scope: z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'one scope token').optional(),
+        /** OAUTHBEARER error 'openid-configuration' URL (RFC 7628 §3.2.2). */
+        openid_configuration: z.url({ protocol: /^https$/ }).optional(),
+        jwt: jwtSettings.optional(),
+      })
+      .refine((t) => t.verifier !== 'jwt' || t.jwt !== undefined, { message: 'tokens.verifier jwt needs a jwt section', path: ['jwt'] }),
+  )
+  .prefault({});
+
+const auth = z
+  .preprocess(
+    nullToEmpty,
+    z
+      .strictObject({
+        /** internal: the accounts in storage; http: an HTTP endpoint checks passwords and tokens. */
+        backend: z.enum(['internal', 'http']).default('internal'),
+        http: z
+          .strictObject({
+            url: z.url({ protocol: /^https?$/ }),
+            timeout: seconds(5),
+            /** Sent as "Authorization: Bearer <secret>" so the endpoint can tell the server from others. */
+            secret: z.string().min(1).optional(),
+          })
+          .optional(),
+      })
+      .refine((a) => a.backend !== 'http' || a.http !== undefined, { message: 'auth.backend http needs auth.http.url', path: ['http'] }),
+  )
+  .prefault({});
+
 export const configSchema = z
   .strictObject({
     hosts: z
@@ -122,7 +197,15 @@ export const configSchema = z
         .default([...DEFAULT_SASL_MECHANISMS]),
       max_attempts: z.number().int().min(1).default(5),
       allow_plain_without_tls: z.boolean().default(false),
+      /** Failed authentications, per account and per client address (token buckets). */
+      rate_limit: section({
+        enabled: z.boolean().default(true),
+        account: bucket(20, 4),
+        address: bucket(40, 20),
+      }),
     }),
+    tokens,
+    auth,
     bind: section({
       resource: z.enum(['generate', 'client']).default('generate'),
     }),
@@ -151,3 +234,7 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 export type StorageConfig = Config['storage'];
 export type TlsConfig = NonNullable<Config['tls']>;
+export type TokensConfig = Config['tokens'];
+export type JwtConfig = NonNullable<TokensConfig['jwt']>;
+export type AuthConfig = Config['auth'];
+export type RateLimitConfig = Config['sasl']['rate_limit'];

@@ -1,7 +1,8 @@
 // One interface for every SASL mechanism (RFC 6120 §6, RFC 4422). Each mechanism
 // lives in its own file and only sees this context, so adding one never touches
 // the stream layer.
-import type { AccountStore } from '../storage/types.js';
+import type { AccountStore, LegacySecretStore } from '../storage/types.js';
+import type { PasswordVerifier, TokenVerifier } from '../auth/types.js';
 
 /** RFC 6120 §6.5 failure conditions. */
 export type SaslFailureCondition =
@@ -32,6 +33,14 @@ export interface SaslContext {
   /** Whether the server advertised any -PLUS mechanism on this stream (RFC 5802 §6 downgrade check). */
   plusAdvertised: boolean;
   accounts: AccountStore;
+  /** The client's IP address (logs, rate limiting); absent in unit tests. */
+  remoteAddress?: string;
+  /** CRAM-MD5/DIGEST-MD5 secrets; those mechanisms find no account without it. */
+  legacySecrets?: LegacySecretStore;
+  /** Checks access tokens for X-OAUTH2 and OAUTHBEARER; those mechanisms are unavailable without it. */
+  tokens?: TokenVerifier;
+  /** Checks PLAIN passwords instead of the stored SCRAM credentials (auth.backend: http). */
+  passwords?: PasswordVerifier;
 }
 
 export type SaslStep =
@@ -42,7 +51,19 @@ export type SaslStep =
 /** One authentication exchange. `step` receives the initial response first (undefined if none was sent), then each response. */
 export interface SaslExchange {
   step(response: Buffer | undefined): Promise<SaslStep>;
+  /**
+   * The account (prepared localpart) the client claimed, once the exchange got
+   * that far, whatever the outcome: failed attempts are rate-limited per account.
+   */
+  readonly authcid?: string;
 }
+
+/**
+ * What a mechanism checks the client against: verifiers stored for the account
+ * (SCRAM, CRAM-MD5, DIGEST-MD5), the password itself (PLAIN), or an access token.
+ * Only the last two can be checked by an external account service.
+ */
+export type SaslCredentialKind = 'stored' | 'password' | 'token';
 
 export interface SaslMechanism {
   readonly name: string;
@@ -50,6 +71,8 @@ export interface SaslMechanism {
   readonly requiresTls: boolean;
   /** Relative strength for ordering <mechanism> elements, highest first. */
   readonly strength: number;
+  /** Absent means 'stored'. */
+  readonly credential?: SaslCredentialKind;
   /** Whether the mechanism can run on this connection (e.g. -PLUS needs channel binding data). */
   available(ctx: SaslContext): boolean;
   start(ctx: SaslContext): SaslExchange;

@@ -21,6 +21,7 @@ export function plainMechanism(): SaslMechanism {
     // RFC 4616 §5 / RFC 6120 §6.4.6: the password travels in the clear, so only over TLS.
     requiresTls: true,
     strength: 10,
+    credential: 'password',
     available: () => true,
     start: (ctx) => new PlainExchange(ctx),
   };
@@ -28,6 +29,7 @@ export function plainMechanism(): SaslMechanism {
 
 class PlainExchange implements SaslExchange {
   private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
+  authcid: string | undefined;
 
   constructor(private readonly ctx: SaslContext) {}
 
@@ -57,7 +59,15 @@ class PlainExchange implements SaslExchange {
 
     const username = prepareUsername(authcid);
     if (username === undefined) return failure('not-authorized');
+    this.authcid = username;
     if (authzid !== '' && !authzidMatches(authzid, username, this.ctx.host)) return failure('invalid-authzid');
+
+    if (this.ctx.passwords !== undefined) {
+      // auth.backend: http: the account service checks the password as the client sent it.
+      const verdict = await this.ctx.passwords.verify(this.ctx.host, username, password);
+      if (verdict === 'ok') return { kind: 'success', username };
+      return failure(verdict === 'wrong' ? 'not-authorized' : 'temporary-auth-failure');
+    }
 
     const { host, accounts } = this.ctx;
     const found = await Promise.all(PREFERRED_HASHES.map((hash) => accounts.getScramCredentials(host, username, hash)));

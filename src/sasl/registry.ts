@@ -3,6 +3,10 @@
 import type { SaslContext, SaslMechanism } from './mechanism.js';
 import { plainMechanism } from './plain.js';
 import { scramMechanism } from './scram.js';
+import { digestMd5Mechanism } from './digest-md5.js';
+import { cramMd5Mechanism } from './cram-md5.js';
+import { oauthBearerMechanism } from './oauthbearer.js';
+import { xOauth2Mechanism } from './x-oauth2.js';
 
 /** Every implemented mechanism, strongest first. */
 export const ALL_MECHANISMS: SaslMechanism[] = [
@@ -12,11 +16,18 @@ export const ALL_MECHANISMS: SaslMechanism[] = [
   scramMechanism('SHA-512', false),
   scramMechanism('SHA-256', false),
   scramMechanism('SHA-1', false),
+  digestMd5Mechanism(),
+  cramMd5Mechanism(),
+  oauthBearerMechanism(),
+  xOauth2Mechanism(),
   plainMechanism(),
 ];
 
+/** Off unless configured: they force the server to keep password equivalents (see legacy-credentials.ts). */
+const OFF_BY_DEFAULT: readonly string[] = ['DIGEST-MD5', 'CRAM-MD5', 'OAUTHBEARER', 'X-OAUTH2'];
+
 /** Mechanisms enabled when the configuration does not say otherwise. */
-export const DEFAULT_MECHANISM_NAMES: readonly string[] = ALL_MECHANISMS.map((m) => m.name);
+export const DEFAULT_MECHANISM_NAMES: readonly string[] = ALL_MECHANISMS.map((m) => m.name).filter((n) => !OFF_BY_DEFAULT.includes(n));
 
 /** The mechanism called `name` (SASL names are upper case, RFC 4422 §3.1), if implemented. */
 export function findMechanism(name: string): SaslMechanism | undefined {
@@ -24,8 +35,13 @@ export function findMechanism(name: string): SaslMechanism | undefined {
 }
 
 export interface OfferOptions {
-  /** Offer mechanisms that require TLS (PLAIN) on unencrypted streams too. */
+  /** Offer mechanisms that require TLS (PLAIN, X-OAUTH2, OAUTHBEARER) on unencrypted streams too. */
   allowPlainWithoutTls: boolean;
+  /**
+   * Accounts live in an external service (auth.backend: http), which can only check a
+   * password or a token: mechanisms that need verifiers stored here are not offered.
+   */
+  externalAccounts?: boolean;
 }
 
 /**
@@ -41,6 +57,11 @@ export function offeredMechanisms(
 ): SaslMechanism[] {
   return ALL_MECHANISMS.filter(
     (m) =>
-      enabled.includes(m.name) && (!m.requiresTls || ctx.secure || opts.allowPlainWithoutTls) && m.available(ctx),
+      enabled.includes(m.name) &&
+      (!m.requiresTls || ctx.secure || opts.allowPlainWithoutTls) &&
+      // RFC 5802 §6: channel binding only exists on TLS, whatever else is allowed.
+      (!m.name.endsWith('-PLUS') || ctx.secure) &&
+      (!opts.externalAccounts || (m.credential ?? 'stored') !== 'stored') &&
+      m.available(ctx),
   ).sort((a, b) => b.strength - a.strength);
 }

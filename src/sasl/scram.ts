@@ -90,6 +90,7 @@ interface AwaitingFinal {
 class ScramServerExchange implements SaslExchange {
   private state: 'initial' | 'awaiting-first' | 'awaiting-final' | 'done' = 'initial';
   private pending: AwaitingFinal | undefined;
+  authcid: string | undefined;
 
   constructor(
     private readonly hash: ScramHash,
@@ -163,6 +164,7 @@ class ScramServerExchange implements SaslExchange {
 
     const username = prepareUsername(rawUsername);
     if (username === undefined) return failure('not-authorized');
+    this.authcid = username;
     if (authzid !== undefined && !authzidMatches(authzid, username, this.ctx.host)) {
       return failure('invalid-authzid');
     }

@@ -9,7 +9,7 @@ import { Jid, JidError, prepResourcepart } from '../jid/jid.js';
 import { StanzaError, StreamError, errorReply, type StreamErrorCondition } from './errors.js';
 import type { Transport } from './transport.js';
 import type { Session } from '../router/router.js';
-import type { SaslContext, SaslExchange, SaslMechanism, SaslFailureCondition } from '../sasl/mechanism.js';
+import type { SaslContext, SaslExchange, SaslMechanism, SaslFailureCondition, SaslStep } from '../sasl/mechanism.js';
 import type { EndReason } from '../modules/api.js';
 import type { C2SContext } from './context.js';
 
@@ -195,6 +195,10 @@ export class C2SConnection implements Session {
       channelBindingTypes: t.channelBindingTypes,
       plusAdvertised: this.offered.some((m) => m.name.endsWith('-PLUS')),
       accounts: this.ctx.storage.accounts,
+      remoteAddress: t.remoteAddress,
+      legacySecrets: this.ctx.storage.legacySecrets,
+      tokens: this.ctx.auth?.tokens,
+      passwords: this.ctx.auth?.passwords,
     };
   }
 
@@ -317,6 +321,12 @@ export class C2SConnection implements Session {
     }
     const data = decodeSasl(el.text());
     if (data === null) return this.saslFailure('incorrect-encoding');
+    // Brute-force protection: an address with too many recent failures is refused at once,
+    // before any (costly) credential check.
+    if (this.ctx.auth?.limiter.isLimited(this.transport.remoteAddress)) {
+      this.log.info({ event: 'auth-rate-limited', mechanism: name }, 'authentication refused: too many failures from this address');
+      return this.saslFailure('temporary-auth-failure', 'too many failed attempts, try again later');
+    }
     this.sasl = { mechanism, exchange: mechanism.start(this.saslContext()) };
     await this.saslStep(data);
   }
@@ -330,15 +340,16 @@ export class C2SConnection implements Session {
 
   private async saslStep(data: Buffer | undefined): Promise<void> {
     const sasl = this.sasl!;
-    const step = await sasl.exchange.step(data);
+    const outcome = await sasl.exchange.step(data);
     if (this.stage !== 'open') return;
-    if (step.kind === 'challenge') {
-      this.transport.write(x('challenge', NS.SASL, {}, step.data.length ? step.data.toString('base64') : '=').toString(NS.CLIENT));
+    if (outcome.kind === 'challenge') {
+      this.transport.write(x('challenge', NS.SASL, {}, outcome.data.length ? outcome.data.toString('base64') : '=').toString(NS.CLIENT));
       return;
     }
     this.sasl = undefined;
+    const step = this.rateLimited(sasl.exchange, outcome);
     if (step.kind === 'failure') {
-      this.log.info({ event: 'auth-failure', mechanism: sasl.mechanism.name, condition: step.condition }, 'authentication failed');
+      this.log.info({ event: 'auth-failure', mechanism: sasl.mechanism.name, condition: step.condition, user: sasl.exchange.authcid }, 'authentication failed');
       return this.saslFailure(step.condition, step.text);
     }
     this.username = step.username;
@@ -346,6 +357,28 @@ export class C2SConnection implements Session {
     const extra = step.additionalData;
     this.transport.write(x('success', NS.SASL, {}, extra && extra.length ? extra.toString('base64') : undefined).toString(NS.CLIENT));
     this.restart();
+  }
+
+  /**
+   * Per-account and per-address limits on failed authentications. Checked once the
+   * mechanism is done, so that while an account is limited every attempt on it gets the
+   * same temporary-auth-failure, right password or not: the answer tells nothing.
+   */
+  private rateLimited(exchange: SaslExchange, step: Exclude<SaslStep, { kind: 'challenge' }>): Exclude<SaslStep, { kind: 'challenge' }> {
+    const limiter = this.ctx.auth?.limiter;
+    if (limiter === undefined) return step;
+    const address = this.transport.remoteAddress;
+    const user = step.kind === 'success' ? step.username : exchange.authcid;
+    const account = user === undefined ? undefined : `${user}@${this.host}`;
+    if (limiter.isLimited(address, account)) {
+      this.log.info({ event: 'auth-rate-limited', user: account }, 'authentication refused: too many failures');
+      return { kind: 'failure', condition: 'temporary-auth-failure', text: 'too many failed attempts, try again later' };
+    }
+    // Server-side trouble and a client's own abort are not guesses.
+    if (step.kind === 'failure' && step.condition !== 'temporary-auth-failure' && step.condition !== 'aborted') {
+      limiter.recordFailure(address, account);
+    }
+    return step;
   }
 
   private saslFailure(condition: SaslFailureCondition, text?: string): void {
@@ -454,6 +487,7 @@ export class C2SConnection implements Session {
     this.stage = 'closing';
     this.parser.stop();
     this.transport.end();
+    this.endSession();
   }
 
   private closeStream(): void {
@@ -463,6 +497,16 @@ export class C2SConnection implements Session {
     this.stage = 'closing';
     this.parser.stop();
     this.transport.end();
+    this.endSession();
+  }
+
+  /**
+   * Once our closing tag is out, nothing more can reach the client over this stream, so the
+   * session ends now (RFC 6121 §4.5.2: contacts hear at once), not when the peer, which may be
+   * dead or silent, finally closes the TCP connection.
+   */
+  private endSession(): void {
+    this.finish(this.endReason);
   }
 
   /** Runs once, whatever ended the connection. */

@@ -6,6 +6,7 @@ import type { Router, Session } from '../router/router.js';
 import type { Storage } from '../storage/types.js';
 import type { SaslContext, SaslMechanism } from '../sasl/mechanism.js';
 import type { EndReason } from '../modules/api.js';
+import type { AuthServices } from '../auth/index.js';
 
 export interface C2SContext {
   readonly config: Config;
@@ -16,6 +17,8 @@ export interface C2SContext {
   readonly defaultHost: string;
   /** Whether STARTTLS must happen before anything else (the config has a tls section). */
   readonly tlsRequired: boolean;
+  /** Token verifier, external password check and rate limiter; absent in minimal test contexts. */
+  readonly auth?: AuthServices;
   isLocalDomain(domain: string): boolean;
   offeredMechanisms(ctx: SaslContext): SaslMechanism[];
   /** Any mechanism this server implements, offered here or not (to tell invalid from needs-TLS). */

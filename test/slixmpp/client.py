@@ -44,6 +44,9 @@ class Session(slixmpp.ClientXMPP):
         if args.mech:
             plugin_config['feature_mechanisms'] = {'use_mech': args.mech}
         super().__init__(args.jid, args.password, plugin_config=plugin_config)
+        if args.token:
+            # X-OAUTH2 takes its secret from credentials['access_token'], not the password.
+            self.credentials['access_token'] = args.token
         self.args = args
         self.done = done
         self.reply = None
@@ -189,6 +192,7 @@ def parse_args():
     p.add_argument('--peer', required=True, help='JID to send the message to; it must reply')
     p.add_argument('--body', default='hello from slixmpp')
     p.add_argument('--mech', help='the one SASL mechanism to use (feature_mechanisms use_mech)')
+    p.add_argument('--token', help='access token for X-OAUTH2')
     p.add_argument('--ca', help='PEM file to verify the server certificate against')
     p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
     p.add_argument('--timeout', type=float, default=15)

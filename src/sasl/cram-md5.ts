@@ -1,0 +1,78 @@
+// CRAM-MD5 (RFC 2195), server side. The server sends a unique challenge, the
+// client answers "username HMAC-MD5(password, challenge)" in hex. The password
+// never crosses the wire, but there is no mutual authentication, no channel
+// binding, and a captured exchange allows an offline dictionary attack; the
+// server needs the HMAC key, so it keeps the HMAC-MD5 inner/outer states
+// (legacy-credentials.ts), which are a password equivalent for CRAM-MD5.
+import { randomBytes } from 'node:crypto';
+import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import { decodeUtf8, failure, prepareUsername, sameBytes } from './common.js';
+import { hmacMd5FromSecret } from './legacy-credentials.js';
+
+export interface CramMd5Options {
+  /** Produces the challenge; defaults to an RFC 2195 msg-id with random digits. Tests inject the RFC's. */
+  challenge?: (host: string) => string;
+}
+
+/** RFC 2195 §2: "<" random digits "." timestamp "@" hostname ">", unique for every exchange. */
+function defaultChallenge(host: string): string {
+  return `<${randomBytes(8).readBigUInt64BE()}.${Date.now()}@${host}>`;
+}
+
+const RESPONSE = /^(.+) ([0-9a-fA-F]{32})$/s;
+
+export function cramMd5Mechanism(opts: CramMd5Options = {}): SaslMechanism {
+  return {
+    name: 'CRAM-MD5',
+    // The password is not sent, so TLS is not required to keep it secret (RFC 2195 §4).
+    requiresTls: false,
+    strength: 25,
+    credential: 'stored',
+    available: () => true,
+    start: (ctx) => new CramMd5Exchange(ctx, (opts.challenge ?? defaultChallenge)(ctx.host)),
+  };
+}
+
+class CramMd5Exchange implements SaslExchange {
+  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
+  authcid: string | undefined;
+
+  constructor(
+    private readonly ctx: SaslContext,
+    private readonly challenge: string,
+  ) {}
+
+  async step(response: Buffer | undefined): Promise<SaslStep> {
+    const state = this.state;
+    if (state === 'initial') {
+      // Server-first (RFC 2195 §2): there is nothing a client could send first.
+      if (response !== undefined && response.length > 0) {
+        this.state = 'done';
+        return failure('malformed-request', 'CRAM-MD5 has no initial response');
+      }
+      this.state = 'awaiting-response';
+      return { kind: 'challenge', data: Buffer.from(this.challenge, 'utf8') };
+    }
+    this.state = 'done';
+    if (state === 'done' || response === undefined) return failure('malformed-request', 'Unexpected CRAM-MD5 message');
+    try {
+      return await this.check(response);
+    } catch {
+      return failure('temporary-auth-failure');
+    }
+  }
+
+  private async check(data: Buffer): Promise<SaslStep> {
+    const text = decodeUtf8(data);
+    const match = text === undefined ? null : RESPONSE.exec(text);
+    if (match === null) return failure('malformed-request', 'Expected "username digest"');
+    const username = prepareUsername(match[1]!);
+    if (username === undefined) return failure('not-authorized');
+    this.authcid = username;
+    const secrets = (await this.ctx.legacySecrets?.get(this.ctx.host, username, 'CRAM-MD5', '')) ?? [];
+    const digest = Buffer.from(match[2]!.toLowerCase(), 'hex');
+    // An unknown user, or one whose password predates enabling CRAM-MD5, fails like a wrong password.
+    const ok = secrets.some((s) => s.secret.length === 32 && sameBytes(hmacMd5FromSecret(s.secret, Buffer.from(this.challenge, 'utf8')), digest));
+    return ok ? { kind: 'success', username } : failure('not-authorized');
+  }
+}

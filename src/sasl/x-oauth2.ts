@@ -1,0 +1,56 @@
+// X-OAUTH2, the seed's token mechanism (as Google Talk used it): a PLAIN-shaped
+// message "[authzid] NUL user NUL token" carrying an access token instead of a
+// password. The token travels in the clear inside the stream, so TLS is required;
+// what the server stores is up to the token verifier (a hash of a local token, or
+// only a key to check JWT signatures). No mutual authentication.
+import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import { authzidMatches, decodeUtf8, emptyChallenge, failure } from './common.js';
+import { claimedLocalpart, verifyToken } from './token-common.js';
+
+export function xOauth2Mechanism(): SaslMechanism {
+  return {
+    name: 'X-OAUTH2',
+    // A bearer token is as good as a password while it is valid (RFC 6750 §5.3).
+    requiresTls: true,
+    strength: 15,
+    credential: 'token',
+    available: (ctx) => ctx.tokens !== undefined,
+    start: (ctx) => new XOauth2Exchange(ctx),
+  };
+}
+
+class XOauth2Exchange implements SaslExchange {
+  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
+  authcid: string | undefined;
+
+  constructor(private readonly ctx: SaslContext) {}
+
+  async step(response: Buffer | undefined): Promise<SaslStep> {
+    if (this.state === 'initial' && response === undefined) {
+      this.state = 'awaiting-response';
+      return emptyChallenge();
+    }
+    const done = this.state === 'done';
+    this.state = 'done';
+    if (done || response === undefined) return failure('malformed-request', 'Unexpected X-OAUTH2 message');
+    return this.check(response);
+  }
+
+  private async check(data: Buffer): Promise<SaslStep> {
+    const text = decodeUtf8(data);
+    const parts = text?.split('\0');
+    if (parts?.length !== 3) return failure('malformed-request', 'Bad X-OAUTH2 message');
+    const [authzid = '', user = '', token = ''] = parts;
+    if (user === '' || token === '') return failure('malformed-request', 'Bad X-OAUTH2 message');
+    const host = this.ctx.host;
+    const claimed = claimedLocalpart(user, host);
+    if (claimed === undefined) return failure('not-authorized');
+    this.authcid = claimed;
+    if (authzid !== '' && !authzidMatches(authzid, claimed, host)) return failure('invalid-authzid');
+    const verdict = await verifyToken(this.ctx, token, claimed);
+    if (!verdict.ok) return failure(verdict.reason === 'unavailable' ? 'temporary-auth-failure' : 'not-authorized');
+    // The token must be this user's: a valid token of someone else proves nothing about them.
+    if (verdict.username !== claimed) return failure('not-authorized');
+    return { kind: 'success', username: claimed };
+  }
+}

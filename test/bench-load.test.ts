@@ -1,0 +1,138 @@
+// The load generator (bench/load) against a real Shoal server with tiny N, so
+// that it cannot silently rot: every client logs in the seed's way, messages
+// between pairs all arrive with a latency, and the server is measured by pid.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer, type TestServer } from './support/server.js';
+import { runLoad } from '../bench/load/run.js';
+import { ScramCache } from '../bench/load/scram.js';
+import { XmlStreamReader, type XmlElement } from '../bench/load/xml.js';
+
+let srv: TestServer;
+before(async () => {
+  srv = await startTestServer();
+  for (let i = 1; i <= 5; i++) await srv.addUser(`load${i}`, `secret-${i}`);
+});
+after(() => srv.stop());
+
+test('5 clients log in over STARTTLS + SCRAM-SHA-1 and exchange 20 messages in pairs', async () => {
+  const cache = new ScramCache();
+  const r = await runLoad({
+    host: '127.0.0.1',
+    port: srv.port,
+    domain: 'localhost',
+    users: 'load%d',
+    passwordPattern: 'secret-%d',
+    clients: 5,
+    concurrency: 3,
+    messages: 20,
+    serverPid: process.pid,
+    settleMs: 0,
+    stepTimeoutMs: 10_000,
+    phaseTimeoutMs: 30_000,
+    stallTimeoutMs: 10_000,
+    scramCache: cache,
+  });
+  assert.equal(r.login.attempted, 5);
+  assert.equal(r.login.succeeded, 5, JSON.stringify(r.login.failures));
+  assert.equal(r.login.failed, 0);
+  assert.equal(r.login.latencyMs.count, 5);
+  assert.ok(r.login.latencyMs.p50 > 0 && r.login.latencyMs.p99 >= r.login.latencyMs.p50);
+  assert.ok(r.login.perSecond > 0);
+  assert.match(r.login.tls.protocol, /^TLSv1\.[23]$/);
+  assert.equal(r.roster.minItems, 0);
+  // Clients 1-4 form two pairs; the fifth has no partner.
+  assert.ok(r.messages);
+  assert.equal(r.messages.sent, 20);
+  assert.equal(r.messages.received, 20);
+  assert.equal(r.messages.lost, 0);
+  assert.equal(r.messages.latencyMs.count, 20);
+  assert.ok(r.messages.latencyMs.p50 > 0 && r.messages.latencyMs.max >= r.messages.latencyMs.p99);
+  assert.ok(r.server, 'server measured by pid');
+  assert.ok(r.server.rssBeforeKiB > 0 && r.server.rssOnlineKiB > 0);
+  assert.ok(r.server.cpuLoginS >= 0);
+  assert.equal(r.problems.count, 0, r.problems.examples.join('; '));
+  // Each client derived its keys once (RFC 5802 §5.1 cache), five distinct accounts.
+  assert.equal(cache.misses, 5);
+});
+
+test('a wrong password is counted as a SASL failure, not hidden', async () => {
+  const r = await runLoad({
+    host: '127.0.0.1',
+    port: srv.port,
+    domain: 'localhost',
+    users: 'load%d',
+    passwordPattern: 'wrong-%d',
+    clients: 2,
+    concurrency: 2,
+    settleMs: 0,
+    stepTimeoutMs: 10_000,
+  });
+  assert.equal(r.login.succeeded, 0);
+  assert.equal(r.login.failed, 2);
+  assert.deepEqual(Object.keys(r.login.failures), ['sasl: refused: not-authorized']);
+});
+
+test('presence fan-out is awaited between contacts that see each other', async () => {
+  for (const [a, b] of [
+    ['load1', 'load2'],
+    ['load2', 'load1'],
+  ] as const) {
+    await srv.server.storage.roster.setItem('localhost', a, { jid: `${b}@localhost`, subscription: 'both', ask: false, pendingIn: false, approved: false, groups: [] });
+  }
+  const r = await runLoad({
+    host: '127.0.0.1',
+    port: srv.port,
+    domain: 'localhost',
+    users: 'load%d',
+    passwordPattern: 'secret-%d',
+    clients: 2,
+    concurrency: 1,
+    awaitPresence: 1,
+    settleMs: 0,
+    stepTimeoutMs: 10_000,
+    phaseTimeoutMs: 10_000,
+  });
+  assert.equal(r.login.succeeded, 2);
+  assert.equal(r.roster.minItems, 1);
+  assert.equal(r.presence.complete, true);
+  assert.ok(r.presence.received >= 2);
+});
+
+test("the generator's XML reader: any chunking, entities, prefixes, CDATA, stream close", () => {
+  const input =
+    `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='a&amp;b' from='localhost' version='1.0'>` +
+    `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>` +
+    ` <message from="x@y/z" type='chat' note='a>b'><body>1 &lt; 2 &#x263A; caf\u00e9<![CDATA[<raw>]]></body><!-- c --><x/></message>` +
+    `<iq type='result' id='q1'/></stream:stream>`;
+  // Every split point, including inside multi-byte characters' surrogate-free text, tags and entities.
+  for (const step of [1, 2, 3, 7, input.length]) {
+    const events: string[] = [];
+    const els: XmlElement[] = [];
+    const r = new XmlStreamReader({
+      open: (attrs) => events.push(`open ${attrs.id}`),
+      element: (el) => {
+        events.push(el.name);
+        els.push(el);
+      },
+      close: () => events.push('close'),
+      error: (m) => events.push(`error ${m}`),
+    });
+    for (let i = 0; i < input.length; i += step) r.write(input.slice(i, i + step));
+    assert.deepEqual(events, ['open a&b', 'features', 'message', 'iq', 'close'], `chunks of ${step}`);
+    assert.equal(els[0]!.children[0]!.children[0]!.text, 'SCRAM-SHA-1');
+    const msg = els[1]!;
+    assert.equal(msg.attrs.from, 'x@y/z');
+    assert.equal(msg.attrs.note, 'a>b');
+    assert.equal(msg.children[0]!.text, '1 < 2 \u263a caf\u00e9<raw>');
+    assert.deepEqual(msg.children.map((c) => c.name), ['body', 'x']);
+    assert.equal(els[2]!.attrs.id, 'q1');
+  }
+});
+
+test("the generator's XML reader reports a mismatched close tag", () => {
+  const errors: string[] = [];
+  const r = new XmlStreamReader({ open: () => undefined, element: () => undefined, close: () => undefined, error: (m) => errors.push(m) });
+  r.write(`<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><a><b></a>`);
+  assert.equal(errors.length, 1);
+});
