@@ -83,6 +83,9 @@ async function start(opts: GlobalOpts): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A forgotten rejection in one handler must not take every other user's session down
+  // with it: log it loudly and keep serving.
+  process.on('unhandledRejection', (err) => log.error({ err, event: 'unhandled-rejection' }, 'unhandled promise rejection'));
 }
 
 async function check(opts: GlobalOpts): Promise<number> {
