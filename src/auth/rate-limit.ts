@@ -1,7 +1,7 @@
 // Brute-force protection for SASL: every failed authentication takes a token
 // from the bucket of the account it named and from the bucket of the client's
 // address; while either is empty, attempts on it are answered with
-// temporary-auth-failure (RFC 6120 §6.5.12) whatever the credentials, so guessing
+// temporary-auth-failure (RFC 6120 §6.5.11) whatever the credentials, so guessing
 // goes no faster than the refill. Successful logins take nothing, and nothing is
 // ever delayed: a limited attempt is answered at once.
 import { isIPv6 } from 'node:net';

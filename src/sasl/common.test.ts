@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { authzidMatches, decodeBase64, decodeUtf8, fakeSalt, prepareUsername, sameBytes } from './common.js';
+import { authzidMatches, decodeBase64, decodeUtf8, fakeSalt, prepareUsername, sameBytes, splitPlainMessage } from './common.js';
 
 test('prepareUsername applies the localpart preparation', () => {
   assert.equal(prepareUsername('juliet'), 'juliet');
@@ -51,4 +51,12 @@ test('sameBytes handles different lengths', () => {
   assert.equal(sameBytes(Buffer.from('ab'), Buffer.from('ab')), true);
   assert.equal(sameBytes(Buffer.from('ab'), Buffer.from('abc')), false);
   assert.equal(sameBytes(Buffer.from('ab'), Buffer.from('ac')), false);
+});
+
+test('splitPlainMessage: exactly three fields, authcid and secret not empty (RFC 4616 §2)', () => {
+  assert.deepEqual(splitPlainMessage('\0tim\0tanstaaf'), { authzid: '', authcid: 'tim', secret: 'tanstaaf' });
+  assert.deepEqual(splitPlainMessage('Ursel\0Kurt\0xipj3plmq'), { authzid: 'Ursel', authcid: 'Kurt', secret: 'xipj3plmq' });
+  for (const bad of ['', 'tim\0tanstaaf', '\0tim\0tans\0taaf', '\0\0tanstaaf', '\0tim\0', 'a\0\0']) {
+    assert.equal(splitPlainMessage(bad), undefined, JSON.stringify(bad));
+  }
 });

@@ -81,6 +81,26 @@ export function fakeSalt(label: string, host: string, username: string, length: 
     .subarray(0, length);
 }
 
+/** The three fields of a PLAIN-shaped message; authcid and secret are never empty. */
+export interface PlainFields {
+  authzid: string;
+  authcid: string;
+  secret: string;
+}
+
+/**
+ * RFC 4616 §2 message = [authzid] UTF8NUL authcid UTF8NUL passwd, the shape X-OAUTH2
+ * reuses with a token as the secret. Undefined unless there are exactly three fields
+ * and authcid and secret are not empty.
+ */
+export function splitPlainMessage(text: string): PlainFields | undefined {
+  const parts = text.split('\0');
+  if (parts.length !== 3) return undefined;
+  const [authzid = '', authcid = '', secret = ''] = parts;
+  if (authcid === '' || secret === '') return undefined;
+  return { authzid, authcid, secret };
+}
+
 export function failure(condition: SaslFailureCondition, text?: string): SaslStep {
   return text === undefined ? { kind: 'failure', condition } : { kind: 'failure', condition, text };
 }

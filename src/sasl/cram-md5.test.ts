@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import type { AccountStore, LegacySaslSecret, LegacySecretStore } from '../storage/types.js';
-import type { SaslContext, SaslStep } from './mechanism.js';
+import type { LegacySecretStore } from '../storage/types.js';
+import type { SaslContext } from './mechanism.js';
 import { cramMd5Mechanism } from './cram-md5.js';
-import { deriveLegacySecrets } from './legacy-credentials.js';
+import { condition, legacySecretsFor, saslContext } from './testing.js';
 
 // RFC 2195 §2, the example exchange (base64 as in the RFC).
 const RFC_CHALLENGE_B64 = 'PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+';
@@ -13,32 +13,11 @@ const RFC_CHALLENGE = '<1896.697170952@postoffice.reston.mci.net>';
 const HOST = 'postoffice.reston.mci.net';
 
 /** Secrets as `shoal user add` stores them, for CRAM-MD5 only. */
-function secretsFor(users: Record<string, string>, host = HOST): LegacySecretStore {
-  const all = new Map<string, LegacySaslSecret[]>();
-  for (const [user, password] of Object.entries(users)) all.set(user, deriveLegacySecrets(host, user, password, ['CRAM-MD5']));
-  return {
-    get: async (h, u, m, r) => (h === host ? (all.get(u) ?? []).filter((s) => s.mechanism === m && s.realm === r) : []),
-    accountsWithout: async () => [],
-  };
-}
+const secretsFor = (users: Record<string, string>): LegacySecretStore => legacySecretsFor(HOST, users, ['CRAM-MD5']);
 
-function ctx(legacySecrets?: LegacySecretStore): SaslContext {
-  return {
-    host: HOST,
-    secure: false,
-    channelBinding: () => undefined,
-    channelBindingTypes: [],
-    plusAdvertised: false,
-    accounts: {} as AccountStore,
-    ...(legacySecrets && { legacySecrets }),
-  };
-}
+const ctx = (legacySecrets?: LegacySecretStore): SaslContext => saslContext({ host: HOST, secure: false, ...(legacySecrets && { legacySecrets }) });
 
 const rfcMechanism = () => cramMd5Mechanism({ challenge: () => RFC_CHALLENGE });
-
-function condition(step: SaslStep): string {
-  return step.kind === 'failure' ? step.condition : step.kind;
-}
 
 test('RFC 2195 §2 example: the challenge, and "tim b913a602c7eda7a495b4e6e7334d3890" succeeds', async () => {
   const exchange = rfcMechanism().start(ctx(secretsFor({ tim: 'tanstaaftanstaaf' })));

@@ -5,9 +5,10 @@
 // server needs the HMAC key, so it keeps the HMAC-MD5 inner/outer states
 // (legacy-credentials.ts), which are a password equivalent for CRAM-MD5.
 import { randomBytes } from 'node:crypto';
-import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
 import { decodeUtf8, failure, prepareUsername, sameBytes } from './common.js';
 import { hmacMd5FromSecret } from './legacy-credentials.js';
+import { SingleResponseExchange } from './single-response.js';
 
 export interface CramMd5Options {
   /** Produces the challenge; defaults to an RFC 2195 msg-id with random digits. Tests inject the RFC's. */
@@ -33,36 +34,16 @@ export function cramMd5Mechanism(opts: CramMd5Options = {}): SaslMechanism {
   };
 }
 
-class CramMd5Exchange implements SaslExchange {
-  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
-  authcid: string | undefined;
-
+class CramMd5Exchange extends SingleResponseExchange {
   constructor(
-    private readonly ctx: SaslContext,
+    ctx: SaslContext,
     private readonly challenge: string,
-  ) {}
-
-  async step(response: Buffer | undefined): Promise<SaslStep> {
-    const state = this.state;
-    if (state === 'initial') {
-      // Server-first (RFC 2195 §2): there is nothing a client could send first.
-      if (response !== undefined && response.length > 0) {
-        this.state = 'done';
-        return failure('malformed-request', 'CRAM-MD5 has no initial response');
-      }
-      this.state = 'awaiting-response';
-      return { kind: 'challenge', data: Buffer.from(this.challenge, 'utf8') };
-    }
-    this.state = 'done';
-    if (state === 'done' || response === undefined) return failure('malformed-request', 'Unexpected CRAM-MD5 message');
-    try {
-      return await this.check(response);
-    } catch {
-      return failure('temporary-auth-failure');
-    }
+  ) {
+    // Server-first (RFC 2195 §2): there is nothing a client could send first.
+    super(ctx, 'CRAM-MD5', { serverChallenge: Buffer.from(challenge, 'utf8') });
   }
 
-  private async check(data: Buffer): Promise<SaslStep> {
+  protected async check(data: Buffer): Promise<SaslStep> {
     const text = decodeUtf8(data);
     const match = text === undefined ? null : RESPONSE.exec(text);
     if (match === null) return failure('malformed-request', 'Expected "username digest"');

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { AccountStore, LegacySaslSecret, LegacySecretStore } from '../storage/types.js';
+import type { LegacySecretStore } from '../storage/types.js';
 import type { SaslContext, SaslStep } from './mechanism.js';
 import { digestMd5Mechanism, digestMd5Response, parseDirectives } from './digest-md5.js';
-import { deriveLegacySecrets, digestMd5Secrets, digestMd5UserHash } from './legacy-credentials.js';
+import { digestMd5Secrets, digestMd5UserHash } from './legacy-credentials.js';
+import { condition, legacySecretsFor, saslContext } from './testing.js';
 
 // RFC 2831 §4 example values.
 const REALM = 'elwood.innosoft.com';
@@ -44,28 +45,9 @@ function clientResponse(o: { user: string; realm: string; password: string; nonc
   return { message: fields.join(','), rspauth: kd(`:${o.uri}`) };
 }
 
-function store(host: string, users: Record<string, string>): LegacySecretStore {
-  const all = new Map<string, LegacySaslSecret[]>();
-  for (const [user, password] of Object.entries(users)) all.set(user, deriveLegacySecrets(host, user, password, ['DIGEST-MD5', 'CRAM-MD5']));
-  return {
-    get: async (h, u, m, r) => (h === host ? (all.get(u) ?? []).filter((s) => s.mechanism === m && s.realm === r) : []),
-    accountsWithout: async () => [],
-  };
-}
+const store = (host: string, users: Record<string, string>): LegacySecretStore => legacySecretsFor(host, users, ['DIGEST-MD5', 'CRAM-MD5']);
 
-function ctx(host: string, legacySecrets?: LegacySecretStore): SaslContext {
-  return {
-    host,
-    secure: true,
-    channelBinding: () => undefined,
-    channelBindingTypes: [],
-    plusAdvertised: false,
-    accounts: {} as AccountStore,
-    ...(legacySecrets && { legacySecrets }),
-  };
-}
-
-const condition = (step: SaslStep): string => (step.kind === 'failure' ? step.condition : step.kind);
+const ctx = (host: string, legacySecrets?: LegacySecretStore): SaslContext => saslContext({ host, ...(legacySecrets && { legacySecrets }) });
 
 async function run(host: string, secrets: LegacySecretStore | undefined, message: string | ((nonce: string) => string), nonce = NONCE): Promise<SaslStep> {
   const exchange = digestMd5Mechanism({ nonce: () => nonce }).start(ctx(host, secrets));

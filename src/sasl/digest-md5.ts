@@ -4,8 +4,9 @@
 // server must keep H(username:realm:password), a password equivalent for
 // DIGEST-MD5 in that realm (legacy-credentials.ts). RFC 6331 moved it to Historic.
 import { createHash, randomBytes } from 'node:crypto';
-import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
 import { authzidMatches, decodeUtf8, failure, prepareUsername, sameBytes } from './common.js';
+import { SingleResponseExchange } from './single-response.js';
 
 export interface DigestMd5Options {
   /** Produces the nonce; defaults to 18 random bytes in base64. Tests inject the RFC's. */
@@ -121,39 +122,19 @@ export function digestMd5Mechanism(opts: DigestMd5Options = {}): SaslMechanism {
   };
 }
 
-class DigestMd5Exchange implements SaslExchange {
-  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
-  authcid: string | undefined;
-
+class DigestMd5Exchange extends SingleResponseExchange {
   constructor(
-    private readonly ctx: SaslContext,
+    ctx: SaslContext,
     /** Single use: it belongs to this exchange, which accepts one digest-response. */
     private readonly nonce: string,
-  ) {}
-
-  async step(response: Buffer | undefined): Promise<SaslStep> {
-    const state = this.state;
-    if (state === 'initial') {
-      if (response !== undefined && response.length > 0) {
-        // RFC 2831 §2.1: the server starts; subsequent authentication (§2.2) is not supported.
-        this.state = 'done';
-        return failure('malformed-request', 'DIGEST-MD5 has no initial response');
-      }
-      this.state = 'awaiting-response';
-      // RFC 2831 §2.1.1: realm, nonce, qop-options, charset and the required algorithm=md5-sess.
-      const challenge = `realm=${quote(this.ctx.host)},nonce=${quote(this.nonce)},qop="auth",charset=utf-8,algorithm=md5-sess`;
-      return { kind: 'challenge', data: Buffer.from(challenge, 'utf8') };
-    }
-    this.state = 'done';
-    if (state === 'done' || response === undefined) return failure('malformed-request', 'Unexpected DIGEST-MD5 message');
-    try {
-      return await this.check(response);
-    } catch {
-      return failure('temporary-auth-failure');
-    }
+  ) {
+    // RFC 2831 §2.1: the server starts; subsequent authentication (§2.2) is not supported.
+    // RFC 2831 §2.1.1: realm, nonce, qop-options, charset and the required algorithm=md5-sess.
+    const challenge = `realm=${quote(ctx.host)},nonce=${quote(nonce)},qop="auth",charset=utf-8,algorithm=md5-sess`;
+    super(ctx, 'DIGEST-MD5', { serverChallenge: Buffer.from(challenge, 'utf8') });
   }
 
-  private async check(data: Buffer): Promise<SaslStep> {
+  protected async check(data: Buffer): Promise<SaslStep> {
     const text = decodeUtf8(data);
     const d = text === undefined ? undefined : parseDirectives(text);
     if (d === undefined) return failure('malformed-request', 'Bad digest-response');

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AccountStore } from '../storage/types.js';
-import type { TokenVerdict, TokenVerifier } from '../auth/types.js';
-import type { SaslContext, SaslStep } from './mechanism.js';
+import type { TokenVerifier } from '../auth/types.js';
+import type { SaslContext } from './mechanism.js';
 import { oauthBearerMechanism, parseClientResponse } from './oauthbearer.js';
+import { HOST, condition, ok, saslContext, tokenTable } from './testing.js';
 
 // RFC 7628 §4.1 (IMAP and SMTP) initial client responses and §4.3 failed exchange, base64 as in the RFC.
 const RFC_41_IMAP =
@@ -14,41 +14,14 @@ const RFC_43_CLIENT = 'bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY
 const RFC_43_SERVER =
   'eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJleGFtcGxlX3Njb3BlIiwib3BlbmlkLWNvbmZpZ3VyYXRpb24iOiJodHRwczovL2V4YW1wbGUuY29tLy53ZWxsLWtub3duL29wZW5pZC1jb25maWcifQ==';
 const RFC_TOKEN = 'vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==';
-const HOST = 'example.com';
 
-/** Tokens as a table: token text -> verdict. Records what it was asked. */
-function verifier(table: Record<string, TokenVerdict>, extra: Partial<TokenVerifier> = {}): TokenVerifier & { calls: unknown[][] } {
-  const calls: unknown[][] = [];
-  return {
-    calls,
-    ...extra,
-    async verify(token, host, claimed) {
-      calls.push([token, host, claimed]);
-      if (host !== HOST) return { ok: false, reason: 'wrong-host' };
-      return table[token] ?? { ok: false, reason: 'unknown' };
-    },
-  };
-}
+const ctx = (tokens?: TokenVerifier): SaslContext => saslContext(tokens && { tokens });
 
-function ctx(tokens?: TokenVerifier): SaslContext {
-  return {
-    host: HOST,
-    secure: true,
-    channelBinding: () => undefined,
-    channelBindingTypes: [],
-    plusAdvertised: false,
-    accounts: {} as AccountStore,
-    ...(tokens && { tokens }),
-  };
-}
-
-const ok = (username: string): TokenVerdict => ({ ok: true, username, scope: [] });
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
-const condition = (step: SaslStep): string => (step.kind === 'failure' ? step.condition : step.kind);
 
 test('RFC 7628 §4.1: the IMAP and SMTP initial responses succeed as user@example.com', async () => {
   for (const message of [RFC_41_IMAP, RFC_41_SMTP]) {
-    const tokens = verifier({ [RFC_TOKEN]: ok('user') });
+    const tokens = tokenTable({ [RFC_TOKEN]: ok('user') });
     const exchange = oauthBearerMechanism().start(ctx(tokens));
     assert.deepEqual(await exchange.step(b64(message)), { kind: 'success', username: 'user' });
     assert.deepEqual(tokens.calls, [[RFC_TOKEN, HOST, 'user']]);
@@ -57,7 +30,7 @@ test('RFC 7628 §4.1: the IMAP and SMTP initial responses succeed as user@exampl
 });
 
 test('RFC 7628 §4.3: an empty auth gets the error JSON (byte for byte), then the dummy ^A ends it with a failure', async () => {
-  const tokens = verifier({}, { requiredScope: 'example_scope', openidConfiguration: 'https://example.com/.well-known/openid-config' });
+  const tokens = tokenTable({}, { requiredScope: 'example_scope', openidConfiguration: 'https://example.com/.well-known/openid-config' });
   const exchange = oauthBearerMechanism().start(ctx(tokens));
   const error = await exchange.step(b64(RFC_43_CLIENT));
   assert.equal(error.kind, 'challenge');
@@ -74,7 +47,7 @@ test('a token the verifier refuses: invalid_token, or insufficient_scope, then n
     ['wrong-audience', 'invalid_token'],
     ['insufficient-scope', 'insufficient_scope'],
   ] as const) {
-    const exchange = oauthBearerMechanism().start(ctx(verifier({ t0k3n: { ok: false, reason } })));
+    const exchange = oauthBearerMechanism().start(ctx(tokenTable({ t0k3n: { ok: false, reason } })));
     const error = await exchange.step(message('t0k3n'));
     assert.equal(error.kind, 'challenge', reason);
     if (error.kind === 'challenge') assert.deepEqual(JSON.parse(error.data.toString()), { status });
@@ -83,7 +56,7 @@ test('a token the verifier refuses: invalid_token, or insufficient_scope, then n
 });
 
 test("the token's user must be the one named in the authzid", async () => {
-  const tokens = verifier({ juliets: ok('juliet') });
+  const tokens = tokenTable({ juliets: ok('juliet') });
   const named = oauthBearerMechanism().start(ctx(tokens));
   const error = await named.step(Buffer.from('n,a=romeo@example.com,\x01auth=Bearer juliets\x01\x01'));
   assert.equal(error.kind, 'challenge');
@@ -97,7 +70,7 @@ test("the token's user must be the one named in the authzid", async () => {
 });
 
 test('host must name this domain (RFC 7628 §3.2); the port is not checked', async () => {
-  const tokens = verifier({ t: ok('user') });
+  const tokens = tokenTable({ t: ok('user') });
   assert.equal(condition(await oauthBearerMechanism().start(ctx(tokens)).step(Buffer.from('n,,\x01host=example.com\x01port=5222\x01auth=Bearer t\x01\x01'))), 'success');
   const exchange = oauthBearerMechanism().start(ctx(tokens));
   const error = await exchange.step(Buffer.from('n,,\x01host=evil.example\x01auth=Bearer t\x01\x01'));
@@ -107,14 +80,14 @@ test('host must name this domain (RFC 7628 §3.2); the port is not checked', asy
 });
 
 test('a verifier that cannot decide: temporary-auth-failure at once', async () => {
-  const exchange = oauthBearerMechanism().start(ctx(verifier({ t: { ok: false, reason: 'unavailable' } })));
+  const exchange = oauthBearerMechanism().start(ctx(tokenTable({ t: { ok: false, reason: 'unavailable' } })));
   assert.equal(condition(await exchange.step(Buffer.from('n,,\x01auth=Bearer t\x01\x01'))), 'temporary-auth-failure');
   const throwing: TokenVerifier = { verify: () => Promise.reject(new Error('boom')) };
   assert.equal(condition(await oauthBearerMechanism().start(ctx(throwing)).step(Buffer.from('n,,\x01auth=Bearer t\x01\x01'))), 'temporary-auth-failure');
 });
 
 test('malformed messages fail at once; a missing auth key gets invalid_request', async () => {
-  const tokens = verifier({ t: ok('user') });
+  const tokens = tokenTable({ t: ok('user') });
   for (const bad of ['\x01', 'n,,auth=Bearer t\x01\x01', 'p=tls-exporter,,\x01auth=Bearer t\x01\x01', 'n,a=x=ZZ,\x01auth=Bearer t\x01\x01', 'n,,\x01auth=Bearer t\x01', 'n,,\x011auth=x\x01\x01', 'n,,\x01auth=Bearer t\x01auth=Bearer t\x01\x01']) {
     assert.equal(condition(await oauthBearerMechanism().start(ctx(tokens)).step(Buffer.from(bad))), 'malformed-request', JSON.stringify(bad));
   }
@@ -129,7 +102,7 @@ test('malformed messages fail at once; a missing auth key gets invalid_request',
 });
 
 test('without an initial response: an empty challenge first; unknown keys are ignored', async () => {
-  const exchange = oauthBearerMechanism().start(ctx(verifier({ t: ok('user') })));
+  const exchange = oauthBearerMechanism().start(ctx(tokenTable({ t: ok('user') })));
   const first = await exchange.step(undefined);
   assert.equal(first.kind === 'challenge' && first.data.length, 0);
   assert.equal(condition(await exchange.step(Buffer.from('n,,\x01mthd=POST\x01auth=Bearer t\x01\x01'))), 'success');
@@ -149,5 +122,5 @@ test('TLS only, and only offered when a token verifier is configured', () => {
   assert.equal(m.requiresTls, true);
   assert.equal(m.credential, 'token');
   assert.equal(m.available(ctx()), false);
-  assert.equal(m.available(ctx(verifier({}))), true);
+  assert.equal(m.available(ctx(tokenTable({}))), true);
 });

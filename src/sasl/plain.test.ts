@@ -1,69 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Account, AccountStore, ScramCredentials, ScramHash } from '../storage/types.js';
-import type { SaslContext, SaslStep } from './mechanism.js';
-import { deriveAllScramCredentials, deriveScramCredentials } from './credentials.js';
+import type { AccountStore } from '../storage/types.js';
+import type { SaslStep } from './mechanism.js';
+import { deriveScramCredentials } from './credentials.js';
 import { plainMechanism } from './plain.js';
-
-/** A tiny AccountStore for these tests (the real one lives in src/storage/). */
-class MemoryAccounts implements AccountStore {
-  private readonly accounts = new Map<string, { account: Account; credentials: ScramCredentials[] }>();
-
-  private key(host: string, username: string): string {
-    return `${username}@${host}`;
-  }
-  async create(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean> {
-    if (this.accounts.has(this.key(host, username))) return false;
-    this.accounts.set(this.key(host, username), { account: { host, username, createdAt: new Date() }, credentials });
-    return true;
-  }
-  async setCredentials(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean> {
-    const entry = this.accounts.get(this.key(host, username));
-    if (entry === undefined) return false;
-    entry.credentials = credentials;
-    return true;
-  }
-  async remove(host: string, username: string): Promise<boolean> {
-    return this.accounts.delete(this.key(host, username));
-  }
-  async exists(host: string, username: string): Promise<boolean> {
-    return this.accounts.has(this.key(host, username));
-  }
-  async list(host: string): Promise<Account[]> {
-    return [...this.accounts.values()].map((e) => e.account).filter((a) => a.host === host);
-  }
-  async getScramCredentials(host: string, username: string, hash: ScramHash): Promise<ScramCredentials | undefined> {
-    return this.accounts.get(this.key(host, username))?.credentials.find((c) => c.hash === hash);
-  }
-}
-
-const HOST = 'example.com';
-
-function makeCtx(accounts: AccountStore): SaslContext {
-  return {
-    host: HOST,
-    secure: true,
-    channelBinding: () => undefined,
-    channelBindingTypes: [],
-    plusAdvertised: false,
-    accounts,
-  };
-}
-
-async function withUser(username: string, password: string): Promise<MemoryAccounts> {
-  const accounts = new MemoryAccounts();
-  await accounts.create(HOST, username, deriveAllScramCredentials(password));
-  return accounts;
-}
+import { HOST, MemoryAccounts, assertFailure, saslContext, withUser } from './testing.js';
 
 async function plain(accounts: AccountStore, message: string | Buffer): Promise<SaslStep> {
-  const exchange = plainMechanism().start(makeCtx(accounts));
+  const exchange = plainMechanism().start(saslContext({ accounts }));
   return exchange.step(typeof message === 'string' ? Buffer.from(message, 'utf8') : message);
-}
-
-function assertFailure(step: SaslStep, condition: string): void {
-  assert.equal(step.kind, 'failure');
-  if (step.kind === 'failure') assert.equal(step.condition, condition);
 }
 
 function assertSuccess(step: SaslStep, username: string): void {
@@ -75,7 +20,7 @@ test('PLAIN is only for encrypted streams and always available', () => {
   const mech = plainMechanism();
   assert.equal(mech.name, 'PLAIN');
   assert.equal(mech.requiresTls, true);
-  assert.equal(mech.available(makeCtx(new MemoryAccounts())), true);
+  assert.equal(mech.available(saslContext({ accounts: new MemoryAccounts() })), true);
 });
 
 test('RFC 4616 §4 style messages: correct password succeeds', async () => {
@@ -138,7 +83,7 @@ test('malformed PLAIN messages', async () => {
 
 test('without an initial response the server sends an empty challenge, then accepts the response', async () => {
   const accounts = await withUser('tim', 'tanstaaftanstaaf');
-  const exchange = plainMechanism().start(makeCtx(accounts));
+  const exchange = plainMechanism().start(saslContext({ accounts }));
   const first = await exchange.step(undefined);
   assert.equal(first.kind, 'challenge');
   if (first.kind === 'challenge') assert.equal(first.data.length, 0);

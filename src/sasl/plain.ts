@@ -2,7 +2,7 @@
 // SaltedPassword is recomputed with the stored salt and iteration count and the
 // resulting StoredKey compared, so no clear password is ever kept.
 import type { ScramCredentials, ScramHash } from '../storage/types.js';
-import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
 import {
   SCRAM_ITERATIONS,
   SCRAM_SALT_LENGTH,
@@ -10,7 +10,8 @@ import {
   preparePassword,
   saltedPasswordAsync,
 } from './credentials.js';
-import { authzidMatches, decodeUtf8, emptyChallenge, failure, fakeSalt, prepareUsername, sameBytes } from './common.js';
+import { authzidMatches, decodeUtf8, failure, fakeSalt, prepareUsername, sameBytes, splitPlainMessage } from './common.js';
+import { SingleResponseExchange } from './single-response.js';
 
 /** Strongest first: the hash whose credentials PLAIN checks against. */
 const PREFERRED_HASHES: readonly ScramHash[] = ['SHA-512', 'SHA-256', 'SHA-1'];
@@ -27,35 +28,17 @@ export function plainMechanism(): SaslMechanism {
   };
 }
 
-class PlainExchange implements SaslExchange {
-  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
-  authcid: string | undefined;
-
-  constructor(private readonly ctx: SaslContext) {}
-
-  async step(response: Buffer | undefined): Promise<SaslStep> {
-    if (this.state === 'initial' && response === undefined) {
-      this.state = 'awaiting-response';
-      return emptyChallenge();
-    }
-    const done = this.state === 'done';
-    this.state = 'done';
-    if (done || response === undefined) return failure('malformed-request', 'Unexpected PLAIN message');
-    try {
-      return await this.check(response);
-    } catch {
-      return failure('temporary-auth-failure');
-    }
+class PlainExchange extends SingleResponseExchange {
+  constructor(ctx: SaslContext) {
+    super(ctx, 'PLAIN');
   }
 
-  private async check(data: Buffer): Promise<SaslStep> {
-    // RFC 4616 §2: message = [authzid] UTF8NUL authcid UTF8NUL passwd
+  protected async check(data: Buffer): Promise<SaslStep> {
     const text = decodeUtf8(data);
     if (text === undefined) return failure('malformed-request', 'PLAIN message is not UTF-8');
-    const parts = text.split('\0');
-    if (parts.length !== 3) return failure('malformed-request', 'Bad PLAIN message');
-    const [authzid = '', authcid = '', password = ''] = parts;
-    if (authcid === '' || password === '') return failure('malformed-request', 'Bad PLAIN message');
+    const fields = splitPlainMessage(text);
+    if (fields === undefined) return failure('malformed-request', 'Bad PLAIN message');
+    const { authzid, authcid, secret: password } = fields;
 
     const username = prepareUsername(authcid);
     if (username === undefined) return failure('not-authorized');

@@ -1,9 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Account, AccountStore, ScramCredentials, ScramHash } from '../storage/types.js';
+import type { AccountStore, ScramHash } from '../storage/types.js';
 import type { ChannelBindingType, SaslContext, SaslStep } from './mechanism.js';
 import {
-  deriveAllScramCredentials,
   deriveScramCredentials,
   digest,
   hmac,
@@ -12,42 +11,8 @@ import {
 } from './credentials.js';
 import { decodeSaslname, encodeSaslname, scramMechanism } from './scram.js';
 import { ScramClient } from './scram-client.js';
+import { HOST, MemoryAccounts, assertFailure, withUser } from './testing.js';
 
-/** A tiny AccountStore for these tests (the real one lives in src/storage/). */
-class MemoryAccounts implements AccountStore {
-  private readonly accounts = new Map<string, { account: Account; credentials: ScramCredentials[] }>();
-  lookups = 0;
-
-  private key(host: string, username: string): string {
-    return `${username}@${host}`;
-  }
-  async create(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean> {
-    if (this.accounts.has(this.key(host, username))) return false;
-    this.accounts.set(this.key(host, username), { account: { host, username, createdAt: new Date() }, credentials });
-    return true;
-  }
-  async setCredentials(host: string, username: string, credentials: ScramCredentials[]): Promise<boolean> {
-    const entry = this.accounts.get(this.key(host, username));
-    if (entry === undefined) return false;
-    entry.credentials = credentials;
-    return true;
-  }
-  async remove(host: string, username: string): Promise<boolean> {
-    return this.accounts.delete(this.key(host, username));
-  }
-  async exists(host: string, username: string): Promise<boolean> {
-    return this.accounts.has(this.key(host, username));
-  }
-  async list(host: string): Promise<Account[]> {
-    return [...this.accounts.values()].map((e) => e.account).filter((a) => a.host === host);
-  }
-  async getScramCredentials(host: string, username: string, hash: ScramHash): Promise<ScramCredentials | undefined> {
-    this.lookups++;
-    return this.accounts.get(this.key(host, username))?.credentials.find((c) => c.hash === hash);
-  }
-}
-
-const HOST = 'example.com';
 const EXPORTER = Buffer.from('0123456789abcdef0123456789abcdef', 'hex');
 const END_POINT = Buffer.from('fedcba9876543210fedcba9876543210', 'hex');
 
@@ -71,22 +36,11 @@ function makeCtx(opts: CtxOptions = {}): SaslContext {
   };
 }
 
-async function withUser(username: string, password: string): Promise<MemoryAccounts> {
-  const accounts = new MemoryAccounts();
-  await accounts.create(HOST, username, deriveAllScramCredentials(password));
-  return accounts;
-}
-
 function text(step: SaslStep): string {
   assert.notEqual(step.kind, 'failure', step.kind === 'failure' ? `${step.condition}: ${step.text}` : '');
   if (step.kind === 'challenge') return step.data.toString('utf8');
   if (step.kind === 'success') return step.additionalData?.toString('utf8') ?? '';
   return '';
-}
-
-function assertFailure(step: SaslStep, condition: string): void {
-  assert.equal(step.kind, 'failure');
-  if (step.kind === 'failure') assert.equal(step.condition, condition);
 }
 
 /** Runs a whole exchange with `client`; returns the last step and the server-first-message. */

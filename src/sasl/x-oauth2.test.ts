@@ -1,33 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AccountStore } from '../storage/types.js';
-import type { TokenVerdict, TokenVerifier } from '../auth/types.js';
+import type { TokenVerdict } from '../auth/types.js';
 import type { SaslContext, SaslStep } from './mechanism.js';
 import { xOauth2Mechanism } from './x-oauth2.js';
+import { HOST, condition, ok, saslContext, tokenTable } from './testing.js';
 
-const HOST = 'example.com';
-
-function ctx(table: Record<string, TokenVerdict>, calls: unknown[][] = []): SaslContext {
-  const tokens: TokenVerifier = {
-    async verify(token, host, claimed) {
-      calls.push([token, host, claimed]);
-      return table[token] ?? { ok: false, reason: 'unknown' };
-    },
-  };
-  return { host: HOST, secure: true, channelBinding: () => undefined, channelBindingTypes: [], plusAdvertised: false, accounts: {} as AccountStore, tokens };
-}
-
-const ok = (username: string): TokenVerdict => ({ ok: true, username, scope: [] });
-const condition = (step: SaslStep): string => (step.kind === 'failure' ? step.condition : step.kind);
+const ctx = (table: Record<string, TokenVerdict>): SaslContext => saslContext({ tokens: tokenTable(table) });
 const run = async (c: SaslContext, message: string): Promise<SaslStep> => xOauth2Mechanism().start(c).step(Buffer.from(message, 'utf8'));
 
 test("the seed's message \\0user\\0token, the user as a localpart or a bare JID", async () => {
-  const calls: unknown[][] = [];
-  const c = ctx({ tok: ok('juliet') }, calls);
+  const tokens = tokenTable({ tok: ok('juliet') });
+  const c = saslContext({ tokens });
   assert.deepEqual(await run(c, '\0juliet\0tok'), { kind: 'success', username: 'juliet' });
   assert.deepEqual(await run(c, '\0Juliet@Example.com\0tok'), { kind: 'success', username: 'juliet' });
   assert.deepEqual(await run(c, 'juliet@example.com\0juliet\0tok'), { kind: 'success', username: 'juliet' });
-  assert.deepEqual(calls[0], ['tok', HOST, 'juliet']);
+  assert.deepEqual(tokens.calls[0], ['tok', HOST, 'juliet']);
 });
 
 test("another user's valid token, an unknown, expired or revoked token: not-authorized", async () => {

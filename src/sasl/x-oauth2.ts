@@ -3,8 +3,9 @@
 // password. The token travels in the clear inside the stream, so TLS is required;
 // what the server stores is up to the token verifier (a hash of a local token, or
 // only a key to check JWT signatures). No mutual authentication.
-import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
-import { authzidMatches, decodeUtf8, emptyChallenge, failure } from './common.js';
+import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
+import { authzidMatches, decodeUtf8, failure, splitPlainMessage } from './common.js';
+import { SingleResponseExchange } from './single-response.js';
 import { claimedLocalpart, verifyToken } from './token-common.js';
 
 export function xOauth2Mechanism(): SaslMechanism {
@@ -19,29 +20,16 @@ export function xOauth2Mechanism(): SaslMechanism {
   };
 }
 
-class XOauth2Exchange implements SaslExchange {
-  private state: 'initial' | 'awaiting-response' | 'done' = 'initial';
-  authcid: string | undefined;
-
-  constructor(private readonly ctx: SaslContext) {}
-
-  async step(response: Buffer | undefined): Promise<SaslStep> {
-    if (this.state === 'initial' && response === undefined) {
-      this.state = 'awaiting-response';
-      return emptyChallenge();
-    }
-    const done = this.state === 'done';
-    this.state = 'done';
-    if (done || response === undefined) return failure('malformed-request', 'Unexpected X-OAUTH2 message');
-    return this.check(response);
+class XOauth2Exchange extends SingleResponseExchange {
+  constructor(ctx: SaslContext) {
+    super(ctx, 'X-OAUTH2');
   }
 
-  private async check(data: Buffer): Promise<SaslStep> {
+  protected async check(data: Buffer): Promise<SaslStep> {
     const text = decodeUtf8(data);
-    const parts = text?.split('\0');
-    if (parts?.length !== 3) return failure('malformed-request', 'Bad X-OAUTH2 message');
-    const [authzid = '', user = '', token = ''] = parts;
-    if (user === '' || token === '') return failure('malformed-request', 'Bad X-OAUTH2 message');
+    const fields = text === undefined ? undefined : splitPlainMessage(text);
+    if (fields === undefined) return failure('malformed-request', 'Bad X-OAUTH2 message');
+    const { authzid, authcid: user, secret: token } = fields;
     const host = this.ctx.host;
     const claimed = claimedLocalpart(user, host);
     if (claimed === undefined) return failure('not-authorized');

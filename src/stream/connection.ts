@@ -316,7 +316,7 @@ export class C2SConnection implements Session {
     const mechanism = this.offered.find((m) => m.name === name);
     if (!mechanism) {
       const known = this.ctx.knownMechanism(name);
-      // RFC 6120 §6.5.4 / §6.5.3: a mechanism that needs TLS vs one we do not offer at all.
+      // RFC 6120 §6.5.4 (encryption-required) / §6.5.7 (invalid-mechanism): a mechanism that needs TLS vs one we do not offer at all.
       return this.saslFailure(known && known.requiresTls && !this.transport.secure ? 'encryption-required' : 'invalid-mechanism');
     }
     const data = decodeSasl(el.text());

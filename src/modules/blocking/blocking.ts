@@ -160,29 +160,20 @@ export class BlockingModule {
    * §3.3: the newly blocked JIDs that may see the user's presence get unavailable presence
    * from each of the user's available resources; and (SHOULD) the user's resources get
    * unavailable presence for the blocked contacts whose presence they were receiving.
-   * Only local contacts can be online here (no server-to-server links).
    */
-  private async afterBlock(user: Jid, blocked: Set<string>): Promise<void> {
-    const mine = this.server.router.getSessions(user.bareString()).filter((s) => s.available);
-    if (mine.length === 0) return;
-    const { items } = await this.server.storage.roster.get(user.domain, user.local);
-    for (const item of items) {
-      const contactBare = tryParseJid(item.jid);
-      if (!contactBare) continue;
-      for (const contact of this.server.router.getSessions(item.jid)) {
-        if (!contact.available || !blocklistKeysFor(contact.jid.toString()).some((k) => blocked.has(k))) continue;
-        if (subscribedFrom(item)) {
-          // A contact who blocked the user gets nothing from them, this included.
-          for (const s of mine) {
-            if (await this.isBlocked(contactBare, s.jid.toString())) continue;
-            contact.send(x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString(), to: contact.jid.toString() }));
-          }
-        }
-        if (subscribedTo(item)) {
-          for (const s of mine) s.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.jid.toString(), to: s.jid.toString() }));
+  private afterBlock(user: Jid, blocked: Set<string>): Promise<void> {
+    return this.eachChangedContact(user, blocked, async (contact, item, contactBare, mine) => {
+      if (subscribedFrom(item)) {
+        // A contact who blocked the user gets nothing from them, this included.
+        for (const s of mine) {
+          if (await this.isBlocked(contactBare, s.jid.toString())) continue;
+          contact.send(x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString(), to: contact.jid.toString() }));
         }
       }
-    }
+      if (subscribedTo(item)) {
+        for (const s of mine) s.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.jid.toString(), to: s.jid.toString() }));
+      }
+    });
   }
 
   /**
@@ -190,7 +181,32 @@ export class BlockingModule {
    * of the user's available resources; and the user's resources get the current presence of
    * the unblocked contacts they are subscribed to, as a probe would (RFC 6121 §4.3).
    */
-  private async afterUnblock(user: Jid, unblocked: Set<string>): Promise<void> {
+  private afterUnblock(user: Jid, unblocked: Set<string>): Promise<void> {
+    return this.eachChangedContact(user, unblocked, async (contact, item, contactBare, mine) => {
+      // Another entry (e.g. the whole domain) may still block it, or the contact may block the user.
+      if (await this.isBlocked(user, contact.jid.toString())) return;
+      if (subscribedFrom(item)) {
+        for (const s of mine) {
+          if (s.presence && !(await this.isBlocked(contactBare, s.jid.toString()))) contact.send(addressed(s.presence, contact.jid));
+        }
+      }
+      if (subscribedTo(item) && contact.presence) {
+        for (const s of mine) if (!(await this.isBlocked(contactBare, s.jid.toString()))) s.send(addressed(contact.presence, s.jid));
+      }
+    });
+  }
+
+  /**
+   * What a block or unblock affects: each available session of a roster contact of `user`
+   * whose JID the `changed` entries cover, visited one after the other with the contact's
+   * roster item and bare JID and the user's available sessions. Nothing while the user has no
+   * available session. Only local contacts can be online here (no server-to-server links).
+   */
+  private async eachChangedContact(
+    user: Jid,
+    changed: Set<string>,
+    visit: (contact: Session, item: RosterItem, contactBare: Jid, mine: Session[]) => Promise<void>,
+  ): Promise<void> {
     const mine = this.server.router.getSessions(user.bareString()).filter((s) => s.available);
     if (mine.length === 0) return;
     const { items } = await this.server.storage.roster.get(user.domain, user.local);
@@ -198,19 +214,8 @@ export class BlockingModule {
       const contactBare = tryParseJid(item.jid);
       if (!contactBare) continue;
       for (const contact of this.server.router.getSessions(item.jid)) {
-        if (!contact.available) continue;
-        const full = contact.jid.toString();
-        if (!blocklistKeysFor(full).some((k) => unblocked.has(k))) continue;
-        // Another entry (e.g. the whole domain) may still block it, or the contact may block the user.
-        if (await this.isBlocked(user, full)) continue;
-        if (subscribedFrom(item)) {
-          for (const s of mine) {
-            if (s.presence && !(await this.isBlocked(contactBare, s.jid.toString()))) contact.send(addressed(s.presence, contact.jid));
-          }
-        }
-        if (subscribedTo(item) && contact.presence) {
-          for (const s of mine) if (!(await this.isBlocked(contactBare, s.jid.toString()))) s.send(addressed(contact.presence, s.jid));
-        }
+        if (!contact.available || !blocklistKeysFor(contact.jid.toString()).some((k) => changed.has(k))) continue;
+        await visit(contact, item, contactBare, mine);
       }
     }
   }
