@@ -1,0 +1,485 @@
+// `npm run bench:compare`: Shoal, Prosody and ejabberd side by side on this
+// machine. Installs the two Debian packages when missing, gives every server
+// the same accounts, rosters, certificate and settings, runs the same scenarios
+// against each (server pinned to CPU 0, load generator to CPU 1), and writes
+// bench/RESULTS.md and bench/RESULTS.png. Everything listens and connects on
+// 127.0.0.1 only; every phase is bounded in time.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpus, loadavg, totalmem, release } from 'node:os';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { LoadReport } from '../load/run.js';
+import { makeBenchData, scramCacheFor, PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, USER_PATTERN } from './accounts.js';
+import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
+import { children, ejabberd, prosody, repoRoot, shoal, wrap, type Launch, type ServerKind } from './servers.js';
+import { buildTable, targets, type Results, type ScenarioName } from './table.js';
+import { summarizeProfile } from './profile.js';
+import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
+import { drawChart } from './chart.js';
+
+const USAGE = `Usage: npm run bench:compare -- [options]
+
+  --servers LIST        shoal,prosody,ejabberd (default all three)
+  --scenarios LIST      login,idle,chat,roster (default all four)
+  --scale F             multiply every client and message count by F (e.g. 0.1 for a quick run)
+  --login-clients N     default 2000      --login-concurrency N   default 200
+  --idle-clients N      default 10000     --idle-concurrency N    default 200
+  --chat-clients N      default 1000      --chat-messages N       default 20000
+  --roster-users N      default 200       --roster-contacts N     default 500
+  --profile WHAT        auto (Shoal's hottest scenario), none, or a scenario name (default auto)
+  --no-install          do not apt-get install missing servers (skip them instead)
+  --no-build            skip npm run build and run Shoal from source through tsx
+  --keep                keep the temp dir (configs, data, logs)
+  --out FILE            results markdown (default bench/RESULTS.md; the chart goes beside it as .png)
+`;
+
+const log = (line: string): void => void process.stderr.write(`[compare] ${line}\n`);
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function pkgInstalled(pkg: string): boolean {
+  const r = spawnSync('dpkg-query', ['-W', '-f', '${Status}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.includes('install ok installed');
+}
+
+/** apt-get install for whatever is missing; returns the packages still missing. */
+function ensurePackages(pkgs: string[], install: boolean): string[] {
+  const missing = pkgs.filter((p) => !pkgInstalled(p));
+  if (missing.length === 0 || !install) return missing;
+  if (process.getuid?.() !== 0) {
+    log(`missing ${missing.join(', ')} and not root: install them with apt-get install -y ${missing.join(' ')}`);
+    return missing;
+  }
+  log(`installing ${missing.join(', ')} from Debian (apt-get)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  // A fresh machine has no package lists yet: update first when the plain install fails.
+  if (spawnSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env }).status !== 0) {
+    spawnSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'], env });
+    spawnSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  }
+  return missing.filter((p) => !pkgInstalled(p));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/**
+ * The open-file limit for servers and the generator (10,000 idle clients need 10,000 sockets
+ * on each side): 65536 where prlimit may raise the hard limit (root with CAP_SYS_RESOURCE),
+ * else the current hard limit.
+ */
+function nofileLimit(): number {
+  if (spawnSync('prlimit', ['--nofile=65536:65536', 'true'], { stdio: 'ignore' }).status === 0) return 65536;
+  const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
+  return Number.isFinite(hard) ? hard : 4096;
+}
+
+function machine(): Record<string, string> {
+  const cpu = cpus()[0]?.model ?? 'unknown';
+  let os = '';
+  try {
+    os = readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)/m)?.[1] ?? '';
+  } catch {
+    // not Linux
+  }
+  const run = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    cpu: `${cpu}, ${cpus().length} cores`,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    os: `${os}, Linux ${release()}`,
+    node: process.version,
+    openssl: run('openssl', ['version']),
+    erlang: `OTP ${run('erl', ['-noshell', '-eval', 'io:format("~s", [erlang:system_info(otp_release)]), halt().'])}`,
+    lua: run('lua5.4', ['-v']).split('\n')[0] ?? '',
+  };
+}
+
+interface Scenario {
+  name: ScenarioName;
+  args: string[];
+  /** Bound on the generator process. */
+  timeoutMs: number;
+}
+
+function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] {
+  const scale = Number(v.scale ?? 1);
+  const n = (key: string, def: number): number => Math.max(1, Math.round(Number(v[key] ?? def) * (v[key] === undefined ? scale : 1)));
+  const loginClients = n('login-clients', 2000);
+  const idleClients = n('idle-clients', 10000);
+  const chatClients = Math.max(2, n('chat-clients', 1000));
+  const rosterUsers = Math.max(2, n('roster-users', 200));
+  const user = ['--users', USER_PATTERN, '--password-pattern', PASSWORD_PATTERN];
+  const all: Scenario[] = [
+    {
+      name: 'login',
+      args: [...user, '--clients', String(loginClients), '--concurrency', String(Number(v['login-concurrency'] ?? 200)), '--settle-ms', '500'],
+      timeoutMs: 300_000,
+    },
+    {
+      name: 'idle',
+      args: [...user, '--clients', String(idleClients), '--concurrency', String(Number(v['idle-concurrency'] ?? 200)), '--settle-ms', '3000', '--idle-ms', '5000'],
+      timeoutMs: 400_000,
+    },
+    {
+      name: 'chat',
+      args: [...user, '--clients', String(chatClients), '--concurrency', '200', '--messages', String(n('chat-messages', 20000)), '--window', '1', '--settle-ms', '500'],
+      timeoutMs: 300_000,
+    },
+    {
+      name: 'roster',
+      args: [
+        '--users',
+        ROSTER_USER_PATTERN,
+        '--password-pattern',
+        ROSTER_PASSWORD_PATTERN,
+        '--clients',
+        String(rosterUsers),
+        '--concurrency',
+        String(rosterUsers),
+        '--await-presence',
+        String(Math.min(rosterUsers - 1, Number(v['roster-contacts'] ?? 500))),
+        '--settle-ms',
+        '500',
+      ],
+      timeoutMs: 300_000,
+    },
+  ];
+  const only = typeof v.scenarios === 'string' ? v.scenarios.split(',') : undefined;
+  return all.filter((s) => !only || only.includes(s.name));
+}
+
+/** Runs the load generator as its own process (pinned apart from the server) and returns its report. */
+function runGenerator(args: string[], launch: Launch, timeoutMs: number): Promise<LoadReport> {
+  const [cmd, argv] = wrap(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'load', 'cli.ts'), '--json', ...args], launch);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      for (const line of d.toString().split('\n')) if (line.trim()) log(`  ${line.trim()}`);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      try {
+        resolve(JSON.parse(out) as LoadReport);
+      } catch {
+        reject(new Error(`load generator ended (${code ?? signal}) without a report: ${err.split('\n').slice(-5).join(' | ')}`));
+      }
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  const { values: v } = parseArgs({
+    options: {
+      servers: { type: 'string' },
+      scenarios: { type: 'string' },
+      scale: { type: 'string' },
+      'login-clients': { type: 'string' },
+      'login-concurrency': { type: 'string' },
+      'idle-clients': { type: 'string' },
+      'idle-concurrency': { type: 'string' },
+      'chat-clients': { type: 'string' },
+      'chat-messages': { type: 'string' },
+      'roster-users': { type: 'string' },
+      'roster-contacts': { type: 'string' },
+      profile: { type: 'string', default: 'auto' },
+      'no-install': { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const t0 = Date.now();
+  const loadBefore = loadavg()[0]!;
+  if (loadBefore > 0.5) log(`warning: load average ${loadBefore.toFixed(2)} before the run: other work on this machine will skew the figures`);
+  const outFile = v.out ?? join(repoRoot, 'bench', 'RESULTS.md');
+  const wanted = (v.servers ?? 'shoal,prosody,ejabberd').split(',');
+  const list = scenarios(v);
+  const scale = Number(v.scale ?? 1);
+
+  // --- Packages ---
+  const needed = [...(wanted.includes('prosody') ? ['prosody'] : []), ...(wanted.includes('ejabberd') ? ['ejabberd'] : []), 'gnuplot-nox'];
+  const stillMissing = ensurePackages(needed, !v['no-install']);
+  if (!has('openssl')) throw new Error('openssl is needed to make the test certificate');
+
+  // --- Shoal build ---
+  let built = false;
+  if (!v['no-build']) {
+    log('building Shoal (npm run build)');
+    built = spawnSync('npm', ['run', '-s', 'build'], { cwd: repoRoot, stdio: ['ignore', 'inherit', 'inherit'] }).status === 0;
+    if (!built) log('build failed: Shoal runs from source through tsx instead');
+  }
+
+  // --- Temp dir, certificate, accounts ---
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-compare-'));
+  const cleanup = (): void => {
+    killAll();
+    if (!v.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    const tls = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+    // One ECDSA P-256 certificate for all three servers: the same handshake cost everywhere.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', tls.key, '-out', tls.cert, '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+
+    const plainUsers = Math.max(0, ...list.filter((s) => s.name !== 'roster').map((s) => Number(s.args[s.args.indexOf('--clients') + 1])));
+    const rosterScenario = list.find((s) => s.name === 'roster');
+    const rosterUsers = rosterScenario ? Number(rosterScenario.args[rosterScenario.args.indexOf('--clients') + 1]) : 0;
+    const contacts = rosterScenario ? Math.max(1, Math.round(Number(v['roster-contacts'] ?? 500) * (v['roster-contacts'] === undefined ? scale : 1))) : 0;
+    log(`deriving SCRAM-SHA-1 credentials for ${plainUsers + rosterUsers} users and more contacts`);
+    const data = await makeBenchData('localhost', { plainUsers, rosterUsers, contactsPerUser: contacts });
+    const cacheFile = join(dir, 'scram-cache.jsonl');
+    scramCacheFor(data).save(cacheFile);
+    log(`${data.accounts.length} accounts, ${data.rosterItems} roster items`);
+
+    const termsFile = join(dir, 'ejabberd-terms.txt');
+    const kinds: ServerKind[] = [];
+    if (wanted.includes('shoal')) kinds.push(shoal(repoRoot, built));
+    if (wanted.includes('prosody') && !stillMissing.includes('prosody')) kinds.push(prosody());
+    if (wanted.includes('ejabberd') && !stillMissing.includes('ejabberd')) kinds.push(ejabberd(() => termsFile));
+
+    const nofile = nofileLimit();
+    const twoCores = cpus().length >= 2 && has('taskset');
+    const serverLaunch: Launch = { nofile, cpus: twoCores ? '0' : undefined };
+    const genLaunch: Launch = { nofile, cpus: twoCores ? '1' : undefined };
+    const results: Results = { scenarios: list.map((s) => s.name), servers: {}, errors: {} };
+
+    const ports = new Map<ServerKind, number>();
+    for (const kind of kinds) {
+      const sdir = join(dir, kind.key);
+      const port = await freePort();
+      ports.set(kind, port);
+      const tp = Date.now();
+      await kind.prepare(sdir, tls, port);
+      if (kind.key === 'shoal') await provisionShoal(data, join(sdir, 'data', 'shoal.sqlite'));
+      if (kind.key === 'prosody') provisionProsody(data, join(sdir, 'data'));
+      if (kind.key === 'ejabberd') ejabberdTerms(data, termsFile);
+      log(`${kind.name} ${kind.version()}: provisioned in ${((Date.now() - tp) / 1000).toFixed(1)} s, port ${port}`);
+      results.servers[kind.key] = { name: kind.name, version: kind.version(), reports: {}, cpu: {} };
+    }
+
+    // Scenario by scenario, the servers one after another: a slow drift in what else the machine
+    // is doing then touches every server's figures for a scenario alike.
+    for (const sc of list) {
+      for (const kind of kinds) {
+        const port = ports.get(kind)!;
+        // A fresh server process for every scenario, so each one's memory baseline is a cold start.
+        let server;
+        try {
+          server = await kind.start(serverLaunch);
+          log(`${kind.name} / ${sc.name}: server pid ${server.pid}`);
+          const busy0 = machineBusySeconds();
+          const srv0 = sampleProcess(server.pid);
+          const report = await runGenerator(['--port', String(port), '--domain', 'localhost', '--server-pid', String(server.pid), '--scram-cache', cacheFile, ...sc.args], genLaunch, sc.timeoutMs);
+          const srv1 = sampleProcess(server.pid);
+          const busy1 = machineBusySeconds();
+          const serverS = srv1.cpuSeconds - srv0.cpuSeconds;
+          const kernelS = busy1.interrupts - busy0.interrupts;
+          results.servers[kind.key]!.cpu[sc.name] = {
+            wallS: round3((srv1.at - srv0.at) / 1000),
+            serverS: round3(serverS),
+            generatorS: report.generator.processCpuS,
+            kernelS: round3(kernelS),
+            otherS: round3(Math.max(0, busy1.busy - busy0.busy - kernelS - serverS - report.generator.processCpuS)),
+          };
+          results.servers[kind.key]!.reports[sc.name] = report;
+          log(`${kind.name} / ${sc.name}: ${summary(sc.name, report)}`);
+        } catch (err) {
+          results.errors[`${kind.key}/${sc.name}`] = (err as Error).message;
+          log(`${kind.name} / ${sc.name}: FAILED: ${(err as Error).message}`);
+        } finally {
+          await server?.stop();
+        }
+      }
+    }
+
+    // --- CPU profile of Shoal in its hottest scenario (a separate run: profiling slows it) ---
+    let profileText = '';
+    const shoalResults = results.servers.shoal;
+    if (v.profile !== 'none' && shoalResults && Object.keys(shoalResults.reports).length > 0) {
+      const pick =
+        v.profile === 'auto'
+          ? list
+              .map((s) => ({ s, cpu: cpuOf(shoalResults.reports[s.name]) }))
+              .sort((a, b) => b.cpu - a.cpu)[0]?.s
+          : list.find((s) => s.name === v.profile);
+      if (pick) {
+        const profDir = join(dir, 'profile');
+        mkdirSync(profDir, { recursive: true });
+        const kind = kinds.find((k) => k.key === 'shoal')!;
+        let server;
+        try {
+          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir });
+          log(`profiling Shoal in the ${pick.name} scenario`);
+          await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs);
+        } catch (err) {
+          log(`profiling failed: ${(err as Error).message}`);
+        } finally {
+          await server?.stop();
+        }
+        const prof = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+        if (prof) {
+          profileText = `CPU profile of Shoal (\`node --cpu-prof\`) in the \`${pick.name}\` scenario, a separate run after the measured ones:\n\n${summarizeProfile(join(profDir, prof), repoRoot)}`;
+          if (v.keep) log(`profile kept at ${join(profDir, prof)}`);
+        } else log('no CPU profile was written');
+      }
+    }
+
+    // --- Results ---
+    const table = buildTable(results);
+    const elapsed = (Date.now() - t0) / 1000;
+    const chartFile = outFile.replace(/\.md$/, '') + '.png';
+    const chartOk = has('gnuplot') && drawChart(results, chartFile, dir);
+    process.stdout.write(`\n${table}\n`);
+    const tgt = targets(results);
+    process.stdout.write(`\n${tgt}\n`);
+    const m = machine();
+    const cmdline = `npm run bench:compare${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+    const md = [
+      '# Shoal, Prosody and ejabberd side by side',
+      '',
+      `Generated by \`${cmdline}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in ${(elapsed / 60).toFixed(1)} minutes. Regenerate it with the same command (see bench/README.md).`,
+      '',
+      '## Machine and versions',
+      '',
+      `- Machine: ${m.cpu}, ${m.memory}; ${m.os}`,
+      ...Object.entries(results.servers).map(([, s]) => `- ${s.name}: ${s.version}`),
+      `- Node.js ${m.node} (Shoal and the load generator), ${m.erlang} (ejabberd), ${m.lua} (Prosody), ${m.openssl}`,
+      `- Load average (1 min) before the run ${loadBefore.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}: the load generator's own share is in the last table; anything else running meanwhile skews the figures.`,
+      `- Pinning: ${twoCores ? 'each server on CPU 0, the load generator on CPU 1 (taskset)' : 'none (fewer than 2 CPUs or no taskset)'}; open-file limit ${nofile} for both (prlimit)`,
+      '',
+      '## Settings (the same for every server)',
+      '',
+      '- Loopback only (127.0.0.1), a private instance of each server with its own config and data in a temp dir (no system service, no system port).',
+      '- STARTTLS required, one ECDSA P-256 self-signed certificate for all; TLS as negotiated by default (TLS 1.3 here).',
+      '- SCRAM-SHA-1 with hashed credentials (StoredKey/ServerKey, 4096 iterations), byte-identical salts and keys on all servers; the client caches its keys (RFC 5802 §5.1), so a login costs the server what it costs in production.',
+      '- Same accounts and rosters: user1..N (empty rosters); ruser1..R each with contacts = the other roster users + rcontact accounts, all subscription both.',
+      '- Modules: roster, disco, ping; no offline storage, no s2s, no stream management, no rate limits (ejabberd listener without shaper); logs at warn.',
+      '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
+      '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
+      '',
+      '## Results',
+      '',
+      `Ratios are Shoal/Prosody and Shoal/ejabberd; the arrow says which direction is better for Shoal. ${scale !== 1 ? `Counts scaled by ${scale}.` : ''}`,
+      '',
+      table,
+      '',
+      chartOk ? `![Shoal's advantage factor per metric](${chartFile.split('/').pop()})\n` : '',
+      '## Targets (issue 5)',
+      '',
+      tgt,
+      '',
+      ...(profileText ? ['## Where Shoal spends its CPU', '', profileText, ''] : []),
+      ...(Object.keys(results.errors).length > 0 ? ['## Errors', '', ...Object.entries(results.errors).map(([k, e]) => `- ${k}: ${e.split('\n')[0]}`), ''] : []),
+      '## Load generator and the rest of the machine',
+      '',
+      "The generator is pinned to its own core; near 100% of it during a phase would mean it set the pace. The last columns split the machine's CPU time while the scenario ran (2 cores: at most twice the wall time): the server, the generator, interrupts and softirqs (mostly the kernel's loopback TCP work, charged to no process), and other processes: large values there mean the figures were disturbed.",
+      '',
+      generatorTable(results),
+      '',
+      '<details><summary>Raw reports (JSON)</summary>',
+      '',
+      '```json',
+      JSON.stringify(results, null, 1),
+      '```',
+      '',
+      '</details>',
+      '',
+    ].join('\n');
+    writeFileSync(outFile, md);
+    log(`wrote ${outFile}${chartOk ? ` and ${chartFile}` : ''}; total ${(elapsed / 60).toFixed(1)} min`);
+    return Object.keys(results.errors).length > 0 ? 1 : 0;
+  } finally {
+    cleanup();
+  }
+}
+
+/** Stops every process this run started, with their descendants (the Erlang VM runs below erl). */
+function killAll(): void {
+  for (const c of children) {
+    if (c.pid === undefined) continue;
+    for (const pid of processTree(c.pid).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+function cpuOf(r: LoadReport | undefined): number {
+  if (!r?.server) return 0;
+  return r.server.cpuLoginS + r.server.cpuPresenceS + r.server.cpuMessagesS;
+}
+
+function summary(name: ScenarioName, r: LoadReport): string {
+  const s = r.server;
+  const base = `${r.login.succeeded}/${r.clients} online in ${(r.login.elapsedMs / 1000).toFixed(1)} s (${r.login.sustainedPerSecond}/s sustained)`;
+  const fails = r.login.failed > 0 ? `, ${r.login.failed} FAILED (${Object.keys(r.login.failures).slice(0, 2).join('; ')})` : '';
+  if (name === 'chat' && r.messages) return `${base}${fails}; ${r.messages.received}/${r.messages.requested} msgs, ${r.messages.perSecond}/s, p99 ${r.messages.latencyMs.p99} ms`;
+  if (name === 'idle' && s) return `${base}${fails}; ${s.rssPerClientKiB} KiB per connection`;
+  if (name === 'roster') return `${base}${fails}; fan-out ${r.presence.complete ? 'complete' : 'INCOMPLETE'} after ${r.presence.elapsedMs} ms`;
+  return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins`;
+}
+
+const round3 = (v: number): number => Number(v.toFixed(3));
+
+function generatorTable(results: Results): string {
+  const rows = [
+    '| server | scenario | generator CPU during login (% of a core) | during messages | generator max RSS (MiB) | wall (s) | CPU s: server | generator | kernel (irq) | other processes |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const s of Object.values(results.servers)) {
+    for (const [name, r] of Object.entries(s.reports)) {
+      const c = s.cpu[name as ScenarioName];
+      rows.push(
+        `| ${s.name} | ${name} | ${r.generator.loginCpuPercent} | ${r.messages ? r.generator.messagesCpuPercent : '—'} | ${r.generator.maxRssMiB} | ` +
+          `${c ? `${c.wallS} | ${c.serverS} | ${c.generatorS} | ${c.kernelS} | ${c.otherS}` : '— | — | — | — | —'} |`,
+      );
+    }
+  }
+  return rows.join('\n');
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,366 @@
+// The three servers under test, each configured the same way (loopback only,
+// STARTTLS required with the same certificate, SCRAM-SHA-1 hashed credentials,
+// roster/disco/ping, no offline storage, no s2s, logs at warn) and started as a
+// child process with its own config and data under the run's temp dir — never
+// through a system service, and never on a system port.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { processTree } from '../load/proc.js';
+
+export interface Launch {
+  /** CPU list for taskset (e.g. '0'), or undefined to not pin. */
+  cpus?: string;
+  /** Open-file limit (soft and hard) for the process, applied with prlimit. */
+  nofile: number;
+}
+
+export interface RunningServer {
+  /** The process measured (the server itself, not a wrapper). */
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+  logFile: string;
+}
+
+export interface ServerKind {
+  name: 'Shoal' | 'Prosody' | 'ejabberd';
+  key: 'shoal' | 'prosody' | 'ejabberd';
+  version(): string;
+  /** Writes configuration and storage (once per run). */
+  prepare(dir: string, tls: TlsFiles, port: number): Promise<void>;
+  start(opts: Launch & { cpuProfileDir?: string }): Promise<RunningServer>;
+}
+
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
+const has = (cmd: string): boolean => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** prlimit and taskset wrap the command (both exec it, so the pid stays the server's or its launcher's). */
+export function wrap(cmd: string, args: string[], launch: Launch): [string, string[]] {
+  let c = cmd;
+  let a = args;
+  if (launch.cpus !== undefined && has('taskset')) {
+    a = ['-c', launch.cpus, c, ...a];
+    c = 'taskset';
+  }
+  if (has('prlimit')) {
+    a = [`--nofile=${launch.nofile}:${launch.nofile}`, '--', c, ...a];
+    c = 'prlimit';
+  }
+  return [c, a];
+}
+
+function dpkgVersion(pkg: string): string {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function waitForPort(port: number, child: ChildProcess, timeoutMs: number, logFile: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited during start (${child.exitCode ?? child.signalCode}); see ${logFile}:\n${tail(logFile)}`);
+    const ok = await new Promise<boolean>((res) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        res(true);
+      });
+      s.on('error', () => res(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`server did not listen on ${port} within ${timeoutMs} ms; see ${logFile}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
+function stopChild(child: ChildProcess, pid: number, graceMs = 15_000): Promise<void> {
+  return new Promise((resolveStop) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolveStop();
+    const timer = setTimeout(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+        if (child.pid !== undefined && child.pid !== pid) process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolveStop();
+    });
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      clearTimeout(timer);
+      resolveStop();
+    }
+  });
+}
+
+/** Every child started, so that an interrupted run still stops them. */
+export const children = new Set<ChildProcess>();
+
+function launch(cmd: string, args: string[], opts: Launch, env: NodeJS.ProcessEnv, cwd: string, logFile: string): ChildProcess {
+  const [c, a] = wrap(cmd, args, opts);
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(c, a, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Two sources into one file: neither may end it.
+  child.stdout!.pipe(out, { end: false });
+  child.stderr!.pipe(out, { end: false });
+  child.once('exit', () => out.end());
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+// --- Shoal -------------------------------------------------------------------
+
+/** `useDist`: run the build in dist/ (only right after a successful build: provisioning uses src/, and both must agree on the schema). */
+export function shoal(repo: string, useDist: boolean): ServerKind {
+  let dir = '';
+  let port = 0;
+  let entry: string[] = [];
+  return {
+    name: 'Shoal',
+    key: 'shoal',
+    version() {
+      const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+      let rev = '';
+      try {
+        rev = execFileSync('git', ['-C', repo, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+        const dirty = execFileSync('git', ['-C', repo, 'status', '--porcelain', 'src'], { encoding: 'utf8' }).trim() !== '';
+        rev = ` (${rev}${dirty ? ', src/ modified' : ''})`;
+      } catch {
+        // not a git checkout
+      }
+      return `${pkg.version}${rev}`;
+    },
+    async prepare(d, tls, p) {
+      dir = d;
+      port = p;
+      mkdirSync(dir, { recursive: true });
+      // Same settings as the others: loopback, required STARTTLS, SCRAM-SHA-1 (credentials
+      // are stored for SHA-1 only), logs at warn.
+      writeFileSync(
+        join(dir, 'shoal.yaml'),
+        [
+          'hosts: [localhost]',
+          `c2s: { host: 127.0.0.1, port: ${port} }`,
+          `data_dir: ${JSON.stringify(join(dir, 'data'))}`,
+          `storage: { driver: sqlite, path: ${JSON.stringify(join(dir, 'data', 'shoal.sqlite'))} }`,
+          `tls: { cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)} }`,
+          'sasl: { mechanisms: [SCRAM-SHA-1-PLUS, SCRAM-SHA-1, PLAIN] }',
+          'log: { level: warn, format: json }',
+          '',
+        ].join('\n'),
+      );
+      const dist = join(repo, 'dist', 'cli', 'main.js');
+      entry = useDist && existsSync(dist) ? [dist] : ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts')];
+    },
+    async start(opts) {
+      const logFile = join(dir, 'shoal.log');
+      const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
+      const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', join(dir, 'shoal.yaml')], opts, process.env, repo, logFile);
+      await waitForPort(port, child, 60_000, logFile);
+      const pid = child.pid!;
+      return { pid, port, logFile, stop: () => stopChild(child, pid) };
+    },
+  };
+}
+
+// --- Prosody -------------------------------------------------------------------
+
+export function prosody(): ServerKind {
+  let dir = '';
+  let port = 0;
+  return {
+    name: 'Prosody',
+    key: 'prosody',
+    version: () => dpkgVersion('prosody'),
+    async prepare(d, tls, p) {
+      dir = d;
+      port = p;
+      mkdirSync(join(dir, 'data'), { recursive: true });
+      const q = (s: string): string => JSON.stringify(s);
+      writeFileSync(
+        join(dir, 'prosody.cfg.lua'),
+        [
+          '-- Generated by bench/compare: a private instance on loopback, not the system service.',
+          'run_as_root = true',
+          `pidfile = ${q(join(dir, 'prosody.pid'))}`,
+          `data_path = ${q(join(dir, 'data'))}`,
+          `certificates = ${q(dir)}`,
+          `log = { warn = ${q(join(dir, 'prosody.log'))} }`,
+          `c2s_ports = { ${port} }`,
+          'c2s_interfaces = { "127.0.0.1" }',
+          's2s_ports = { }',
+          'http_ports = { }',
+          'https_ports = { }',
+          'modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping" }',
+          'modules_disabled = { "s2s"; "offline" }',
+          'authentication = "internal_hashed"',
+          'default_iteration_count = 4096',
+          'c2s_require_encryption = true',
+          'storage = "internal"',
+          'c2s_stanza_size_limit = 262144',
+          '-- The same socket settings as the others: TCP_NODELAY and a 511-deep accept queue (Node\'s default).',
+          'network_settings = { tcp_backlog = 511; nagle = false }',
+          `ssl = { certificate = ${q(tls.cert)}; key = ${q(tls.key)} }`,
+          'VirtualHost "localhost"',
+          '',
+        ].join('\n'),
+      );
+    },
+    async start(opts) {
+      const logFile = join(dir, 'prosody.out');
+      const child = launch('prosody', ['--config', join(dir, 'prosody.cfg.lua'), '-F'], opts, process.env, dir, logFile);
+      await waitForPort(port, child, 60_000, logFile);
+      // prosody is a Lua script: its interpreter is the process (the wrappers exec it).
+      const pid = child.pid!;
+      return { pid, port, logFile: join(dir, 'prosody.log'), stop: () => stopChild(child, pid) };
+    },
+  };
+}
+
+// --- ejabberd -------------------------------------------------------------------
+
+export function ejabberd(termsFile: () => string): ServerKind {
+  let dir = '';
+  let port = 0;
+  let provisioned = false;
+  return {
+    name: 'ejabberd',
+    key: 'ejabberd',
+    version: () => dpkgVersion('ejabberd'),
+    async prepare(d, tls, p) {
+      dir = d;
+      port = p;
+      rmSync(join(dir, 'db'), { recursive: true, force: true });
+      mkdirSync(join(dir, 'db'), { recursive: true });
+      mkdirSync(join(dir, 'logs'), { recursive: true });
+      writeFileSync(join(dir, 'tls.pem'), readFileSync(tls.cert, 'utf8') + readFileSync(tls.key, 'utf8'));
+      // No shaper on the listener (ejabberd's example config throttles c2s to 1000 B/s), and
+      // the accept queue as deep as Node's default so bursts of connects are not dropped.
+      writeFileSync(
+        join(dir, 'ejabberd.yml'),
+        [
+          '# Generated by bench/compare: a private instance on loopback, not the system service.',
+          'hosts:',
+          '  - localhost',
+          'loglevel: warning',
+          'log_rotate_count: 0',
+          'certfiles:',
+          `  - ${JSON.stringify(join(dir, 'tls.pem'))}`,
+          'listen:',
+          '  -',
+          `    port: ${port}`,
+          '    ip: "127.0.0.1"',
+          '    module: ejabberd_c2s',
+          '    starttls_required: true',
+          '    max_stanza_size: 262144',
+          '    backlog: 511',
+          'auth_method: [mnesia]',
+          'auth_password_format: scram',
+          'auth_scram_hash: sha',
+          'acl:',
+          '  local:',
+          '    user_regexp: ""',
+          'access_rules:',
+          '  local:',
+          '    allow: local',
+          '  c2s:',
+          '    allow: all',
+          'modules:',
+          '  mod_roster: {}',
+          '  mod_disco: {}',
+          '  mod_ping: {}',
+          '',
+        ].join('\n'),
+      );
+    },
+    async start(opts) {
+      const logFile = join(dir, 'logs', 'erl.out');
+      const env = {
+        ...process.env,
+        ERL_LIBS: '/usr/lib/x86_64-linux-gnu',
+        EJABBERD_CONFIG_PATH: join(dir, 'ejabberd.yml'),
+        EJABBERD_LOG_PATH: join(dir, 'logs', 'ejabberd.log'),
+        ERL_MAX_PORTS: String(opts.nofile),
+        ERL_CRASH_DUMP: join(dir, 'logs', 'erl_crash.dump'),
+        ERL_CRASH_DUMP_BYTES: '0',
+        HOME: dir,
+      };
+      // The records are written by the node itself once ejabberd has started (it creates the
+      // Mnesia tables). Before that, a sentinel registered through ejabberd's own API proves the
+      // stored shapes are the ones written here; any mismatch stops the node with a message.
+      const provision = provisioned
+        ? ''
+        : `{ok, Terms} = file:consult(${JSON.stringify(termsFile())}), ` +
+          `[us, password] = mnesia:table_info(passwd, attributes), ` +
+          `[usj, us, jid, name, subscription, ask, groups, askmessage, xs] = mnesia:table_info(roster, attributes), ` +
+          `ok = ejabberd_auth:try_register(<<"bench-sentinel">>, <<"localhost">>, <<"sentinel-pw">>), ` +
+          `[{passwd, _, {scram, _, _, _, sha, 4096}}] = mnesia:dirty_read(passwd, {<<"bench-sentinel">>, <<"localhost">>}), ` +
+          `ejabberd_auth:remove_user(<<"bench-sentinel">>, <<"localhost">>), ` +
+          `lists:foreach(fun(T) -> ok = mnesia:dirty_write(T) end, Terms), `;
+      const evalCode = `try ${provision}io:format("SHOAL-BENCH-READY~n") catch C:E -> io:format("SHOAL-BENCH-FAILED ~p:~p~n", [C, E]), halt(3) end.`;
+      const args = ['-noshell', '-noinput', '+K', 'true', '+P', '250000', '-mnesia', 'dir', JSON.stringify(join(dir, 'db')), '-s', 'ejabberd', '-eval', evalCode];
+      const child = launch('erl', args, opts, env, dir, logFile);
+      await new Promise<void>((ready, fail) => {
+        let seen = '';
+        const timer = setTimeout(() => fail(new Error(`ejabberd did not start within 180 s; see ${logFile}`)), 180_000);
+        child.stdout!.on('data', (d: Buffer) => {
+          seen += d.toString();
+          if (seen.includes('SHOAL-BENCH-READY')) {
+            clearTimeout(timer);
+            ready();
+          } else if (seen.includes('SHOAL-BENCH-FAILED')) {
+            clearTimeout(timer);
+            fail(new Error(`ejabberd provisioning failed: ${seen.slice(seen.indexOf('SHOAL-BENCH-FAILED'))}`));
+          }
+        });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          fail(new Error(`ejabberd exited during start (${code}); see ${logFile}:\n${tail(logFile)}`));
+        });
+      });
+      provisioned = true;
+      await waitForPort(port, child, 60_000, logFile);
+      // erl execs erlexec, which runs the VM (beam.smp): that is the process to measure.
+      const beam = processTree(child.pid!).find((p) => {
+        try {
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith('beam');
+        } catch {
+          return false;
+        }
+      });
+      if (beam === undefined) throw new Error('could not find the ejabberd VM process (beam.smp)');
+      return { pid: beam, port, logFile: join(dir, 'logs', 'ejabberd.log'), stop: () => stopChild(child, beam) };
+    },
+  };
+}
+
+export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));

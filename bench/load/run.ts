@@ -1,0 +1,442 @@
+// The load generator's programmatic API: log N clients in with bounded
+// concurrency, optionally wait for presence fan-out, hold them idle, exchange
+// chat messages between pairs, and report rates, latencies, and the server's
+// memory and CPU read from /proc by pid. Everything is bounded in count and
+// time: a phase that runs past its bound ends and reports what it got.
+import { createSecureContext } from 'node:tls';
+import { ScramCache } from './scram.js';
+import { LoadClient, LoginError } from './client.js';
+import type { XmlElement } from './xml.js';
+import { sampleProcess, type ProcSample } from './proc.js';
+
+export interface LoadOptions {
+  host: string;
+  port: number;
+  /** XMPP domain of the accounts. */
+  domain: string;
+  /** Username pattern; %d is replaced by the client's index (first, first+1, ...). */
+  users: string;
+  /** Password pattern; %d as in `users`. */
+  passwordPattern: string;
+  /** Index of the first account (default 1). */
+  first?: number;
+  clients: number;
+  /** Logins in flight at once. */
+  concurrency: number;
+  /** Chat messages to exchange in all (0: none). Clients are paired in order: (1,2), (3,4), ... */
+  messages?: number;
+  /** Closed loop: messages each sender keeps in flight (default 1). */
+  window?: number;
+  /** Open loop: messages per second in all, spread over the senders (0: closed loop, as fast as the server goes). */
+  rate?: number;
+  /** The server's pid, for memory and CPU from /proc. */
+  serverPid?: number;
+  /** Wait this long once everyone is online before sampling memory (default 1000 ms). */
+  settleMs?: number;
+  /** Hold the clients idle this long and measure the server's CPU meanwhile (default 0). */
+  idleMs?: number;
+  /** After login, wait until every client has had available presence from this many others. */
+  awaitPresence?: number;
+  /** Bound on each login step (default 30 s). */
+  stepTimeoutMs?: number;
+  /** Bound on each phase (default 300 s). */
+  phaseTimeoutMs?: number;
+  /** The message phase ends when nothing has arrived for this long (default 30 s). */
+  stallTimeoutMs?: number;
+  /** CA certificate(s) to verify the server with; without, any certificate is accepted. */
+  ca?: string;
+  /** Cached SCRAM keys (RFC 5802 §5.1); a fresh cache derives keys at first use. */
+  scramCache?: ScramCache;
+  /** Resource requested at bind. */
+  resource?: string;
+  /** Progress lines (e.g. to stderr). */
+  progress?: (line: string) => void;
+}
+
+export interface Percentiles {
+  count: number;
+  min: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface LoadReport {
+  target: { host: string; port: number; domain: string };
+  startedAt: string;
+  clients: number;
+  concurrency: number;
+  login: {
+    attempted: number;
+    succeeded: number;
+    failed: number;
+    /** Failure counts by "step: reason". */
+    failures: Record<string, number>;
+    /** From the first connect to the last client online. */
+    elapsedMs: number;
+    /** succeeded / elapsed. */
+    perSecond: number;
+    /** Between the 10% and 90% completions, i.e. without ramp-up and tail. */
+    sustainedPerSecond: number;
+    latencyMs: Percentiles;
+    /** Median time spent in each login step (connect, stream, starttls, tls, sasl, bind, session, roster, presence). */
+    stepP50Ms: Record<string, number>;
+    tls: { protocol: string; cipher: string };
+  };
+  roster: { minItems: number; maxItems: number };
+  presence: { awaited: number; complete: boolean; elapsedMs: number; received: number };
+  messages?: {
+    requested: number;
+    sent: number;
+    received: number;
+    lost: number;
+    elapsedMs: number;
+    perSecond: number;
+    latencyMs: Percentiles;
+    mode: string;
+  };
+  server?: {
+    pid: number;
+    rssBeforeKiB: number;
+    rssOnlineKiB: number;
+    rssPerClientKiB: number;
+    rssEndKiB: number;
+    cpuLoginS: number;
+    cpuPer1000Logins: number;
+    cpuPresenceS: number;
+    cpuIdleS: number;
+    idleCpuPercent: number;
+    cpuMessagesS: number;
+    cpuPer100kMessages: number;
+  };
+  generator: {
+    cpuS: number;
+    /** CPU seconds of the whole generator process since it started (start-up included). */
+    processCpuS: number;
+    /** Share of one core the generator used while logging in / exchanging messages. */
+    loginCpuPercent: number;
+    messagesCpuPercent: number;
+    maxRssMiB: number;
+    scramCacheHits: number;
+    scramCacheMisses: number;
+  };
+  /** Clients that saw a stream error, bad XML or a closed connection while online. */
+  problems: { count: number; examples: string[] };
+}
+
+export function percentiles(values: ArrayLike<number>): Percentiles {
+  const n = values.length;
+  if (n === 0) return { count: 0, min: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0 };
+  const sorted = Float64Array.from(values).sort();
+  // Nearest-rank percentile.
+  const at = (p: number): number => sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return { count: n, min: sorted[0]!, p50: at(50), p95: at(95), p99: at(99), max: sorted[n - 1]!, mean: sum / n };
+}
+
+const fill = (pattern: string, i: number): string => pattern.replace(/%d/g, String(i));
+const round = (v: number, digits = 2): number => Number(v.toFixed(digits));
+const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `done` every few ms until it holds or `timeoutMs` passes; returns whether it held. */
+async function until(done: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!done()) {
+    if (performance.now() >= deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
+}
+
+export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
+  const first = opts.first ?? 1;
+  const stepTimeoutMs = opts.stepTimeoutMs ?? 30_000;
+  const phaseTimeoutMs = opts.phaseTimeoutMs ?? 300_000;
+  const cache = opts.scramCache ?? new ScramCache();
+  const progress = opts.progress ?? (() => undefined);
+  const pid = opts.serverPid;
+  const sample = (): ProcSample | undefined => (pid === undefined ? undefined : sampleProcess(pid));
+  let maxRss = process.memoryUsage().rss;
+  const noteRss = (): void => {
+    maxRss = Math.max(maxRss, process.memoryUsage().rss);
+  };
+  const genStart = process.cpuUsage();
+  const secureContext = createSecureContext(opts.ca !== undefined ? { ca: opts.ca } : {});
+  const startedAt = new Date().toISOString();
+
+  // --- Messages are matched back to their pair through this hook. ---
+  const latencies: number[] = [];
+  let received = 0;
+  const partner = new Map<LoadClient, LoadClient>();
+  const quota = new Map<LoadClient, number>();
+  let sent = 0;
+  let closedLoop = true;
+  const sendOne = (from: LoadClient): void => {
+    const left = quota.get(from) ?? 0;
+    if (left <= 0) return;
+    quota.set(from, left - 1);
+    sent++;
+    // The body carries the send time; sender and receiver share this process's clock.
+    from.sendMessage(partner.get(from)!.bare, `${performance.now().toFixed(3)} ${sent}`);
+  };
+  const onMessage = (to: LoadClient, el: XmlElement): void => {
+    const body = el.children.find((c) => c.name === 'body')?.text;
+    if (body === undefined || el.attrs.type === 'error') return;
+    const t = Number.parseFloat(body);
+    if (!Number.isFinite(t)) return;
+    latencies.push(performance.now() - t);
+    received++;
+    // Closed loop: the message's arrival lets its sender send the next one.
+    if (closedLoop) {
+      const sender = partner.get(to);
+      if (sender) sendOne(sender);
+    }
+  };
+
+  // --- Login ---
+  const before = sample();
+  const clients: LoadClient[] = [];
+  const loginTimes: number[] = [];
+  const completions: number[] = [];
+  const failures: Record<string, number> = {};
+  let failed = 0;
+  let next = 0;
+  const loginStart = performance.now();
+  const loginCpu = process.cpuUsage();
+  const loginDeadline = loginStart + phaseTimeoutMs;
+  let lastReport = loginStart;
+  const worker = async (): Promise<void> => {
+    while (next < opts.clients && performance.now() < loginDeadline) {
+      const i = next++;
+      const c = new LoadClient(
+        {
+          host: opts.host,
+          port: opts.port,
+          domain: opts.domain,
+          user: fill(opts.users, first + i),
+          password: fill(opts.passwordPattern, first + i),
+          cache,
+          secureContext,
+          verify: opts.ca !== undefined,
+          stepTimeoutMs,
+          resource: opts.resource,
+        },
+        { message: onMessage },
+      );
+      const t0 = performance.now();
+      try {
+        await c.login();
+        const t1 = performance.now();
+        loginTimes.push(t1 - t0);
+        completions.push(t1 - loginStart);
+        clients[i] = c;
+      } catch (err) {
+        failed++;
+        const key = err instanceof LoginError ? err.message : `error: ${(err as Error).message}`;
+        failures[key] = (failures[key] ?? 0) + 1;
+        c.destroy();
+      }
+      const now = performance.now();
+      if (now - lastReport > 2000) {
+        lastReport = now;
+        noteRss();
+        progress(`login: ${loginTimes.length} online, ${failed} failed, ${(now - loginStart) / 1000}s`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, opts.clients)) }, () => worker()));
+  const loginEnd = performance.now();
+  const loginCpuUsed = cpuSeconds(process.cpuUsage(loginCpu));
+  const afterLogin = sample();
+  noteRss();
+  const online = clients.filter((c): c is LoadClient => c !== undefined);
+  const succeeded = online.length;
+  const loginElapsed = loginEnd - loginStart;
+  completions.sort((a, b) => a - b);
+  const c10 = completions[Math.floor(completions.length * 0.1)] ?? 0;
+  const c90 = completions[Math.max(0, Math.ceil(completions.length * 0.9) - 1)] ?? 0;
+  const sustained = completions.length >= 10 && c90 > c10 ? (Math.ceil(completions.length * 0.9) - 1 - Math.floor(completions.length * 0.1)) / ((c90 - c10) / 1000) : succeeded / (loginElapsed / 1000);
+  progress(`login done: ${succeeded}/${opts.clients} in ${(loginElapsed / 1000).toFixed(2)}s, ${failed} failed`);
+
+  // --- Presence fan-out ---
+  const awaited = opts.awaitPresence ?? 0;
+  let presenceComplete = true;
+  const presenceStart = performance.now();
+  if (awaited > 0) {
+    presenceComplete = await until(() => online.every((c) => c.presenceFrom.size >= awaited), phaseTimeoutMs);
+    if (!presenceComplete) progress(`presence: not every client got ${awaited} presences in time`);
+  }
+  const presenceElapsed = awaited > 0 ? performance.now() - presenceStart : 0;
+  const afterPresence = sample();
+
+  // --- Settle, memory, idle ---
+  await sleep(opts.settleMs ?? 1000);
+  const settled = sample();
+  const idleMs = opts.idleMs ?? 0;
+  if (idleMs > 0) await sleep(idleMs);
+  const afterIdle = sample();
+  noteRss();
+
+  // --- Messages ---
+  let messages: LoadReport['messages'];
+  let messagesCpuPercent = 0;
+  const requested = opts.messages ?? 0;
+  let msgStartSample: ProcSample | undefined;
+  let msgEndSample: ProcSample | undefined;
+  if (requested > 0) {
+    const senders: LoadClient[] = [];
+    for (let k = 0; k + 1 < clients.length; k += 2) {
+      const a = clients[k];
+      const b = clients[k + 1];
+      if (!a || !b) continue;
+      partner.set(a, b).set(b, a);
+      senders.push(a, b);
+    }
+    if (senders.length === 0) throw new Error('no pair of clients is online to exchange messages');
+    const each = Math.floor(requested / senders.length);
+    senders.forEach((s, k) => quota.set(s, each + (k < requested % senders.length ? 1 : 0)));
+    const window = Math.max(1, opts.window ?? 1);
+    const rate = opts.rate ?? 0;
+    closedLoop = rate <= 0;
+    msgStartSample = sample();
+    const msgCpu = process.cpuUsage();
+    const t0 = performance.now();
+    let lastMsgReport = t0;
+    // A phase whose messages stop arriving (lost by the server) ends after stallMs rather than at its bound.
+    const stallMs = opts.stallTimeoutMs ?? 30_000;
+    let lastReceived = 0;
+    let lastProgressAt = t0;
+    const stalled = (): boolean => {
+      const now = performance.now();
+      if (received !== lastReceived) {
+        lastReceived = received;
+        lastProgressAt = now;
+      }
+      return now - lastProgressAt > stallMs;
+    };
+    const report = (): void => {
+      const now = performance.now();
+      if (now - lastMsgReport > 2000) {
+        lastMsgReport = now;
+        noteRss();
+        progress(`messages: ${received}/${requested} received, ${((now - t0) / 1000).toFixed(1)}s`);
+      }
+    };
+    if (closedLoop) {
+      for (let w = 0; w < window; w++) for (const s of senders) sendOne(s);
+      await until(() => (report(), received >= requested || stalled()), phaseTimeoutMs, 5);
+    } else {
+      // Open loop: keep to the schedule whatever the server does, so latency is measured at a known load.
+      let k = 0;
+      const deadline = t0 + phaseTimeoutMs;
+      while (sent < requested && performance.now() < deadline) {
+        const due = Math.min(requested, Math.floor(((performance.now() - t0) / 1000) * rate));
+        while (sent < due) {
+          const s = senders[k++ % senders.length]!;
+          if ((quota.get(s) ?? 0) > 0) sendOne(s);
+        }
+        report();
+        await sleep(2);
+      }
+      await until(() => (report(), received >= sent || stalled()), Math.max(0, deadline - performance.now()), 5);
+    }
+    const elapsed = performance.now() - t0;
+    messagesCpuPercent = (cpuSeconds(process.cpuUsage(msgCpu)) / (elapsed / 1000)) * 100;
+    msgEndSample = sample();
+    messages = {
+      requested,
+      sent,
+      received,
+      lost: sent - received,
+      elapsedMs: round(elapsed),
+      perSecond: round(received / (elapsed / 1000)),
+      latencyMs: roundAll(percentiles(latencies)),
+      mode: closedLoop ? `closed loop, ${window} in flight per sender, ${senders.length} senders` : `open loop at ${rate}/s`,
+    };
+    progress(`messages done: ${received}/${requested} in ${(elapsed / 1000).toFixed(2)}s`);
+  }
+
+  const problemsSeen = online.filter((c) => c.problem !== undefined);
+  const examples = [...new Set(problemsSeen.map((c) => c.problem!))].slice(0, 10);
+  const end = sample();
+  noteRss();
+
+  // --- Logout (bounded) ---
+  await Promise.all(online.map((c) => c.close(5000)));
+
+  let server: LoadReport['server'];
+  if (pid !== undefined && before && afterLogin && afterPresence && settled && afterIdle && end) {
+    const cpuLogin = afterLogin.cpuSeconds - before.cpuSeconds;
+    const cpuMsg = msgStartSample && msgEndSample ? msgEndSample.cpuSeconds - msgStartSample.cpuSeconds : 0;
+    const idleS = afterIdle.cpuSeconds - settled.cpuSeconds;
+    server = {
+      pid,
+      rssBeforeKiB: before.rssKiB,
+      rssOnlineKiB: settled.rssKiB,
+      rssPerClientKiB: succeeded > 0 ? round((settled.rssKiB - before.rssKiB) / succeeded) : 0,
+      rssEndKiB: end.rssKiB,
+      cpuLoginS: round(cpuLogin, 3),
+      cpuPer1000Logins: succeeded > 0 ? round((cpuLogin / succeeded) * 1000, 3) : 0,
+      cpuPresenceS: round(afterPresence.cpuSeconds - afterLogin.cpuSeconds, 3),
+      cpuIdleS: round(idleS, 3),
+      idleCpuPercent: idleMs > 0 ? round((idleS / ((afterIdle.at - settled.at) / 1000)) * 100) : 0,
+      cpuMessagesS: round(cpuMsg, 3),
+      cpuPer100kMessages: messages && messages.received > 0 ? round((cpuMsg / messages.received) * 100_000, 3) : 0,
+    };
+  }
+
+  const roster = online.map((c) => c.rosterItems);
+  return {
+    target: { host: opts.host, port: opts.port, domain: opts.domain },
+    startedAt,
+    clients: opts.clients,
+    concurrency: opts.concurrency,
+    login: {
+      attempted: succeeded + failed,
+      succeeded,
+      failed,
+      failures,
+      elapsedMs: round(loginElapsed),
+      perSecond: round(succeeded / (loginElapsed / 1000)),
+      sustainedPerSecond: round(sustained),
+      latencyMs: roundAll(percentiles(loginTimes)),
+      stepP50Ms: stepMedians(online),
+      tls: { protocol: online[0]?.tlsProtocol ?? '', cipher: online[0]?.tlsCipher ?? '' },
+    },
+    roster: { minItems: roster.length ? Math.min(...roster) : 0, maxItems: roster.length ? Math.max(...roster) : 0 },
+    presence: { awaited, complete: presenceComplete, elapsedMs: round(presenceElapsed), received: online.reduce((n, c) => n + c.presences, 0) },
+    messages,
+    server,
+    generator: {
+      cpuS: round(cpuSeconds(process.cpuUsage(genStart)), 3),
+      processCpuS: round(cpuSeconds(process.cpuUsage()), 3),
+      loginCpuPercent: round((loginCpuUsed / (loginElapsed / 1000)) * 100, 1),
+      messagesCpuPercent: round(messagesCpuPercent, 1),
+      maxRssMiB: round(maxRss / 1048576, 1),
+      scramCacheHits: cache.hits,
+      scramCacheMisses: cache.misses,
+    },
+    problems: { count: problemsSeen.length, examples },
+  };
+}
+
+function stepMedians(clients: LoadClient[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  const steps = ['connect', 'stream', 'starttls', 'tls', 'sasl', 'bind', 'session', 'roster', 'presence'] as const;
+  for (const step of steps) {
+    const values = clients.map((c) => c.stepMs[step]).filter((v): v is number => v !== undefined);
+    if (values.length > 0) out[step] = round(percentiles(values).p50);
+  }
+  return out;
+}
+
+function roundAll(p: Percentiles): Percentiles {
+  return { count: p.count, min: round(p.min), p50: round(p.p50), p95: round(p.p95), p99: round(p.p99), max: round(p.max), mean: round(p.mean) };
+}
