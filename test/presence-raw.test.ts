@@ -124,3 +124,18 @@ test('a blocked contact sees the user offline: no broadcast, no probe answer (XE
   eve2.client.close();
   frank.client.close();
 });
+
+test('the resource that sent presence gets it back, as do the other resources (RFC 6121 §4.2.2, §4.4.2)', async () => {
+  const a1 = await online('alice');
+  const own = await a1.client.waitFor(presenceFrom(a1.jid), 'own initial presence');
+  assert.equal(own.attrs.to, a1.jid);
+  const a2 = await online('alice');
+  await a1.client.waitFor(presenceFrom(a2.jid), "the second resource's presence");
+  await a2.client.waitFor(presenceFrom(a1.jid), "the first resource's presence");
+  a2.client.send('<presence><show>away</show></presence>');
+  const update = await a2.client.waitFor((el) => presenceFrom(a2.jid)(el) && el.getChildText('show') === 'away', 'own update');
+  assert.equal(update.attrs.to, a2.jid);
+  await a1.client.waitFor((el) => presenceFrom(a2.jid)(el) && el.getChildText('show') === 'away', 'update at the other resource');
+  a1.client.close();
+  a2.client.close();
+});

@@ -105,8 +105,10 @@ export class PresenceModule {
         if (s.available && (await this.server.mayExchange(from.jid, s.jid))) s.send(this.addressed(presence, s.jid));
       }
     }
+    // §4.2.2 / §4.4.2 / §4.5.2: every available resource of the user, including the one that
+    // sent it (a session going unavailable still hears its own unavailable while connected).
     for (const s of this.server.router.getSessions(from.jid.bareString())) {
-      if (s !== from && s.available) s.send(this.addressed(presence, s.jid));
+      if (s.available || s === from) s.send(this.addressed(presence, s.jid));
     }
   }
 
