@@ -25,7 +25,7 @@ export async function openSqliteDatabase(path: string): Promise<Kysely<Database>
     await mkdir(dirname(resolve(path)), { recursive: true, mode: 0o700 });
     if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
   }
-  const sqlite = new BetterSqlite3(path);
+  const sqlite = cacheStatements(new BetterSqlite3(path));
   try {
     // WAL lets readers (e.g. an admin CLI listing accounts) run while the server writes.
     sqlite.pragma('journal_mode = WAL');
@@ -44,5 +44,25 @@ export async function openSqliteDatabase(path: string): Promise<Kysely<Database>
     await db.destroy();
     throw err;
   }
+  return db;
+}
+
+/**
+ * Kysely's SQLite driver prepares every query anew; the server runs the same few
+ * statements over and over, so keep the compiled ones (bounded, oldest dropped first).
+ * Safe because every statement runs to completion synchronously (no iterators).
+ */
+function cacheStatements(db: BetterSqlite3.Database, max = 256): BetterSqlite3.Database {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((source: string) => {
+    let statement = cache.get(source);
+    if (statement === undefined) {
+      statement = prepare(source);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      cache.set(source, statement);
+    }
+    return statement;
+  }) as typeof db.prepare;
   return db;
 }

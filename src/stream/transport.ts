@@ -86,15 +86,34 @@ export class TcpTransport implements Transport {
     this.handler?.closed(hadError, error);
   }
 
+  /** Whether writes are being gathered until the end of this tick. */
+  private corked = false;
+
   write(data: string): void {
     if (this.closedOnce || this.socket.destroyed) return;
-    this.socket.write(data);
+    const socket = this.socket;
+    if (!this.corked) {
+      // Everything written while handling one event (a result, pushes, a broadcast)
+      // leaves in one TLS record and one system call instead of one each.
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => this.uncork(socket));
+    }
+    socket.write(data);
+  }
+
+  private uncork(socket: Socket): void {
+    if (!this.corked || socket !== this.socket) return;
+    this.corked = false;
+    socket.uncork();
   }
 
   startTls(): Promise<void> {
     const tls = this.tls;
     if (!tls || this.tlsSocket) return Promise.reject(new Error('STARTTLS not available'));
     const raw = this.socket;
+    // RFC 6120 §5.4.3.3: <proceed/> must be on the wire before the handshake starts.
+    this.uncork(raw);
     raw.removeAllListeners('data');
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');

@@ -181,6 +181,9 @@ export function createXmppJs(opts: XmppJsOptions): { xmpp: XmppJsClient; authMec
   const xmpp = xmppjs.client({
     service: `xmpp://127.0.0.1:${opts.port}`,
     domain: 'localhost',
+    // xmpp.js gives each stream step 2 s by default; a loaded CI machine running the
+    // suite in parallel can exceed that without anything being wrong.
+    timeout: 15_000,
     username: opts.username,
     password: opts.password,
     ...(opts.resource !== undefined ? { resource: opts.resource } : {}),
