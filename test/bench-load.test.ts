@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './support/server.js';
-import { runLoad } from '../bench/load/run.js';
+import { runLoad, type LoadOptions, type LoadReport } from '../bench/load/run.js';
 import { ScramCache } from '../bench/load/scram.js';
 import { XmlStreamReader, type XmlElement } from '../bench/load/xml.js';
 
@@ -15,20 +15,18 @@ before(async () => {
 });
 after(() => srv.stop());
 
+/** runLoad against this server's load<N> accounts (password secret-<N> unless given), no settling, 10 s per login step. */
+function loadTest(opts: Pick<LoadOptions, 'clients' | 'concurrency'> & Partial<LoadOptions>): Promise<LoadReport> {
+  return runLoad({ host: '127.0.0.1', port: srv.port, domain: 'localhost', users: 'load%d', passwordPattern: 'secret-%d', settleMs: 0, stepTimeoutMs: 10_000, ...opts });
+}
+
 test('5 clients log in over STARTTLS + SCRAM-SHA-1 and exchange 20 messages in pairs', async () => {
   const cache = new ScramCache();
-  const r = await runLoad({
-    host: '127.0.0.1',
-    port: srv.port,
-    domain: 'localhost',
-    users: 'load%d',
-    passwordPattern: 'secret-%d',
+  const r = await loadTest({
     clients: 5,
     concurrency: 3,
     messages: 20,
     serverPid: process.pid,
-    settleMs: 0,
-    stepTimeoutMs: 10_000,
     phaseTimeoutMs: 30_000,
     stallTimeoutMs: 10_000,
     scramCache: cache,
@@ -57,16 +55,10 @@ test('5 clients log in over STARTTLS + SCRAM-SHA-1 and exchange 20 messages in p
 });
 
 test('a wrong password is counted as a SASL failure, not hidden', async () => {
-  const r = await runLoad({
-    host: '127.0.0.1',
-    port: srv.port,
-    domain: 'localhost',
-    users: 'load%d',
+  const r = await loadTest({
     passwordPattern: 'wrong-%d',
     clients: 2,
     concurrency: 2,
-    settleMs: 0,
-    stepTimeoutMs: 10_000,
   });
   assert.equal(r.login.succeeded, 0);
   assert.equal(r.login.failed, 2);
@@ -80,17 +72,10 @@ test('presence fan-out is awaited between contacts that see each other', async (
   ] as const) {
     await srv.server.storage.roster.setItem('localhost', a, { jid: `${b}@localhost`, subscription: 'both', ask: false, pendingIn: false, approved: false, groups: [] });
   }
-  const r = await runLoad({
-    host: '127.0.0.1',
-    port: srv.port,
-    domain: 'localhost',
-    users: 'load%d',
-    passwordPattern: 'secret-%d',
+  const r = await loadTest({
     clients: 2,
     concurrency: 1,
     awaitPresence: 1,
-    settleMs: 0,
-    stepTimeoutMs: 10_000,
     phaseTimeoutMs: 10_000,
   });
   assert.equal(r.login.succeeded, 2);

@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { login, type LoggedIn } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
-import type { RawClient } from './support/raw-client.js';
+import { iq, stanzaErrorCondition as condition, type RawClient } from './support/raw-client.js';
 
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
@@ -20,22 +20,10 @@ before(async () => {
 });
 after(() => srv.stop());
 
-let seq = 0;
-async function iq(c: RawClient, attrs: string, payload: string): Promise<Element> {
-  const id = `q-${++seq}`;
-  c.send(`<iq id='${id}' ${attrs}>${payload}</iq>`);
-  return c.waitFor((el) => el.name === 'iq' && el.attrs.id === id, `reply to ${id}`);
-}
-
 /** A ping to the server and its answer: everything sent to this client before has arrived. */
 async function roundTrip(c: RawClient): Promise<void> {
   const r = await iq(c, `type='get' to='localhost'`, `<ping xmlns='${NS.PING}'/>`);
   assert.equal(r.attrs.type, 'result');
-}
-
-function condition(reply: Element): string | undefined {
-  assert.equal(reply.attrs.type, 'error', reply.toString());
-  return reply.getChild('error')?.getChildren().find((c) => c.xmlns === NS.STANZA_ERRORS && c.name !== 'text')?.name;
 }
 
 function isBlockedError(reply: Element): boolean {

@@ -3,11 +3,9 @@
 // messages, the files it leaves behind, and a server started from the same config.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import BetterSqlite3 from 'better-sqlite3';
@@ -17,11 +15,8 @@ import { XmppServer } from '../src/server.js';
 import { silentLogger } from '../src/log/logger.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
 import { login } from './support/login.js';
+import { runShoal, shoalOk, spawnShoal } from './support/cli.js';
 import { NS } from '../src/xml/namespaces.js';
-
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-// Resolved here: the CLI runs in temporary directories where a bare 'tsx' would not resolve.
-const TSX = import.meta.resolve('tsx');
 
 const dirs: string[] = [];
 after(() => {
@@ -32,54 +27,6 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'shoal-cli-'));
   dirs.push(d);
   return d;
-}
-
-interface RunOptions {
-  cwd: string;
-  /** Added to (or, when undefined, removed from) the environment; SHOAL_CONFIG is always cleared first. */
-  env?: Record<string, string | undefined>;
-  /** Written to stdin, which is then closed (stdin is a pipe, never a TTY). */
-  input?: string;
-}
-
-function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.SHOAL_CONFIG;
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
-}
-
-function spawnCli(args: string[], opts: RunOptions): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), stdio: 'pipe' });
-}
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], opts: RunOptions): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawnCli(args, opts);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin!.end(opts.input ?? '');
-  });
-}
-
-/** Runs and expects success; returns stdout. */
-async function ok(args: string[], opts: RunOptions): Promise<string> {
-  const r = await run(args, opts);
-  assert.equal(r.code, 0, `shoal ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
 }
 
 function lines(s: string): string[] {
@@ -122,34 +69,34 @@ describe('shoal user', () => {
     const dir = tempDir();
     const file = writeConfig(dir);
     const o = { cwd: dir };
-    assert.match(await ok(['user', 'add', 'alice@localhost', '--password', 'first-pass'], o), /created alice@localhost/);
-    await ok(['user', 'add', 'carol@example.org', '-p', 'carol-pass'], o);
+    assert.match(await shoalOk(['user', 'add', 'alice@localhost', '--password', 'first-pass'], o), /created alice@localhost/);
+    await shoalOk(['user', 'add', 'carol@example.org', '-p', 'carol-pass'], o);
     assert.ok(existsSync(join(dir, 'data', 'shoal.sqlite')), 'data_dir is relative to the config file');
 
-    const again = await run(['user', 'add', 'alice@localhost', '--password', 'other'], o);
+    const again = await runShoal(['user', 'add', 'alice@localhost', '--password', 'other'], o);
     assert.notEqual(again.code, 0, 'adding an existing account fails');
     assert.match(again.stderr, /alice@localhost already exists/);
 
-    assert.deepEqual(lines(await ok(['user', 'list', 'localhost'], o)), ['alice@localhost']);
-    assert.deepEqual(lines(await ok(['user', 'list', 'EXAMPLE.org'], o)), ['carol@example.org'], 'host compared case-insensitively');
+    assert.deepEqual(lines(await shoalOk(['user', 'list', 'localhost'], o)), ['alice@localhost']);
+    assert.deepEqual(lines(await shoalOk(['user', 'list', 'EXAMPLE.org'], o)), ['carol@example.org'], 'host compared case-insensitively');
 
-    assert.match(await ok(['user', 'passwd', 'alice@localhost', '--password', 'second-pass'], o), /password changed/);
+    assert.match(await shoalOk(['user', 'passwd', 'alice@localhost', '--password', 'second-pass'], o), /password changed/);
     await withServer(file, async (port) => {
       assert.equal(await canLogin(port, 'alice', 'second-pass'), true, 'the new password works');
       assert.equal(await canLogin(port, 'alice', 'first-pass'), false, 'the old one no longer does');
     });
 
-    assert.match(await ok(['user', 'del', 'alice@localhost'], o), /deleted alice@localhost/);
-    assert.deepEqual(lines(await ok(['user', 'list', 'localhost'], o)), []);
+    assert.match(await shoalOk(['user', 'del', 'alice@localhost'], o), /deleted alice@localhost/);
+    assert.deepEqual(lines(await shoalOk(['user', 'list', 'localhost'], o)), []);
     for (const args of [
       ['user', 'del', 'alice@localhost'],
       ['user', 'passwd', 'alice@localhost', '--password', 'x'],
     ]) {
-      const r = await run(args, o);
+      const r = await runShoal(args, o);
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, /alice@localhost does not exist/);
     }
-    assert.deepEqual(lines(await ok(['user', 'list', 'example.org'], o)), ['carol@example.org'], 'other accounts untouched');
+    assert.deepEqual(lines(await shoalOk(['user', 'list', 'example.org'], o)), ['carol@example.org'], 'other accounts untouched');
   });
 
   test('--config FILE and $SHOAL_CONFIG pick the file (in that order, before ./shoal.yaml)', async () => {
@@ -161,19 +108,19 @@ describe('shoal user', () => {
     const byEnv = writeConfig(join(root, 'env'), { hosts: ['localhost', 'env.example'] });
 
     // A relative --config is relative to the working directory; data_dir to the file.
-    await ok(['--config', '../flag/custom.yaml', 'user', 'add', 'dave@localhost', '--password', 'p'], { cwd: work });
+    await shoalOk(['--config', '../flag/custom.yaml', 'user', 'add', 'dave@localhost', '--password', 'p'], { cwd: work });
     assert.ok(existsSync(join(root, 'flag', 'data', 'shoal.sqlite')));
     assert.ok(!existsSync(join(work, 'data')), 'nothing written next to the unused ./shoal.yaml');
 
-    await ok(['user', 'add', 'erin@env.example', '--password', 'p'], { cwd: work, env: { SHOAL_CONFIG: byEnv } });
-    assert.deepEqual(lines(await ok(['user', 'list', 'env.example'], { cwd: work, env: { SHOAL_CONFIG: byEnv } })), ['erin@env.example']);
+    await shoalOk(['user', 'add', 'erin@env.example', '--password', 'p'], { cwd: work, env: { SHOAL_CONFIG: byEnv } });
+    assert.deepEqual(lines(await shoalOk(['user', 'list', 'env.example'], { cwd: work, env: { SHOAL_CONFIG: byEnv } })), ['erin@env.example']);
     assert.ok(existsSync(join(root, 'env', 'data', 'shoal.sqlite')));
 
     // --config wins over $SHOAL_CONFIG.
-    const both = await ok(['--config', byFlag, 'user', 'list', 'localhost'], { cwd: work, env: { SHOAL_CONFIG: byEnv } });
+    const both = await shoalOk(['--config', byFlag, 'user', 'list', 'localhost'], { cwd: work, env: { SHOAL_CONFIG: byEnv } });
     assert.deepEqual(lines(both), ['dave@localhost']);
     // Without either, ./shoal.yaml is used.
-    const local = await run(['user', 'list', 'localhost'], { cwd: work });
+    const local = await runShoal(['user', 'list', 'localhost'], { cwd: work });
     assert.equal(local.code, 2);
     assert.match(local.stderr, /localhost is not one of the configured hosts/);
 
@@ -181,7 +128,7 @@ describe('shoal user', () => {
       [['--config', 'missing.yaml', 'user', 'list', 'localhost'], {}],
       [['user', 'list', 'localhost'], { SHOAL_CONFIG: join(root, 'missing.yaml') }],
     ] as const) {
-      const r = await run([...args], { cwd: work, env });
+      const r = await runShoal([...args], { cwd: work, env });
       assert.equal(r.code, 2, `${args.join(' ')} ${JSON.stringify(env)}`);
       assert.match(r.stderr, /does not exist/);
     }
@@ -191,7 +138,7 @@ describe('shoal user', () => {
     const dir = tempDir();
     const file = writeConfig(dir);
     const secret = 'Stdin-Canary-p4ssw0rd-7f3a9c';
-    await ok(['user', 'add', 'bob@localhost'], { cwd: dir, input: `${secret}\n` });
+    await shoalOk(['user', 'add', 'bob@localhost'], { cwd: dir, input: `${secret}\n` });
 
     // No file under data/ (database, WAL, journal, TLS material) holds the password in any common encoding.
     const needles = [Buffer.from(secret, 'utf8'), Buffer.from(secret, 'utf16le'), Buffer.from(Buffer.from(secret).toString('base64'))];
@@ -227,12 +174,12 @@ describe('shoal user', () => {
     });
 
     // passwd reads stdin the same way; a lone CRLF line ending is not part of the password.
-    await ok(['user', 'passwd', 'bob@localhost'], { cwd: dir, input: 'from-stdin-2\r\n' });
+    await shoalOk(['user', 'passwd', 'bob@localhost'], { cwd: dir, input: 'from-stdin-2\r\n' });
     await withServer(file, async (port) => {
       assert.equal(await canLogin(port, 'bob', 'from-stdin-2'), true);
     });
 
-    const empty = await run(['user', 'add', 'nobody@localhost'], { cwd: dir, input: '' });
+    const empty = await runShoal(['user', 'add', 'nobody@localhost'], { cwd: dir, input: '' });
     assert.equal(empty.code, 2);
     assert.match(empty.stderr, /empty password/);
   });
@@ -249,7 +196,7 @@ describe('shoal user', () => {
       [['user', 'del', '@localhost'], /invalid JID/],
       [['user', 'list', 'unknown.example'], /unknown\.example is not one of the configured hosts/],
     ];
-    const results = await Promise.all(cases.map(([args]) => run(args, { cwd: dir })));
+    const results = await Promise.all(cases.map(([args]) => runShoal(args, { cwd: dir })));
     results.forEach((r, i) => {
       const [args, message] = cases[i]!;
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
@@ -264,7 +211,7 @@ describe('shoal check', () => {
   test('a valid configuration: exit 0', async () => {
     const dir = tempDir();
     writeConfig(dir);
-    const out = await ok(['check'], { cwd: dir });
+    const out = await shoalOk(['check'], { cwd: dir });
     assert.match(out, /configuration OK: hosts localhost, example.org/);
     assert.match(out, /TLS: required/);
   });
@@ -275,14 +222,14 @@ describe('shoal check', () => {
       join(dir, 'shoal.yaml'),
       ['hosts: [localhost]', 'c2s:', '  prot: 5222', 'timeouts:', '  ping_after: soon', 'tsl: {}', ''].join('\n'),
     );
-    const r = await run(['check'], { cwd: dir });
+    const r = await runShoal(['check'], { cwd: dir });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /c2s\.prot: unknown key/);
     assert.match(r.stderr, /timeouts\.ping_after: expected number, got string/);
     assert.match(r.stderr, /tsl: unknown key/);
     assert.ok(r.stderr.includes(join(dir, 'shoal.yaml')), 'names the file');
     // Every command validates the same way.
-    const add = await run(['user', 'add', 'alice@localhost', '--password', 'p'], { cwd: dir });
+    const add = await runShoal(['user', 'add', 'alice@localhost', '--password', 'p'], { cwd: dir });
     assert.equal(add.code, 2);
     assert.match(add.stderr, /c2s\.prot: unknown key/);
     assert.ok(!existsSync(join(dir, 'data')), 'nothing created from an invalid configuration');
@@ -292,10 +239,10 @@ describe('shoal check', () => {
 describe('shoal start', () => {
   test('with no configuration at all: data/ with SQLite and a self-signed certificate, listens on 5222, SIGTERM shuts down cleanly', async (t) => {
     const dir = tempDir();
-    const child = spawnCli(['start'], { cwd: dir });
-    child.stdin!.end();
+    const child = spawnShoal(['start'], { cwd: dir });
+    child.stdin.end();
     let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     // 'close' rather than 'exit': stderr is complete by then.
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on('close', (code, signal) => resolve({ code, signal })),
@@ -307,7 +254,7 @@ describe('shoal start', () => {
     // stdout is a pipe, not a TTY, so the log is JSON lines.
     const logs: Record<string, unknown>[] = [];
     const listening = new Promise<Record<string, unknown> | undefined>((resolve, reject) => {
-      const rl = createInterface({ input: child.stdout! });
+      const rl = createInterface({ input: child.stdout });
       rl.on('line', (line) => {
         let entry: Record<string, unknown>;
         try {

@@ -4,49 +4,24 @@
 // mechanisms until their password is set again; and the secrets do log in.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { XmppServer } from '../src/server.js';
 import { silentLogger } from '../src/log/logger.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
+import { runShoal, shoalOk } from './support/cli.js';
 import { NS } from '../src/xml/namespaces.js';
 import { cramMd5Secret } from '../src/sasl/legacy-credentials.js';
-
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function shoal(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.SHOAL_CONFIG;
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
-
-async function ok(args: string[], cwd: string): Promise<string> {
-  const r = await shoal(args, cwd);
-  assert.equal(r.code, 0, `shoal ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
 
 function setup(mechanisms: string[]): { dir: string; write(mechanisms: string[]): void } {
   const dir = mkdtempSync(join(tmpdir(), 'shoal-md5-'));
@@ -68,7 +43,7 @@ const PASSWORD = 'Pässwort-Geheim-42';
 describe('no plaintext password is stored', () => {
   test('user add with CRAM-MD5 and DIGEST-MD5 enabled: the database holds secrets, never the password', async () => {
     const { dir } = setup(['SCRAM-SHA-256', 'DIGEST-MD5', 'CRAM-MD5', 'PLAIN']);
-    await ok(['user', 'add', 'alice@localhost', '--password', PASSWORD], dir);
+    await shoalOk(['user', 'add', 'alice@localhost', '--password', PASSWORD], { cwd: dir });
     const file = join(dir, 'data', 'shoal.sqlite');
 
     // Row by row: what is there is what should be there.
@@ -110,7 +85,7 @@ describe('no plaintext password is stored', () => {
 
   test('user passwd while the MD5 mechanisms are disabled drops the old secrets', async () => {
     const { dir, write } = setup(['SCRAM-SHA-256', 'CRAM-MD5']);
-    await ok(['user', 'add', 'bob@localhost', '--password', 'old-password'], dir);
+    await shoalOk(['user', 'add', 'bob@localhost', '--password', 'old-password'], { cwd: dir });
     const count = (): number => {
       const db = new BetterSqlite3(join(dir, 'data', 'shoal.sqlite'), { readonly: true });
       try {
@@ -121,7 +96,7 @@ describe('no plaintext password is stored', () => {
     };
     assert.equal(count(), 1);
     write(['SCRAM-SHA-256', 'PLAIN']);
-    await ok(['user', 'passwd', 'bob@localhost', '--password', 'new-password'], dir);
+    await shoalOk(['user', 'passwd', 'bob@localhost', '--password', 'new-password'], { cwd: dir });
     // Otherwise the old password would still log in over CRAM-MD5 once it is enabled again.
     assert.equal(count(), 0);
   });
@@ -130,14 +105,14 @@ describe('no plaintext password is stored', () => {
 describe('shoal check and accounts older than the MD5 mechanisms', () => {
   test('check names them until their password is set again; then CRAM-MD5 logs in', async () => {
     const { dir, write } = setup(['SCRAM-SHA-256', 'PLAIN']);
-    await ok(['user', 'add', 'old@localhost', '--password', 'old-pass'], dir);
-    const plain = await shoal(['check'], dir);
+    await shoalOk(['user', 'add', 'old@localhost', '--password', 'old-pass'], { cwd: dir });
+    const plain = await runShoal(['check'], { cwd: dir });
     assert.equal(plain.code, 0);
     assert.doesNotMatch(plain.stdout, /warning/);
 
     write(['SCRAM-SHA-256', 'DIGEST-MD5', 'CRAM-MD5', 'PLAIN']);
-    await ok(['user', 'add', 'new@localhost', '--password', 'new-pass'], dir);
-    const checked = await shoal(['check'], dir);
+    await shoalOk(['user', 'add', 'new@localhost', '--password', 'new-pass'], { cwd: dir });
+    const checked = await runShoal(['check'], { cwd: dir });
     assert.equal(checked.code, 0, 'a warning, not a configuration problem');
     assert.match(checked.stdout, /warning: 1 account\(s\) cannot use CRAM-MD5 until their password is set again \(shoal user passwd JID\): old@localhost\n/);
     assert.match(checked.stdout, /warning: 1 account\(s\) cannot use DIGEST-MD5 until their password is set again \(shoal user passwd JID\): old@localhost\n/);
@@ -165,8 +140,8 @@ describe('shoal check and accounts older than the MD5 mechanisms', () => {
     assert.equal(await cram('old', 'old-pass'), 'failure');
     assert.equal(await cram('new', 'new-pass'), 'success');
 
-    await ok(['user', 'passwd', 'old@localhost', '--password', 'old-pass'], dir);
-    const after = await shoal(['check'], dir);
+    await shoalOk(['user', 'passwd', 'old@localhost', '--password', 'old-pass'], { cwd: dir });
+    const after = await runShoal(['check'], { cwd: dir });
     assert.doesNotMatch(after.stdout, /warning/);
     assert.equal(await cram('old', 'old-pass'), 'success');
   });

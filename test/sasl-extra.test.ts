@@ -6,9 +6,9 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
+import { runSlixmppScript, slixmppMissing, type ScriptRun } from './support/slixmpp.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
 import { LogCapture, serverCertificate, startXmppJs, trustCertificate, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
 import { NS } from '../src/xml/namespaces.js';
@@ -295,36 +295,13 @@ describe('brute-force protection (sasl.rate_limit)', () => {
 
 // --- slixmpp ------------------------------------------------------------------------
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = join(import.meta.dirname, 'slixmpp', 'client.py');
-function slixmppMissing(): string | false {
-  const probe = spawnSync(PYTHON, ['-c', 'import slixmpp'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) return `slixmpp is not importable by ${PYTHON} (Debian's python3-slixmpp)`;
-  return false;
-}
 const skip = slixmppMissing();
 
-type ScriptEvent = Record<string, unknown> & { event: string };
-
-/** Runs client.py to completion; resolves with its exit code and JSON events. */
-function runSlixmpp(args: string[]): Promise<{ code: number | null; events: ScriptEvent[]; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [SCRIPT, '--timeout', '8', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-    const backstop = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(backstop);
-      const events = out
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as ScriptEvent);
-      resolve({ code, events, output: `${out}${err}` });
-    });
-  });
+/** Runs client.py; every line it wrote to stdout must be a JSON event. */
+async function runSlixmpp(args: string[]): Promise<ScriptRun> {
+  const run = await runSlixmppScript(args);
+  assert.deepEqual(run.all('unparsable'), [], `client.py wrote a line that is not JSON:\n${run.output}`);
+  return run;
 }
 
 describe('slixmpp (feature_mechanisms use_mech)', { skip }, () => {

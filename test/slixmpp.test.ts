@@ -5,69 +5,13 @@
 // check the server's side (mechanism run, JID bound, session ended).
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
+import { runSlixmppScript, slixmppMissing, type ScriptRun } from './support/slixmpp.js';
 import { LogCapture, serverCertificate, startXmppJs, trustCertificate, waitUntil, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = join(import.meta.dirname, 'slixmpp', 'client.py');
 const GENERATED_JID = (user: string): RegExp => new RegExp(`^${user}@localhost/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`);
-
-function slixmppMissing(): string | false {
-  const probe = spawnSync(PYTHON, ['-c', 'import slixmpp; print(slixmpp.__version__)'], { encoding: 'utf8' });
-  if (probe.error) return `${PYTHON} not runnable: ${probe.error.message}`;
-  if (probe.status !== 0) return `slixmpp is not importable by ${PYTHON} (install Debian's python3-slixmpp): ${probe.stderr.trim().split('\n').pop()}`;
-  return false;
-}
 const skip = slixmppMissing();
-
-type ScriptEvent = Record<string, unknown> & { event: string };
-interface ScriptRun {
-  code: number | null;
-  events: ScriptEvent[];
-  stderr: string;
-  /** The first event of this kind (fails the test when absent). */
-  get(kind: string): ScriptEvent;
-  all(kind: string): ScriptEvent[];
-}
-
-/** Runs client.py to completion (it has its own overall timeout; this one is a backstop). */
-function runSlixmpp(args: string[]): Promise<ScriptRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [SCRIPT, '--timeout', '8', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const backstop = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(backstop);
-      const events = out
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => {
-          try {
-            return JSON.parse(l) as ScriptEvent;
-          } catch {
-            return { event: 'unparsable', line: l };
-          }
-        });
-      resolve({
-        code,
-        events,
-        stderr,
-        get(kind) {
-          const e = events.find((x) => x.event === kind);
-          assert.ok(e, `slixmpp reported no "${kind}" event; got:\n${out}${stderr}`);
-          return e;
-        },
-        all: (kind) => events.filter((x) => x.event === kind),
-      });
-    });
-  });
-}
 
 /** An xmpp.js session that answers every chat message with "echo: <body>" and remembers what it got. */
 async function echoPeer(port: number, username: string, password: string): Promise<XmppJsSession & { received: XmlElement[] }> {
@@ -165,23 +109,23 @@ describe('slixmpp against a server offering SCRAM without -PLUS', { skip }, () =
   after(() => stopEnv(env));
 
   test('SCRAM-SHA-256 (use_mech): TLS, login, bind, presence, ping, message and reply, roster, logout', async () => {
-    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-256']));
+    const run = await runSlixmppScript(aliceArgs(env!, ['--mech', 'SCRAM-SHA-256']));
     assert.equal(run.get('auth_sent').gs2_header, 'y,,');
     await assertFullSession(env!, run, 'SCRAM-SHA-256');
   });
 
   test('SCRAM-SHA-1 (use_mech)', async () => {
-    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-1']));
+    const run = await runSlixmppScript(aliceArgs(env!, ['--mech', 'SCRAM-SHA-1']));
     await assertFullSession(env!, run, 'SCRAM-SHA-1');
   });
 
   test('slixmpp\'s own choice among the offered mechanisms is SCRAM-SHA-512', async () => {
-    const run = await runSlixmpp(aliceArgs(env!));
+    const run = await runSlixmppScript(aliceArgs(env!));
     await assertFullSession(env!, run, 'SCRAM-SHA-512');
   });
 
   test('without the server\'s certificate as CA, slixmpp refuses the TLS handshake (verification is on)', async () => {
-    const run = await runSlixmpp(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'alice-pass', '--peer', 'bob@localhost', '--mech', 'PLAIN']);
+    const run = await runSlixmppScript(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'alice-pass', '--peer', 'bob@localhost', '--mech', 'PLAIN']);
     assert.equal(run.code, 1);
     assert.match(String(run.get('error').message), /CERTIFICATE_VERIFY_FAILED/);
     assert.equal(run.all('auth_sent').length, 0, 'no credentials sent');
@@ -189,7 +133,7 @@ describe('slixmpp against a server offering SCRAM without -PLUS', { skip }, () =
   });
 
   test('a wrong password: SASL not-authorized, non-zero exit, nothing bound', async () => {
-    const run = await runSlixmpp(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'wrong', '--peer', 'bob@localhost', '--ca', env!.ca, '--mech', 'SCRAM-SHA-256']);
+    const run = await runSlixmppScript(['--port', String(env!.srv.port), '--jid', 'alice@localhost', '--password', 'wrong', '--peer', 'bob@localhost', '--ca', env!.ca, '--mech', 'SCRAM-SHA-256']);
     assert.equal(run.code, 1);
     assert.equal(run.get('done').ok, false);
     const failed = run.get('auth_failed');
@@ -215,7 +159,7 @@ describe('slixmpp against the default mechanisms (with -PLUS)', { skip }, () => 
 
   for (const tlsMax of ['1.3', '1.2']) {
     test(`SCRAM-SHA-256-PLUS over TLS ${tlsMax}: the server refuses slixmpp's tls-unique binding`, async () => {
-      const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-256-PLUS', '--tls-max', tlsMax]));
+      const run = await runSlixmppScript(aliceArgs(env!, ['--mech', 'SCRAM-SHA-256-PLUS', '--tls-max', tlsMax]));
       assert.equal(run.code, 1);
       assert.equal(run.get('tls').version, `TLSv${tlsMax}`);
       assert.equal(run.get('auth_sent').gs2_header, 'p=tls-unique,,');
@@ -228,7 +172,7 @@ describe('slixmpp against the default mechanisms (with -PLUS)', { skip }, () => 
   }
 
   test('SCRAM-SHA-1 with gs2 flag "y" while -PLUS is advertised: refused as a downgrade', async () => {
-    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'SCRAM-SHA-1']));
+    const run = await runSlixmppScript(aliceArgs(env!, ['--mech', 'SCRAM-SHA-1']));
     assert.equal(run.code, 1);
     assert.equal(run.get('auth_sent').gs2_header, 'y,,');
     const failed = run.get('auth_failed');
@@ -239,7 +183,7 @@ describe('slixmpp against the default mechanisms (with -PLUS)', { skip }, () => 
   });
 
   test('PLAIN over STARTTLS (use_mech) works against the default configuration', async () => {
-    const run = await runSlixmpp(aliceArgs(env!, ['--mech', 'PLAIN']));
+    const run = await runSlixmppScript(aliceArgs(env!, ['--mech', 'PLAIN']));
     await assertFullSession(env!, run, 'PLAIN');
   });
 });

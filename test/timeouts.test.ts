@@ -125,6 +125,19 @@ describe('pre-authentication timeout (timeouts.pre_auth)', () => {
     assert.deepEqual(ends.events, []);
   });
 
+  /** Connects and opens a stream up to its features; with `startTls`, also STARTTLS and the restarted stream's features. */
+  async function openStream({ startTls }: { startTls: boolean }): Promise<RawClient> {
+    const c = await RawClient.connect(srv.port);
+    c.send(STREAM_OPEN());
+    await c.header();
+    await c.element('features');
+    if (startTls) {
+      await c.startTls();
+      await c.restart();
+    }
+    return c;
+  }
+
   async function expectTimeout(c: RawClient, since: number): Promise<void> {
     assert.equal(await c.streamError(5000), 'connection-timeout');
     assert.ok(Date.now() - since >= PRE_AUTH * 1000 - EARLY_MS, 'not before pre_auth elapsed');
@@ -136,10 +149,7 @@ describe('pre-authentication timeout (timeouts.pre_auth)', () => {
 
   test('a client that opens a stream and never authenticates is closed with connection-timeout', async () => {
     const since = Date.now();
-    const c = await RawClient.connect(srv.port);
-    c.send(STREAM_OPEN());
-    await c.header();
-    await c.element('features');
+    const c = await openStream({ startTls: false });
     await expectTimeout(c, since);
   });
 
@@ -154,23 +164,13 @@ describe('pre-authentication timeout (timeouts.pre_auth)', () => {
 
   test('STARTTLS does not restart the pre-authentication clock', async () => {
     const since = Date.now();
-    const c = await RawClient.connect(srv.port);
-    c.send(STREAM_OPEN());
-    await c.header();
-    await c.element('features');
-    await c.startTls();
-    await c.restart();
+    const c = await openStream({ startTls: true });
     await expectTimeout(c, since);
   });
 
   test('authenticated but never bound: still closed, and no session-ended (nothing was bound)', async () => {
     const since = Date.now();
-    const c = await RawClient.connect(srv.port);
-    c.send(STREAM_OPEN());
-    await c.header();
-    await c.element('features');
-    await c.startTls();
-    await c.restart();
+    const c = await openStream({ startTls: true });
     await scramAuth(c, 'alice', 'alice-pass');
     const f = await c.restart();
     assert.ok(f.getChild('bind', NS.BIND));

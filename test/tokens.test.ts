@@ -3,13 +3,11 @@
 // node:http server, with xmpp.js logging in over PLAIN through it.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SignJWT, type JWTPayload } from 'jose';
 import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
@@ -19,11 +17,10 @@ import { deriveAllScramCredentials } from '../src/sasl/credentials.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
+import { runShoal, shoalOk } from './support/cli.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { LogCapture, createXmppJs, serverCertificate, startXmppJs, trustCertificate, withTimeout, xml } from './support/xmppjs.js';
 
-const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-const TSX = import.meta.resolve('tsx');
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
 
@@ -31,27 +28,6 @@ const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function shoal(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.SHOAL_CONFIG;
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
-
-async function ok(args: string[], cwd: string): Promise<string> {
-  const r = await shoal(args, cwd);
-  assert.equal(r.code, 0, `shoal ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
-}
 
 async function openTlsStream(port: number): Promise<{ c: RawClient; features: Element }> {
   const c = await RawClient.connect(port);
@@ -109,27 +85,27 @@ describe('tokens: local with `shoal token`', () => {
       file,
       stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: './data', tls: {}, sasl: { mechanisms: ['SCRAM-SHA-256', 'OAUTHBEARER', 'X-OAUTH2', 'PLAIN'] }, tokens: 'local' }),
     );
-    await ok(['user', 'add', 'alice@localhost', '--password', 'alice-pass'], dir);
-    await ok(['user', 'add', 'bob@localhost', '--password', 'bob-pass'], dir);
+    await shoalOk(['user', 'add', 'alice@localhost', '--password', 'alice-pass'], { cwd: dir });
+    await shoalOk(['user', 'add', 'bob@localhost', '--password', 'bob-pass'], { cwd: dir });
   });
 
   test('issue, log in with OAUTHBEARER and X-OAUTH2, list, revoke by id and by token', async () => {
-    const issued = await shoal(['token', 'issue', 'alice@localhost', '--ttl', '1h', '--scope', 'xmpp,chat'], dir);
+    const issued = await runShoal(['token', 'issue', 'alice@localhost', '--ttl', '1h', '--scope', 'xmpp,chat'], { cwd: dir });
     assert.equal(issued.code, 0, issued.stderr);
     const token = issued.stdout.trim();
     assert.match(token, /^[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$/);
     const id = token.split('.')[0]!;
     assert.match(issued.stderr, new RegExp(`issued token ${id} for alice@localhost, expires \\d{4}-`));
-    const second = (await ok(['token', 'issue', 'alice@localhost'], dir)).trim();
+    const second = (await shoalOk(['token', 'issue', 'alice@localhost'], { cwd: dir })).trim();
 
     // Only the hash is in the database.
     const base = join(dir, 'data', 'shoal.sqlite');
     for (const f of [base, `${base}-wal`].filter((p) => existsSync(p))) assert.equal(readFileSync(f).includes(Buffer.from(token.split('.')[1]!)), false);
 
-    const listed = (await ok(['token', 'list', 'alice@localhost'], dir)).trim().split('\n');
+    const listed = (await shoalOk(['token', 'list', 'alice@localhost'], { cwd: dir })).trim().split('\n');
     assert.equal(listed.length, 2);
     assert.match(listed[0]!, new RegExp(`^${id}  active  created \\S+  expires \\S+  scope xmpp chat$`));
-    assert.deepEqual((await ok(['token', 'list', 'bob@localhost'], dir)).trim(), '');
+    assert.deepEqual((await shoalOk(['token', 'list', 'bob@localhost'], { cwd: dir })).trim(), '');
 
     const server = await XmppServer.create({ config: loadConfig({ file }), log: silentLogger() });
     await server.listen();
@@ -140,17 +116,17 @@ describe('tokens: local with `shoal token`', () => {
       assert.equal(await xOauth2(server.port, 'bob', token), 'not-authorized');
       assert.deepEqual(await oauthbearer(server.port, token, 'bob@localhost'), { outcome: 'not-authorized', error: { status: 'invalid_token' } });
 
-      assert.equal((await ok(['token', 'revoke', id], dir)).trim(), 'revoked');
+      assert.equal((await shoalOk(['token', 'revoke', id], { cwd: dir })).trim(), 'revoked');
       assert.deepEqual(await oauthbearer(server.port, token), { outcome: 'not-authorized', error: { status: 'invalid_token' } });
       assert.equal(await xOauth2(server.port, 'alice', token), 'not-authorized');
       assert.equal(await xOauth2(server.port, 'alice', second), 'success');
-      await ok(['token', 'revoke', second], dir);
+      await shoalOk(['token', 'revoke', second], { cwd: dir });
       assert.equal(await xOauth2(server.port, 'alice', second), 'not-authorized');
     } finally {
       await server.stop();
     }
-    assert.match(await ok(['token', 'list', 'alice@localhost'], dir), new RegExp(`^${id}  revoked  `, 'm'));
-    const again = await shoal(['token', 'revoke', id], dir);
+    assert.match(await shoalOk(['token', 'list', 'alice@localhost'], { cwd: dir }), new RegExp(`^${id}  revoked  `, 'm'));
+    const again = await runShoal(['token', 'revoke', id], { cwd: dir });
     assert.notEqual(again.code, 0);
   });
 
@@ -161,7 +137,7 @@ describe('tokens: local with `shoal token`', () => {
       [['token', 'issue', 'alice@localhost', '--scope', 'a"b'], /invalid scope/],
       [['token', 'issue', 'alice@elsewhere.example'], /not one of the configured hosts/],
     ] as const) {
-      const r = await shoal([...args], dir);
+      const r = await runShoal([...args], { cwd: dir });
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, message);
     }

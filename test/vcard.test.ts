@@ -6,7 +6,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { login, type LoggedIn } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
-import type { RawClient } from './support/raw-client.js';
+import { iq, stanzaErrorCondition as condition } from './support/raw-client.js';
 
 const NS_UPDATE = 'vcard-temp:x:update';
 const MAX_BYTES = 2000;
@@ -17,18 +17,6 @@ before(async () => {
   for (const u of ['alice', 'bob', 'carol']) await srv.addUser(u, `${u}-pass`);
 });
 after(() => srv.stop());
-
-let seq = 0;
-async function iq(c: RawClient, attrs: string, payload: string): Promise<Element> {
-  const id = `q-${++seq}`;
-  c.send(`<iq id='${id}' ${attrs}>${payload}</iq>`);
-  return c.waitFor((el) => el.name === 'iq' && el.attrs.id === id, `reply to ${id}`);
-}
-
-function condition(reply: Element): string | undefined {
-  assert.equal(reply.attrs.type, 'error', reply.toString());
-  return reply.getChild('error')?.getChildren().find((c) => c.xmlns === NS.STANZA_ERRORS && c.name !== 'text')?.name;
-}
 
 // A small "image": the hash is of these bytes, not of their base64 (XEP-0153 §3.1).
 const IMAGE = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff));

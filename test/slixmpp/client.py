@@ -16,10 +16,6 @@ python3-slixmpp.
 import argparse
 import asyncio
 import base64
-import json
-import logging
-import os
-import signal
 import ssl
 import sys
 from pathlib import Path
@@ -27,11 +23,12 @@ from pathlib import Path
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+# The tests run this with /usr/bin/python3 from any working directory: common.py sits beside it.
+sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_login_args, emit, plugin_config, run  # noqa: E402
+
 NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl'
-
-
-def emit(event, **fields):
-    print(json.dumps({'event': event, **fields}), flush=True)
 
 
 class Failed(Exception):
@@ -40,10 +37,7 @@ class Failed(Exception):
 
 class Session(slixmpp.ClientXMPP):
     def __init__(self, args, done):
-        plugin_config = {}
-        if args.mech:
-            plugin_config['feature_mechanisms'] = {'use_mech': args.mech}
-        super().__init__(args.jid, args.password, plugin_config=plugin_config)
+        super().__init__(args.jid, args.password, plugin_config=plugin_config(args))
         if args.token:
             # X-OAUTH2 takes its secret from credentials['access_token'], not the password.
             self.credentials['access_token'] = args.token
@@ -185,30 +179,19 @@ async def main(args):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--host', default='127.0.0.1')
-    p.add_argument('--port', type=int, required=True)
-    p.add_argument('--jid', required=True)
-    p.add_argument('--password', required=True)
+    add_login_args(p)
     p.add_argument('--peer', required=True, help='JID to send the message to; it must reply')
     p.add_argument('--body', default='hello from slixmpp')
-    p.add_argument('--mech', help='the one SASL mechanism to use (feature_mechanisms use_mech)')
     p.add_argument('--token', help='access token for X-OAUTH2')
-    p.add_argument('--ca', help='PEM file to verify the server certificate against')
     p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
     p.add_argument('--timeout', type=float, default=15)
-    p.add_argument('--debug', action='store_true', help='slixmpp debug log on stderr')
     return p.parse_args()
 
 
 if __name__ == '__main__':
     args = parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr)
 
-    # A hard stop in case the event loop itself wedges.
-    def hard_timeout(_signum, _frame):
+    def report_hard_timeout():
         emit('error', message='hard timeout')
         emit('done', ok=False)
-        os._exit(2)
-    signal.signal(signal.SIGALRM, hard_timeout)
-    signal.alarm(int(args.timeout) + 5)
-    sys.exit(asyncio.run(main(args)))
+    run(main, args, int(args.timeout) + 5, report_hard_timeout)

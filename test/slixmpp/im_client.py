@@ -31,9 +31,7 @@ python3-slixmpp (1.8).
 import argparse
 import asyncio
 import json
-import logging
 import os
-import signal
 import socket
 import struct
 import sys
@@ -43,15 +41,16 @@ from pathlib import Path
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+# The tests run this with /usr/bin/python3 from any working directory: common.py sits beside it.
+sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_login_args, emit, plugin_config, run  # noqa: E402
+
 NS_ROSTER = 'jabber:iq:roster'
 NS_VCARD = 'vcard-temp'
 NS_VCARD_UPDATE = 'vcard-temp:x:update'
 NS_BLOCKING = 'urn:xmpp:blocking'
 NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors'
-
-
-def emit(event, **fields):
-    print(json.dumps({'event': event, **fields}), flush=True)
 
 
 def text_or_none(value):
@@ -83,10 +82,7 @@ def roster_items(query):
 
 class Session(slixmpp.ClientXMPP):
     def __init__(self, args):
-        plugin_config = {}
-        if args.mech:
-            plugin_config['feature_mechanisms'] = {'use_mech': args.mech}
-        super().__init__(args.jid, args.password, plugin_config=plugin_config)
+        super().__init__(args.jid, args.password, plugin_config=plugin_config(args))
         self.args = args
         self.answer_children = {}
         if args.ca:
@@ -329,25 +325,12 @@ async def main(args):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--host', default='127.0.0.1')
-    p.add_argument('--port', type=int, required=True)
-    p.add_argument('--jid', required=True)
-    p.add_argument('--password', required=True)
-    p.add_argument('--mech', help='the one SASL mechanism to use (feature_mechanisms use_mech)')
-    p.add_argument('--ca', help='PEM file to verify the server certificate against')
+    add_login_args(p)
     p.add_argument('--lifetime', type=float, default=120, help='hard stop after this many seconds')
-    p.add_argument('--debug', action='store_true', help='slixmpp debug log on stderr')
     return p.parse_args()
 
 
 if __name__ == '__main__':
     args = parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL, stream=sys.stderr)
-
     # A hard stop in case a test forgets this process or the event loop wedges.
-    def hard_timeout(_signum, _frame):
-        emit('fatal', message='lifetime exceeded')
-        os._exit(2)
-    signal.signal(signal.SIGALRM, hard_timeout)
-    signal.alarm(int(args.lifetime))
-    sys.exit(asyncio.run(main(args)))
+    run(main, args, args.lifetime, lambda: emit('fatal', message='lifetime exceeded'))

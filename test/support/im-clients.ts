@@ -8,12 +8,13 @@
 //   reports every stanza as slixmpp parsed it.
 // Every stanza a client receives is normalised to a StanzaView; tests wait for
 // the one they expect (with a timeout), never for a fixed time.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { createXmppJs, withTimeout, xml, type XmlElement, type XmppJsClient } from './xmppjs.js';
+import { PYTHON, slixmppMissing, type ScriptEvent } from './slixmpp.js';
 
 export const NS_ROSTER = 'jabber:iq:roster';
 export const NS_VCARD = 'vcard-temp';
@@ -211,6 +212,29 @@ class Inbox {
   }
 }
 
+/** The ImClient members both clients answer from their Inbox. */
+abstract class InboxClient {
+  protected readonly inbox = new Inbox();
+  abstract readonly kind: ClientKind;
+  abstract readonly user: string;
+
+  get history(): readonly StanzaView[] {
+    return this.inbox.history;
+  }
+
+  get closed(): boolean {
+    return this.inbox.closed;
+  }
+
+  next(pred: (s: StanzaView) => boolean, what: string, ms = 5000): Promise<StanzaView> {
+    return this.inbox.next(`${this.user} (${this.kind})`, pred, what, ms);
+  }
+
+  count(pred: (s: StanzaView) => boolean): number {
+    return this.inbox.history.filter(pred).length;
+  }
+}
+
 // --- xmpp.js --------------------------------------------------------------------------
 
 interface IqCallee {
@@ -278,9 +302,8 @@ function iqFailureFromXjs(err: unknown): never {
   throw err;
 }
 
-export class XjsClient implements ImClient {
+export class XjsClient extends InboxClient implements ImClient {
   readonly kind = 'xmpp.js' as const;
-  private readonly inbox = new Inbox();
   jid = '';
   bare = '';
 
@@ -289,7 +312,9 @@ export class XjsClient implements ImClient {
     readonly user: string,
     /** Errors xmpp.js reported (stream errors among them, e.g. system-shutdown). */
     readonly errors: (Error & { condition?: string })[],
-  ) {}
+  ) {
+    super();
+  }
 
   static async connect(opts: ClientOptions): Promise<XjsClient> {
     const { xmpp, errors } = createXmppJs({ port: opts.port, username: opts.user, password: opts.password });
@@ -319,22 +344,6 @@ export class XjsClient implements ImClient {
     c.jid = address.toString();
     c.bare = address.bare().toString();
     return c;
-  }
-
-  get history(): readonly StanzaView[] {
-    return this.inbox.history;
-  }
-
-  get closed(): boolean {
-    return this.inbox.closed;
-  }
-
-  next(pred: (s: StanzaView) => boolean, what: string, ms = 5000): Promise<StanzaView> {
-    return this.inbox.next(`${this.user} (xmpp.js)`, pred, what, ms);
-  }
-
-  count(pred: (s: StanzaView) => boolean): number {
-    return this.inbox.history.filter(pred).length;
   }
 
   async presence(p: PresenceInput = {}): Promise<void> {
@@ -473,22 +482,11 @@ export class XjsClient implements ImClient {
 
 // --- slixmpp --------------------------------------------------------------------------
 
-export const PYTHON = '/usr/bin/python3';
+export { PYTHON, slixmppMissing };
 const SCRIPT = join(import.meta.dirname, '..', 'slixmpp', 'im_client.py');
 
-/** A reason to skip the slixmpp tests, or false when slixmpp is importable. */
-export function slixmppMissing(): string | false {
-  const probe = spawnSync(PYTHON, ['-c', 'import slixmpp'], { encoding: 'utf8' });
-  if (probe.error) return `${PYTHON} not runnable: ${probe.error.message}`;
-  if (probe.status !== 0) return `slixmpp is not importable by ${PYTHON} (install Debian's python3-slixmpp)`;
-  return false;
-}
-
-type ScriptEvent = Record<string, unknown> & { event: string };
-
-export class SlixClient implements ImClient {
+export class SlixClient extends InboxClient implements ImClient {
   readonly kind = 'slixmpp' as const;
-  private readonly inbox = new Inbox();
   private readonly results = new Map<number, (e: ScriptEvent) => void>();
   private nextId = 1;
   private stderr = '';
@@ -501,7 +499,9 @@ export class SlixClient implements ImClient {
   private constructor(
     readonly child: ChildProcess,
     readonly user: string,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * slixmpp 1.8 answers a -PLUS offer with SCRAM flag 'y' (see test/slixmpp.test.ts), so
@@ -572,22 +572,6 @@ export class SlixClient implements ImClient {
     c.bare = c.jid.split('/')[0]!;
     c.features = { rosterver: e.rosterver === true, preapproval: e.preapproval === true };
     return c;
-  }
-
-  get history(): readonly StanzaView[] {
-    return this.inbox.history;
-  }
-
-  get closed(): boolean {
-    return this.inbox.closed;
-  }
-
-  next(pred: (s: StanzaView) => boolean, what: string, ms = 5000): Promise<StanzaView> {
-    return this.inbox.next(`${this.user} (slixmpp)`, pred, what, ms);
-  }
-
-  count(pred: (s: StanzaView) => boolean): number {
-    return this.inbox.history.filter(pred).length;
   }
 
   /** Sends a command and resolves with its result; an error result rejects (IqFailure for a stanza error). */

@@ -132,6 +132,18 @@ const label = (m: Mix, roles: (keyof Mix)[]): string => roles.map((r) => `${r}=$
 export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
   const { a: A, b: B, c: C } = mix;
 
+  /** alice (role a), bob (b) and carol (c) online and interested, alice mutually subscribed with bob and with carol. */
+  async function aliceWithTwoFriends(t: TestContext): Promise<{ alice: AnyClient; bob: AnyClient; carol: AnyClient }> {
+    const cast = newCast(t, env());
+    const u = await cast.accounts('alice', 'bob', 'carol');
+    const alice = await cast.online(A, u.alice);
+    const bob = await cast.online(B, u.bob);
+    const carol = await cast.online(C, u.carol);
+    await befriend(alice, bob);
+    await befriend(alice, carol);
+    return { alice, bob, carol };
+  }
+
   test(`mutual subscription with approval (${label(mix, ['a', 'b'])})`, async (t) => {
     const cast = newCast(t, env());
     const u = await cast.accounts('alice', 'bob');
@@ -300,13 +312,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
   });
 
   test(`presence update (show/status/priority) is broadcast to subscribers (${label(mix, ['a', 'b', 'c'])})`, async (t) => {
-    const cast = newCast(t, env());
-    const u = await cast.accounts('alice', 'bob', 'carol');
-    const alice = await cast.online(A, u.alice);
-    const bob = await cast.online(B, u.bob);
-    const carol = await cast.online(C, u.carol);
-    await befriend(alice, bob);
-    await befriend(alice, carol);
+    const { alice, bob, carol } = await aliceWithTwoFriends(t);
 
     // RFC 6121 §4.4.2: to every subscriber's available resources.
     await alice.presence({ show: 'away', status: 'out to lunch', priority: 5 });
@@ -334,13 +340,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
 
   for (const how of ['unavailable then </stream:stream>', '</stream:stream> alone'] as const) {
     test(`logout notification, exactly once: ${how} (${label(mix, ['a', 'b', 'c'])})`, async (t) => {
-      const cast = newCast(t, env());
-      const u = await cast.accounts('alice', 'bob', 'carol');
-      const alice = await cast.online(A, u.alice);
-      const bob = await cast.online(B, u.bob);
-      const carol = await cast.online(C, u.carol);
-      await befriend(alice, bob);
-      await befriend(alice, carol);
+      const { alice, bob, carol } = await aliceWithTwoFriends(t);
 
       // RFC 6121 §4.5.1 / §4.5.2: every subscriber hears that alice left, whether she said so or just closed.
       await alice.logout(how.startsWith('unavailable') ? { unavailable: true, status: 'gone home' } : {});
@@ -360,13 +360,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
   for (const mode of ['reset', 'close'] as const) {
     const how = mode === 'reset' ? 'TCP reset' : 'socket closed without a word';
     test(`abrupt disconnect (${how}): contacts get unavailable at once (${label(mix, ['a', 'b', 'c'])})`, async (t) => {
-      const cast = newCast(t, env());
-      const u = await cast.accounts('alice', 'bob', 'carol');
-      const alice = await cast.online(A, u.alice);
-      const bob = await cast.online(B, u.bob);
-      const carol = await cast.online(C, u.carol);
-      await befriend(alice, bob);
-      await befriend(alice, carol);
+      const { alice, bob, carol } = await aliceWithTwoFriends(t);
 
       // The keepalive (ping after 300 s by default) plays no part: the socket event itself
       // must end the session (RFC 6121 §4.5.2: the server then broadcasts unavailable).

@@ -1,6 +1,7 @@
 // A raw XML client for tests: sends exactly the bytes a test gives and parses
 // what the server answers into elements, so every exchange of the seed and
 // every error path can be checked element by element.
+import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { StreamParser, type StreamHeader } from '../../src/xml/parser.js';
@@ -161,4 +162,19 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+let iqSeq = 0;
+
+/** Sends `<iq {attrs}>{payload}</iq>` with a fresh id and resolves with the reply carrying that id. */
+export async function iq(c: RawClient, attrs: string, payload: string): Promise<Element> {
+  const id = `q-${++iqSeq}`;
+  c.send(`<iq id='${id}' ${attrs}>${payload}</iq>`);
+  return c.waitFor((el) => el.name === 'iq' && el.attrs.id === id, `reply to ${id}`);
+}
+
+/** The defined condition of an error reply (RFC 6120 §8.3.2); fails the test unless `reply` is type='error'. */
+export function stanzaErrorCondition(reply: Element): string | undefined {
+  assert.equal(reply.attrs.type, 'error', reply.toString());
+  return reply.getChild('error')?.getChildren().find((c) => c.xmlns === NS.STANZA_ERRORS && c.name !== 'text')?.name;
 }

@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import { openStorage } from '../index.js';
 import { openSqliteDatabase } from '../sqlite.js';
 import { migrations } from './migrations.js';
-import { credentials, item } from './testutil.js';
+import { compilePostgresMigration, credentials, item } from './testutil.js';
 
 describe('openStorage (sqlite)', () => {
   let dir: string;
@@ -97,21 +97,7 @@ describe('openStorage (sqlite)', () => {
 
   test('migrations name the binary type of the dialect', async () => {
     // Compiled, not run: PostgreSQL is not available here, but its DDL must use bytea.
-    const { Kysely, PostgresAdapter, DummyDriver, PostgresIntrospector, PostgresQueryCompiler } = await import('kysely');
-    const compiled: string[] = [];
-    const db = new Kysely<unknown>({
-      dialect: {
-        createAdapter: () => new PostgresAdapter(),
-        createDriver: () => new DummyDriver(),
-        createIntrospector: (k) => new PostgresIntrospector(k),
-        createQueryCompiler: () => new PostgresQueryCompiler(),
-      },
-      log: (event) => {
-        compiled.push(event.query.sql);
-      },
-    });
-    await migrations('postgres')['0001_initial']?.up(db);
-    await db.destroy();
+    const compiled = await compilePostgresMigration('0001_initial');
     const credentialsDdl = compiled.find((s) => s.includes('"scram_credentials"'));
     assert.ok(credentialsDdl !== undefined);
     assert.match(credentialsDdl, /"salt" bytea not null/);

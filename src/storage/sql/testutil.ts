@@ -2,7 +2,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import { openSqliteStorage } from '../sqlite.js';
+import { migrations } from './migrations.js';
 import type { RosterItem, ScramCredentials, ScramHash, Storage } from '../types.js';
 
 export interface TempStorage {
@@ -40,4 +42,28 @@ export function credentials(hash: ScramHash, seed: number): ScramCredentials {
 
 export function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
   return { jid, subscription: 'none', ask: false, pendingIn: false, approved: false, groups: [], ...extra };
+}
+
+/**
+ * The SQL one PostgreSQL migration compiles to, statement by statement: compiled, not
+ * run (no PostgreSQL here), through a driver that executes nothing.
+ */
+export async function compilePostgresMigration(name: string): Promise<string[]> {
+  const compiled: string[] = [];
+  const db = new Kysely<unknown>({
+    dialect: {
+      createAdapter: () => new PostgresAdapter(),
+      createDriver: () => new DummyDriver(),
+      createIntrospector: (k) => new PostgresIntrospector(k),
+      createQueryCompiler: () => new PostgresQueryCompiler(),
+    },
+    log: (event) => {
+      compiled.push(event.query.sql);
+    },
+  });
+  const migration = migrations('postgres')[name];
+  if (migration === undefined) throw new Error(`no migration ${name}`);
+  await migration.up(db);
+  await db.destroy();
+  return compiled;
 }
