@@ -54,7 +54,6 @@ export class XmppServer {
     if (config.tls) {
       const material = await loadOrCreateTlsMaterial(config.tls, config.data_dir, config.hosts, log);
       tls = makeTlsSettings(material.cert, material.key);
-      if (material.generated) log.warn({ event: 'tls-self-signed' }, 'generated a self-signed certificate; configure tls.cert/tls.key for production');
     }
     const storage = opts.storage ?? (await openStorage(config.storage));
     let auth: AuthServices;

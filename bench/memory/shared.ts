@@ -1,0 +1,16 @@
+// What bench/memory/run.ts and its child bench/memory/server.ts share: the one
+// credential every account has, and the IPC messages.
+export const SALT = Buffer.from('shoal-memory-bench-salt', 'ascii');
+export const ITERATIONS = 4096;
+export const PASSWORD = 'pw';
+
+export type Request = { cmd: 'measure' } | { cmd: 'snapshot'; file: string } | { cmd: 'stop' };
+export interface Measurement {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  connections: number;
+}
+export type Reply = { kind: 'ready'; port: number } | { kind: 'measured'; m: Measurement } | { kind: 'snapshot'; file: string } | { kind: 'error'; message: string };
