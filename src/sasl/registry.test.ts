@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AccountStore } from '../storage/types.js';
 import type { ChannelBindingType, SaslContext } from './mechanism.js';
-import { ALL_MECHANISMS, DEFAULT_MECHANISM_NAMES, findMechanism, offeredMechanisms } from './registry.js';
+import { ALL_MECHANISMS, findMechanism, offeredMechanisms } from './registry.js';
+import { DEFAULT_SASL_MECHANISMS } from '../config/schema.js';
+
+const DEFAULT_MECHANISM_NAMES: readonly string[] = DEFAULT_SASL_MECHANISMS;
 
 // The offering policy never touches storage.
 const noAccounts = new Proxy({} as AccountStore, {
@@ -40,8 +43,9 @@ test('ALL_MECHANISMS is ordered strongest first', () => {
   const strengths = ALL_MECHANISMS.map((m) => m.strength);
   assert.deepEqual(strengths, [...strengths].sort((a, b) => b - a));
   assert.equal(new Set(strengths).size, strengths.length);
-  // The MD5 mechanisms and the token mechanisms are off unless configured.
+  // The MD5 mechanisms and the token mechanisms are off unless configured; every default is implemented.
   assert.deepEqual([...DEFAULT_MECHANISM_NAMES], defaults);
+  for (const name of DEFAULT_MECHANISM_NAMES) assert.equal(findMechanism(name)?.name, name);
 });
 
 test('findMechanism looks up by exact name', () => {

@@ -23,11 +23,8 @@ export const ALL_MECHANISMS: SaslMechanism[] = [
   plainMechanism(),
 ];
 
-/** Off unless configured: they force the server to keep password equivalents (see legacy-credentials.ts). */
-const OFF_BY_DEFAULT: readonly string[] = ['DIGEST-MD5', 'CRAM-MD5', 'OAUTHBEARER', 'X-OAUTH2'];
-
-/** Mechanisms enabled when the configuration does not say otherwise. */
-export const DEFAULT_MECHANISM_NAMES: readonly string[] = ALL_MECHANISMS.map((m) => m.name).filter((n) => !OFF_BY_DEFAULT.includes(n));
+// Which mechanisms are enabled when the configuration does not say is decided in one
+// place: DEFAULT_SASL_MECHANISMS in config/schema.ts.
 
 /** The mechanism called `name` (SASL names are upper case, RFC 4422 §3.1), if implemented. */
 export function findMechanism(name: string): SaslMechanism | undefined {

@@ -7,6 +7,7 @@ import { StanzaError } from '../../stream/errors.js';
 import { Jid, JidError } from '../../jid/jid.js';
 import type { RosterItem } from '../../storage/types.js';
 import type { Module, ServerApi } from '../api.js';
+import type { Session } from '../../router/router.js';
 
 /** RFC 6121 §2.3.3: limits a server may set on names and groups. */
 const MAX_NAME_LENGTH = 1024;
@@ -32,15 +33,17 @@ export function rosterItemElement(item: RosterChange): Element {
   return el;
 }
 
+/** RFC 6121 §2.1.6: one roster push, to one resource. */
+function sendRosterPush(session: Session, change: RosterChange, version: string): void {
+  session.send(
+    x('iq', NS.CLIENT, { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: session.jid.toString() },
+      x('query', NS.ROSTER, { ver: version }, rosterItemElement(change))),
+  );
+}
+
 /** RFC 6121 §2.1.6: a roster push to every resource that asked for the roster. */
 export function pushRosterChange(server: ServerApi, user: Jid, change: RosterChange, version: string): void {
-  for (const s of server.router.getSessions(user.bareString())) {
-    if (!s.interested) continue;
-    s.send(
-      x('iq', NS.CLIENT, { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: s.jid.toString() },
-        x('query', NS.ROSTER, { ver: version }, rosterItemElement(change))),
-    );
-  }
+  for (const s of server.router.getSessions(user.bareString())) if (s.interested) sendRosterPush(s, change, version);
 }
 
 /** Hook for what must happen to subscriptions when an item is removed (RFC 6121 §2.5.2); set by the presence module. */
@@ -69,10 +72,7 @@ export const rosterModule: Module = {
           setImmediate(() => {
             for (const change of diff.changes) {
               if ('groups' in change && isPendingOnly(change)) continue;
-              session.send(
-                x('iq', NS.CLIENT, { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: session.jid.toString() },
-                  x('query', NS.ROSTER, { ver: diff.version }, rosterItemElement(change))),
-              );
+              sendRosterPush(session, change, diff.version);
             }
           });
           return undefined;
