@@ -165,11 +165,11 @@ export class Dispatcher implements ServerApi {
         // RFC 6120 §10.3.1: no 'to' means the sender's own bare JID.
         if (!to) stanza.attrs.to = session.jid.bareString();
         for (const hook of this.messageHooks) if (await hook(stanza, session)) return;
-        return await this.route(stanza);
+        return await this.deliver(stanza, to ?? session.jid.bare);
       }
       for (const hook of this.presenceHooks) if (await hook(stanza, session)) return;
       // Broadcast presence (no 'to') is the presence module's; without it there is nothing to do.
-      if (to) return await this.route(stanza);
+      if (to) return await this.deliver(stanza, to);
     } catch (err) {
       if (err instanceof StanzaError) {
         if (stanza.attrs.type !== 'error') session.send(errorReply(stanza, err));
@@ -196,7 +196,7 @@ export class Dispatcher implements ServerApi {
         return;
       }
       for (const hook of this.iqHooks) if (await hook(iq, session)) return;
-      return this.route(iq);
+      return to ? this.deliver(iq, to) : undefined;
     }
     // RFC 6120 §8.2.3: id required; get/set carry exactly one payload element.
     if ((type !== 'get' && type !== 'set') || iq.attrs.id === undefined) throw new StanzaError('bad-request', 'invalid IQ type or missing id');
@@ -204,7 +204,7 @@ export class Dispatcher implements ServerApi {
     const payload = payloads[0];
     if (payloads.length !== 1 || !payload) throw new StanzaError('bad-request', 'an IQ get/set carries exactly one child');
     if (!addressedToUs) for (const hook of this.iqHooks) if (await hook(iq, session)) return;
-    if (to && to.resource !== '') return this.route(iq);
+    if (to && to.resource !== '') return this.deliver(iq, to);
     if (to && !this.isLocalDomain(to.domain)) throw new StanzaError('remote-server-not-found');
     const target: IqTarget = to && to.local === '' ? 'server' : 'account';
     const addressee = to ?? ownBare;
@@ -235,6 +235,11 @@ export class Dispatcher implements ServerApi {
     } catch {
       return this.bounce(stanza, new StanzaError('jid-malformed'));
     }
+    return this.deliver(stanza, to);
+  }
+
+  /** route() for a stanza whose 'to' was already parsed (the client path parses it once). */
+  private async deliver(stanza: Element, to: Jid): Promise<void> {
     const type = stanza.attrs.type;
     if (!this.isLocalDomain(to.domain)) {
       // No server-to-server links yet (RFC 6120 §10.4).
