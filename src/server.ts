@@ -1,5 +1,8 @@
-// Puts the pieces together: storage, router, modules, and the client listener.
-import net from 'node:net';
+// Puts the pieces together: storage, the session registry, the hub, the
+// modules, and the listeners the configuration asks for.
+//
+//   socket → transport → framing → negotiation (c2s.ts) → ClientSession
+//          → hub (core/dispatcher.ts: hooks, IQ handlers, routing) → modules → storage
 import { createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { Config } from './config/schema.js';
@@ -7,31 +10,40 @@ import { loadOrCreateTlsMaterial } from './config/tls.js';
 import type { Logger } from './log/logger.js';
 import { openStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
-import { LocalRouter, type Router } from './router/router.js';
-import { Dispatcher } from './router/dispatcher.js';
-import { C2SConnection } from './stream/connection.js';
+import type { Router } from './core/router.js';
+import { Dispatcher } from './core/dispatcher.js';
+import type { AuthServices } from './core/credentials.js';
+import { LocalRouter } from './router/local.js';
+import { C2SStream, type C2SContext } from './stream/c2s.js';
+import { ComponentDomains, ComponentStream, type ComponentContext } from './stream/component.js';
+import { TcpFraming } from './stream/framing.js';
 import { TcpTransport, type TlsSettings } from './stream/transport.js';
-import type { C2SContext } from './stream/context.js';
-import { StreamError } from './stream/errors.js';
-import { findMechanism, offeredMechanisms } from './sasl/registry.js';
-import type { Module } from './modules/api.js';
-import { defaultModules } from './modules/index.js';
+import { ListenerRegistry, listenTcp, type Listener } from './stream/listeners.js';
 import { certificateSignatureHash } from './stream/certificate.js';
-import { createAuthServices, type AuthServices } from './auth/index.js';
+import { findMechanism, offeredMechanisms } from './sasl/registry.js';
+import { createAuthServices } from './auth/index.js';
+import type { Module } from './modules/api.js';
+import { RunningModules } from './modules/loader.js';
+import { defaultModules } from './modules/index.js';
 
 export interface ServerOptions {
   config: Config;
   log: Logger;
   /** Use this storage instead of opening the configured one (tests). */
   storage?: Storage;
+  /** The feature modules (default: defaultModules()). */
   modules?: Module[];
+  /** The session registry (default: a LocalRouter, this process only; a cluster passes its own). */
+  router?: Router;
 }
 
 export class XmppServer {
   readonly dispatcher: Dispatcher;
   readonly router: Router;
-  private listener: net.Server | undefined;
-  private readonly connections = new Set<C2SConnection>();
+  /** Listener kinds; the server starts those the configuration asks for. */
+  readonly listenerKinds = new ListenerRegistry();
+  private readonly listeners: Listener[] = [];
+  private components: ComponentDomains | undefined;
   private stopping = false;
 
   private constructor(
@@ -39,13 +51,14 @@ export class XmppServer {
     readonly log: Logger,
     readonly storage: Storage,
     private readonly tls: TlsSettings | undefined,
-    modules: Module[],
     /** Token verifier, external password check, rate limiter (src/auth). */
     readonly auth: AuthServices,
+    router: Router,
+    private modules: RunningModules | undefined,
   ) {
-    this.router = new LocalRouter();
-    this.dispatcher = new Dispatcher(config, log, storage, this.router);
-    for (const m of modules) m.register(this.dispatcher);
+    this.router = router;
+    this.dispatcher = new Dispatcher({ config, log, router, accounts: storage.accounts });
+    this.defineListenerKinds();
   }
 
   static async create(opts: ServerOptions): Promise<XmppServer> {
@@ -56,64 +69,91 @@ export class XmppServer {
       tls = makeTlsSettings(material.cert, material.key);
     }
     const storage = opts.storage ?? (await openStorage(config.storage));
-    let auth: AuthServices;
     try {
       // Reads JWT key files now: a bad key stops the start instead of failing every login.
-      auth = createAuthServices(config, storage, log);
+      const auth = createAuthServices(config, storage, log);
+      const server = new XmppServer(config, log, storage, tls, auth, opts.router ?? new LocalRouter(), undefined);
+      server.modules = await RunningModules.start(opts.modules ?? defaultModules(), server.dispatcher, storage);
+      return server;
     } catch (err) {
       if (opts.storage === undefined) await storage.close();
       throw err;
     }
-    return new XmppServer(config, log, storage, tls, opts.modules ?? defaultModules(), auth);
   }
 
-  /** The port actually listened on (useful with port 0). */
+  /** The public API a running module offers (ModuleContext.use for code outside the modules: tools, tests). */
+  module<T>(name: string): T {
+    const api = this.modules?.api(name);
+    if (api === undefined) throw new Error(`module ${name} is not running or has no API`);
+    return api as T;
+  }
+
+  /** The port the client listener actually listens on (useful with port 0). */
   get port(): number {
-    const addr = this.listener?.address();
-    return addr && typeof addr === 'object' ? addr.port : 0;
+    return this.listeners.find((l) => l.kind === 'c2s')?.address.port ?? 0;
   }
 
+  /** The port the component listener listens on, 0 when there is none. */
+  get componentPort(): number {
+    return this.listeners.find((l) => l.kind === 'component')?.address.port ?? 0;
+  }
+
+  /** Connections held by every listener. */
   get connectionCount(): number {
-    return this.connections.size;
+    return this.listeners.reduce((n, l) => n + l.connections, 0);
   }
 
+  /** Starts the listeners the configuration asks for. */
   async listen(): Promise<void> {
-    const ctx = this.c2sContext();
-    const server = net.createServer((socket) => {
-      if (this.stopping) {
-        socket.destroy();
-        return;
-      }
-      const conn = new C2SConnection(ctx, new TcpTransport(socket, this.tls));
-      this.connections.add(conn);
-    });
-    this.listener = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.config.c2s.port, this.config.c2s.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.log.info({ event: 'listen', host: this.config.c2s.host, port: this.port, hosts: this.config.hosts, tls: this.tls !== undefined }, 'listening for clients');
+    const cfg = this.config;
+    try {
+      this.listeners.push(await this.listenerKinds.start('c2s', cfg.c2s));
+      if (cfg.components) this.listeners.push(await this.listenerKinds.start('component', cfg.components.listen));
+    } catch (err) {
+      for (const l of this.listeners.splice(0)) await l.close();
+      throw err;
+    }
+    this.log.info({ event: 'ready', hosts: cfg.hosts, modules: this.modules?.names }, 'server ready');
   }
 
-  /** RFC 6120 §4.9.3.22: every stream ends with system-shutdown, then storage closes. */
+  /** RFC 6120 §4.9.3.22: every stream ends with system-shutdown; then modules stop and storage closes. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.listener?.close();
-    const closed = [...this.connections].map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          c.onFinished(resolve);
-          c.close(new StreamError('system-shutdown'));
-        }),
-    );
-    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 3_000).unref())]);
+    await Promise.all(this.listeners.map((l) => l.close()));
+    this.components?.close();
+    await this.dispatcher.drain();
+    await this.modules?.stop((name, err) => this.log.error({ err, module: name }, 'module failed to stop'));
     await this.dispatcher.drain();
     await this.storage.close();
     this.log.info({ event: 'stopped' }, 'server stopped');
+  }
+
+  private defineListenerKinds(): void {
+    const log = this.log;
+    const c2s = this.c2sContext();
+    this.listenerKinds.define('c2s', (address) =>
+      listenTcp('c2s', address, log, (socket) => new C2SStream(c2s, new TcpTransport(socket, this.tls), new TcpFraming()), {
+        hosts: this.config.hosts,
+        tls: this.tls !== undefined,
+      }),
+    );
+    this.listenerKinds.define('component', (address) => {
+      const d = this.dispatcher;
+      this.components ??= new ComponentDomains(
+        { registerService: (domain, handler, options) => d.registerService(domain, handler, options), bounce: (stanza, error) => d.bounce(stanza, error) },
+        this.config.components?.services ?? [],
+      );
+      const ctx: ComponentContext = {
+        config: this.config,
+        log,
+        components: this.components,
+        defaultHost: this.config.hosts[0]!,
+        route: (stanza) => d.route(stanza),
+      };
+      // Components are trusted peers with a shared secret, not TLS clients: plain TCP (XEP-0114).
+      return listenTcp('component', address, log, (socket) => new ComponentStream(ctx, new TcpTransport(socket, undefined)));
+    });
   }
 
   private c2sContext(): C2SContext {
@@ -122,10 +162,12 @@ export class XmppServer {
     return {
       config: cfg,
       log: this.log,
-      storage: this.storage,
       router: this.router,
+      sessions: d,
       defaultHost: cfg.hosts[0]!,
       tlsRequired: this.tls !== undefined,
+      credentials: this.storage.accounts,
+      legacySecrets: this.storage.legacySecrets,
       auth: this.auth,
       isLocalDomain: (domain) => d.isLocalDomain(domain),
       offeredMechanisms: (sctx) =>
@@ -135,10 +177,9 @@ export class XmppServer {
         }),
       knownMechanism: (name) => findMechanism(name),
       streamFeatures: () => d.streamFeatures(),
+      nonzaHandler: (xmlns) => d.nonzaHandler(xmlns),
       handleStanza: (session, stanza) => d.handleStanza(session, stanza),
       sessionBound: (session) => d.sessionBound(session),
-      sessionEnded: (session, reason) => d.sessionEnded(session, reason),
-      connectionClosed: (conn) => this.connections.delete(conn as C2SConnection),
     };
   }
 }

@@ -8,6 +8,7 @@ import { login, type LoggedIn } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
 import { iq, stanzaErrorCondition as condition, type RawClient } from './support/raw-client.js';
+import type { OfflineApi } from '../src/modules/offline/offline.js';
 
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';
@@ -197,7 +198,7 @@ test('a blocked sender cannot fill the offline store', async () => {
   const dave = await login(srv.port, 'dave', 'dave-pass', { resource: 'r' });
   dave.client.send(`<message to='carol@localhost' type='chat' id='x'><body>hi</body></message>`);
   assert.equal(condition(await dave.client.waitFor((el) => el.name === 'message' && el.attrs.id === 'x')), 'service-unavailable');
-  assert.equal(await srv.server.storage.offline.count('localhost', 'carol'), 0);
+  assert.equal(await srv.server.module<OfflineApi>('offline').count('localhost', 'carol'), 0);
   // Blocking is checked against the store when the user has no session.
   assert.equal(await srv.server.storage.blocking.isBlocked('localhost', 'carol', dave.jid), true);
   dave.client.close();

@@ -8,6 +8,7 @@ import { login } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
 import type { RawClient } from './support/raw-client.js';
+import type { OfflineApi } from '../src/modules/offline/offline.js';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const LIMIT = 5;
@@ -27,7 +28,7 @@ async function roundTrip(c: RawClient): Promise<void> {
   await c.waitFor((el) => el.name === 'iq' && el.attrs.id === id, 'ping result');
 }
 
-const count = (user: string): Promise<number> => srv.server.storage.offline.count('localhost', user);
+const count = (user: string): Promise<number> => srv.server.module<OfflineApi>('offline').count('localhost', user);
 const messageWithBody = (body: string) => (el: Element) => el.name === 'message' && el.getChildText('body') === body;
 
 test('the server advertises msgoffline (XEP-0160 §4)', async () => {

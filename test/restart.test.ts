@@ -14,6 +14,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, trustCertificate } from './support/xmppjs.js';
 import { SlixClient, XjsClient, isMessage, isPresence, isPush, slixmppMissing, type AnyClient, type ClientKind, type StanzaView } from './support/im-clients.js';
 import { befriend } from './support/im-scenarios.js';
+import type { OfflineApi } from '../src/modules/offline/offline.js';
 
 /** Without -PLUS, so that slixmpp 1.8 can use SCRAM (see test/slixmpp.test.ts). */
 const NO_PLUS = { mechanisms: ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] };
@@ -68,7 +69,7 @@ test(`restart between two logins: accounts, roster, subscriptions, vCard, offlin
     await carol.subscribe('bob@localhost');
     await carol.next(isPush('bob@localhost', 'none'), 'pending push');
     await alice.ping();
-    assert.equal(await srv.server.storage.offline.count('localhost', 'bob'), 3);
+    assert.equal(await srv.server.module<OfflineApi>('offline').count('localhost', 'bob'), 3);
     // The version alice's client caches.
     const cached = await alice.rosterGet('');
     rosterVersion = cached.ver!;
@@ -122,7 +123,7 @@ test(`restart between two logins: accounts, roster, subscriptions, vCard, offlin
     assert.ok(m.delay?.stamp, 'XEP-0203 stamp kept');
     assert.match(m.from ?? '', /^alice@localhost\//);
   }
-  assert.equal(await srv.server.storage.offline.count('localhost', 'bob'), 0);
+  assert.equal(await srv.server.module<OfflineApi>('offline').count('localhost', 'bob'), 0);
   await bob.next(isPresence('carol@localhost', 'subscribe'), 'carol\'s request, kept across the restart');
   // The subscription survived: each gets the other's presence (broadcast and probe answer),
   // alice's with the avatar hash read back from storage (XEP-0153).

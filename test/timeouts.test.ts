@@ -12,23 +12,14 @@ import { test, describe, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { startTestServer, type TestServer } from './support/server.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
 import { login, scramAuth } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
-import { StreamParser } from '../src/xml/parser.js';
-import { parseConfig } from '../src/config/load.js';
-import { C2SConnection } from '../src/stream/connection.js';
-import type { Transport, TransportHandler } from '../src/stream/transport.js';
-import type { C2SContext } from '../src/stream/context.js';
-import { LocalRouter, type Session } from '../src/router/router.js';
-import type { EndReason } from '../src/modules/api.js';
-import type { SaslMechanism } from '../src/sasl/mechanism.js';
-import type { Storage } from '../src/storage/types.js';
+import type { EndReason } from '../src/core/session.js';
+import { flush, hubOnMockedClock, type FakeTransport } from './support/harness.js';
 import type { XmppServer } from '../src/server.js';
-import { silentLogger } from '../src/log/logger.js';
 
 /**
  * Timers count from libuv's loop time, cached when the current loop turn began, so one armed
@@ -310,158 +301,48 @@ describe('idle pings (timeouts.ping_after / ping_timeout) and session clean-up',
 });
 
 // ---------------------------------------------------------------------------
-// The same state machine under a mocked clock
+// The same state machine under a mocked clock (test/support/harness.ts)
 
-/** A transport whose client side is driven by the test, synchronously. */
-class FakeTransport implements Transport {
-  readonly remoteAddress = '192.0.2.1';
-  readonly secure = false;
-  readonly canStartTls = false;
-  readonly pendingBytes = 0;
-  readonly channelBindingTypes = [] as const;
-  /** Top-level elements the server wrote, all streams together. */
-  readonly received: Element[] = [];
-  ended = false;
-  private handler!: TransportHandler;
-  private parser: StreamParser | undefined;
-
-  setHandler(handler: TransportHandler): void {
-    this.handler = handler;
-  }
-
-  write(data: string): void {
-    // Each stream (after SASL the server opens a new one) starts with the XML declaration.
-    if (data.startsWith('<?xml') || !this.parser) {
-      this.parser = new StreamParser(
-        {
-          streamStart: () => undefined,
-          element: (el) => this.received.push(el),
-          whitespace: () => undefined,
-          streamEnd: () => undefined,
-          error: (c, text) => {
-            throw new Error(`server wrote bad XML: ${c} ${text}`);
-          },
-        },
-        { maxStanzaSize: 1 << 20 },
-      );
-    }
-    this.parser.write(data);
-  }
-
-  startTls(): Promise<void> {
-    return Promise.reject(new Error('no TLS here'));
-  }
-
-  channelBinding(): undefined {
-    return undefined;
-  }
-
-  pause(): void {}
-  resume(): void {}
-
-  end(): void {
-    this.ended = true;
-  }
-
-  destroy(): void {
-    this.ended = true;
-  }
-
-  /** The client sends these bytes. */
-  send(s: string): void {
-    this.handler.data(Buffer.from(s));
-  }
-
-  /** The socket closes (e.g. the peer answered our end()). */
-  close(hadError = false): void {
-    this.handler.closed(hadError);
-  }
-
-  pings(): number {
-    return this.received.filter(isPing).length;
-  }
-
-  streamErrors(): Element[] {
-    return this.received.filter(isStreamError);
-  }
+function pings(tr: FakeTransport): number {
+  return tr.received.filter(isPing).length;
 }
-
-/** Element processing is promise-based; with no I/O involved one turn of the loop drains it. */
-const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** A mechanism that accepts anyone as 'alice', so the test reaches binding without real SASL. */
-const acceptAlice: SaslMechanism = {
-  name: 'X-TEST',
-  requiresTls: false,
-  strength: 0,
-  available: () => true,
-  start: () => ({ step: async () => ({ kind: 'success', username: 'alice' }) }),
-};
 
 async function boundOnMockedClock(t: TestContext) {
   // The server's defaults: 300 s before a ping, 60 s to answer it.
-  const config = parseConfig({}, tmpdir());
-  const router = new LocalRouter();
-  const ended: { session: Session; reason: EndReason }[] = [];
-  const ctx: C2SContext = {
-    config,
-    log: silentLogger(),
-    storage: {} as Storage,
-    router,
-    defaultHost: 'localhost',
-    tlsRequired: false,
-    isLocalDomain: (d) => d === 'localhost',
-    offeredMechanisms: () => [acceptAlice],
-    knownMechanism: () => undefined,
-    streamFeatures: () => [],
-    handleStanza: async () => undefined,
-    sessionBound: () => undefined,
-    sessionEnded: (session, reason) => ended.push({ session, reason }),
-    connectionClosed: () => undefined,
-  };
-  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
-  const tr = new FakeTransport();
-  new C2SConnection(ctx, tr);
-  tr.send(STREAM_OPEN());
-  tr.send(`<auth xmlns='${NS.SASL}' mechanism='X-TEST'>=</auth>`);
-  await flush();
-  assert.ok(tr.received.some((el) => el.name === 'success'), 'authenticated');
-  tr.send(STREAM_OPEN());
-  tr.send(`<iq type='set' id='b'><bind xmlns='${NS.BIND}'/></iq>`);
-  await flush();
-  assert.equal(router.size, 1, 'bound');
-  const PA = config.timeouts.ping_after * 1000;
-  const PT = config.timeouts.ping_timeout * 1000;
-  return { tr, router, ended, PA, PT, tick: (ms: number) => t.mock.timers.tick(ms) };
+  const h = hubOnMockedClock(t);
+  const { tr } = await h.login('alice');
+  const PA = h.config.timeouts.ping_after * 1000;
+  const PT = h.config.timeouts.ping_timeout * 1000;
+  return { tr, router: h.router, ended: h.ended, PA, PT, tick: h.tick };
 }
 
-describe('idle detection on a mocked clock (C2SConnection)', () => {
+describe('idle detection on a mocked clock (C2SStream)', () => {
   test('a client sending whitespace more often than ping_after is never pinged', async (t) => {
     const { tr, PA, tick } = await boundOnMockedClock(t);
     // Ten times ping_after in all, but never ping_after without a keepalive.
     for (let i = 0; i < 10; i++) {
       tick(PA - 1);
-      assert.equal(tr.pings(), 0, `no ping after ${i + 1} keepalive periods`);
+      assert.equal(pings(tr), 0, `no ping after ${i + 1} keepalive periods`);
       tr.send('\r\n');
     }
     tick(PA - 1);
-    assert.equal(tr.pings(), 0);
+    assert.equal(pings(tr), 0);
     tick(1);
-    assert.equal(tr.pings(), 1, 'pinged exactly ping_after after the last keepalive');
+    assert.equal(pings(tr), 1, 'pinged exactly ping_after after the last keepalive');
   });
 
   test('whitespace answers a ping; silence after a ping ends the session with connection-timeout, once', async (t) => {
     const { tr, router, ended, PA, PT, tick } = await boundOnMockedClock(t);
     tick(PA);
-    assert.equal(tr.pings(), 1);
+    assert.equal(pings(tr), 1);
     tick(PT - 1);
     tr.send('\r\n');
     tick(1);
     assert.deepEqual(tr.streamErrors(), [], 'the keepalive counted as the answer');
     tick(PA - 2);
-    assert.equal(tr.pings(), 1);
+    assert.equal(pings(tr), 1);
     tick(1);
-    assert.equal(tr.pings(), 2, 'next ping ping_after after the keepalive');
+    assert.equal(pings(tr), 2, 'next ping ping_after after the keepalive');
     tick(PT - 1);
     assert.deepEqual(tr.streamErrors(), []);
     tick(1);
@@ -481,7 +362,7 @@ describe('idle detection on a mocked clock (C2SConnection)', () => {
   test('a ping answered in time is honoured even when the timer fires late (busy event loop)', async (t) => {
     const { tr, router, PA, PT, tick } = await boundOnMockedClock(t);
     tick(PA);
-    assert.equal(tr.pings(), 1);
+    assert.equal(pings(tr), 1);
     tick(5);
     tr.send(`<iq type='result' id='${tr.received.find(isPing)!.attrs.id}' to='localhost'/>`);
     await flush();

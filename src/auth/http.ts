@@ -11,9 +11,9 @@
 //
 // Passwords and tokens go only into the request body; nothing here logs them.
 import type { Logger } from '../log/logger.js';
-import type { AccountStore } from '../storage/types.js';
-import { prepareUsername } from '../sasl/common.js';
-import type { PasswordVerdict, PasswordVerifier, TokenVerdict, TokenVerifier } from './types.js';
+import type { AccountRecorder } from '../core/credentials.js';
+import { prepareUsername } from '../core/identity.js';
+import type { PasswordVerdict, PasswordVerifier, TokenVerdict, TokenVerifier } from '../core/credentials.js';
 
 export interface HttpBackendSettings {
   url: string;
@@ -29,7 +29,7 @@ export class HttpAuthBackend {
     private readonly settings: HttpBackendSettings,
     private readonly log: Logger,
     /** Local account rows (rosters, offline messages... belong to one) are created on first login. */
-    private readonly accounts?: AccountStore,
+    private readonly accounts?: AccountRecorder,
   ) {}
 
   passwordVerifier(): PasswordVerifier {

@@ -2,23 +2,11 @@
 // store: the token verifier, the external password check, the rate limiter.
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { Storage } from '../storage/types.js';
 import { HttpAuthBackend } from './http.js';
 import { JwtTokenVerifier } from './jwt.js';
 import { LocalTokenVerifier } from './local-tokens.js';
 import { AuthRateLimiter } from './rate-limit.js';
-import type { PasswordVerifier, TokenVerdict, TokenVerifier } from './types.js';
-
-export type { PasswordVerifier, TokenVerifier, TokenVerdict, TokenFailure } from './types.js';
-
-export interface AuthServices {
-  tokens: TokenVerifier;
-  /** Set with auth.backend: http; PLAIN then checks passwords there instead of the SCRAM credentials. */
-  passwords?: PasswordVerifier;
-  /** Whether accounts live outside (auth.backend: http): only PLAIN and the token mechanisms can work. */
-  externalAccounts: boolean;
-  limiter: AuthRateLimiter;
-}
+import type { AccountRecorder, AuthServices, TokenStore, TokenVerdict, TokenVerifier } from '../core/credentials.js';
 
 /** A verifier that also demands `scope` among the token's scopes (RFC 6749 §3.3). */
 export function requireScope(inner: TokenVerifier, scope: string | undefined, openidConfiguration?: string): TokenVerifier {
@@ -33,7 +21,13 @@ export function requireScope(inner: TokenVerifier, scope: string | undefined, op
   };
 }
 
-export function createAuthServices(config: Config, storage: Storage, log: Logger, now: () => number = () => Date.now()): AuthServices {
+/** The stores authentication reads: accounts (and, with auth.backend: http, records them) and local tokens. */
+export interface AuthStores {
+  accounts: AccountRecorder;
+  tokens: TokenStore;
+}
+
+export function createAuthServices(config: Config, storage: AuthStores, log: Logger, now: () => number = () => Date.now()): AuthServices {
   const external = config.auth.backend === 'http' ? new HttpAuthBackend(config.auth.http!, log, storage.accounts) : undefined;
   let tokens: TokenVerifier;
   if (external !== undefined) tokens = external.tokenVerifier();

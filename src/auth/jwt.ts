@@ -7,15 +7,15 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { JwtConfig } from '../config/schema.js';
-import type { AccountStore } from '../storage/types.js';
-import { claimedLocalpart } from '../sasl/token-common.js';
-import type { TokenFailure, TokenVerdict, TokenVerifier } from './types.js';
+import type { AccountDirectory } from '../core/credentials.js';
+import { claimedLocalpart } from '../core/identity.js';
+import type { TokenFailure, TokenVerdict, TokenVerifier } from '../core/credentials.js';
 
 type Key = Uint8Array | KeyObject | JWTVerifyGetKey;
 
 export interface JwtVerifierOptions {
   /** When given, the account a token names must exist (tokens do not create accounts). */
-  accounts?: AccountStore;
+  accounts?: AccountDirectory;
   /** The current time (tests). */
   now?: () => Date;
 }

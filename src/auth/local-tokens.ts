@@ -3,8 +3,7 @@
 // recognise it (the text has 256 random bits, so no slow hash is needed) and
 // useless to whoever copies the database.
 import { createHash, randomBytes } from 'node:crypto';
-import type { StoredToken, TokenStore } from '../storage/types.js';
-import type { TokenVerdict, TokenVerifier } from './types.js';
+import type { StoredToken, TokenStore, TokenVerdict, TokenVerifier } from '../core/credentials.js';
 
 /** Longer inputs cannot be ours; refusing them early bounds the work per attempt. */
 const MAX_TOKEN_LENGTH = 4096;

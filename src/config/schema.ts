@@ -165,6 +165,27 @@ const auth = z
   )
   .prefault({});
 
+/** XEP-0114 external components: where they connect, and the domain and secret of each. */
+const components = z.preprocess(
+  nullToEmpty,
+  z.strictObject({
+    listen: section({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(5347),
+    }),
+    services: z
+      .array(
+        z.strictObject({
+          domain: host,
+          /** The shared secret of XEP-0114 §3's handshake. */
+          secret: z.string().min(8, 'a component secret must be at least 8 characters'),
+        }),
+      )
+      .default([])
+      .superRefine((list, ctx) => unique<string>('component domain')(list.map((c) => c.domain), ctx as unknown as z.core.$RefinementCtx<string[]>)),
+  }),
+);
+
 export const configSchema = z
   .strictObject({
     hosts: z
@@ -224,6 +245,15 @@ export const configSchema = z
       level: z.enum(LOG_LEVELS).default('info'),
       format: z.enum(['auto', 'json', 'pretty']).default('auto'),
     }),
+    /** Absent: no component listener. */
+    components: components.optional(),
+  })
+  .superRefine((c, ctx) => {
+    c.components?.services.forEach((s, i) => {
+      if (c.hosts.includes(s.domain)) {
+        ctx.addIssue({ code: 'custom', path: ['components', 'services', i, 'domain'], message: `${s.domain} is an account host, not a component domain`, input: s.domain });
+      }
+    });
   })
   .transform((c) => ({
     ...c,
@@ -238,3 +268,4 @@ export type TokensConfig = Config['tokens'];
 export type JwtConfig = NonNullable<TokensConfig['jwt']>;
 export type AuthConfig = Config['auth'];
 export type RateLimitConfig = Config['sasl']['rate_limit'];
+export type ComponentsConfig = NonNullable<Config['components']>;

@@ -10,8 +10,7 @@ import { offlineModule } from './offline/offline.js';
 import { presenceModule } from './presence/presence.js';
 
 export function defaultModules(): Module[] {
-  // Hooks run in registration order and the presence module's hook ends the processing of
-  // what it handles: blocking must refuse a stanza before presence acts on it, and vcard
-  // must stamp the avatar hash before presence broadcasts.
+  // The order of their hooks is set by each hook's priority, not by this list; modules
+  // start in this order except where `depends` asks for another.
   return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule];
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { authzidMatches, decodeBase64, decodeUtf8, fakeSalt, prepareUsername, sameBytes, splitPlainMessage } from './common.js';
+import { decodeBase64, decodeUtf8, fakeSalt, sameBytes, splitPlainMessage } from './common.js';
+import { authzidMatches, prepareUsername } from '../core/identity.js';
 
 test('prepareUsername applies the localpart preparation', () => {
   assert.equal(prepareUsername('juliet'), 'juliet');

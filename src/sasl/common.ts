@@ -1,9 +1,8 @@
-// Helpers shared by the mechanisms: decoding, identity preparation and the
-// authorization identity rule. Kept apart so each mechanism file stays about its
-// own exchange.
+// Helpers shared by the mechanisms: decoding, constant-time comparison, fake
+// salts and message splitting (identity rules are in core/identity.ts). Kept
+// apart so each mechanism file stays about its own exchange.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { JidError, prepDomainpart, prepLocalpart, tryParseJid } from '../jid/jid.js';
-import type { SaslStep, SaslFailureCondition } from './mechanism.js';
+import type { SaslStep, SaslFailureCondition } from '../core/sasl.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -31,41 +30,6 @@ export function decodeBase64(text: string): Buffer | undefined {
 /** Constant-time equality that also accepts buffers of different lengths (then false). */
 export function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/**
- * Prepares a SASL simple user name (RFC 6120 §6.3.7): the authentication identity
- * is the localpart of the account's JID, so it gets exactly the localpart
- * preparation (RFC 7622 §3.3, UsernameCaseMapped of RFC 8265 §3.3), the same one
- * account names and JIDs get. Undefined when the name cannot be a localpart.
- */
-export function prepareUsername(raw: string): string | undefined {
-  try {
-    return prepLocalpart(raw);
-  } catch (e) {
-    if (e instanceof JidError) return undefined;
-    throw e;
-  }
-}
-
-function prepareDomain(host: string): string | undefined {
-  try {
-    return prepDomainpart(host);
-  } catch (e) {
-    if (e instanceof JidError) return undefined;
-    throw e;
-  }
-}
-
-/**
- * RFC 6120 §6.3.8: a client may only ask to act as itself. The authzid is accepted
- * when it names the authenticated account, either as its bare JID
- * (localpart@host) or as the bare localpart.
- */
-export function authzidMatches(authzid: string, username: string, host: string): boolean {
-  if (!authzid.includes('@') && !authzid.includes('/')) return prepareUsername(authzid) === username;
-  const jid = tryParseJid(authzid);
-  return jid !== undefined && jid.isBare() && jid.local === username && jid.domain === prepareDomain(host);
 }
 
 // A per-process secret for the fake salts of unknown users (RFC 5802 §9 asks the

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type { LegacySecretStore } from '../storage/types.js';
-import type { SaslContext } from './mechanism.js';
+import type { SaslContext } from '../core/sasl.js';
 import { cramMd5Mechanism } from './cram-md5.js';
 import { condition, legacySecretsFor, saslContext } from './testing.js';
 

@@ -5,8 +5,9 @@
 // server needs the HMAC key, so it keeps the HMAC-MD5 inner/outer states
 // (legacy-credentials.ts), which are a password equivalent for CRAM-MD5.
 import { randomBytes } from 'node:crypto';
-import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
-import { decodeUtf8, failure, prepareUsername, sameBytes } from './common.js';
+import type { SaslContext, SaslMechanism, SaslStep } from '../core/sasl.js';
+import { decodeUtf8, failure, sameBytes } from './common.js';
+import { prepareUsername } from '../core/identity.js';
 import { hmacMd5FromSecret } from './legacy-credentials.js';
 import { SingleResponseExchange } from './single-response.js';
 

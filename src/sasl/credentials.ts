@@ -3,8 +3,8 @@
 // no clear password is stored) and the test client.
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { saslprep } from '@mongodb-js/saslprep';
-import type { ScramCredentials, ScramHash } from '../storage/types.js';
-import { SCRAM_HASHES } from '../storage/types.js';
+import type { ScramCredentials, ScramHash } from '../core/credentials.js';
+import { SCRAM_HASHES } from '../core/credentials.js';
 
 /**
  * Iteration count for new credentials. RFC 5802 §5.1 and RFC 7677 §4 ask for at

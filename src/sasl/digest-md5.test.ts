@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { LegacySecretStore } from '../storage/types.js';
-import type { SaslContext, SaslStep } from './mechanism.js';
+import type { SaslContext, SaslStep } from '../core/sasl.js';
 import { digestMd5Mechanism, digestMd5Response, parseDirectives } from './digest-md5.js';
 import { digestMd5Secrets, digestMd5UserHash } from './legacy-credentials.js';
 import { condition, legacySecretsFor, saslContext } from './testing.js';

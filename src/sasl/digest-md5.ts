@@ -4,8 +4,9 @@
 // server must keep H(username:realm:password), a password equivalent for
 // DIGEST-MD5 in that realm (legacy-credentials.ts). RFC 6331 moved it to Historic.
 import { createHash, randomBytes } from 'node:crypto';
-import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
-import { authzidMatches, decodeUtf8, failure, prepareUsername, sameBytes } from './common.js';
+import type { SaslContext, SaslMechanism, SaslStep } from '../core/sasl.js';
+import { decodeUtf8, failure, sameBytes } from './common.js';
+import { authzidMatches, prepareUsername } from '../core/identity.js';
 import { SingleResponseExchange } from './single-response.js';
 
 export interface DigestMd5Options {

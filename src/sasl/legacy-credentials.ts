@@ -4,7 +4,7 @@
 // secret logs in with that mechanism, so they are only derived when the
 // mechanism is enabled, and replaced whenever the password changes.
 import { createHash } from 'node:crypto';
-import type { LegacySaslMechanism, LegacySaslSecret } from '../storage/types.js';
+import type { LegacySaslMechanism, LegacySaslSecret } from '../core/credentials.js';
 import { preparePassword } from './credentials.js';
 import { MD5_BLOCK_BYTES, md5Continue, md5StateAfterBlock } from './md5.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TokenVerifier } from '../auth/types.js';
-import type { SaslContext } from './mechanism.js';
+import type { TokenVerifier } from '../core/credentials.js';
+import type { SaslContext } from '../core/sasl.js';
 import { oauthBearerMechanism, parseClientResponse } from './oauthbearer.js';
 import { HOST, condition, ok, saslContext, tokenTable } from './testing.js';
 

@@ -3,11 +3,12 @@
 // error JSON of §3.2.2 as a challenge; the client answers with a single ^A (or
 // aborts) and only then does the exchange fail (§3.2.3). The token travels in the
 // clear inside the stream, so TLS is required (§3, §5).
-import type { TokenFailure } from '../auth/types.js';
-import type { SaslContext, SaslExchange, SaslFailureCondition, SaslMechanism, SaslStep } from './mechanism.js';
+import type { TokenFailure } from '../core/credentials.js';
+import type { SaslContext, SaslExchange, SaslFailureCondition, SaslMechanism, SaslStep } from '../core/sasl.js';
 import { decodeUtf8, emptyChallenge, failure } from './common.js';
 import { decodeSaslname } from './scram.js';
-import { claimedLocalpart, verifyToken } from './token-common.js';
+import { verifyToken } from './token-common.js';
+import { claimedLocalpart } from '../core/identity.js';
 
 const KVSEP = '\x01';
 // RFC 7628 §3.1: key = 1*(ALPHA); value = *(VCHAR / SP / HTAB / CR / LF)

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AccountStore } from '../storage/types.js';
-import type { SaslStep } from './mechanism.js';
+import type { SaslStep } from '../core/sasl.js';
 import { deriveScramCredentials } from './credentials.js';
 import { plainMechanism } from './plain.js';
 import { HOST, MemoryAccounts, assertFailure, saslContext, withUser } from './testing.js';

@@ -1,8 +1,8 @@
 // PLAIN (RFC 4616). The password is checked against the stored SCRAM credentials:
 // SaltedPassword is recomputed with the stored salt and iteration count and the
 // resulting StoredKey compared, so no clear password is ever kept.
-import type { ScramCredentials, ScramHash } from '../storage/types.js';
-import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
+import type { ScramCredentials, ScramHash } from '../core/credentials.js';
+import type { SaslContext, SaslMechanism, SaslStep } from '../core/sasl.js';
 import {
   SCRAM_ITERATIONS,
   SCRAM_SALT_LENGTH,
@@ -10,7 +10,8 @@ import {
   preparePassword,
   saltedPasswordAsync,
 } from './credentials.js';
-import { authzidMatches, decodeUtf8, failure, fakeSalt, prepareUsername, sameBytes, splitPlainMessage } from './common.js';
+import { decodeUtf8, failure, fakeSalt, sameBytes, splitPlainMessage } from './common.js';
+import { authzidMatches, prepareUsername } from '../core/identity.js';
 import { SingleResponseExchange } from './single-response.js';
 
 /** Strongest first: the hash whose credentials PLAIN checks against. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AccountStore } from '../storage/types.js';
-import type { ChannelBindingType, SaslContext } from './mechanism.js';
+import type { ChannelBindingType, SaslContext } from '../core/sasl.js';
 import { ALL_MECHANISMS, findMechanism, offeredMechanisms } from './registry.js';
 import { DEFAULT_SASL_MECHANISMS } from '../config/schema.js';
 

@@ -1,6 +1,6 @@
 // The mechanisms Shoal knows and the policy for which ones a stream is offered
 // (RFC 6120 §6.4.1). A new mechanism is a new file plus one line in ALL_MECHANISMS.
-import type { SaslContext, SaslMechanism } from './mechanism.js';
+import type { SaslContext, SaslMechanism } from '../core/sasl.js';
 import { plainMechanism } from './plain.js';
 import { scramMechanism } from './scram.js';
 import { digestMd5Mechanism } from './digest-md5.js';

@@ -2,7 +2,7 @@
 // mechanisms, including -PLUS and deliberately wrong channel bindings, over raw
 // SASL messages.
 import { randomBytes } from 'node:crypto';
-import type { ScramHash } from '../storage/types.js';
+import type { ScramHash } from '../core/credentials.js';
 import { credentialsFromSaltedPassword, hmac, preparePassword, saltedPassword, xor } from './credentials.js';
 import { decodeBase64, sameBytes } from './common.js';
 import { encodeSaslname } from './scram.js';

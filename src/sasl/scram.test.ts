@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AccountStore, ScramHash } from '../storage/types.js';
-import type { ChannelBindingType, SaslContext, SaslStep } from './mechanism.js';
+import type { ChannelBindingType, SaslContext, SaslStep } from '../core/sasl.js';
 import {
   deriveScramCredentials,
   digest,

@@ -2,19 +2,11 @@
 // side (RFC 5802, RFC 7677; SHA-512 by the same construction). One factory makes
 // all six so the message handling exists once.
 import { randomBytes } from 'node:crypto';
-import type { ScramCredentials, ScramHash } from '../storage/types.js';
-import type { ChannelBindingType, SaslContext, SaslExchange, SaslMechanism, SaslStep } from './mechanism.js';
+import type { ScramCredentials, ScramHash } from '../core/credentials.js';
+import type { ChannelBindingType, SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.js';
 import { SCRAM_ITERATIONS, SCRAM_SALT_LENGTH, digest, hashLength, hmac, xor } from './credentials.js';
-import {
-  authzidMatches,
-  decodeBase64,
-  decodeUtf8,
-  emptyChallenge,
-  failure,
-  fakeSalt,
-  prepareUsername,
-  sameBytes,
-} from './common.js';
+import { decodeBase64, decodeUtf8, emptyChallenge, failure, fakeSalt, sameBytes } from './common.js';
+import { authzidMatches, prepareUsername } from '../core/identity.js';
 
 export interface ScramOptions {
   /**

@@ -1,7 +1,7 @@
 // The message order of the mechanisms that check one client response and are then
 // done: PLAIN and X-OAUTH2 (the client speaks first) and CRAM-MD5 and DIGEST-MD5
 // (the server speaks first). It lives here once; each mechanism supplies its check.
-import type { SaslContext, SaslExchange, SaslStep } from './mechanism.js';
+import type { SaslContext, SaslExchange, SaslStep } from '../core/sasl.js';
 import { emptyChallenge, failure } from './common.js';
 
 export interface SingleResponseOptions {

@@ -3,8 +3,8 @@
 // a context to run an exchange in. The real stores live in src/storage/ and src/auth/.
 import assert from 'node:assert/strict';
 import type { Account, AccountStore, LegacySaslSecret, LegacySecretStore, ScramCredentials, ScramHash } from '../storage/types.js';
-import type { TokenVerdict, TokenVerifier } from '../auth/types.js';
-import type { SaslContext, SaslStep } from './mechanism.js';
+import type { TokenVerdict, TokenVerifier } from '../core/credentials.js';
+import type { SaslContext, SaslStep } from '../core/sasl.js';
 import { deriveAllScramCredentials } from './credentials.js';
 import { deriveLegacySecrets } from './legacy-credentials.js';
 

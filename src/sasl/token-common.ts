@@ -1,22 +1,7 @@
-// What X-OAUTH2 and OAUTHBEARER share: turning the identity a client names into
-// an account of this host, and asking the configured token verifier.
-import { tryParseJid } from '../jid/jid.js';
-import type { TokenVerdict } from '../auth/types.js';
-import type { SaslContext } from './mechanism.js';
-import { authzidMatches, prepareUsername } from './common.js';
-
-/**
- * The prepared localpart an identity names: a bare localpart, or a bare JID of this
- * host (RFC 6120 §6.3.8). Undefined when it names nothing here.
- */
-export function claimedLocalpart(identity: string, host: string): string | undefined {
-  if (identity.includes('@') || identity.includes('/')) {
-    const jid = tryParseJid(identity);
-    if (jid === undefined || jid.local === '' || !authzidMatches(identity, jid.local, host)) return undefined;
-    return jid.local;
-  }
-  return prepareUsername(identity);
-}
+// What X-OAUTH2 and OAUTHBEARER share: asking the configured token verifier
+// (the identity a client names is turned into an account by core/identity.ts).
+import type { TokenVerdict } from '../core/credentials.js';
+import type { SaslContext } from '../core/sasl.js';
 
 /** Verifies `token`; a verifier that throws counts as unavailable (temporary-auth-failure). */
 export async function verifyToken(ctx: SaslContext, token: string, claimed: string | undefined): Promise<TokenVerdict> {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TokenVerdict } from '../auth/types.js';
-import type { SaslContext, SaslStep } from './mechanism.js';
+import type { TokenVerdict } from '../core/credentials.js';
+import type { SaslContext, SaslStep } from '../core/sasl.js';
 import { xOauth2Mechanism } from './x-oauth2.js';
 import { HOST, condition, ok, saslContext, tokenTable } from './testing.js';
 

@@ -3,10 +3,12 @@
 // password. The token travels in the clear inside the stream, so TLS is required;
 // what the server stores is up to the token verifier (a hash of a local token, or
 // only a key to check JWT signatures). No mutual authentication.
-import type { SaslContext, SaslMechanism, SaslStep } from './mechanism.js';
-import { authzidMatches, decodeUtf8, failure, splitPlainMessage } from './common.js';
+import type { SaslContext, SaslMechanism, SaslStep } from '../core/sasl.js';
+import { decodeUtf8, failure, splitPlainMessage } from './common.js';
+import { authzidMatches } from '../core/identity.js';
 import { SingleResponseExchange } from './single-response.js';
-import { claimedLocalpart, verifyToken } from './token-common.js';
+import { verifyToken } from './token-common.js';
+import { claimedLocalpart } from '../core/identity.js';
 
 export function xOauth2Mechanism(): SaslMechanism {
   return {

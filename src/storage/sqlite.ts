@@ -15,7 +15,7 @@ const BUSY_TIMEOUT_MS = 5000;
 
 /** Opens (creating if needed) the database at `path` and brings its schema up to date. `':memory:'` is accepted for tests. */
 export async function openSqliteStorage(path: string): Promise<Storage> {
-  return createSqlStorage(await openSqliteDatabase(path));
+  return createSqlStorage(await openSqliteDatabase(path), 'sqlite');
 }
 
 /** The Kysely instance behind openSqliteStorage, for callers (and tests) that need the database itself. */

@@ -1,18 +1,19 @@
-// Storage interfaces, one per concern. Modules and the SASL layer only see these;
-// the SQLite and PostgreSQL implementations live beside them (storage/sql/).
+// Storage interfaces, one per concern. Modules see these; the SASL layer sees
+// only the narrow contracts of core/credentials.ts, which these extend. The SQLite
+// and PostgreSQL implementations live beside them (storage/sql/).
+import type {
+  AccountDirectory,
+  CredentialStore,
+  LegacySaslMechanism,
+  LegacySaslSecret,
+  LegacySecretSource,
+  ScramCredentials,
+  TokenStore,
+} from '../core/credentials.js';
+import type { SqlHandle } from './sql/owned.js';
 
-/** The hash functions SCRAM is defined for here (RFC 5802, RFC 7677, and SHA-512 by the same construction). */
-export type ScramHash = 'SHA-1' | 'SHA-256' | 'SHA-512';
-export const SCRAM_HASHES: readonly ScramHash[] = ['SHA-1', 'SHA-256', 'SHA-512'];
-
-/** RFC 5802 §3: what a server keeps instead of the password. */
-export interface ScramCredentials {
-  hash: ScramHash;
-  salt: Buffer;
-  iterations: number;
-  storedKey: Buffer;
-  serverKey: Buffer;
-}
+export type { LegacySaslMechanism, LegacySaslSecret, ScramCredentials, ScramHash, StoredToken, TokenStore } from '../core/credentials.js';
+export { LEGACY_SASL_MECHANISMS, SCRAM_HASHES } from '../core/credentials.js';
 
 export interface Account {
   /** Domain part of the account's JID (a served host). */
@@ -22,29 +23,7 @@ export interface Account {
   createdAt: Date;
 }
 
-/** Mechanisms whose secrets cannot be derived from SCRAM credentials, so they are kept beside them. */
-export type LegacySaslMechanism = 'CRAM-MD5' | 'DIGEST-MD5';
-export const LEGACY_SASL_MECHANISMS: readonly LegacySaslMechanism[] = ['CRAM-MD5', 'DIGEST-MD5'];
-
-/**
- * A password-derived secret for CRAM-MD5 (RFC 2195) or DIGEST-MD5 (RFC 2831). Never
- * the password itself, but a password equivalent for that mechanism: whoever holds
- * it can log in with that mechanism (not with SCRAM or PLAIN).
- */
-export interface LegacySaslSecret {
-  mechanism: LegacySaslMechanism;
-  /** DIGEST-MD5: the realm the hash is for (a served domain); CRAM-MD5: ''. */
-  realm: string;
-  /**
-   * Which encoding of the strings went into the hash: DIGEST-MD5 'utf-8' or
-   * 'iso-8859-1' (RFC 2831 §2.1.2.1), CRAM-MD5 'hmac-md5-states'.
-   */
-  variant: string;
-  /** DIGEST-MD5: H(username:realm:password), 16 bytes; CRAM-MD5: HMAC-MD5 inner and outer states, 32 bytes. */
-  secret: Buffer;
-}
-
-export interface AccountStore {
+export interface AccountStore extends AccountDirectory, CredentialStore {
   /**
    * Creates the account with credentials for every hash (and, optionally, CRAM-MD5/DIGEST-MD5
    * secrets, in the same transaction); false when it already exists.
@@ -58,9 +37,7 @@ export interface AccountStore {
   setCredentials(host: string, username: string, credentials: ScramCredentials[], legacy?: LegacySaslSecret[]): Promise<boolean>;
   /** Removes the account and everything stored for it (roster, ...); false when it did not exist. */
   remove(host: string, username: string): Promise<boolean>;
-  exists(host: string, username: string): Promise<boolean>;
   list(host: string): Promise<Account[]>;
-  getScramCredentials(host: string, username: string, hash: ScramHash): Promise<ScramCredentials | undefined>;
 }
 
 /** RFC 6121 §2.1.2.5 */
@@ -97,26 +74,6 @@ export interface RosterStore {
     username: string,
     version: string,
   ): Promise<{ version: string; changes: (RosterItem | { jid: string; subscription: 'remove' })[] } | undefined>;
-}
-
-/** XEP-0160: one message kept for a user who had no available resource. */
-export interface OfflineMessage {
-  /** Increases with arrival order for one user; opaque otherwise. */
-  id: string;
-  /** The whole message stanza, serialised as XML. */
-  stanza: string;
-  storedAt: Date;
-}
-
-export interface OfflineStore {
-  /**
-   * Appends a message unless the user already has `limit` stored (XEP-0160 §2: a full queue
-   * means service-unavailable); returns whether it was stored. Throws for an unknown account.
-   */
-  push(host: string, username: string, stanza: string, limit: number): Promise<boolean>;
-  /** Removes and returns every stored message, oldest first; each message is returned by one call only. */
-  take(host: string, username: string): Promise<OfflineMessage[]>;
-  count(host: string, username: string): Promise<number>;
 }
 
 /** XEP-0054: a user's vCard as stored. */
@@ -174,35 +131,9 @@ export interface BlockingStore {
 }
 
 /** Reads the CRAM-MD5/DIGEST-MD5 secrets that AccountStore.create/setCredentials write. */
-export interface LegacySecretStore {
-  /** Every stored variant for this account, mechanism and realm (empty when there is none). */
-  get(host: string, username: string, mechanism: LegacySaslMechanism, realm: string): Promise<LegacySaslSecret[]>;
+export interface LegacySecretStore extends LegacySecretSource {
   /** Accounts of `host` with no secret for `mechanism` (for `realm`, when given): they cannot use it yet. */
   accountsWithout(host: string, mechanism: LegacySaslMechanism, realm?: string): Promise<string[]>;
-}
-
-/** An opaque access token issued by `shoal token issue` (tokens: local), as stored: never the token itself. */
-export interface StoredToken {
-  /** Public identifier, shown by `shoal token list` and part of the token text; not a secret. */
-  id: string;
-  host: string;
-  username: string;
-  /** OAuth-style scope values (RFC 6749 §3.3). */
-  scope: string[];
-  createdAt: Date;
-  expiresAt?: Date;
-  revokedAt?: Date;
-}
-
-export interface TokenStore {
-  /** Stores a new token by the SHA-256 of its text. Throws for an unknown account. */
-  add(token: StoredToken, hash: Buffer): Promise<void>;
-  /** The token whose text hashes to `hash`, revoked or expired ones included (the caller decides). */
-  findByHash(hash: Buffer): Promise<StoredToken | undefined>;
-  /** Marks the token revoked; false when there is no such token or it was already revoked. */
-  revoke(id: string, at?: Date): Promise<boolean>;
-  /** The account's tokens, oldest first. */
-  list(host: string, username: string): Promise<StoredToken[]>;
 }
 
 export interface Storage {
@@ -210,8 +141,9 @@ export interface Storage {
   legacySecrets: LegacySecretStore;
   tokens: TokenStore;
   roster: RosterStore;
-  offline: OfflineStore;
   vcard: VCardStore;
   blocking: BlockingStore;
+  /** The SQL database itself, for modules that own their tables (sql/owned.ts). */
+  readonly sql: SqlHandle;
   close(): Promise<void>;
 }

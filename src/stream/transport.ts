@@ -2,7 +2,7 @@
 // is the one here; WebSocket (RFC 7395) and BOSH plug in behind the same interface.
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
-import type { ChannelBindingType } from '../sasl/mechanism.js';
+import type { ChannelBindingType } from '../core/sasl.js';
 
 export interface TransportHandler {
   data(chunk: Buffer): void;

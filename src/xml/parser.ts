@@ -7,7 +7,12 @@
 // declarations ('restricted-xml'), and the size limit per stanza.
 import { SaxesParser, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
-import type { StreamErrorCondition } from '../stream/errors.js';
+
+/**
+ * The stream error conditions (RFC 6120 §4.9.3) the parser itself can detect; the
+ * stream layer sends them as stream errors. Kept here so that xml/ depends on nothing above it.
+ */
+export type ParseErrorCondition = 'bad-format' | 'not-well-formed' | 'policy-violation' | 'restricted-xml' | 'unsupported-encoding';
 
 export interface StreamHeader {
   /** Local name of the root element (must be 'stream'). */
@@ -26,7 +31,7 @@ export interface StreamParserHandler {
   /** Whitespace between top-level elements: a keepalive (RFC 6120 §4.6.1). */
   whitespace(): void;
   streamEnd(): void;
-  error(condition: StreamErrorCondition, text: string): void;
+  error(condition: ParseErrorCondition, text: string): void;
 }
 
 export interface StreamParserOptions {
@@ -127,7 +132,7 @@ export class StreamParser {
     this.handler.element(el);
   }
 
-  private fail(condition: StreamErrorCondition, text: string): void {
+  private fail(condition: ParseErrorCondition, text: string): void {
     if (this.failed) return;
     this.failed = true;
     this.pending = undefined;

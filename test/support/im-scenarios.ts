@@ -23,6 +23,7 @@ import {
   type RosterItemView,
   type StanzaView,
 } from './im-clients.js';
+import type { OfflineApi } from '../../src/modules/offline/offline.js';
 
 export interface ImEnv {
   srv: TestServer;
@@ -465,7 +466,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
     const sentAfter = Date.now() - 1000;
     for (const [i, body] of ['first', 'second', 'third'].entries()) await alice.message(bobBare, body, { id: `off-${i}` });
     await alice.ping();
-    assert.equal(await env().srv.server.storage.offline.count('localhost', u.bob), 3);
+    assert.equal(await env().srv.server.module<OfflineApi>('offline').count('localhost', u.bob), 3);
     assert.equal(alice.count((s) => s.kind === 'message' && s.type === 'error'), 0, 'nothing bounced');
 
     // XEP-0160 §2: not at bind, at initial presence.
@@ -489,7 +490,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
       assert.ok(stamp >= last, 'stamps do not go backwards');
       last = stamp;
     }
-    assert.equal(await env().srv.server.storage.offline.count('localhost', u.bob), 0, 'removed once delivered');
+    assert.equal(await env().srv.server.module<OfflineApi>('offline').count('localhost', u.bob), 0, 'removed once delivered');
 
     // Now online: live delivery, no delay.
     await alice.message(bob.bare, 'live');
@@ -622,7 +623,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
     await alice.ping();
     assert.equal(alice.count(isMessage('let me in')), 0);
     // Nor is it stored for later.
-    assert.equal(await env().srv.server.storage.offline.count('localhost', u.alice), 0);
+    assert.equal(await env().srv.server.module<OfflineApi>('offline').count('localhost', u.alice), 0);
     // alice cannot message bob either: not-acceptable with <blocked/>.
     await alice.message(bob.bare, 'hello?');
     const refused = await alice.next((s) => s.kind === 'message' && s.type === 'error', 'the refusal');

@@ -3,16 +3,22 @@
 // clients send: nothing from a blocked JID reaches the user, and nothing the user
 // sends reaches a JID they blocked.
 //
-// Broadcast presence (no 'to') is the presence module's: it consults
-// storage.blocking itself. Here: messages, directed presence and IQs.
+// Both sides of the route: what a user sends to a JID they blocked is refused on
+// the sender's side; what a blocked JID sends to a user (from a client, a module
+// or a component) is stopped on the recipient's side. Presence the server sends
+// on a user's behalf (broadcasts, probe answers) asks mayExchange first, which
+// this module answers for both directions.
 import { randomBytes } from 'node:crypto';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { Jid, JidError, tryParseJid } from '../../jid/jid.js';
-import { StanzaError, errorReply } from '../../stream/errors.js';
-import { blocklistKeysFor, type RosterItem } from '../../storage/types.js';
-import type { Session } from '../../router/router.js';
-import type { IqRequest, Module, ServerApi } from '../api.js';
+import { StanzaError, errorReply } from '../../core/errors.js';
+import { blocklistKeysFor, type RosterItem, type Storage } from '../../storage/types.js';
+import type { Session } from '../../core/session.js';
+import type { AddressedStanza, IqRequest, RoutedStanza, ServerApi } from '../../core/api.js';
+import type { KeyedCache } from '../../core/cache.js';
+import { Priority } from '../../core/hooks.js';
+import type { Module } from '../api.js';
 
 /** XEP-0191 §9 (XMPP Registrar). */
 export const NS_BLOCKING = 'urn:xmpp:blocking';
@@ -36,20 +42,26 @@ export class BlockingModule {
    * The blocklist per bare JID, kept only while the user has a session (dropped with the last),
    * since every stanza to or from the user is checked against it.
    */
-  private readonly lists = new Map<string, Promise<Set<string>>>();
+  private readonly lists: KeyedCache<Set<string>>;
 
-  constructor(private readonly server: ServerApi) {}
+  constructor(
+    private readonly server: ServerApi,
+    private readonly storage: Storage,
+  ) {
+    this.lists = server.caches.define<Set<string>>('blocklist');
+  }
 
-  register(): void {
+  start(): void {
     const server = this.server;
     // XEP-0191 §3.1: the server advertises it; the account answers for it too.
     server.addFeature('server', NS_BLOCKING);
     server.addFeature('account', NS_BLOCKING);
     server.handleIq('account', NS_BLOCKING, 'get', (req) => this.getList(req));
     server.handleIq('account', NS_BLOCKING, 'set', (req) => this.command(req));
-    server.hookMessage((stanza, from) => (from ? this.enforce(stanza, from) : false));
-    server.hookPresence((stanza, from) => (from ? this.enforce(stanza, from) : false));
-    server.hookIq((stanza, from) => (from ? this.enforce(stanza, from) : false));
+    for (const kind of ['message', 'presence', 'iq'] as const) {
+      server.hookOutbound(kind, (ev) => this.refuseToBlocked(ev), Priority.POLICY);
+      server.hookInbound(kind, (ev) => this.stopFromBlocked(ev), Priority.POLICY);
+    }
     // XEP-0191 §3.3 / §3.4: neither side of a block sees the other's presence, whichever side blocked.
     server.addDeliveryFilter(async (from, to) => {
       if (from.bare.equals(to.bare)) return true;
@@ -59,7 +71,7 @@ export class BlockingModule {
     });
     server.on('session-ended', (session) => {
       const bare = session.jid.bareString();
-      if (server.router.getSessions(bare).length === 0) this.lists.delete(bare);
+      if (server.router.getSessions(bare).length === 0) this.lists.forget(bare);
     });
   }
 
@@ -67,25 +79,10 @@ export class BlockingModule {
   async isBlocked(user: Jid, jid: string): Promise<boolean> {
     const key = user.bareString();
     if (!this.lists.has(key) && this.server.router.getSessions(key).length === 0) {
-      return this.server.storage.blocking.isBlocked(user.domain, user.local, jid);
+      return this.storage.blocking.isBlocked(user.domain, user.local, jid);
     }
-    const list = await this.listOf(user);
+    const list = await this.lists.get(key, async () => new Set(await this.storage.blocking.list(user.domain, user.local)));
     return blocklistKeysFor(jid).some((k) => list.has(k));
-  }
-
-  private listOf(user: Jid): Promise<Set<string>> {
-    const key = user.bareString();
-    let list = this.lists.get(key);
-    if (!list) {
-      const loading = this.server.storage.blocking.list(user.domain, user.local).then((jids) => new Set(jids));
-      list = loading;
-      this.lists.set(key, loading);
-      // A failed read is not cached: the next stanza asks again.
-      loading.catch(() => {
-        if (this.lists.get(key) === loading) this.lists.delete(key);
-      });
-    }
-    return list;
   }
 
   // --- The protocol (XEP-0191 §3) ------------------------------------------------------
@@ -94,7 +91,7 @@ export class BlockingModule {
     // §3.2: a user's own blocklist, requested with no 'to'.
     if (!from.bare.equals(to)) throw new StanzaError('forbidden');
     if (payload.name !== 'blocklist') throw new StanzaError('bad-request', 'expected <blocklist/>');
-    const jids = await this.server.storage.blocking.list(to.domain, to.local);
+    const jids = await this.storage.blocking.list(to.domain, to.local);
     if (session) this.interested.add(session);
     return x('blocklist', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid })));
   }
@@ -102,7 +99,7 @@ export class BlockingModule {
   private async command({ from, to, payload }: IqRequest): Promise<void> {
     if (!from.bare.equals(to)) throw new StanzaError('forbidden');
     const user = to;
-    const store = this.server.storage.blocking;
+    const store = this.storage.blocking;
     if (payload.name === 'block') {
       const jids = itemJids(payload);
       // §3.3: a block without any item is a bad request.
@@ -137,13 +134,18 @@ export class BlockingModule {
   }
 
   private async updateCache(user: Jid, change: (list: Set<string>) => void): Promise<void> {
-    const cached = this.lists.get(user.bareString());
+    const key = user.bareString();
+    const cached = this.lists.peek(key);
     if (!cached) return;
+    let list: Set<string>;
     try {
-      change(await cached);
+      list = new Set(await cached);
     } catch {
       // The load failed and was dropped; the next check reads the store, which is current.
+      return;
     }
+    change(list);
+    this.lists.set(key, list);
   }
 
   /** §3.3 / §3.4: an IQ-set to every resource of the user that requested the blocklist. */
@@ -209,7 +211,7 @@ export class BlockingModule {
   ): Promise<void> {
     const mine = this.server.router.getSessions(user.bareString()).filter((s) => s.available);
     if (mine.length === 0) return;
-    const { items } = await this.server.storage.roster.get(user.domain, user.local);
+    const { items } = await this.storage.roster.get(user.domain, user.local);
     for (const item of items) {
       const contactBare = tryParseJid(item.jid);
       if (!contactBare) continue;
@@ -222,33 +224,33 @@ export class BlockingModule {
 
   // --- Enforcement ----------------------------------------------------------------------
 
-  /** Runs before routing of every message, directed presence and IQ a client sends. */
-  private async enforce(stanza: Element, from: Session): Promise<boolean> {
-    const toAttr = stanza.attrs.to;
-    if (toAttr === undefined) return false;
-    const to = tryParseJid(toAttr);
-    if (!to) return false;
-    const sender = from.jid;
+  /** Sender's side, §3.3: the user sends to a JID they blocked: not routed, not-acceptable with <blocked/>. */
+  private async refuseToBlocked(ev: RoutedStanza): Promise<boolean> {
+    const { stanza, to, session } = ev;
     // XEP-0191 §5 note: never between the user's own resources.
-    if (to.bare.equals(sender.bare)) return false;
+    if (!session || !to || to.bare.equals(ev.from.bare)) return false;
+    // The user's own server answering an IQ is not an exchange with the blocked domain.
+    if (ev.kind === 'iq' && to.local === '' && to.resource === '' && this.server.isLocalDomain(to.domain)) return false;
+    if (!(await this.isBlocked(ev.from.bare, to.toString()))) return false;
     const type = stanza.attrs.type;
-    const kind = stanza.name;
+    // No error answers an error (RFC 6120 §8.3.1), and an IQ result is not a request to refuse.
+    if (type !== 'error' && !(ev.kind === 'iq' && type === 'result')) session.send(blockedError(stanza));
+    return true;
+  }
 
-    // §3.3: the user sends to a JID they blocked: not routed, not-acceptable with <blocked/>.
-    if (await this.isBlocked(sender.bare, to.toString())) {
-      // No error answers an error (RFC 6120 §8.3.1), and an IQ result is not a request to refuse.
-      if (type !== 'error' && !(kind === 'iq' && type === 'result')) from.send(blockedError(stanza));
-      return true;
-    }
-
-    // §3.3: a blocked JID sends to the user: presence silently dropped, a message or an IQ
-    // get/set answered with service-unavailable (so the user appears offline), other IQs dropped.
-    if (to.local !== '' && this.server.isLocalDomain(to.domain) && (await this.isBlocked(to.bare, sender.toString()))) {
-      const answer = (kind === 'message' && type !== 'error') || (kind === 'iq' && (type === 'get' || type === 'set'));
-      if (answer) from.send(errorReply(stanza, new StanzaError('service-unavailable')));
-      return true;
-    }
-    return false;
+  /**
+   * Recipient's side, §3.3: a blocked JID sends to the user: presence silently dropped, a
+   * message or an IQ get/set answered with service-unavailable (so the user appears offline),
+   * other IQs dropped.
+   */
+  private async stopFromBlocked(ev: AddressedStanza): Promise<boolean> {
+    const { stanza, to, from } = ev;
+    if (to.bare.equals(from.bare)) return false;
+    if (!(await this.isBlocked(to.bare, from.toString()))) return false;
+    const type = stanza.attrs.type;
+    const answer = (ev.kind === 'message' && type !== 'error') || (ev.kind === 'iq' && (type === 'get' || type === 'set'));
+    if (answer) this.server.bounce(stanza, new StanzaError('service-unavailable'));
+    return true;
   }
 }
 
@@ -277,7 +279,7 @@ function addressed(presence: Element, to: Jid): Element {
 
 export const blockingModule: Module = {
   name: 'blocking',
-  register(server) {
-    new BlockingModule(server).register();
+  start({ server, storage }) {
+    new BlockingModule(server, storage).start();
   },
 };

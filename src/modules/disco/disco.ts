@@ -1,13 +1,13 @@
 // XEP-0030 Service Discovery for the server's domain and for accounts.
 import { x } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
-import { StanzaError } from '../../stream/errors.js';
+import { StanzaError } from '../../core/errors.js';
 import { SERVER_NAME } from '../../version.js';
 import type { Module } from '../api.js';
 
 export const discoModule: Module = {
   name: 'disco',
-  register(server) {
+  start({ server }) {
     server.addFeature('server', NS.DISCO_INFO);
     server.addFeature('server', NS.DISCO_ITEMS);
     server.addFeature('account', NS.DISCO_INFO);
@@ -24,9 +24,10 @@ export const discoModule: Module = {
         ...[...server.features('server')].sort().map((v) => x('feature', NS.DISCO_INFO, { var: v })),
       );
     });
-    server.handleIq('server', NS.DISCO_ITEMS, 'get', ({ payload }) => {
+    // XEP-0030 §4: the services under this host (group chat, upload, components).
+    server.handleIq('server', NS.DISCO_ITEMS, 'get', ({ payload, to }) => {
       if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
-      return x('query', NS.DISCO_ITEMS);
+      return x('query', NS.DISCO_ITEMS, {}, ...server.services(to.domain).map((s) => x('item', NS.DISCO_ITEMS, { jid: s.domain, name: s.name })));
     });
 
     // XEP-0030 §3.1 / RFC 6121: the server answers for an account: identity account/registered.

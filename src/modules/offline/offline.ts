@@ -1,12 +1,16 @@
 // XEP-0160 offline messages: a chat or normal message for an account with no
-// available resource (RFC 6121 §8.5.2.2.1) is stored with a XEP-0203 delay and
-// delivered, in order, when the user next sends non-negative initial presence.
+// available resource (RFC 6121 §8.5.2.2.1), or one that a session could no longer
+// take, is stored with a XEP-0203 delay and delivered, in order, when the user
+// next sends non-negative initial presence. A stored message leaves storage only
+// once it was handed to an open connection.
 import { x, type Element } from '../../xml/element.js';
-import { Jid } from '../../jid/jid.js';
-import type { Session } from '../../router/router.js';
-import { blocklistKeysFor } from '../../storage/types.js';
-import type { Module, ServerApi } from '../api.js';
+import type { Session } from '../../core/session.js';
+import type { AddressedStanza, ServerApi } from '../../core/api.js';
+import { Priority } from '../../core/hooks.js';
+import { blocklistKeysFor, type Storage } from '../../storage/types.js';
 import { loadXml, storeXml } from '../../xml/stored.js';
+import type { Module } from '../api.js';
+import { SqlOfflineStore, type OfflineStore } from './store.js';
 
 /** XEP-0160 §4 */
 export const MSGOFFLINE_FEATURE = 'msgoffline';
@@ -16,6 +20,15 @@ export const NS_DELAY = 'urn:xmpp:delay';
 export const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
 /** XEP-0334 */
 export const NS_HINTS = 'urn:xmpp:hints';
+
+/** Messages read from storage per round of a delivery. */
+const BATCH = 100;
+
+/** What the offline module offers other modules and operators' tools. */
+export interface OfflineApi {
+  /** How many messages are stored for the account. */
+  count(host: string, username: string): Promise<number>;
+}
 
 /**
  * XEP-0085 "Syntax of Notifications" rule 3: a standalone notification holds the chat state
@@ -28,33 +41,39 @@ export function isStandaloneChatState(message: Element): boolean {
 }
 
 export class OfflineModule {
-  constructor(private readonly server: ServerApi) {}
+  /** One delivery at a time per account, so two sessions never both get the same message. */
+  private readonly delivering = new Map<string, Promise<void>>();
 
-  register(): void {
+  constructor(
+    private readonly server: ServerApi,
+    private readonly storage: Storage,
+    private readonly store: OfflineStore,
+  ) {}
+
+  start(): void {
     this.server.addFeature('server', MSGOFFLINE_FEATURE);
-    this.server.setOfflineHandler((message) => this.store(message));
+    this.server.hookUndeliverable((ev) => (ev.kind === 'message' ? this.keep(ev) : false), Priority.DEFAULT);
     this.server.on('initial-presence', (session) => this.deliver(session));
     // XEP-0160 §2 step 5: "next sends non-negative available presence" also covers a resource
-    // that went from a negative priority to a non-negative one.
-    this.server.hookPresence((stanza, from) => {
-      if (from && from.available && from.priority < 0 && stanza.attrs.type === undefined && stanza.attrs.to === undefined) {
-        const p = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
-        // After this presence is processed (the presence module records the new priority).
-        if (Number.isFinite(p) && p >= 0 && p <= 127) setImmediate(() => void this.deliver(from).catch((err: unknown) => this.logDeliveryError(err)));
-      }
-      return false;
-    });
+    // that went from a negative priority to a non-negative one. Runs before the presence
+    // module's handler; the delivery waits for it to record the new priority.
+    this.server.hookOutbound(
+      'presence',
+      ({ stanza, session: from }) => {
+        if (from && from.available && from.priority < 0 && stanza.attrs.type === undefined && stanza.attrs.to === undefined) {
+          const p = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
+          if (Number.isFinite(p) && p >= 0 && p <= 127) setImmediate(() => this.server.track(this.deliver(from), 'delivering offline messages'));
+        }
+        return false;
+      },
+      Priority.STAMP,
+    );
   }
 
-  private logDeliveryError(err: unknown): void {
-    this.server.log.error({ err }, 'delivering offline messages failed');
-  }
-
-  /** Returns false when the message is not stored, so that the dispatcher bounces it (XEP-0160 §2). */
-  async store(message: Element): Promise<boolean> {
-    const toAttr = message.attrs.to;
-    if (toAttr === undefined) return false;
-    const user = Jid.parse(toAttr).bare;
+  /** Keeps a message nobody could take; false when it is not stored, so that the sender gets an error (XEP-0160 §2). */
+  private async keep(ev: AddressedStanza): Promise<boolean> {
+    const message = ev.stanza;
+    const user = ev.to.bare;
     // Nothing to keep: the notification is stale by the time anyone reads it. Dropped, not bounced,
     // so the sender's client does not report a failed delivery for a typing indicator.
     if (isStandaloneChatState(message)) return true;
@@ -66,7 +85,7 @@ export class OfflineModule {
     stored.append(x('delay', NS_DELAY, { from: user.domain, stamp: new Date().toISOString() }, 'Offline Storage'));
     let ok: boolean;
     try {
-      ok = await this.server.storage.offline.push(user.domain, user.local, storeXml(stored), this.server.config.offline.max_per_user);
+      ok = await this.store.push(user.domain, user.local, storeXml(stored), this.server.config.offline.max_per_user);
     } catch (err) {
       // E.g. the account was removed meanwhile: a bounce is the honest answer.
       this.server.log.error({ err, user: user.toString() }, 'storing an offline message failed');
@@ -74,7 +93,7 @@ export class OfflineModule {
     }
     if (!ok) return false;
     // A resource may have become available between the dispatcher's check and the store; it
-    // would otherwise wait for the next login. `take` is atomic, so this never duplicates.
+    // would otherwise wait for the next login.
     const ready = this.server.router.getSessions(user.toString()).filter((s) => s.available && s.priority >= 0);
     let best: Session | undefined;
     for (const s of ready) if (!best || s.priority > best.priority) best = s;
@@ -82,35 +101,62 @@ export class OfflineModule {
     return true;
   }
 
-  /** Sends every stored message to the session, oldest first, removing them from storage. */
-  async deliver(session: Session): Promise<void> {
+  /** Sends every stored message to the session, oldest first, removing each once it went out. */
+  deliver(session: Session): Promise<void> {
+    const key = session.jid.bareString();
+    const previous = this.delivering.get(key) ?? Promise.resolve();
+    const run = previous.then(() => this.deliverNow(session));
+    const settled = run.catch(() => undefined);
+    this.delivering.set(key, settled);
+    void settled.then(() => {
+      if (this.delivering.get(key) === settled) this.delivering.delete(key);
+    });
+    return run;
+  }
+
+  private async deliverNow(session: Session): Promise<void> {
     // XEP-0160 §2 step 5: only non-negative presence; negative-priority resources never get
     // messages for the bare JID (RFC 6121 §8.5.2.1.1).
     if (!session.available || session.priority < 0) return;
     if (this.server.router.getSession(session.jid.toString()) !== session) return;
     const user = session.jid.bare;
-    const messages = await this.server.storage.offline.take(user.domain, user.local);
-    if (messages.length === 0) return;
     // XEP-0191 §3.3: once a JID is blocked nothing from it is delivered, stored messages included.
-    const blocked = new Set(await this.server.storage.blocking.list(user.domain, user.local));
-    for (const m of messages) {
-      let stanza: Element;
-      try {
-        stanza = loadXml(m.stanza);
-      } catch (err) {
-        this.server.log.error({ err, user: user.toString(), id: m.id }, 'dropping an unreadable offline message');
-        continue;
+    const blocked = new Set(await this.storage.blocking.list(user.domain, user.local));
+    for (;;) {
+      const batch = await this.store.list(user.domain, user.local, BATCH);
+      const done: string[] = [];
+      let stopped = false;
+      for (const m of batch) {
+        let stanza: Element;
+        try {
+          stanza = loadXml(m.stanza);
+        } catch (err) {
+          this.server.log.error({ err, user: user.toString(), id: m.id }, 'dropping an unreadable offline message');
+          done.push(m.id);
+          continue;
+        }
+        const from = stanza.attrs.from;
+        if (from === undefined || blocked.size === 0 || !blocklistKeysFor(from).some((k) => blocked.has(k))) {
+          if (!session.trySend(stanza)) {
+            // The connection is gone: what was not written stays for the next login.
+            stopped = true;
+            break;
+          }
+        }
+        done.push(m.id);
       }
-      const from = stanza.attrs.from;
-      if (from !== undefined && blocked.size > 0 && blocklistKeysFor(from).some((k) => blocked.has(k))) continue;
-      session.send(stanza);
+      await this.store.remove(user.domain, user.local, done);
+      if (stopped || batch.length < BATCH) return;
     }
   }
 }
 
 export const offlineModule: Module = {
   name: 'offline',
-  register(server) {
-    new OfflineModule(server).register();
+  async start({ server, storage }) {
+    const store = await SqlOfflineStore.open(storage.sql);
+    new OfflineModule(server, storage, store).start();
+    const api: OfflineApi = { count: (host, username) => store.count(host, username) };
+    return { api };
   },
 };

@@ -5,7 +5,7 @@ import type { Module } from '../api.js';
 
 export const pingModule: Module = {
   name: 'ping',
-  register(server) {
+  start({ server }) {
     // XEP-0199 §4.2 (client-to-server) and §4.4: an empty result is the pong.
     server.handleIq('server', NS.PING, 'get', () => undefined);
     server.addFeature('server', NS.PING);

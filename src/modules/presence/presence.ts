@@ -1,33 +1,47 @@
-// RFC 6121 §3 (subscriptions) and §4 (presence): the subscription state machine
-// kept in the roster, initial presence with local probes, broadcasts, directed
-// presence, and the unavailable broadcast when a session ends however it ends.
+// RFC 6121 §3 (subscriptions) and §4 (presence) on both sides of the route:
+// what a user's client sends (outbound: the user's roster changes, then the
+// stanza is routed) and what reaches a user (inbound: the contact's roster
+// changes, then the contact's resources get it). The state machine itself is
+// in subscription.ts. Also: initial presence with local probes, broadcasts,
+// directed presence, and the unavailable broadcast when a session ends however
+// it ends.
 //
-// Every contact here is local (no server-to-server yet), so "routing to the
-// contact's server" is a direct call of the inbound handler, and a probe is
-// answered from the router's registry without any stanza round trip.
+// Every contact is local for now (no server-to-server yet), so the probes of
+// initial presence are answered from the router's registry without a stanza
+// round trip; everything sent goes through the router, so the recipient's side
+// policy (blocking) applies to it as to any stanza.
 import { Element, x } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { Jid } from '../../jid/jid.js';
-import type { RosterItem } from '../../storage/types.js';
-import type { Session } from '../../router/router.js';
-import type { Module, ServerApi } from '../api.js';
-import { isPendingOnly, onRosterItemRemoved, pushRosterChange } from '../roster/roster.js';
-
-type SubscriptionType = 'subscribe' | 'subscribed' | 'unsubscribe' | 'unsubscribed';
-const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
-
-function newItem(jid: string): RosterItem {
-  return { jid, subscription: 'none', ask: false, pendingIn: false, approved: false, groups: [] };
-}
+import type { RosterItem, Storage } from '../../storage/types.js';
+import type { AddressedStanza, RoutedStanza, ServerApi } from '../../core/api.js';
+import type { Session } from '../../core/session.js';
+import { Priority } from '../../core/hooks.js';
+import type { Module } from '../api.js';
+import type { RosterApi } from '../roster/api.js';
+import {
+  NO_SUBSCRIPTION,
+  SUBSCRIPTION_TYPES,
+  inbound,
+  outbound,
+  subscribedFrom,
+  subscribedTo,
+  type SubscriptionState,
+  type SubscriptionType,
+} from './subscription.js';
 
 /** An item with no subscription, request, pre-approval, name or group carries no information. */
 const isEmpty = (i: RosterItem): boolean =>
   i.subscription === 'none' && !i.ask && !i.pendingIn && !i.approved && i.name === undefined && i.groups.length === 0;
 
-/** The user's contacts entitled to see their presence (RFC 6121 §4.2.2: 'from' or 'both'). */
-const subscribedFrom = (i: RosterItem): boolean => i.subscription === 'from' || i.subscription === 'both';
-/** The contacts whose presence the user receives (RFC 6121 §4.2.3: 'to' or 'both'). */
-const subscribedTo = (i: RosterItem): boolean => i.subscription === 'to' || i.subscription === 'both';
+function stateOf(item: RosterItem | undefined): SubscriptionState {
+  return item ?? NO_SUBSCRIPTION;
+}
+
+function withState(current: RosterItem | undefined, jid: string, state: SubscriptionState): RosterItem {
+  const base: RosterItem = current ?? { jid, subscription: 'none', ask: false, pendingIn: false, approved: false, groups: [] };
+  return { ...base, subscription: state.subscription, ask: state.ask, pendingIn: state.pendingIn, approved: state.approved };
+}
 
 export class PresenceModule {
   /** RFC 6121 §4.6: full JIDs a session sent directed available presence to (outside its subscribers). */
@@ -35,35 +49,55 @@ export class PresenceModule {
   /** Sessions whose end already produced an unavailable broadcast. */
   private readonly announcedGone = new WeakSet<Session>();
 
-  constructor(private readonly server: ServerApi) {}
+  constructor(
+    private readonly server: ServerApi,
+    private readonly storage: Storage,
+    private readonly roster: RosterApi,
+  ) {}
 
-  register(): void {
+  start(): void {
     const server = this.server;
     server.addFeature('account', NS.PRE_APPROVAL);
     // RFC 6121 §3.4.1: pre-approval is a stream feature.
     server.addStreamFeature(x('sub', NS.PRE_APPROVAL));
-    server.hookPresence((stanza, from) => (from ? this.fromClient(stanza, from) : false));
-    onRosterItemRemoved(server, (user, item) => this.itemRemoved(user, item));
+    server.hookOutbound('presence', (ev) => this.fromClient(ev), Priority.HANDLER);
+    server.hookInbound('presence', (ev) => this.toAccount(ev), Priority.HANDLER);
+    this.roster.onItemRemoved((user, item) => this.itemRemoved(user, item));
     // RFC 6121 §4.5.2 and the seed: an abrupt disconnect is treated as unavailable presence.
     server.on('session-ended', (session) => (session.available ? this.goUnavailable(session, undefined) : undefined));
   }
 
-  private async fromClient(stanza: Element, session: Session): Promise<boolean> {
+  /** Sender's side: presence from one of our clients. */
+  private async fromClient(ev: RoutedStanza): Promise<boolean> {
+    const { stanza, session, to } = ev;
+    if (!session) return false;
     const type = stanza.attrs.type;
-    const toAttr = stanza.attrs.to;
     if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
-      if (toAttr === undefined) return true;
-      await this.outboundSubscription(session.jid.bare, Jid.parse(toAttr).bare, type as SubscriptionType, stanza);
+      if (to !== undefined) await this.outboundSubscription(session.jid.bare, to.bare, type as SubscriptionType, stanza);
       return true;
     }
     if (type === 'probe') {
-      if (toAttr !== undefined) await this.answerProbe(session, Jid.parse(toAttr).bare);
-      return true;
+      // RFC 6121 §4.3: answered by the contact's side like any probe (a client should not send one).
+      return false;
     }
-    if (toAttr !== undefined) return this.directedPresence(stanza, session, type);
+    if (to !== undefined) return this.directedPresence(stanza, session, to, type);
     if (type === undefined) await this.available(stanza, session);
     else if (type === 'unavailable') await this.goUnavailable(session, stanza);
     return true;
+  }
+
+  /** Recipient's side: presence for one of our accounts, from anyone. */
+  private async toAccount(ev: AddressedStanza): Promise<boolean> {
+    const type = ev.stanza.attrs.type;
+    if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
+      await this.inboundSubscription(ev.to.bare, ev.from.bare, type as SubscriptionType, ev.stanza);
+      return true;
+    }
+    if (type === 'probe') {
+      await this.answerProbe(ev.to.bare, ev.from);
+      return true;
+    }
+    return false;
   }
 
   // --- Presence broadcast (RFC 6121 §4) ---------------------------------------
@@ -71,22 +105,21 @@ export class PresenceModule {
   private async available(stanza: Element, session: Session): Promise<void> {
     const initial = !session.available;
     const p = Number.parseInt(stanza.getChildText('priority') ?? '0', 10);
-    session.priority = Number.isFinite(p) && p >= -128 && p <= 127 ? p : 0;
-    session.available = true;
+    const priority = Number.isFinite(p) && p >= -128 && p <= 127 ? p : 0;
     const user = session.jid.bare;
     const broadcast = stanza.clone();
     delete broadcast.attrs.to;
     broadcast.attrs.from = session.jid.toString();
-    session.presence = broadcast;
-    const items = (await this.server.storage.roster.get(user.domain, user.local)).items;
+    this.server.router.setPresence(session, { presence: broadcast, priority });
+    const items = (await this.storage.roster.get(user.domain, user.local)).items;
     // §4.2.2 / §4.4.2: to every available resource of contacts subscribed to the user, and the user's other resources.
     await this.broadcast(broadcast, session, items);
     if (!initial) return;
     // §4.2.3: the server probes the contacts the user is subscribed to; for local contacts the
     // answer is their sessions' last presence, sent at once.
-    for (const item of items) if (subscribedTo(item)) await this.sendPresencesOf(item.jid, session);
+    for (const item of items) if (subscribedTo(item)) await this.sendPresencesOf(item.jid, session.jid);
     for (const other of this.server.router.getSessions(user.bareString())) {
-      if (other !== session && other.available && other.presence) session.send(this.addressed(other.presence, session.jid));
+      if (other !== session && other.available && other.presence) session.send(addressed(other.presence, session.jid));
     }
     // §3.1.3: subscription requests that arrived while the user was offline are delivered now
     // (XEP-0191: not those from a blocked JID).
@@ -102,21 +135,20 @@ export class PresenceModule {
     for (const item of items) {
       if (!subscribedFrom(item)) continue;
       for (const s of this.server.router.getSessions(item.jid)) {
-        if (s.available && (await this.server.mayExchange(from.jid, s.jid))) s.send(this.addressed(presence, s.jid));
+        if (s.available && (await this.server.mayExchange(from.jid, s.jid))) await this.send(presence, from.jid, s.jid);
       }
     }
     // §4.2.2 / §4.4.2 / §4.5.2: every available resource of the user, including the one that
     // sent it (a session going unavailable still hears its own unavailable while connected).
     for (const s of this.server.router.getSessions(from.jid.bareString())) {
-      if (s.available || s === from) s.send(this.addressed(presence, s.jid));
+      if (s.available || s === from) s.send(addressed(presence, s.jid));
     }
   }
 
   /** §4.5: unavailable from the client (stanza given) or because the session ended (undefined). */
   private async goUnavailable(session: Session, stanza: Element | undefined): Promise<void> {
     const wasAvailable = session.available;
-    session.available = false;
-    session.presence = undefined;
+    this.server.router.setPresence(session, { presence: undefined, priority: 0 });
     if (!stanza && this.announcedGone.has(session)) return;
     this.announcedGone.add(session);
     const user = session.jid.bare;
@@ -125,236 +157,150 @@ export class PresenceModule {
     unavailable.attrs.from = session.jid.toString();
     unavailable.attrs.type = 'unavailable';
     if (wasAvailable) {
-      const items = (await this.server.storage.roster.get(user.domain, user.local)).items;
+      const items = (await this.storage.roster.get(user.domain, user.local)).items;
       await this.broadcast(unavailable, session, items);
     }
     // §4.6.3: everyone who got directed presence hears that we left.
     const directed = this.directed.get(session);
     if (directed) {
-      for (const full of directed) this.deliverTo(full, unavailable);
+      for (const full of directed) this.sendLater(unavailable, session.jid, full);
       this.directed.delete(session);
     }
     if (stanza) this.announcedGone.delete(session);
   }
 
-  /** §4.6: presence addressed to a specific JID. */
-  private async directedPresence(stanza: Element, session: Session, type: string | undefined): Promise<boolean> {
-    const to = Jid.parse(stanza.attrs.to!);
-    if (type !== undefined && type !== 'unavailable') return false; // errors etc.: default routing
+  /** §4.6: presence addressed to a specific JID; the default routing delivers it. */
+  private async directedPresence(stanza: Element, session: Session, to: Jid, type: string | undefined): Promise<boolean> {
+    if (type !== undefined && type !== 'unavailable') return false; // errors etc.
     const user = session.jid.bare;
-    const item = await this.server.storage.roster.getItem(user.domain, user.local, to.bareString());
+    const item = await this.storage.roster.getItem(user.domain, user.local, to.bareString());
     const covered = item !== undefined && subscribedFrom(item) && session.available;
     let set = this.directed.get(session);
     if (type === undefined && !covered) {
       if (!set) this.directed.set(session, (set = new Set()));
       set.add(to.toString());
     } else if (type === 'unavailable') set?.delete(to.toString());
-    return false; // delivered by the default routing
+    return false;
   }
 
-  /** §4.3: a probe from one of our users about a contact. */
-  private async answerProbe(session: Session, contact: Jid): Promise<void> {
-    const user = session.jid.bare;
-    const item = await this.server.storage.roster.getItem(user.domain, user.local, contact.bareString());
-    // §4.3.2: only a subscriber learns the contact's presence.
-    if (!item || !subscribedTo(item)) return;
-    if (!(await this.sendPresencesOf(contact.bareString(), session))) {
-      session.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.bareString(), to: session.jid.toString() }));
+  /** §4.3.2: a probe for one of our users (`contact`) from `prober`; only a subscriber learns anything. */
+  private async answerProbe(contact: Jid, prober: Jid): Promise<void> {
+    const item = await this.storage.roster.getItem(contact.domain, contact.local, prober.bareString());
+    if (!item || !subscribedFrom(item)) return;
+    if (!(await this.sendPresencesOf(contact.bareString(), prober))) {
+      await this.server.routeTo(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.bareString(), to: prober.toString() }), contact, prober);
     }
   }
 
   /** Sends `to` the current presence of every available resource of `bare`; false when none is. */
-  private async sendPresencesOf(bare: string, to: Session): Promise<boolean> {
+  private async sendPresencesOf(bare: string, to: Jid): Promise<boolean> {
     let any = false;
     for (const s of this.server.router.getSessions(bare)) {
-      if (s.available && s.presence && (await this.server.mayExchange(s.jid, to.jid))) {
-        to.send(this.addressed(s.presence, to.jid));
+      if (s.available && s.presence && (await this.server.mayExchange(s.jid, to))) {
+        await this.send(s.presence, s.jid, to);
         any = true;
       }
     }
     return any;
   }
 
-  private addressed(presence: Element, to: Jid): Element {
-    const copy = presence.clone();
-    copy.attrs.to = to.toString();
-    return copy;
+  /** Routes a copy of `presence` from `from` to `to`. */
+  private send(presence: Element, from: Jid, to: Jid): Promise<void> {
+    return this.server.routeTo(addressed(presence, to), from, to);
   }
 
-  private deliverTo(fullOrBare: string, stanza: Element): void {
-    const copy = stanza.clone();
-    copy.attrs.to = fullOrBare;
-    this.server.route(copy).catch((err: unknown) => this.server.log.error({ err }, 'presence delivery failed'));
+  /** Routes a copy of `presence` from `from` to `to` (a JID string), without waiting. */
+  private sendLater(presence: Element, from: Jid, to: string): void {
+    const copy = presence.clone();
+    copy.attrs.from = from.toString();
+    copy.attrs.to = to;
+    this.server.track(this.server.route(copy), 'presence delivery');
+  }
+
+  /** The current presence of each of `user`'s available resources, or unavailable from each, to `to`. */
+  private sendEachResource(user: Jid, to: Jid, what: 'presence' | 'unavailable'): void {
+    for (const s of this.server.router.getSessions(user.toString())) {
+      if (!s.available) continue;
+      const p = what === 'presence' ? s.presence : x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString() });
+      if (p) this.sendLater(p, s.jid, to.toString());
+    }
   }
 
   // --- Subscriptions (RFC 6121 §3) ---------------------------------------------
 
+  /** The user's side: `user` sends a subscription stanza to `contact`. */
   private async outboundSubscription(user: Jid, contact: Jid, type: SubscriptionType, stanza: Element): Promise<void> {
-    const roster = this.server.storage.roster;
     if (contact.equals(user)) return;
-    const current = await roster.getItem(user.domain, user.local, contact.toString());
-    const item = current ? { ...current } : newItem(contact.toString());
-    let changed = false;
-    switch (type) {
-      case 'subscribe':
-        // §3.1.2: mark the pending outbound request unless already subscribed.
-        if (!subscribedTo(item) && !item.ask) {
-          item.ask = true;
-          changed = true;
-        }
-        break;
-      case 'subscribed':
-        // §3.1.5 approve a pending request, or §3.4 pre-approve.
-        if (item.pendingIn) {
-          item.pendingIn = false;
-          item.subscription = item.subscription === 'to' ? 'both' : 'from';
-          changed = true;
-        } else if (!subscribedFrom(item)) {
-          if (!item.approved) {
-            item.approved = true;
-            await this.save(user, item);
-          }
-          return; // a pre-approval is not routed (§3.4.2)
-        } else return; // already subscribed: nothing to do (§3.1.5)
-        break;
-      case 'unsubscribe':
-        // §3.3.2
-        if (item.subscription === 'to' || item.subscription === 'both' || item.ask) {
-          item.subscription = item.subscription === 'both' ? 'from' : item.subscription === 'to' ? 'none' : item.subscription;
-          item.ask = false;
-          changed = true;
-        }
-        break;
-      case 'unsubscribed':
-        // §3.2.2: cancel the contact's subscription or deny a pending request.
-        if (subscribedFrom(item) || item.pendingIn || item.approved) {
-          item.subscription = item.subscription === 'both' ? 'to' : item.subscription === 'from' ? 'none' : item.subscription;
-          item.pendingIn = false;
-          item.approved = false;
-          changed = true;
-        }
-        break;
-    }
-    if (changed) {
-      if (current && isPendingOnly(current) && isEmpty(item)) {
+    const current = await this.storage.roster.getItem(user.domain, user.local, contact.toString());
+    const outcome = outbound(stateOf(current), type);
+    if (outcome.changed) {
+      const item = withState(current, contact.toString(), outcome.state);
+      if (current && this.roster.isPendingOnly(current) && isEmpty(item)) {
         // A denied request leaves nothing in the roster.
-        await roster.removeItem(user.domain, user.local, item.jid);
-      } else if (current || !isPendingOnly(item)) await this.save(user, item);
+        await this.storage.roster.removeItem(user.domain, user.local, item.jid);
+      } else if (current || !this.roster.isPendingOnly(item)) await this.save(user, item);
     }
+    if (!outcome.route) return;
     // §3.1.2 etc.: the user's server stamps the bare JID and routes to the contact.
     const out = x('presence', NS.CLIENT, { type, from: user.toString(), to: contact.toString() });
     if (stanza.attrs.id !== undefined) out.attrs.id = stanza.attrs.id;
     for (const c of stanza.children) if (typeof c !== 'string') out.append(c.clone());
-    if (type === 'subscribed' || type === 'unsubscribed') {
-      if (!changed) return; // §3.1.5 / §3.2.2: nothing to report, do not route
-      await this.inboundSubscription(contact, user, type, out);
-      if (type === 'subscribed') {
-        // §3.1.5: the new subscriber receives the user's current presence.
-        for (const s of this.server.router.getSessions(user.toString())) {
-          if (s.available && s.presence) this.deliverTo(contact.toString(), s.presence);
-        }
-      } else {
-        for (const s of this.server.router.getSessions(user.toString())) {
-          if (s.available) this.deliverTo(contact.toString(), x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString() }));
-        }
-      }
-      return;
-    }
-    await this.inboundSubscription(contact, user, type, out);
+    await this.server.routeTo(out, user, contact);
+    // §3.1.5: the new subscriber receives the user's current presence; §3.2.2: a former one, unavailable.
+    if (outcome.thenSend) this.sendEachResource(user, contact, outcome.thenSend);
   }
 
-  /** The contact's side: `contact` receives a subscription stanza from `user`. */
+  /** The contact's side: `contact`, one of our accounts, receives a subscription stanza from `user`. */
   private async inboundSubscription(contact: Jid, user: Jid, type: SubscriptionType, stanza: Element): Promise<void> {
-    if (!this.server.isLocalDomain(contact.domain)) return;
-    const roster = this.server.storage.roster;
-    const exists = await this.server.storage.accounts.exists(contact.domain, contact.local);
+    const exists = await this.storage.accounts.exists(contact.domain, contact.local);
     if (!exists) {
       // §3.1.3: no such contact: the request is answered with unsubscribed on its behalf.
-      if (type === 'subscribe') await this.inboundSubscription(user, contact, 'unsubscribed', x('presence', NS.CLIENT, { type: 'unsubscribed', from: contact.toString(), to: user.toString() }));
+      if (type === 'subscribe') await this.answerFor(contact, user, 'unsubscribed');
       return;
     }
-    const current = await roster.getItem(contact.domain, contact.local, user.toString());
-    const item = current ? { ...current } : newItem(user.toString());
-    switch (type) {
-      case 'subscribe':
-        if (subscribedFrom(item)) {
-          // §3.1.3: already approved: answer subscribed at once, do not bother the contact.
-          await this.answerFor(contact, user, 'subscribed');
-          return;
-        }
-        if (item.approved) {
-          // §3.4: pre-approved: complete the subscription without asking.
-          item.approved = false;
-          item.subscription = item.subscription === 'to' ? 'both' : 'from';
-          await this.save(contact, item);
-          await this.answerFor(contact, user, 'subscribed');
-          for (const s of this.server.router.getSessions(contact.toString())) {
-            if (s.available && s.presence) this.deliverTo(user.toString(), s.presence);
-          }
-          return;
-        }
-        if (item.pendingIn) return; // §3.1.3: a duplicate request is not delivered again
-        item.pendingIn = true;
-        await this.save(contact, item);
-        break;
-      case 'subscribed':
-        // §3.1.6: only meaningful when we asked.
-        if (!item.ask) return;
-        item.ask = false;
-        item.subscription = item.subscription === 'from' ? 'both' : 'to';
-        await this.save(contact, item);
-        break;
-      case 'unsubscribe':
-        // §3.3.3
-        if (!subscribedFrom(item) && !item.pendingIn) return;
-        item.subscription = item.subscription === 'both' ? 'to' : item.subscription === 'from' ? 'none' : item.subscription;
-        item.pendingIn = false;
-        await this.save(contact, item);
-        // The former subscriber no longer sees the contact online.
-        for (const s of this.server.router.getSessions(contact.toString())) {
-          if (s.available) this.deliverTo(user.toString(), x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString() }));
-        }
-        break;
-      case 'unsubscribed':
-        // §3.2.3
-        if (!subscribedTo(item) && !item.ask) return;
-        item.subscription = item.subscription === 'both' ? 'from' : item.subscription === 'to' ? 'none' : item.subscription;
-        item.ask = false;
-        await this.save(contact, item);
-        break;
-    }
+    const current = await this.storage.roster.getItem(contact.domain, contact.local, user.toString());
+    const outcome = inbound(stateOf(current), type);
+    if (outcome.changed) await this.save(contact, withState(current, user.toString(), outcome.state));
+    if (outcome.reply) await this.answerFor(contact, user, outcome.reply);
+    if (outcome.thenSend) this.sendEachResource(contact, user, outcome.thenSend);
+    if (!outcome.deliver) return;
     // §3.1.3 / §3.1.6 / §3.2.3 / §3.3.3: every available resource of the contact gets it.
-    for (const s of this.server.router.getSessions(contact.toString())) if (s.available) s.send(this.addressed(stanza, s.jid));
+    for (const s of this.server.router.getSessions(contact.toString())) if (s.available) s.send(addressed(stanza, s.jid));
   }
 
-  /** A subscription answer generated by the server on the contact's behalf. */
-  private async answerFor(contact: Jid, user: Jid, type: 'subscribed' | 'unsubscribed'): Promise<void> {
-    await this.inboundSubscription(user, contact, type, x('presence', NS.CLIENT, { type, from: contact.toString(), to: user.toString() }));
+  /** A subscription answer generated by the server on the contact's behalf, routed to the user. */
+  private answerFor(contact: Jid, user: Jid, type: 'subscribed' | 'unsubscribed'): Promise<void> {
+    return this.server.routeTo(x('presence', NS.CLIENT, { type, from: contact.toString(), to: user.toString() }), contact, user);
   }
 
   private async save(user: Jid, item: RosterItem): Promise<void> {
-    const version = await this.server.storage.roster.setItem(user.domain, user.local, item);
-    if (!isPendingOnly(item)) pushRosterChange(this.server, user, item, version);
+    const version = await this.storage.roster.setItem(user.domain, user.local, item);
+    if (!this.roster.isPendingOnly(item)) this.roster.push(user, item, version);
   }
 
   /** RFC 6121 §2.5.2: removing an item cancels the subscriptions in both directions. */
   private async itemRemoved(user: Jid, removed: RosterItem): Promise<void> {
     const contact = Jid.parse(removed.jid);
     if (removed.subscription === 'to' || removed.subscription === 'both' || removed.ask) {
-      await this.inboundSubscription(contact, user, 'unsubscribe', x('presence', NS.CLIENT, { type: 'unsubscribe', from: user.toString(), to: contact.toString() }));
+      await this.server.routeTo(x('presence', NS.CLIENT, { type: 'unsubscribe', from: user.toString(), to: contact.toString() }), user, contact);
     }
     if (removed.subscription === 'from' || removed.subscription === 'both' || removed.pendingIn) {
-      await this.inboundSubscription(contact, user, 'unsubscribed', x('presence', NS.CLIENT, { type: 'unsubscribed', from: user.toString(), to: contact.toString() }));
-      for (const s of this.server.router.getSessions(user.toString())) {
-        if (s.available) this.deliverTo(contact.toString(), x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString() }));
-      }
+      await this.server.routeTo(x('presence', NS.CLIENT, { type: 'unsubscribed', from: user.toString(), to: contact.toString() }), user, contact);
+      this.sendEachResource(user, contact, 'unavailable');
     }
   }
 }
 
+function addressed(presence: Element, to: Jid): Element {
+  const copy = presence.clone();
+  copy.attrs.to = to.toString();
+  return copy;
+}
+
 export const presenceModule: Module = {
   name: 'presence',
-  register(server) {
-    new PresenceModule(server).register();
+  depends: ['roster'],
+  start({ server, storage, use }) {
+    new PresenceModule(server, storage, use<RosterApi>('roster')).start();
   },
 };

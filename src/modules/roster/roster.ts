@@ -3,17 +3,17 @@
 import { randomBytes } from 'node:crypto';
 import { Element, x } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
-import { StanzaError } from '../../stream/errors.js';
+import { StanzaError } from '../../core/errors.js';
 import { Jid, JidError } from '../../jid/jid.js';
 import type { RosterItem } from '../../storage/types.js';
-import type { Module, ServerApi } from '../api.js';
-import type { Session } from '../../router/router.js';
+import type { ServerApi } from '../../core/api.js';
+import type { Session } from '../../core/session.js';
+import type { Module } from '../api.js';
+import type { RemovalHook, RosterApi, RosterChange } from './api.js';
 
 /** RFC 6121 §2.3.3: limits a server may set on names and groups. */
 const MAX_NAME_LENGTH = 1024;
 const MAX_GROUP_LENGTH = 1024;
-
-export type RosterChange = RosterItem | { jid: string; subscription: 'remove' };
 
 /** An item that only records an inbound request the user has not answered: not part of the visible roster. */
 export function isPendingOnly(item: RosterItem): boolean {
@@ -42,28 +42,22 @@ function sendRosterPush(session: Session, change: RosterChange, version: string)
 }
 
 /** RFC 6121 §2.1.6: a roster push to every resource that asked for the roster. */
-export function pushRosterChange(server: ServerApi, user: Jid, change: RosterChange, version: string): void {
+function pushRosterChange(server: ServerApi, user: Jid, change: RosterChange, version: string): void {
   for (const s of server.router.getSessions(user.bareString())) if (s.interested) sendRosterPush(s, change, version);
-}
-
-/** Hook for what must happen to subscriptions when an item is removed (RFC 6121 §2.5.2); set by the presence module. */
-export type RemovalHook = (user: Jid, removed: RosterItem) => Promise<void>;
-const removalHooks = new WeakMap<ServerApi, RemovalHook>();
-export function onRosterItemRemoved(server: ServerApi, hook: RemovalHook): void {
-  removalHooks.set(server, hook);
 }
 
 export const rosterModule: Module = {
   name: 'roster',
-  register(server) {
+  start({ server, storage }) {
     // RFC 6121 §2.6.1: roster versioning is announced as a stream feature.
     server.addStreamFeature(x('ver', NS.ROSTER_VER));
-    const { roster } = server.storage;
+    const { roster } = storage;
+    const removalHooks: RemovalHook[] = [];
 
     server.handleIq('account', NS.ROSTER, 'get', async ({ from, to, session, payload }) => {
       // RFC 6121 §2.1.3: only the user's own roster can be retrieved.
       if (!from.bare.equals(to)) throw new StanzaError('forbidden');
-      if (session) session.interested = true;
+      if (session) server.router.setInterested(session, true);
       const known = payload.attrs.ver;
       if (known !== undefined && server.config.roster.versioning === 'diff') {
         const diff = await roster.changesSince(to.domain, to.local, known);
@@ -106,7 +100,7 @@ export const rosterModule: Module = {
         if (!current || isPendingOnly(current)) throw new StanzaError('item-not-found');
         const version = await roster.removeItem(to.domain, to.local, contact.toString());
         if (version !== undefined) pushRosterChange(server, to, { jid: contact.toString(), subscription: 'remove' }, version);
-        await removalHooks.get(server)?.(to, current);
+        for (const hook of removalHooks) await hook(to, current);
         return undefined;
       }
 
@@ -135,5 +129,12 @@ export const rosterModule: Module = {
       pushRosterChange(server, to, item, version);
       return undefined;
     });
+
+    const api: RosterApi = {
+      push: (user, change, version) => pushRosterChange(server, user, change, version),
+      onItemRemoved: (hook) => void removalHooks.push(hook),
+      isPendingOnly,
+    };
+    return { api };
   },
 };

@@ -4,10 +4,13 @@
 import { createHash } from 'node:crypto';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
-import { StanzaError } from '../../stream/errors.js';
+import { StanzaError } from '../../core/errors.js';
 import type { Jid } from '../../jid/jid.js';
-import type { Session } from '../../router/router.js';
-import type { IqRequest, Module, ServerApi } from '../api.js';
+import type { IqRequest, RoutedStanza, ServerApi } from '../../core/api.js';
+import type { KeyedCache } from '../../core/cache.js';
+import { Priority } from '../../core/hooks.js';
+import type { Storage } from '../../storage/types.js';
+import type { Module } from '../api.js';
 import { loadXml, storeXml } from '../../xml/stored.js';
 
 /** XEP-0153 §8 (the namespace of the presence extension). */
@@ -41,11 +44,16 @@ export class VCardModule {
    * XEP-0153 hash per bare JID, kept only while the user has a session (dropped with the
    * last one) so presence is stamped without a database read per stanza.
    */
-  private readonly hashes = new Map<string, Promise<string | undefined>>();
+  private readonly hashes: KeyedCache<string | undefined>;
 
-  constructor(private readonly server: ServerApi) {}
+  constructor(
+    private readonly server: ServerApi,
+    private readonly storage: Storage,
+  ) {
+    this.hashes = server.caches.define<string | undefined>('vcard-avatar-hash');
+  }
 
-  register(): void {
+  start(): void {
     const server = this.server;
     // XEP-0054 §4 (Determining Support).
     server.addFeature('server', NS.VCARD);
@@ -58,16 +66,16 @@ export class VCardModule {
       checkPayload(payload);
       return emptyVCard();
     });
-    server.hookPresence((stanza, from) => (from ? this.stampPresence(stanza, from) : false));
+    server.hookOutbound('presence', (ev) => this.stampPresence(ev), Priority.STAMP);
     server.on('session-ended', (session) => {
       const bare = session.jid.bareString();
-      if (server.router.getSessions(bare).length === 0) this.hashes.delete(bare);
+      if (server.router.getSessions(bare).length === 0) this.hashes.forget(bare);
     });
   }
 
   private async get({ from, to, payload }: IqRequest): Promise<Element> {
     checkPayload(payload);
-    const stored = await this.server.storage.vcard.get(to.domain, to.local);
+    const stored = await this.storage.vcard.get(to.domain, to.local);
     if (stored) return loadXml(stored.xml);
     // XEP-0054 §3.1: for one's own vCard, an empty <vCard/> is an allowed answer.
     if (from.bare.equals(to)) return emptyVCard();
@@ -86,13 +94,13 @@ export class VCardModule {
     // payload over the size limit (RFC 6120 §8.3.3.9: the request does not meet the server's criteria).
     if (Buffer.byteLength(xml, 'utf8') > max) throw new StanzaError('not-acceptable', `vCard larger than ${max} bytes`);
     const hash = photoHash(payload);
-    await this.server.storage.vcard.set(to.domain, to.local, hash === undefined ? { xml } : { xml, avatarHash: hash });
-    if (this.hashes.has(to.bareString())) this.hashes.set(to.bareString(), Promise.resolve(hash));
+    await this.storage.vcard.set(to.domain, to.local, hash === undefined ? { xml } : { xml, avatarHash: hash });
+    if (this.hashes.has(to.bareString())) this.hashes.set(to.bareString(), hash);
   }
 
   /** XEP-0153 §4.1: available presence carries the photo hash; the server's knowledge replaces the client's. */
-  private async stampPresence(stanza: Element, from: Session): Promise<boolean> {
-    if (stanza.attrs.type !== undefined) return false;
+  private async stampPresence({ stanza, session: from }: RoutedStanza): Promise<boolean> {
+    if (!from || stanza.attrs.type !== undefined) return false;
     let hash: string | undefined;
     try {
       hash = await this.hashFor(from.jid.bare);
@@ -108,19 +116,10 @@ export class VCardModule {
 
   private hashFor(user: Jid): Promise<string | undefined> {
     const key = user.bareString();
-    let hash = this.hashes.get(key);
-    if (!hash) {
-      const loading = this.server.storage.vcard.avatarHash(user.domain, user.local);
-      hash = loading;
-      if (this.server.router.getSessions(key).length > 0) {
-        this.hashes.set(key, loading);
-        // A failed read is not cached: the next presence asks again.
-        loading.catch(() => {
-          if (this.hashes.get(key) === loading) this.hashes.delete(key);
-        });
-      }
-    }
-    return hash;
+    const load = (): Promise<string | undefined> => this.storage.vcard.avatarHash(user.domain, user.local);
+    // Kept only while the user has a session (a failed read is not kept: the next presence asks again).
+    if (this.server.router.getSessions(key).length === 0) return this.hashes.peek(key) ?? load();
+    return this.hashes.get(key, load);
   }
 }
 
@@ -131,7 +130,7 @@ function checkPayload(payload: Element): void {
 
 export const vcardModule: Module = {
   name: 'vcard',
-  register(server) {
-    new VCardModule(server).register();
+  start({ server, storage }) {
+    new VCardModule(server, storage).start();
   },
 };

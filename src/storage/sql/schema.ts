@@ -2,7 +2,6 @@
 // them to the camelCase interfaces of ../types.ts. Types are chosen to exist on
 // both SQLite and PostgreSQL: booleans are 0/1 integers (better-sqlite3 cannot
 // bind JS booleans), timestamps ISO 8601 text, binary data Buffers (BLOB/bytea).
-import type { Generated } from 'kysely';
 
 export interface AccountsTable {
   host: string;
@@ -59,18 +58,6 @@ export interface RosterChangesTable {
   removed: number;
 }
 
-/** XEP-0160: messages waiting for a user's next available presence, in id order. */
-export interface OfflineMessagesTable {
-  /** Assigned by the database, increasing. */
-  id: Generated<number>;
-  host: string;
-  username: string;
-  /** The message stanza as XML text. */
-  stanza: string;
-  /** ISO 8601, UTC. */
-  stored_at: string;
-}
-
 /** XEP-0054: one vCard per account. */
 export interface VCardsTable {
   host: string;
@@ -122,7 +109,6 @@ export interface Database {
   roster_items: RosterItemsTable;
   roster_versions: RosterVersionsTable;
   roster_changes: RosterChangesTable;
-  offline_messages: OfflineMessagesTable;
   vcards: VCardsTable;
   blocklist: BlocklistTable;
   legacy_sasl_secrets: LegacySaslSecretsTable;

@@ -1,8 +1,7 @@
 // One interface for every SASL mechanism (RFC 6120 §6, RFC 4422). Each mechanism
-// lives in its own file and only sees this context, so adding one never touches
-// the stream layer.
-import type { AccountStore, LegacySecretStore } from '../storage/types.js';
-import type { PasswordVerifier, TokenVerifier } from '../auth/types.js';
+// lives in its own file under sasl/ and only sees this context, so adding one
+// never touches the stream layer, which knows mechanisms only through this file.
+import type { CredentialStore, LegacySecretSource, PasswordVerifier, TokenVerifier } from './credentials.js';
 
 /** RFC 6120 §6.5 failure conditions. */
 export type SaslFailureCondition =
@@ -32,11 +31,11 @@ export interface SaslContext {
   channelBindingTypes: readonly ChannelBindingType[];
   /** Whether the server advertised any -PLUS mechanism on this stream (RFC 5802 §6 downgrade check). */
   plusAdvertised: boolean;
-  accounts: AccountStore;
+  accounts: CredentialStore;
   /** The client's IP address (logs, rate limiting); absent in unit tests. */
   remoteAddress?: string;
   /** CRAM-MD5/DIGEST-MD5 secrets; those mechanisms find no account without it. */
-  legacySecrets?: LegacySecretStore;
+  legacySecrets?: LegacySecretSource;
   /** Checks access tokens for X-OAUTH2 and OAUTHBEARER; those mechanisms are unavailable without it. */
   tokens?: TokenVerifier;
   /** Checks PLAIN passwords instead of the stored SCRAM credentials (auth.backend: http). */

@@ -1,0 +1,180 @@
+// What the rest of the server sees of the hub (core/dispatcher.ts): stanza hooks
+// on the sender's side and on the recipient's side, IQ handlers that return a
+// payload or throw a StanzaError, outgoing filters every stanza to a client
+// passes, chained handlers for what no session could take, service domains,
+// events, caches that can be invalidated from outside, and routing.
+import type { Element } from '../xml/element.js';
+import type { Jid } from '../jid/jid.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { Router } from './router.js';
+import type { EndReason, Session } from './session.js';
+import type { Caches } from './cache.js';
+import type { StanzaError } from './errors.js';
+
+export type { EndReason } from './session.js';
+
+export interface IqRequest {
+  /** The whole IQ, with 'from' stamped by the server. */
+  stanza: Element;
+  /** The single child element (RFC 6120 §8.2.3). */
+  payload: Element;
+  type: 'get' | 'set';
+  from: Jid;
+  /** The addressed entity: the server's domain or an account's bare JID (the sender's own when 'to' was absent). */
+  to: Jid;
+  /** The local session the IQ came from, when it came from a client of this server. */
+  session: Session | undefined;
+}
+
+/**
+ * Returns the payload of the result (or nothing for an empty result);
+ * throws a StanzaError for an error reply.
+ */
+export type IqHandler = (req: IqRequest) => Promise<Element | void> | Element | void;
+
+/** Who an IQ handler answers for (RFC 6120 §10.3.3 / §10.5.3.1). */
+export type IqTarget = 'server' | 'account';
+
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
+/** A stanza on its way, with its addresses parsed once. */
+export interface RoutedStanza {
+  readonly stanza: Element;
+  readonly kind: StanzaKind;
+  /** The stamped sender. */
+  readonly from: Jid;
+  /**
+   * The parsed 'to'. Undefined only on the sender's side, for what has none: presence
+   * broadcast, or an IQ to the sender's own account (RFC 6120 §10.3.3); a message without
+   * 'to' is addressed to the sender's bare JID before any hook runs (RFC 6120 §10.3.1).
+   */
+  readonly to: Jid | undefined;
+  /** The local session it came from, when a client of this server sent it. */
+  readonly session: Session | undefined;
+}
+
+/** A stanza with a recipient: what recipient-side hooks, services and undeliverable handlers get. */
+export interface AddressedStanza extends RoutedStanza {
+  readonly to: Jid;
+}
+
+/** Returns true when the stanza was fully handled and must not go further. */
+export type StanzaHook = (s: RoutedStanza) => Promise<boolean | void> | boolean | void;
+export type AddressedHook = (s: AddressedStanza) => Promise<boolean | void> | boolean | void;
+
+/**
+ * Runs on every stanza handed to a local client session, in priority order: returns the
+ * stanza to write (the same or another), or null when the filter took it (held or dropped
+ * on purpose). Synchronous: it runs on every stanza to every client.
+ */
+export type OutgoingFilter = (session: Session, stanza: Element) => Element | null;
+
+/** Whether the server may show `from`'s presence to `to` (false: they must not see each other). */
+export type DeliveryFilter = (from: Jid, to: Jid) => Promise<boolean> | boolean;
+
+/** Asked when a session loses its connection: true keeps the session for a new connection. */
+export type DetachHook = (session: Session, reason: EndReason) => boolean;
+
+/** Handles a top-level element of another namespace than the stanzas' on a bound client stream (XEP-0198 acks, XEP-0352 states). */
+export type NonzaHandler = (session: Session, element: Element) => Promise<void> | void;
+
+export interface ServerEvents {
+  /** A resource was bound (RFC 6120 §7). */
+  'session-bound': (session: Session) => void;
+  /** A bound session is gone, for whatever reason; emitted exactly once per session, after it left the registry. */
+  'session-ended': (session: Session, reason: EndReason) => void;
+  /** A session sent its initial presence (RFC 6121 §4.2): time to deliver what waited for it. */
+  'initial-presence': (session: Session) => void;
+}
+
+/** Handles every stanza routed to a service domain (and, with `subdomains`, to its subdomains). */
+export type ServiceHandler = (s: AddressedStanza) => Promise<void> | void;
+
+export interface ServiceOptions {
+  /** Also route stanzas for subdomains of the domain here (XEP-0114 components). */
+  subdomains?: boolean;
+  /** A human-readable name for disco#items (XEP-0030 §4.1). */
+  name?: string;
+}
+
+export interface ServiceInfo {
+  readonly domain: string;
+  readonly name: string | undefined;
+}
+
+export interface ServerApi {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly router: Router;
+  readonly caches: Caches;
+  /** The served account domains (config.hosts). */
+  readonly hosts: readonly string[];
+  /** Whether the domain is one of our account hosts. */
+  isLocalDomain(domain: string): boolean;
+
+  handleIq(target: IqTarget, xmlns: string, type: 'get' | 'set', handler: IqHandler): void;
+  /** Adds a disco#info feature for the server or for accounts (XEP-0030). */
+  addFeature(target: IqTarget, feature: string): void;
+  features(target: IqTarget): readonly string[];
+  /** Adds an element to the stream features offered after authentication (RFC 6120 §4.3.2). */
+  addStreamFeature(feature: Element): void;
+  /** Handles top-level elements of `xmlns` that a bound client sends (anything else is unsupported-stanza-type). */
+  handleNonza(xmlns: string, handler: NonzaHandler): void;
+
+  /**
+   * Sender's side: hooks run, highest priority first, on every stanza of this kind a local
+   * client sends, before it is handled or routed.
+   */
+  hookOutbound(kind: StanzaKind, hook: StanzaHook, priority: number): void;
+  /**
+   * Recipient's side: hooks run, highest priority first, on every stanza of this kind addressed
+   * to a local account (bare or full JID), whoever sent it: a client, a module, a component.
+   */
+  hookInbound(kind: StanzaKind, hook: AddressedHook, priority: number): void;
+  /**
+   * Chained handlers, highest priority first, for a stanza addressed to an existing local
+   * account that no session can take (RFC 6121 §8.5.2.2: no available resource; or the session
+   * it was handed to lost its connection). The first to return true keeps it (offline storage;
+   * later the archive, push); when none does, the sender gets service-unavailable.
+   */
+  hookUndeliverable(hook: AddressedHook, priority: number): void;
+  /** Adds a filter that every stanza to every client session passes (see OutgoingFilter). */
+  addOutgoingFilter(filter: OutgoingFilter, priority: number): void;
+  /** Asked, highest priority first, when a session loses its connection (stream resumption keeps it). */
+  hookDetach(hook: DetachHook, priority: number): void;
+
+  /**
+   * Adds a privacy rule consulted before the server itself sends one entity's presence to
+   * another (broadcasts, probe answers): false means the two must not see each other.
+   */
+  addDeliveryFilter(filter: DeliveryFilter): void;
+  /** Whether `from` may be shown to `to` under every delivery filter. */
+  mayExchange(from: Jid, to: Jid): Promise<boolean>;
+
+  /**
+   * Routes every stanza for `domain` (not an account host) to `handler`: a module's service
+   * (group chat, upload) or an external component. Returns the function that unregisters it.
+   * Throws when the domain is an account host or already has a service.
+   */
+  registerService(domain: string, handler: ServiceHandler, options?: ServiceOptions): () => void;
+  /** The services under a served host (their domain ends with '.' + host), for its disco#items. */
+  services(host: string): readonly ServiceInfo[];
+
+  on<E extends keyof ServerEvents>(event: E, listener: ServerEvents[E]): void;
+  /** Tells every listener of the event; a failing listener is logged and does not stop the others. */
+  emit<E extends keyof ServerEvents>(event: E, ...args: Parameters<ServerEvents[E]>): void;
+  /**
+   * Delivers a stanza that already carries 'from' and 'to' (RFC 6120 §10, RFC 6121 §8.5),
+   * through the recipient's side hooks.
+   */
+  route(stanza: Element): Promise<void>;
+  /** route() with the addresses already parsed. */
+  routeTo(stanza: Element, from: Jid, to: Jid): Promise<void>;
+  /** Returns an error to the sender, unless the stanza was itself an error (RFC 6120 §8.3.1). */
+  bounce(stanza: Element, error: StanzaError): void;
+  /** Sends an IQ from the server to a local session and resolves with the response (or rejects on timeout). */
+  sendIq(session: Session, iq: Element, timeoutMs: number): Promise<Element>;
+  /** Runs `work` as server work that shutdown waits for; a failure is logged. */
+  track(work: Promise<unknown>, what: string): void;
+}

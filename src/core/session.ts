@@ -1,0 +1,171 @@
+// A client's session (RFC 6120 §7: a bound resource) is not its connection: the
+// stream that negotiated it (TCP now; WebSocket, BOSH and a resumed stream later)
+// attaches to it and may go away while the session lives on. Everything the
+// server sends a client goes through `send()`, which runs the server's ordered
+// outgoing filters (stream management, CSI, carbons, archiving add theirs) and
+// reports a stanza that could not be handed to an open connection to the hub,
+// which re-routes it (another resource, offline storage) instead of dropping it.
+import { randomUUID } from 'node:crypto';
+import type { Element } from '../xml/element.js';
+import type { Jid } from '../jid/jid.js';
+import type { StreamError } from './errors.js';
+
+/** Why a session ended. */
+export type EndReason = 'logout' | 'disconnect' | 'timeout' | 'error' | 'shutdown' | 'conflict';
+
+/**
+ * What the session registry knows of a session besides its address: presence (RFC 6121 §4)
+ * and roster interest (§2.1.6). Only the router changes it (Router.setPresence and
+ * Router.setInterested), so a replicated registry sees every change.
+ */
+export interface SessionState {
+  /** Whether the client has sent initial presence (RFC 6121 §4.2) and is not unavailable. */
+  readonly available: boolean;
+  /** RFC 6121 §4.7.2.3: priority of the last available presence, 0 by default. */
+  readonly priority: number;
+  /** The last available presence broadcast by this resource (without 'to'). */
+  readonly presence: Element | undefined;
+  /** Whether the client asked for its roster (RFC 6121 §2.1.6 "interested resource"). */
+  readonly interested: boolean;
+}
+
+/** One bound resource, of this process or (in a cluster) of another node. */
+export interface Session extends SessionState {
+  /** Unique for the life of the process (used as a map key and in logs). */
+  readonly id: string;
+  /** The full JID bound to the stream (RFC 6120 §7). */
+  readonly jid: Jid;
+  /**
+   * Hands a stanza (already carrying to/from) to this client through the outgoing filters.
+   * Returns true when it was written to an open connection or taken by a filter; false when
+   * it could not be, in which case it has gone to the hub's undeliverable handling, never lost.
+   */
+  send(stanza: Element): boolean;
+  /**
+   * Like send(), but a stanza that cannot be handed to an open connection is not re-routed:
+   * false, and the caller keeps it (offline storage removes a message only once it went out).
+   */
+  trySend(stanza: Element): boolean;
+  /** Ends the stream, with a stream error when given. */
+  close(error?: StreamError): void;
+}
+
+/** A session of this process, as the router sees it: the router alone applies state changes. */
+export interface LocalSession extends Session {
+  /** Called by the Router only (Router.setPresence/setInterested); modules never call it. */
+  applyState(change: Partial<SessionState>): void;
+}
+
+/** What carries a session's stanzas to the client: one stream over one transport. */
+export interface SessionConnection {
+  /** Writes a stanza; false when this connection can no longer carry it (closing or closed). */
+  write(stanza: Element): boolean;
+  /** Closes the stream, with a stream error when given; the connection then detaches. */
+  close(error?: StreamError): void;
+}
+
+/** What a session needs from the server around it (the hub implements it). */
+export interface SessionHost {
+  /** Runs the outgoing filters in order; null when a filter took the stanza (held or dropped on purpose). */
+  filterOutgoing(session: Session, stanza: Element): Element | null;
+  /** A stanza the session could not hand to a connection: re-route it, store it or bounce it. */
+  undeliverable(session: Session, stanza: Element): void;
+  /** The session's connection went away: true when something keeps the session for a new one (resumption). */
+  keepDetached(session: Session, reason: EndReason): boolean;
+  /** The session ended; called once. */
+  ended(session: Session, reason: EndReason): void;
+}
+
+/** A client's session, with its connection attached to it (or, while detached, none). */
+export class ClientSession implements LocalSession {
+  readonly id = randomUUID();
+  private state: SessionState = { available: false, priority: 0, presence: undefined, interested: false };
+  private connection: SessionConnection | undefined;
+  private endedWith: EndReason | undefined;
+
+  constructor(
+    private readonly host: SessionHost,
+    readonly jid: Jid,
+    connection: SessionConnection,
+  ) {
+    this.connection = connection;
+  }
+
+  /** Whether the session has ended (it is then out of the registry and delivers nothing). */
+  get ended(): boolean {
+    return this.endedWith !== undefined;
+  }
+
+  /** Whether a connection carries the session now. */
+  get attached(): boolean {
+    return this.connection !== undefined;
+  }
+
+  get available(): boolean {
+    return this.state.available;
+  }
+
+  get priority(): number {
+    return this.state.priority;
+  }
+
+  get presence(): Element | undefined {
+    return this.state.presence;
+  }
+
+  get interested(): boolean {
+    return this.state.interested;
+  }
+
+  applyState(change: Partial<SessionState>): void {
+    this.state = { ...this.state, ...change };
+  }
+
+  send(stanza: Element): boolean {
+    if (this.endedWith === undefined) {
+      const out = this.host.filterOutgoing(this, stanza);
+      if (out === null) return true;
+      if (this.connection?.write(out)) return true;
+      this.host.undeliverable(this, out);
+      return false;
+    }
+    this.host.undeliverable(this, stanza);
+    return false;
+  }
+
+  trySend(stanza: Element): boolean {
+    if (this.endedWith !== undefined) return false;
+    const out = this.host.filterOutgoing(this, stanza);
+    if (out === null) return true;
+    return this.connection?.write(out) ?? false;
+  }
+
+  close(error?: StreamError): void {
+    if (this.connection) this.connection.close(error);
+    else this.end(error?.condition === 'system-shutdown' ? 'shutdown' : 'disconnect');
+  }
+
+  /** A (new) connection carries the session from now on. */
+  attach(connection: SessionConnection): void {
+    this.connection = connection;
+  }
+
+  /**
+   * The connection is gone (closed by either side, or lost). The session ends with it unless
+   * the host keeps it for a new connection (stream resumption).
+   */
+  detach(connection: SessionConnection, reason: EndReason): void {
+    if (this.connection !== connection) return;
+    this.connection = undefined;
+    if (this.endedWith !== undefined) return;
+    if (!this.host.keepDetached(this, reason)) this.end(reason);
+  }
+
+  /** Ends the session: out of the registry, 'session-ended' emitted. Runs once. */
+  end(reason: EndReason): void {
+    if (this.endedWith !== undefined) return;
+    this.endedWith = reason;
+    this.connection = undefined;
+    this.host.ended(this, reason);
+  }
+}

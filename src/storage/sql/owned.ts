@@ -1,0 +1,49 @@
+// Tables a feature module owns. A module that keeps data of its own (offline
+// messages now; the archive, PEP nodes, rooms later) declares its tables and
+// migrations beside its code and brings them up to date at start through this
+// handle, instead of adding fields to the central Storage interface. Each owner
+// has its own migration table, so owners never see each other's migrations.
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { SqlDialect } from './migrations.js';
+
+export type { Migration } from 'kysely';
+export type { SqlDialect } from './migrations.js';
+
+/** The shared SQL database, as a module that owns tables sees it. */
+export interface SqlHandle {
+  readonly dialect: SqlDialect;
+  /** The connection, typed with the caller's own tables (it must only touch those). */
+  db<Tables>(): Kysely<Tables>;
+  /**
+   * Applies `migrations` (names sort in the order they run; never edit a released one) that
+   * `owner` has not applied yet. Throws, after rolling the failed one back, if one fails.
+   */
+  migrate(owner: string, migrations: Record<string, Migration>): Promise<string[]>;
+}
+
+const OWNER = /^[a-z][a-z0-9_]{0,40}$/;
+
+export function sqlHandle(db: Kysely<unknown>, dialect: SqlDialect): SqlHandle {
+  return {
+    dialect,
+    db<Tables>(): Kysely<Tables> {
+      return db as unknown as Kysely<Tables>;
+    },
+    async migrate(owner, migrations) {
+      if (!OWNER.test(owner)) throw new Error(`invalid migration owner ${owner}`);
+      const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+      const migrator = new Migrator({
+        db,
+        provider,
+        migrationTableName: `shoal_migrations_${owner}`,
+        migrationLockTableName: `shoal_migrations_${owner}_lock`,
+      });
+      const { error, results } = await migrator.migrateToLatest();
+      if (error !== undefined) {
+        const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+        throw new Error(`database migration ${owner}/${failed ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+      return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+    },
+  };
+}

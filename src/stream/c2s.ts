@@ -1,0 +1,432 @@
+// A client-to-server stream (RFC 6120 §4-§7): header checks, STARTTLS, SASL and
+// resource binding over one transport; then a ClientSession (core/session.ts)
+// that this stream carries until it ends. The stream also watches the client's
+// liveness (pre-authentication limit, idle ping). Everything sent to the client
+// after binding goes through the session, so the outgoing filters see it all.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Element, x } from '../xml/element.js';
+import { NS } from '../xml/namespaces.js';
+import type { StreamHeader } from '../xml/parser.js';
+import { Jid, JidError, prepResourcepart } from '../jid/jid.js';
+import { StanzaError, StreamError, errorReply } from '../core/errors.js';
+import { ClientSession, type EndReason, type SessionConnection, type SessionHost } from '../core/session.js';
+import type { Router } from '../core/router.js';
+import type { NonzaHandler } from '../core/api.js';
+import type { AuthServices, CredentialStore, LegacySecretSource } from '../core/credentials.js';
+import type { SaslContext, SaslExchange, SaslFailureCondition, SaslMechanism, SaslStep } from '../core/sasl.js';
+import type { Transport } from './transport.js';
+import type { Framing } from './framing.js';
+import { StreamConnection, type StreamEnv } from './connection.js';
+
+/** What a client stream needs from the server around it. */
+export interface C2SContext extends StreamEnv {
+  readonly router: Router;
+  /** Where the client's session lives: outgoing filters, undeliverable handling, its end. */
+  readonly sessions: SessionHost;
+  /** The domain used in a stream header when the client's 'to' is not one of ours. */
+  readonly defaultHost: string;
+  /** Whether STARTTLS must happen before anything else (the config has a tls section). */
+  readonly tlsRequired: boolean;
+  /** The stores SASL checks credentials against. */
+  readonly credentials: CredentialStore;
+  readonly legacySecrets?: LegacySecretSource;
+  /** Token verifier, external password check and rate limiter; absent in minimal test contexts. */
+  readonly auth?: AuthServices;
+  isLocalDomain(domain: string): boolean;
+  offeredMechanisms(ctx: SaslContext): SaslMechanism[];
+  /** Any mechanism this server implements, offered here or not (to tell invalid from needs-TLS). */
+  knownMechanism(name: string): SaslMechanism | undefined;
+  /** Stream features offered after authentication, beside bind (RFC 6120 §4.3.2). */
+  streamFeatures(): readonly Element[];
+  /** The handler for a nonza of this namespace on a bound stream, if any. */
+  nonzaHandler(xmlns: string): NonzaHandler | undefined;
+  handleStanza(session: ClientSession, stanza: Element): Promise<void>;
+  sessionBound(session: ClientSession): void;
+}
+
+export class C2SStream extends StreamConnection implements SessionConnection {
+  private host: string | undefined;
+  private username: string | undefined;
+  private session: ClientSession | undefined;
+  private sasl: { mechanism: SaslMechanism; exchange: SaslExchange } | undefined;
+  private offered: SaslMechanism[] = [];
+  private saslFailures = 0;
+  private lastActivity = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private pingOutstanding = false;
+
+  constructor(
+    private readonly ctx: C2SContext,
+    transport: Transport,
+    framing: Framing,
+  ) {
+    super(ctx, transport, framing, { conn: randomBytes(4).toString('hex') });
+    // RFC 6120 §4.6.2 / seed: a client that does not finish authenticating in time is dropped.
+    this.timer = setTimeout(() => this.closeWithError(new StreamError('connection-timeout', 'authentication took too long')), ctx.config.timeouts.pre_auth * 1000);
+    this.log.info({ event: 'connect' }, 'client connected');
+  }
+
+  /** Whether a resource is bound on this stream. */
+  get authenticated(): boolean {
+    return this.session !== undefined;
+  }
+
+  protected get defaultFrom(): string {
+    return this.host ?? this.ctx.defaultHost;
+  }
+
+  protected override onData(): void {
+    this.lastActivity = Date.now();
+    // XEP-0199 §4.1 / seed "Timeouts": any bytes, whitespace keepalives included, answer an
+    // outstanding ping; decided here rather than by timing when the ping timer fires, which
+    // may run late and would then drop a client that answered in time.
+    this.pingOutstanding = false;
+  }
+
+  // --- SessionConnection ------------------------------------------------------------------
+
+  write(stanza: Element): boolean {
+    if (!this.writeElement(stanza)) return false;
+    // A client that does not read its socket must not make us buffer without bound.
+    if (this.transport.pendingBytes > this.ctx.config.limits.max_stanza_bytes * 16) {
+      this.closeWithError(new StreamError('policy-violation', 'client is not reading its stream'));
+    }
+    return true;
+  }
+
+  // --- Header and features --------------------------------------------------------------
+
+  protected onStreamStart(h: StreamHeader): void {
+    const to = (h.attrs.to ?? '').toLowerCase();
+    const served = this.ctx.isLocalDomain(to);
+    // The 'to' of our header is the client's JID once it is known (RFC 6120 §4.7.2).
+    const peer = this.username !== undefined ? h.attrs.from : undefined;
+    if (served && this.host !== undefined && to !== this.host) {
+      // RFC 6120 §4.3.3: the restarted stream must be for the same domain.
+      this.sendHeader(this.host, h, peer);
+      this.closeWithError(new StreamError('host-unknown', 'stream restarted for another domain'));
+      return;
+    }
+    this.sendHeader(served ? to : this.ctx.defaultHost, h, peer);
+    // RFC 6120 §4.9.1.2: the header goes out first even when it is refused.
+    if (h.name !== 'stream' || h.uri !== NS.STREAM) return this.closeWithError(new StreamError('invalid-namespace', 'root must be stream:stream'));
+    if (h.contentNs !== NS.CLIENT) return this.closeWithError(new StreamError('invalid-namespace', 'content namespace must be jabber:client'));
+    // RFC 6120 §4.7.5: we speak 1.0; a missing or lower major version cannot negotiate features.
+    const version = h.attrs.version;
+    if (version === undefined || !/^\d+\.\d+$/.test(version) || Number(version.split('.')[0]) < 1) {
+      return this.closeWithError(new StreamError('unsupported-version', 'version 1.0 is required'));
+    }
+    if (!served) return this.closeWithError(new StreamError('host-unknown', 'this server does not serve that domain'));
+    this.host = to;
+    this.opened();
+    this.writeFeatures(this.features());
+  }
+
+  /** RFC 6120 §4.3.2: what may be negotiated at this stage of the stream. */
+  private features(): Element {
+    const f = x('features', NS.STREAM);
+    if (this.ctx.tlsRequired && !this.transport.secure) {
+      // RFC 6120 §5.3.1: when TLS is mandatory it is the only feature offered.
+      f.append(x('starttls', NS.TLS, {}, x('required', NS.TLS)));
+      return f;
+    }
+    if (this.username === undefined) {
+      if (this.transport.canStartTls) f.append(x('starttls', NS.TLS));
+      this.offered = this.ctx.offeredMechanisms(this.saslContext());
+      f.append(x('mechanisms', NS.SASL, {}, ...this.offered.map((m) => x('mechanism', NS.SASL, {}, m.name))));
+      const cb = this.transport.channelBindingTypes;
+      // XEP-0440: tell the client which channel bindings -PLUS can use here.
+      if (cb.length > 0 && this.offered.some((m) => m.name.endsWith('-PLUS'))) {
+        f.append(x('sasl-channel-binding', NS.SASL_CB, {}, ...cb.map((type) => x('channel-binding', NS.SASL_CB, { type }))));
+      }
+      return f;
+    }
+    f.append(x('bind', NS.BIND));
+    // RFC 6121 Appendix E / RFC 3921 legacy session: advertised as optional for old clients.
+    f.append(x('session', NS.SESSION, {}, x('optional', NS.SESSION)));
+    for (const extra of this.ctx.streamFeatures()) f.append(extra.clone());
+    return f;
+  }
+
+  private saslContext(): SaslContext {
+    const t = this.transport;
+    return {
+      host: this.host ?? this.ctx.defaultHost,
+      secure: t.secure,
+      channelBinding: (type) => t.channelBinding(type),
+      channelBindingTypes: t.channelBindingTypes,
+      plusAdvertised: this.offered.some((m) => m.name.endsWith('-PLUS')),
+      accounts: this.ctx.credentials,
+      remoteAddress: t.remoteAddress,
+      legacySecrets: this.ctx.legacySecrets,
+      tokens: this.ctx.auth?.tokens,
+      passwords: this.ctx.auth?.passwords,
+    };
+  }
+
+  /** A nonza of the negotiation (TLS, SASL), written before any session exists. */
+  private writeNonza(el: Element): void {
+    this.transport.write(this.framing.element(el));
+  }
+
+  // --- Element processing ------------------------------------------------------------------
+
+  protected async process(el: Element): Promise<void> {
+    if (this.ctx.tlsRequired && !this.transport.secure) return this.beforeTls(el);
+    if (this.username === undefined) return this.beforeAuth(el);
+    const session = this.session;
+    if (!session) return this.beforeBind(el);
+    if (el.xmlns !== NS.CLIENT) {
+      const handler = this.ctx.nonzaHandler(el.xmlns);
+      if (handler) return handler(session, el);
+      throw new StreamError('unsupported-stanza-type', `<${el.name}/> in ${el.xmlns}`);
+    }
+    if (el.name !== 'message' && el.name !== 'presence' && el.name !== 'iq') {
+      throw new StreamError('unsupported-stanza-type', `<${el.name}/> in ${el.xmlns}`);
+    }
+    if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('session', NS.SESSION)) {
+      session.send(this.result(el));
+      return;
+    }
+    this.checkFrom(el, session.jid);
+    el.attrs.from = session.jid.toString();
+    await this.ctx.handleStanza(session, el);
+  }
+
+  /** RFC 6120 §8.1.2.1: the server stamps 'from'; a client may only state its own JID. */
+  private checkFrom(el: Element, own: Jid): void {
+    const from = el.attrs.from;
+    if (from === undefined) return;
+    let jid: Jid;
+    try {
+      jid = Jid.parse(from);
+    } catch {
+      throw new StreamError('invalid-from', 'malformed from address');
+    }
+    if (jid.equals(own) || (jid.isBare() && jid.equals(own.bare))) return;
+    throw new StreamError('invalid-from', 'from does not match the authenticated identity');
+  }
+
+  private async beforeTls(el: Element): Promise<void> {
+    if (el.name === 'starttls' && el.xmlns === NS.TLS) return this.startTls();
+    if (el.name === 'auth' && el.xmlns === NS.SASL) {
+      // RFC 6120 §6.4.1 / §5.3.1: secrets only travel after TLS when TLS is required.
+      this.writeNonza(x('failure', NS.SASL, {}, x('encryption-required', NS.SASL)));
+      return this.countSaslFailure();
+    }
+    throw new StreamError('not-authorized', 'STARTTLS is required first');
+  }
+
+  private async startTls(): Promise<void> {
+    if (!this.transport.canStartTls) {
+      // RFC 6120 §5.4.2.2: failure, then the stream and connection are closed.
+      this.transport.write(this.framing.element(x('failure', NS.TLS)) + this.framing.footer());
+      this.stage = 'closing';
+      this.transport.end();
+      return;
+    }
+    this.writeNonza(x('proceed', NS.TLS));
+    this.restart();
+    try {
+      await this.transport.startTls();
+      this.log.info({ event: 'tls' }, 'TLS established');
+    } catch (err) {
+      this.log.info({ event: 'tls-failed', err: (err as Error).message }, 'TLS handshake failed');
+      this.transport.destroy();
+    }
+  }
+
+  private async beforeAuth(el: Element): Promise<void> {
+    if (el.xmlns === NS.SASL) {
+      if (el.name === 'auth') return this.saslAuth(el);
+      if (el.name === 'response') return this.saslResponse(el);
+      if (el.name === 'abort') {
+        this.sasl = undefined;
+        return this.saslFailure('aborted');
+      }
+    }
+    if (el.name === 'starttls' && el.xmlns === NS.TLS) return this.startTls();
+    throw new StreamError('not-authorized', 'authenticate first');
+  }
+
+  private async saslAuth(el: Element): Promise<void> {
+    const name = el.attrs.mechanism ?? '';
+    const mechanism = this.offered.find((m) => m.name === name);
+    if (!mechanism) {
+      const known = this.ctx.knownMechanism(name);
+      // RFC 6120 §6.5.4 (encryption-required) / §6.5.7 (invalid-mechanism): a mechanism that needs TLS vs one we do not offer at all.
+      return this.saslFailure(known && known.requiresTls && !this.transport.secure ? 'encryption-required' : 'invalid-mechanism');
+    }
+    const data = decodeSasl(el.text());
+    if (data === null) return this.saslFailure('incorrect-encoding');
+    // Brute-force protection: an address with too many recent failures is refused at once,
+    // before any (costly) credential check.
+    if (this.ctx.auth?.limiter.isLimited(this.transport.remoteAddress)) {
+      this.log.info({ event: 'auth-rate-limited', mechanism: name }, 'authentication refused: too many failures from this address');
+      return this.saslFailure('temporary-auth-failure', 'too many failed attempts, try again later');
+    }
+    this.sasl = { mechanism, exchange: mechanism.start(this.saslContext()) };
+    await this.saslStep(data);
+  }
+
+  private async saslResponse(el: Element): Promise<void> {
+    if (!this.sasl) return this.saslFailure('malformed-request');
+    const data = decodeSasl(el.text());
+    if (data === null) return this.saslFailure('incorrect-encoding');
+    await this.saslStep(data);
+  }
+
+  private async saslStep(data: Buffer | undefined): Promise<void> {
+    const sasl = this.sasl!;
+    const outcome = await sasl.exchange.step(data);
+    if (!this.open) return;
+    if (outcome.kind === 'challenge') {
+      this.writeNonza(x('challenge', NS.SASL, {}, outcome.data.length ? outcome.data.toString('base64') : '='));
+      return;
+    }
+    this.sasl = undefined;
+    const step = this.rateLimited(sasl.exchange, outcome);
+    if (step.kind === 'failure') {
+      this.log.info({ event: 'auth-failure', mechanism: sasl.mechanism.name, condition: step.condition, user: sasl.exchange.authcid }, 'authentication failed');
+      return this.saslFailure(step.condition, step.text);
+    }
+    this.username = step.username;
+    this.log.info({ event: 'auth', mechanism: sasl.mechanism.name, user: `${step.username}@${this.host}` }, 'authenticated');
+    const extra = step.additionalData;
+    this.writeNonza(x('success', NS.SASL, {}, extra && extra.length ? extra.toString('base64') : undefined));
+    this.restart();
+  }
+
+  /**
+   * Per-account and per-address limits on failed authentications. Checked once the
+   * mechanism is done, so that while an account is limited every attempt on it gets the
+   * same temporary-auth-failure, right password or not: the answer tells nothing.
+   */
+  private rateLimited(exchange: SaslExchange, step: Exclude<SaslStep, { kind: 'challenge' }>): Exclude<SaslStep, { kind: 'challenge' }> {
+    const limiter = this.ctx.auth?.limiter;
+    if (limiter === undefined) return step;
+    const address = this.transport.remoteAddress;
+    const user = step.kind === 'success' ? step.username : exchange.authcid;
+    const account = user === undefined ? undefined : `${user}@${this.host}`;
+    if (limiter.isLimited(address, account)) {
+      this.log.info({ event: 'auth-rate-limited', user: account }, 'authentication refused: too many failures');
+      return { kind: 'failure', condition: 'temporary-auth-failure', text: 'too many failed attempts, try again later' };
+    }
+    // Server-side trouble and a client's own abort are not guesses.
+    if (step.kind === 'failure' && step.condition !== 'temporary-auth-failure' && step.condition !== 'aborted') {
+      limiter.recordFailure(address, account);
+    }
+    return step;
+  }
+
+  private saslFailure(condition: SaslFailureCondition, text?: string): void {
+    const f = x('failure', NS.SASL, {}, x(condition, NS.SASL));
+    if (text) f.append(x('text', NS.SASL, { 'xml:lang': 'en' }, text));
+    this.writeNonza(f);
+    if (condition !== 'aborted') this.countSaslFailure();
+  }
+
+  /** RFC 6120 §6.4.5: a bounded number of retries, then the stream is closed. */
+  private countSaslFailure(): void {
+    this.saslFailures++;
+    if (this.saslFailures >= this.ctx.config.sasl.max_attempts) {
+      this.closeWithError(new StreamError('policy-violation', 'too many failed authentication attempts'));
+    }
+  }
+
+  private async beforeBind(el: Element): Promise<void> {
+    if (el.name === 'iq' && el.xmlns === NS.CLIENT && el.attrs.type === 'set') {
+      const bind = el.getChild('bind', NS.BIND);
+      if (bind) return this.bindResource(el, bind);
+      if (el.getChild('session', NS.SESSION)) return this.writeNonza(this.result(el));
+    }
+    // RFC 6120 §7.1: nothing but binding is processed before a resource is bound.
+    throw new StreamError('not-authorized', 'bind a resource first');
+  }
+
+  /** RFC 6120 §7.6 */
+  private async bindResource(iq: Element, bind: Element): Promise<void> {
+    const host = this.host!;
+    const bare = `${this.username}@${host}`;
+    const requested = bind.getChildText('resource');
+    let resource: string;
+    if (this.ctx.config.bind.resource === 'client' && requested !== undefined && requested !== '') {
+      try {
+        resource = prepResourcepart(requested);
+      } catch (err) {
+        if (!(err instanceof JidError)) throw err;
+        return this.writeNonza(errorReply(iq, new StanzaError('bad-request', 'invalid resourcepart')));
+      }
+      // RFC 6120 §7.7.2.2: on conflict we give the newcomer another resource rather than kick anyone.
+      if (this.ctx.router.hasResource(bare, resource)) resource = `${resource}.${randomBytes(4).toString('hex')}`;
+    } else {
+      // The seed's policy: the server always picks the resource (RFC 6120 §7.6.2.1).
+      resource = randomUUID();
+    }
+    const session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, resource), this);
+    if (!(await this.ctx.router.register(session))) {
+      return this.writeNonza(errorReply(iq, new StanzaError('conflict', 'resource already bound')));
+    }
+    if (!this.open) {
+      // The stream ended while the registry was claiming the resource.
+      this.ctx.router.unregister(session);
+      return;
+    }
+    this.session = session;
+    if (this.timer) clearTimeout(this.timer);
+    this.armIdleTimer(this.ctx.config.timeouts.ping_after * 1000);
+    this.log.info({ event: 'bind', jid: session.jid.toString() }, 'resource bound');
+    session.send(x('iq', NS.CLIENT, { type: 'result', id: iq.attrs.id }, x('bind', NS.BIND, {}, x('jid', NS.BIND, {}, session.jid.toString()))));
+    this.ctx.sessionBound(session);
+  }
+
+  private result(iq: Element): Element {
+    const result = x('iq', NS.CLIENT, { type: 'result', id: iq.attrs.id });
+    if (this.session) result.attrs.to = this.session.jid.toString();
+    return result;
+  }
+
+  // --- Idle detection (seed "Timeouts", XEP-0199 §4.1) -----------------------
+
+  private armIdleTimer(ms: number): void {
+    this.timer = setTimeout(() => this.onIdleTimer(), ms);
+  }
+
+  private onIdleTimer(): void {
+    const session = this.session;
+    if (this.stage === 'closed' || !session) return;
+    const { ping_after, ping_timeout } = this.ctx.config.timeouts;
+    if (this.pingOutstanding) {
+      // Nothing at all arrived within ping_timeout of the ping.
+      this.endReason = 'timeout';
+      this.closeWithError(new StreamError('connection-timeout', 'no answer to ping'));
+      return;
+    }
+    const silentFor = Date.now() - this.lastActivity;
+    if (silentFor >= ping_after * 1000) {
+      this.pingOutstanding = true;
+      session.send(x('iq', NS.CLIENT, { type: 'get', id: `ping-${randomBytes(6).toString('hex')}`, from: this.host, to: session.jid.toString() }, x('ping', NS.PING)));
+      this.armIdleTimer(ping_timeout * 1000);
+    } else {
+      this.armIdleTimer(ping_after * 1000 - silentFor);
+    }
+  }
+
+  // --- The end ---------------------------------------------------------------------------
+
+  protected onFinish(reason: EndReason, error?: Error): void {
+    if (this.timer) clearTimeout(this.timer);
+    const session = this.session;
+    this.log.info({ event: 'disconnect', reason, jid: session?.jid.toString(), err: error?.message }, 'client disconnected');
+    session?.detach(this, reason);
+  }
+}
+
+/** RFC 6120 §6.4.2: '=' is an empty response; otherwise base64, or an encoding error. */
+function decodeSasl(text: string): Buffer | undefined | null {
+  const t = text.trim();
+  if (t === '') return undefined;
+  if (t === '=') return Buffer.alloc(0);
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) return null;
+  return Buffer.from(t, 'base64');
+}
