@@ -8,7 +8,7 @@ import { login, type LoggedIn } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
 import { iq, stanzaErrorCondition as condition, type RawClient } from './support/raw-client.js';
-import type { OfflineApi } from '../src/modules/offline/offline.js';
+import type { OfflineApi } from '../src/modules/offline/api.js';
 
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors';

@@ -8,7 +8,7 @@ import { login } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
 import type { RawClient } from './support/raw-client.js';
-import type { OfflineApi } from '../src/modules/offline/offline.js';
+import type { OfflineApi } from '../src/modules/offline/api.js';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const LIMIT = 5;

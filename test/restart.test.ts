@@ -14,7 +14,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, trustCertificate } from './support/xmppjs.js';
 import { SlixClient, XjsClient, isMessage, isPresence, isPush, slixmppMissing, type AnyClient, type ClientKind, type StanzaView } from './support/im-clients.js';
 import { befriend } from './support/im-scenarios.js';
-import type { OfflineApi } from '../src/modules/offline/offline.js';
+import type { OfflineApi } from '../src/modules/offline/api.js';
 
 /** Without -PLUS, so that slixmpp 1.8 can use SCRAM (see test/slixmpp.test.ts). */
 const NO_PLUS = { mechanisms: ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] };

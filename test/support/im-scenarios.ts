@@ -23,7 +23,7 @@ import {
   type RosterItemView,
   type StanzaView,
 } from './im-clients.js';
-import type { OfflineApi } from '../../src/modules/offline/offline.js';
+import type { OfflineApi } from '../../src/modules/offline/api.js';
 
 export interface ImEnv {
   srv: TestServer;

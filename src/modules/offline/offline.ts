@@ -11,6 +11,7 @@ import { blocklistKeysFor, type Storage } from '../../storage/types.js';
 import { loadXml, storeXml } from '../../xml/stored.js';
 import type { Module } from '../api.js';
 import { SqlOfflineStore, type OfflineStore } from './store.js';
+import type { OfflineApi } from './api.js';
 
 /** XEP-0160 §4 */
 export const MSGOFFLINE_FEATURE = 'msgoffline';
@@ -23,12 +24,6 @@ export const NS_HINTS = 'urn:xmpp:hints';
 
 /** Messages read from storage per round of a delivery. */
 const BATCH = 100;
-
-/** What the offline module offers other modules and operators' tools. */
-export interface OfflineApi {
-  /** How many messages are stored for the account. */
-  count(host: string, username: string): Promise<number>;
-}
 
 /**
  * XEP-0085 "Syntax of Notifications" rule 3: a standalone notification holds the chat state
