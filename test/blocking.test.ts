@@ -250,9 +250,9 @@ test('presence on block and unblock (§3.3, §3.4)', async () => {
   // The user's current presence goes to the contact, and the contact's to the user.
   const again = await frank.client.waitFor((el) => el.name === 'presence' && el.attrs.from === erin.jid && el.getChildText('status') === 'erin here', 'erin back for frank');
   assert.equal(again.attrs.type, undefined);
-  assert.equal(again.attrs.to, frank.jid);
+  assert.equal(again.attrs.to, 'frank@localhost', 'addressed to the bare JID, as a broadcast is');
   const back = await erin.client.waitFor((el) => el.name === 'presence' && el.attrs.from === frank.jid && el.getChildText('status') === 'frank here', 'frank back for erin');
-  assert.equal(back.attrs.to, erin.jid);
+  assert.equal(back.attrs.to, 'erin@localhost');
   erin.client.close();
   frank.client.close();
 });

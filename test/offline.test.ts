@@ -158,12 +158,20 @@ test('messages from a JID blocked since they were stored are not delivered (XEP-
   for (const c of [bob, carol, erin]) c.client.close();
 });
 
-test("a <no-store/> hint (XEP-0334) is not stored: the sender gets service-unavailable", async () => {
+test('a <no-store/> hint (XEP-0334 §4.2) or a chat state alone (XEP-0085) is neither stored nor bounced', async () => {
   const bob = await login(srv.port, 'bob', 'bob-pass');
   bob.client.send(`<message to='carol@localhost' type='chat' id='ns'><body>ephemeral</body><no-store xmlns='urn:xmpp:hints'/></message>`);
-  const bounce = await bob.client.waitFor((el) => el.name === 'message' && el.attrs.id === 'ns');
-  assert.equal(bounce.attrs.type, 'error');
-  assert.ok(bounce.getChild('error')?.getChild('service-unavailable', NS.STANZA_ERRORS));
+  bob.client.send(`<message to='carol@localhost' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`);
+  bob.client.send(
+    `<message to='carol@localhost' type='chat' id='cs2'><paused xmlns='http://jabber.org/protocol/chatstates'/><no-store xmlns='urn:xmpp:hints'/></message>`,
+  );
+  // A round trip after them: had any been bounced, the error would have come first.
+  await roundTrip(bob.client);
+  assert.doesNotMatch(bob.client.received, /type=["']error["']/, 'no error for a message the server chose not to keep');
   assert.equal(await count('carol'), 0);
+  // A plain message to the same offline user is still kept.
+  bob.client.send(`<message to='carol@localhost' type='chat' id='kept'><body>kept</body></message>`);
+  await roundTrip(bob.client);
+  assert.equal(await count('carol'), 1);
   bob.client.close();
 });

@@ -25,6 +25,11 @@ export interface IqRequest {
   to: Jid;
   /** The local session the IQ came from, when it came from a client of this server. */
   session: Session | undefined;
+  /**
+   * Runs `work` once the reply has been sent (the pushes a change causes follow its result,
+   * RFC 6121 §2.1.6 example order; XEP-0191 §3.3). A failure is logged.
+   */
+  afterReply(work: () => Promise<void> | void): void;
 }
 
 /**

@@ -5,6 +5,8 @@
 /** A cache of values loaded asynchronously per key (usually a bare JID). */
 export class KeyedCache<V> {
   private readonly entries = new Map<string, Promise<V>>();
+  /** Values whose load has finished, for the synchronous hot path (outgoing filters). */
+  private readonly loaded = new Map<string, V>();
 
   constructor(
     readonly name: string,
@@ -18,11 +20,21 @@ export class KeyedCache<V> {
       const loading = load();
       value = loading;
       this.entries.set(key, loading);
-      loading.catch(() => {
-        if (this.entries.get(key) === loading) this.entries.delete(key);
-      });
+      loading.then(
+        (v) => {
+          if (this.entries.get(key) === loading) this.loaded.set(key, v);
+        },
+        () => {
+          if (this.entries.get(key) === loading) this.entries.delete(key);
+        },
+      );
     }
     return value;
+  }
+
+  /** The value, if it is cached and loaded now (never loads). */
+  settled(key: string): V | undefined {
+    return this.loaded.get(key);
   }
 
   /** The cached value without loading, if any. */
@@ -37,17 +49,20 @@ export class KeyedCache<V> {
   /** Replaces the value after this process changed it, and tells the listeners (other nodes) it changed. */
   set(key: string, value: V): void {
     this.entries.set(key, Promise.resolve(value));
+    this.loaded.set(key, value);
     this.changed(this.name, key);
   }
 
   /** Drops the value because it changed elsewhere; the next get() reloads it. */
   invalidate(key: string): void {
     this.entries.delete(key);
+    this.loaded.delete(key);
   }
 
   /** Drops the value because it is no longer needed here (e.g. the user's last session ended). */
   forget(key: string): void {
     this.entries.delete(key);
+    this.loaded.delete(key);
   }
 
   get size(): number {

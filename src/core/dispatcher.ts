@@ -382,12 +382,21 @@ export class Dispatcher implements ServerApi, SessionHost {
     if (target === 'account' && !to.equals(ev.from.bare) && !(await this.accounts.exists(to.domain, to.local))) {
       throw new StanzaError('service-unavailable');
     }
-    const result = await handler({ stanza: iq, payload, type, from: ev.from, to, session });
+    const after: (() => Promise<void> | void)[] = [];
+    const result = await handler({ stanza: iq, payload, type, from: ev.from, to, session, afterReply: (work) => void after.push(work) });
     const reply = x('iq', NS.CLIENT, { type: 'result', id: iq.attrs.id, to: ev.from.toString() });
     if (iq.attrs.to !== undefined) reply.attrs.from = to.toString();
     if (result) reply.append(result);
     if (session) session.send(reply);
     else await this.routeTo(reply, to, ev.from);
+    for (const work of after) {
+      try {
+        const r = work();
+        if (r instanceof Promise) this.track(r, 'work after an IQ reply');
+      } catch (err) {
+        this.log.error({ err }, 'work after an IQ reply failed');
+      }
+    }
   }
 
   // --- Delivery ---------------------------------------------------------------------------

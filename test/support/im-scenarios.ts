@@ -284,7 +284,8 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
     const alice = await cast.online(A, u.alice, { status: 'alice here' });
     const seenByCarol = await carol.next(isPresence(alice.jid), "alice's initial presence");
     assert.equal(seenByCarol.status, 'alice here');
-    assert.equal(seenByCarol.to, carol.jid);
+    // RFC 6121 §4.2.2 / §4.2.3: sent to the contact's bare JID, delivered to each resource as addressed.
+    assert.equal(seenByCarol.to, carol.bare);
     const probeAnswer = await alice.next(isPresence(carol.jid), "carol's presence (probe answer)");
     assert.equal(probeAnswer.status, 'carol here');
     assert.equal(probeAnswer.show, 'chat');
@@ -369,7 +370,7 @@ export function registerImScenarios(env: () => ImEnv, mix: Mix): void {
       await alice.kill(mode);
       for (const w of [bob, carol]) {
         const p = await w.next(isPresence(alice.jid, 'unavailable'), `alice unavailable after the ${how} (${w.user})`, 3000);
-        assert.equal(p.to, w.jid);
+        assert.equal(p.to, w.bare, 'addressed to the bare JID, as broadcast (RFC 6121 §4.5.2)');
       }
       assert.ok(Date.now() - started < 3000);
       await settleDeparture(env().srv, alice, [bob, carol]);

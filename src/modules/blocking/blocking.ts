@@ -69,10 +69,40 @@ export class BlockingModule {
       if (server.isLocalDomain(from.domain) && from.local !== '' && (await this.isBlocked(from.bare, to.toString()))) return false;
       return true;
     });
+    // Presence the server sends to a contact's bare JID reaches all of the contact's resources; a
+    // block of one of them (a full-JID entry, §6) is enforced as each copy leaves for a client.
+    server.addOutgoingFilter((session, stanza) => (stanza.name === 'presence' ? this.presenceFilter(session, stanza) : stanza), Priority.POLICY);
+    // Loaded at login, so the synchronous filter has the lists of everyone online.
+    server.on('session-bound', (session) => {
+      const user = session.jid.bare;
+      void this.lists.get(user.bareString(), () => this.load(user)).catch(() => undefined);
+    });
     server.on('session-ended', (session) => {
       const bare = session.jid.bareString();
       if (server.router.getSessions(bare).length === 0) this.lists.forget(bare);
     });
+  }
+
+  private async load(user: Jid): Promise<Set<string>> {
+    return new Set(await this.storage.blocking.list(user.domain, user.local));
+  }
+
+  /** §3.3: presence between a user and a JID either of them blocked is not delivered, whoever sent it. */
+  private presenceFilter(session: Session, stanza: Element): Element | null {
+    const from = stanza.attrs.from;
+    // Unavailable tells nothing, and §3.3 itself sends it to the blocked side when a block starts;
+    // an error answers the user's own stanza (the <blocked/> refusal among them).
+    const type = stanza.attrs.type;
+    if (from === undefined || type === 'unavailable' || type === 'error') return stanza;
+    const own = session.jid.bareString();
+    const slash = from.indexOf('/');
+    const senderBare = slash < 0 ? from : from.slice(0, slash);
+    if (senderBare === own) return stanza;
+    const theirs = this.lists.settled(senderBare);
+    if (theirs !== undefined && theirs.size > 0 && blocklistKeysFor(session.jid.toString()).some((k) => theirs.has(k))) return null;
+    const mine = this.lists.settled(own);
+    if (mine !== undefined && mine.size > 0 && blocklistKeysFor(from).some((k) => mine.has(k))) return null;
+    return stanza;
   }
 
   /** Whether `user` (a local bare JID) blocks `jid` (canonical string), per XEP-0191 §6. */
@@ -81,7 +111,7 @@ export class BlockingModule {
     if (!this.lists.has(key) && this.server.router.getSessions(key).length === 0) {
       return this.storage.blocking.isBlocked(user.domain, user.local, jid);
     }
-    const list = await this.lists.get(key, async () => new Set(await this.storage.blocking.list(user.domain, user.local)));
+    const list = await this.lists.get(key, () => this.load(user));
     return blocklistKeysFor(jid).some((k) => list.has(k));
   }
 
@@ -96,7 +126,7 @@ export class BlockingModule {
     return x('blocklist', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid })));
   }
 
-  private async command({ from, to, payload }: IqRequest): Promise<void> {
+  private async command({ from, to, payload, afterReply }: IqRequest): Promise<void> {
     if (!from.bare.equals(to)) throw new StanzaError('forbidden');
     const user = to;
     const store = this.storage.blocking;
@@ -106,8 +136,8 @@ export class BlockingModule {
       if (jids.length === 0) throw new StanzaError('bad-request', 'block needs at least one item');
       const added = await store.block(user.domain, user.local, jids);
       await this.updateCache(user, (list) => added.forEach((j) => list.add(j)));
-      // After the IQ result (the dispatcher sends it when this returns): pushes, then presence.
-      this.later(() => {
+      // §3.3: after the IQ result, the pushes, then presence.
+      afterReply(() => {
         this.push(user, x('block', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid }))));
         return added.length > 0 ? this.afterBlock(user, new Set(added)) : undefined;
       });
@@ -118,19 +148,13 @@ export class BlockingModule {
       // §3.5: an empty unblock clears the whole list.
       const removed = jids.length === 0 ? await store.unblockAll(user.domain, user.local) : await store.unblock(user.domain, user.local, jids);
       await this.updateCache(user, (list) => removed.forEach((j) => list.delete(j)));
-      this.later(() => {
+      afterReply(() => {
         this.push(user, x('unblock', NS_BLOCKING, {}, ...jids.map((jid) => x('item', NS_BLOCKING, { jid }))));
         return removed.length > 0 ? this.afterUnblock(user, new Set(removed)) : undefined;
       });
       return;
     }
     throw new StanzaError('bad-request', 'expected <block/> or <unblock/>');
-  }
-
-  private later(fn: () => Promise<void> | undefined): void {
-    setImmediate(() => {
-      fn()?.catch((err: unknown) => this.server.log.error({ err }, 'blocklist change follow-up failed'));
-    });
   }
 
   private async updateCache(user: Jid, change: (list: Set<string>) => void): Promise<void> {
@@ -169,11 +193,11 @@ export class BlockingModule {
         // A contact who blocked the user gets nothing from them, this included.
         for (const s of mine) {
           if (await this.isBlocked(contactBare, s.jid.toString())) continue;
-          contact.send(x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString(), to: contact.jid.toString() }));
+          contact.send(x('presence', NS.CLIENT, { type: 'unavailable', from: s.jid.toString(), to: contactBare.toString() }));
         }
       }
       if (subscribedTo(item)) {
-        for (const s of mine) s.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.jid.toString(), to: s.jid.toString() }));
+        for (const s of mine) s.send(x('presence', NS.CLIENT, { type: 'unavailable', from: contact.jid.toString(), to: user.bareString() }));
       }
     });
   }
@@ -189,11 +213,11 @@ export class BlockingModule {
       if (await this.isBlocked(user, contact.jid.toString())) return;
       if (subscribedFrom(item)) {
         for (const s of mine) {
-          if (s.presence && !(await this.isBlocked(contactBare, s.jid.toString()))) contact.send(addressed(s.presence, contact.jid));
+          if (s.presence && !(await this.isBlocked(contactBare, s.jid.toString()))) contact.send(addressed(s.presence, contactBare));
         }
       }
       if (subscribedTo(item) && contact.presence) {
-        for (const s of mine) if (!(await this.isBlocked(contactBare, s.jid.toString()))) s.send(addressed(contact.presence, s.jid));
+        for (const s of mine) if (!(await this.isBlocked(contactBare, s.jid.toString()))) s.send(addressed(contact.presence, user));
       }
     });
   }

@@ -69,11 +69,11 @@ export class OfflineModule {
   private async keep(ev: AddressedStanza): Promise<boolean> {
     const message = ev.stanza;
     const user = ev.to.bare;
-    // Nothing to keep: the notification is stale by the time anyone reads it. Dropped, not bounced,
-    // so the sender's client does not report a failed delivery for a typing indicator.
-    if (isStandaloneChatState(message)) return true;
-    // XEP-0334 'No store': the hint forbids temporary storage too; the sender then learns it was not delivered.
-    if (message.getChild('no-store', NS_HINTS)) return false;
+    // XEP-0085 "Server Handling of Notifications": a standalone notification is stale by the time
+    // anyone reads it, and XEP-0334 §4.2 'no-store' forbids temporary storage too. Both are dropped
+    // silently, not bounced: an error would make the sender's client report a failed delivery for
+    // a typing indicator (XEP-0160 §2: only messages the server chooses to store matter).
+    if (isStandaloneChatState(message) || message.getChild('no-store', NS_HINTS)) return true;
 
     const stored = message.clone();
     // XEP-0160 §2 / XEP-0203 §3: the delay says who stored it and when.

@@ -19,6 +19,8 @@ import type { Session } from '../../core/session.js';
 import { Priority } from '../../core/hooks.js';
 import type { Module } from '../api.js';
 import type { RosterApi } from '../roster/api.js';
+import { loadXml, storeXml } from '../../xml/stored.js';
+import { MAX_STORED_REQUEST_BYTES, PendingRequestStore } from './store.js';
 import {
   NO_SUBSCRIPTION,
   SUBSCRIPTION_TYPES,
@@ -53,6 +55,7 @@ export class PresenceModule {
     private readonly server: ServerApi,
     private readonly storage: Storage,
     private readonly roster: RosterApi,
+    private readonly pending: PendingRequestStore,
   ) {}
 
   start(): void {
@@ -121,22 +124,41 @@ export class PresenceModule {
     for (const other of this.server.router.getSessions(user.bareString())) {
       if (other !== session && other.available && other.presence) session.send(addressed(other.presence, session.jid));
     }
-    // §3.1.3: subscription requests that arrived while the user was offline are delivered now
-    // (XEP-0191: not those from a blocked JID).
-    for (const item of items) {
-      if (item.pendingIn && (await this.server.mayExchange(Jid.parse(item.jid), session.jid))) {
-        session.send(x('presence', NS.CLIENT, { type: 'subscribe', from: item.jid, to: user.bareString() }));
+    // §3.1.3: subscription requests that arrived while the user was offline are delivered now,
+    // as they were sent (XEP-0191: not those from a blocked JID).
+    if (items.some((i) => i.pendingIn)) {
+      const stored = await this.pending.all(user.domain, user.local);
+      for (const item of items) {
+        if (item.pendingIn && (await this.server.mayExchange(Jid.parse(item.jid), session.jid))) {
+          session.send(this.storedRequest(stored.get(item.jid), item.jid, user));
+        }
       }
     }
     this.server.emit('initial-presence', session);
   }
 
+  /** A request as it was stored, or (none stored, or unreadable) one made from the roster. */
+  private storedRequest(xml: string | undefined, from: string, to: Jid): Element {
+    if (xml !== undefined) {
+      try {
+        return loadXml(xml);
+      } catch (err) {
+        this.server.log.error({ err, user: to.toString(), from }, 'a stored subscription request is unreadable');
+      }
+    }
+    return x('presence', NS.CLIENT, { type: 'subscribe', from, to: to.bareString() });
+  }
+
+  /**
+   * §4.2.2 / §4.4.2: to the bare JID of every contact subscribed to the user, which delivers it to
+   * each of the contact's available resources with 'to' as addressed (§4.2.3). Only contacts that
+   * have a session can receive anything now (all contacts are local).
+   */
   private async broadcast(presence: Element, from: Session, items: readonly RosterItem[]): Promise<void> {
     for (const item of items) {
-      if (!subscribedFrom(item)) continue;
-      for (const s of this.server.router.getSessions(item.jid)) {
-        if (s.available && (await this.server.mayExchange(from.jid, s.jid))) await this.send(presence, from.jid, s.jid);
-      }
+      if (!subscribedFrom(item) || !this.server.router.getSessions(item.jid).some((s) => s.available)) continue;
+      const contact = Jid.parse(item.jid);
+      if (await this.server.mayExchange(from.jid, contact)) await this.send(presence, from.jid, contact);
     }
     // §4.2.2 / §4.4.2 / §4.5.2: every available resource of the user, including the one that
     // sent it (a session going unavailable still hears its own unavailable while connected).
@@ -233,6 +255,7 @@ export class PresenceModule {
     if (contact.equals(user)) return;
     const current = await this.storage.roster.getItem(user.domain, user.local, contact.toString());
     const outcome = outbound(stateOf(current), type);
+    if (current?.pendingIn && !outcome.state.pendingIn) await this.pending.remove(user.domain, user.local, contact.toString());
     if (outcome.changed) {
       const item = withState(current, contact.toString(), outcome.state);
       if (current && this.roster.isPendingOnly(current) && isEmpty(item)) {
@@ -261,11 +284,22 @@ export class PresenceModule {
     const current = await this.storage.roster.getItem(contact.domain, contact.local, user.toString());
     const outcome = inbound(stateOf(current), type);
     if (outcome.changed) await this.save(contact, withState(current, user.toString(), outcome.state));
+    if (type === 'subscribe' && outcome.deliver) await this.keepRequest(contact, user, stanza);
+    else if (current?.pendingIn && !outcome.state.pendingIn) await this.pending.remove(contact.domain, contact.local, user.toString());
     if (outcome.reply) await this.answerFor(contact, user, outcome.reply);
     if (outcome.thenSend) this.sendEachResource(contact, user, outcome.thenSend);
     if (!outcome.deliver) return;
-    // §3.1.3 / §3.1.6 / §3.2.3 / §3.3.3: every available resource of the contact gets it.
-    for (const s of this.server.router.getSessions(contact.toString())) if (s.available) s.send(addressed(stanza, s.jid));
+    // §3.1.3 / §3.1.6 / §3.2.3 / §3.3.3: every available resource of the contact gets it, addressed as sent.
+    for (const s of this.server.router.getSessions(contact.toString())) if (s.available) s.send(stanza);
+  }
+
+  /** §3.1.3: a new request is kept as sent until the contact answers it (delivered at each login meanwhile). */
+  private async keepRequest(contact: Jid, user: Jid, stanza: Element): Promise<void> {
+    let xml = storeXml(stanza);
+    if (Buffer.byteLength(xml, 'utf8') > MAX_STORED_REQUEST_BYTES) {
+      xml = storeXml(x('presence', NS.CLIENT, { type: 'subscribe', from: user.toString(), to: contact.toString() }));
+    }
+    await this.pending.put(contact.domain, contact.local, user.toString(), xml);
   }
 
   /** A subscription answer generated by the server on the contact's behalf, routed to the user. */
@@ -281,6 +315,7 @@ export class PresenceModule {
   /** RFC 6121 §2.5.2: removing an item cancels the subscriptions in both directions. */
   private async itemRemoved(user: Jid, removed: RosterItem): Promise<void> {
     const contact = Jid.parse(removed.jid);
+    if (removed.pendingIn) await this.pending.remove(user.domain, user.local, removed.jid);
     if (removed.subscription === 'to' || removed.subscription === 'both' || removed.ask) {
       await this.server.routeTo(x('presence', NS.CLIENT, { type: 'unsubscribe', from: user.toString(), to: contact.toString() }), user, contact);
     }
@@ -300,7 +335,8 @@ function addressed(presence: Element, to: Jid): Element {
 export const presenceModule: Module = {
   name: 'presence',
   depends: ['roster'],
-  start({ server, storage, use }) {
-    new PresenceModule(server, storage, use<RosterApi>('roster')).start();
+  async start({ server, storage, use }) {
+    const pending = await PendingRequestStore.open(storage.sql);
+    new PresenceModule(server, storage, use<RosterApi>('roster'), pending).start();
   },
 };

@@ -54,7 +54,7 @@ export const rosterModule: Module = {
     const { roster } = storage;
     const removalHooks: RemovalHook[] = [];
 
-    server.handleIq('account', NS.ROSTER, 'get', async ({ from, to, session, payload }) => {
+    server.handleIq('account', NS.ROSTER, 'get', async ({ from, to, session, payload, afterReply }) => {
       // RFC 6121 §2.1.3: only the user's own roster can be retrieved.
       if (!from.bare.equals(to)) throw new StanzaError('forbidden');
       if (session) server.router.setInterested(session, true);
@@ -63,7 +63,7 @@ export const rosterModule: Module = {
         const diff = await roster.changesSince(to.domain, to.local, known);
         if (diff && session) {
           // RFC 6121 §2.6.3: empty result, then one push per change since the client's version.
-          setImmediate(() => {
+          afterReply(() => {
             for (const change of diff.changes) {
               if ('groups' in change && isPendingOnly(change)) continue;
               sendRosterPush(session, change, diff.version);
@@ -77,7 +77,9 @@ export const rosterModule: Module = {
       return x('query', NS.ROSTER, { ver: version }, ...items.filter((i) => !isPendingOnly(i)).map(rosterItemElement));
     });
 
-    server.handleIq('account', NS.ROSTER, 'set', async ({ from, to, payload }) => {
+    // RFC 6121 §2.1.5 / §2.3.2: the result goes to the requesting resource first, then the pushes
+    // to every interested resource (Prosody and ejabberd answer in this order too).
+    server.handleIq('account', NS.ROSTER, 'set', async ({ from, to, payload, afterReply }) => {
       // RFC 6121 §2.1.5: only the user may change the roster.
       if (!from.bare.equals(to)) throw new StanzaError('forbidden');
       const items = payload.getChildren('item', NS.ROSTER);
@@ -99,8 +101,10 @@ export const rosterModule: Module = {
         // RFC 6121 §2.5.3: removing an item that does not exist.
         if (!current || isPendingOnly(current)) throw new StanzaError('item-not-found');
         const version = await roster.removeItem(to.domain, to.local, contact.toString());
-        if (version !== undefined) pushRosterChange(server, to, { jid: contact.toString(), subscription: 'remove' }, version);
-        for (const hook of removalHooks) await hook(to, current);
+        afterReply(async () => {
+          if (version !== undefined) pushRosterChange(server, to, { jid: contact.toString(), subscription: 'remove' }, version);
+          for (const hook of removalHooks) await hook(to, current);
+        });
         return undefined;
       }
 
@@ -126,7 +130,7 @@ export const rosterModule: Module = {
         groups,
       };
       const version = await roster.setItem(to.domain, to.local, item);
-      pushRosterChange(server, to, item, version);
+      afterReply(() => pushRosterChange(server, to, item, version));
       return undefined;
     });
 
