@@ -3,7 +3,7 @@
 //
 //   socket → transport → framing → negotiation (c2s.ts) → ClientSession
 //          → hub (core/dispatcher.ts: hooks, IQ handlers, routing) → modules → storage
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { Config } from './config/schema.js';
 import { loadOrCreateTlsMaterial } from './config/tls.js';
@@ -11,6 +11,7 @@ import type { Logger } from './log/logger.js';
 import { openStorage } from './storage/index.js';
 import type { Storage } from './storage/types.js';
 import type { Router } from './core/router.js';
+import { StreamError } from './core/errors.js';
 import { Dispatcher } from './core/dispatcher.js';
 import type { AuthServices } from './core/credentials.js';
 import { LocalRouter } from './router/local.js';
@@ -134,8 +135,14 @@ export class XmppServer {
     const c2s = this.c2sContext();
     this.listenerKinds.define('c2s', (address) =>
       listenTcp('c2s', address, log, (socket) => new C2SStream(c2s, new TcpTransport(socket, this.tls), new TcpFraming()), {
-        hosts: this.config.hosts,
-        tls: this.tls !== undefined,
+        logFields: { hosts: this.config.hosts, tls: this.tls !== undefined },
+        maxPerAddress: this.config.limits.max_connections_per_ip,
+        // RFC 6120 §4.9.3.14 policy-violation, after a header so the client can read why.
+        refuse: (socket) => {
+          const framing = new TcpFraming();
+          const error = new StreamError('policy-violation', 'too many connections from your address');
+          socket.end(framing.header({ from: this.config.hosts[0]!, id: randomBytes(16).toString('base64url'), version: '1.0', lang: 'en' }) + framing.error(error) + framing.footer());
+        },
       }),
     );
     this.listenerKinds.define('component', (address) => {

@@ -267,6 +267,7 @@ describe('brute-force protection (sasl.rate_limit)', () => {
     plain(c, 'alice', 'alice-pass');
     const limited = await saslReply(c);
     assert.equal(failureCondition(limited), 'temporary-auth-failure');
+    // A guess on the limited account is refused, and still counts against the address (3 of 4).
     plain(c, 'alice', 'wrong-3');
     assert.equal(failureCondition(await saslReply(c)), 'temporary-auth-failure');
     // Other accounts from the same address still log in, and successes cost nothing.
@@ -276,10 +277,8 @@ describe('brute-force protection (sasl.rate_limit)', () => {
       assert.equal((await saslReply(s.c)).name, 'success');
       s.c.close();
     }
-    // Two more failures empty the address bucket (4): now everyone from here waits.
+    // One more failure empties the address bucket (4): now everyone from here waits.
     plain(c, 'bob', 'wrong');
-    assert.equal(failureCondition(await saslReply(c)), 'not-authorized');
-    plain(c, 'carol', 'wrong');
     assert.equal(failureCondition(await saslReply(c)), 'not-authorized');
     const late = await openStream(srv.port);
     plain(late.c, 'carol', 'carol-pass');

@@ -27,7 +27,7 @@ const runs = Number(values.runs);
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-login-'));
 const config = parseConfig(
-  { hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: join(dir, 'data'), tls: {}, log: { level: 'error' } },
+  { hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: join(dir, 'data'), tls: {}, limits: { max_connections_per_ip: 0 }, log: { level: 'error' } },
   dir,
 );
 const server = await XmppServer.create({ config, log: silentLogger() });

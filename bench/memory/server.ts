@@ -46,6 +46,8 @@ function writeConfig(): Config {
       storage: { driver: 'sqlite', path: join(dir, 'data', 'shoal.sqlite') },
       tls: {},
       sasl: { mechanisms: ['SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'PLAIN'] },
+      // Every client connects from 127.0.0.1.
+      limits: { max_connections_per_ip: 0 },
       log: { level: 'warn', format: 'json' },
     }),
   );

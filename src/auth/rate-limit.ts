@@ -2,9 +2,12 @@
 // from the bucket of the account it named and from the bucket of the client's
 // address; while either is empty, attempts on it are answered with
 // temporary-auth-failure (RFC 6120 §6.5.11) whatever the credentials, so guessing
-// goes no faster than the refill. Successful logins take nothing, and nothing is
-// ever delayed: a limited attempt is answered at once.
-import { isIPv6 } from 'node:net';
+// goes no faster than the refill. One exception keeps an attacker from locking
+// the owner out: while only the account is limited, the right credentials from an
+// address with no recent failure still succeed (the attacker's addresses are what
+// is locked). Successful logins take nothing, and nothing is ever delayed: a
+// limited attempt is answered at once.
+import { addressKey } from '../core/address.js';
 
 export interface BucketSettings {
   /** Failures allowed at once (the bucket's capacity). */
@@ -53,6 +56,11 @@ export class TokenBuckets {
     return bucket;
   }
 
+  /** Whether `key` has lost no token (or has refilled them all). */
+  isFull(key: string): boolean {
+    return this.current(key) === undefined;
+  }
+
   /** Whether `key` has no whole token left. */
   isEmpty(key: string): boolean {
     const bucket = this.current(key);
@@ -83,21 +91,6 @@ export class TokenBuckets {
   }
 }
 
-/**
- * The key for an address: IPv4-mapped IPv6 addresses as IPv4, and IPv6 by /64,
- * since one host commonly has a whole /64 to pick addresses from.
- */
-export function addressKey(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1]!;
-  if (!isIPv6(address)) return address;
-  const [head = '', tail = ''] = address.toLowerCase().split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === '' ? [] : tail.split(':');
-  const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
-}
-
 export class AuthRateLimiter {
   private readonly accounts: TokenBuckets;
   private readonly addresses: TokenBuckets;
@@ -114,6 +107,11 @@ export class AuthRateLimiter {
   isLimited(address: string | undefined, account?: string): boolean {
     if (!this.settings.enabled) return false;
     return (address !== undefined && this.addresses.isEmpty(addressKey(address))) || (account !== undefined && this.accounts.isEmpty(account));
+  }
+
+  /** Whether `address` has no recent failure at all. */
+  isClean(address: string | undefined): boolean {
+    return !this.settings.enabled || address === undefined || this.addresses.isFull(addressKey(address));
   }
 
   /** Charges a failed authentication to the address and, when known, the account. */

@@ -204,6 +204,10 @@ export const configSchema = z
     tls: tls.optional(),
     limits: section({
       max_stanza_bytes: z.number().int().min(MIN_STANZA_BYTES).default(262144),
+      /** Client connections one address (IPv6: one /64) may hold at once; 0: no limit. */
+      max_connections_per_ip: z.number().int().min(0).default(100),
+      /** RFC 6121 §4.6: JIDs one session may send directed presence to (outside its subscribers) at once. */
+      max_directed_presence: z.number().int().min(1).default(1000),
     }),
     timeouts: section({
       pre_auth: seconds(30),

@@ -95,6 +95,8 @@ export interface TokenStore {
 export interface LoginRateLimiter {
   /** Whether attempts from `address` (and, when given, on `account`) must be refused for now. */
   isLimited(address: string, account?: string): boolean;
+  /** Whether `address` has no recent failure (its owner may log in to a limited account from it). */
+  isClean(address: string): boolean;
   recordFailure(address: string, account?: string): void;
 }
 

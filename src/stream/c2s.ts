@@ -308,14 +308,26 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     const address = this.transport.remoteAddress;
     const user = step.kind === 'success' ? step.username : exchange.authcid;
     const account = user === undefined ? undefined : `${user}@${this.host}`;
-    if (limiter.isLimited(address, account)) {
-      this.log.info({ event: 'auth-rate-limited', user: account }, 'authentication refused: too many failures');
-      return { kind: 'failure', condition: 'temporary-auth-failure', text: 'too many failed attempts, try again later' };
-    }
     // Server-side trouble and a client's own abort are not guesses.
-    if (step.kind === 'failure' && step.condition !== 'temporary-auth-failure' && step.condition !== 'aborted') {
-      limiter.recordFailure(address, account);
+    const guess = step.kind === 'failure' && step.condition !== 'temporary-auth-failure' && step.condition !== 'aborted';
+    const limited: Exclude<SaslStep, { kind: 'challenge' }> = { kind: 'failure', condition: 'temporary-auth-failure', text: 'too many failed attempts, try again later' };
+    if (limiter.isLimited(address)) {
+      this.log.info({ event: 'auth-rate-limited', user: account }, 'authentication refused: too many failures from this address');
+      return limited;
     }
+    if (account !== undefined && limiter.isLimited(address, account)) {
+      // The account is limited, not this address: its owner, with the right credentials from an
+      // address that has not failed, gets in; anything else here is answered as limited and
+      // charged to the address (so a guess from a fresh address makes it a failed one).
+      if (step.kind === 'success' && limiter.isClean(address)) {
+        this.log.info({ event: 'auth-limited-account-clean-address', user: account }, 'limited account, clean address: login allowed');
+        return step;
+      }
+      if (guess) limiter.recordFailure(address);
+      this.log.info({ event: 'auth-rate-limited', user: account }, 'authentication refused: too many failures on this account');
+      return limited;
+    }
+    if (guess) limiter.recordFailure(address, account);
     return step;
   }
 

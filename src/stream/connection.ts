@@ -5,6 +5,7 @@
 // handshake (component.ts).
 import { randomBytes } from 'node:crypto';
 import type { Element } from '../xml/element.js';
+import { NS } from '../xml/namespaces.js';
 import type { StreamHeader } from '../xml/parser.js';
 import { StreamError } from '../core/errors.js';
 import type { EndReason } from '../core/session.js';
@@ -144,7 +145,11 @@ export abstract class StreamConnection {
       this.transport.pause();
     }
     this.queue = this.queue
-      .then(() => (this.stage === 'open' ? this.process(el) : undefined))
+      .then(() => {
+        if (this.stage !== 'open') return undefined;
+        if (el.name === 'error' && el.xmlns === NS.STREAM) return this.peerError(el);
+        return this.process(el);
+      })
       .catch((err: unknown) => this.onProcessingError(err))
       .finally(() => {
         this.queued--;
@@ -153,6 +158,17 @@ export abstract class StreamConnection {
           this.transport.resume();
         }
       });
+  }
+
+  /**
+   * RFC 6120 §4.9.1.1: a stream error from the peer ends the stream; it is not answered with
+   * another error, only with our closing tag.
+   */
+  private peerError(el: Element): void {
+    const condition = el.getChildren().find((c) => c.xmlns === NS.STREAM_ERRORS && c.name !== 'text')?.name;
+    this.log.info({ event: 'peer-stream-error', condition, text: el.getChildText('text', NS.STREAM_ERRORS) }, 'the peer closed its stream with an error');
+    if (this.endReason === 'disconnect') this.endReason = 'error';
+    this.closeStream();
   }
 
   private enqueueEnd(): void {

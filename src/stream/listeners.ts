@@ -4,6 +4,7 @@
 import net from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { StreamError } from '../core/errors.js';
+import { addressKey } from '../core/address.js';
 
 /** Where a listener listens. */
 export interface ListenAddress {
@@ -53,6 +54,18 @@ export interface HeldConnection {
 /** How long shutdown waits for connections to close after system-shutdown. */
 const SHUTDOWN_GRACE_MS = 3_000;
 
+export interface TcpListenOptions {
+  /** Extra fields for the 'listen' log line. */
+  logFields?: Record<string, unknown>;
+  /** Connections one client address (an IPv6 /64) may hold at once; 0: no limit. */
+  maxPerAddress?: number;
+  /** Answers a connection over that limit (then it is closed). */
+  refuse?: (socket: net.Socket) => void;
+}
+
+/** How long a refused connection may take to read its answer before it is destroyed. */
+const REFUSE_GRACE_MS = 2_000;
+
 /**
  * A TCP listener that hands each accepted socket to `accept` and keeps track of the
  * connections, so that closing it ends them all (RFC 6120 §4.9.3.22 system-shutdown).
@@ -62,18 +75,36 @@ export async function listenTcp(
   address: ListenAddress,
   log: Logger,
   accept: (socket: net.Socket) => HeldConnection,
-  logFields: Record<string, unknown> = {},
+  options: TcpListenOptions = {},
 ): Promise<Listener> {
   const held = new Set<HeldConnection>();
+  const perAddress = new Map<string, number>();
+  const max = options.maxPerAddress ?? 0;
   let closing = false;
   const server = net.createServer((socket) => {
     if (closing) {
       socket.destroy();
       return;
     }
+    const key = addressKey(socket.remoteAddress ?? '');
+    const count = perAddress.get(key) ?? 0;
+    if (max > 0 && count >= max) {
+      log.warn({ event: 'too-many-connections', kind, ip: socket.remoteAddress, limit: max }, 'connection refused: too many from this address');
+      socket.on('error', () => undefined);
+      setTimeout(() => socket.destroy(), REFUSE_GRACE_MS).unref();
+      if (options.refuse) options.refuse(socket);
+      else socket.destroy();
+      return;
+    }
+    perAddress.set(key, count + 1);
     const conn = accept(socket);
     held.add(conn);
-    conn.onFinished(() => held.delete(conn));
+    conn.onFinished(() => {
+      held.delete(conn);
+      const n = (perAddress.get(key) ?? 1) - 1;
+      if (n <= 0) perAddress.delete(key);
+      else perAddress.set(key, n);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -84,7 +115,7 @@ export async function listenTcp(
   });
   const bound = server.address();
   const actual = bound && typeof bound === 'object' ? { host: bound.address, port: bound.port } : address;
-  log.info({ event: 'listen', kind, host: actual.host, port: actual.port, ...logFields }, `listening (${kind})`);
+  log.info({ event: 'listen', kind, host: actual.host, port: actual.port, ...options.logFields }, `listening (${kind})`);
   return {
     kind,
     address: actual,

@@ -336,7 +336,8 @@ export class XjsClient extends InboxClient implements ImClient {
     callee.set(NS_BLOCKING, 'unblock', ownPush);
     let address;
     try {
-      address = await withTimeout(xmpp.start(), 5000, `${opts.user} (xmpp.js) to come online`);
+      // Generous: a loaded 2-core CI machine runs two test files at once.
+      address = await withTimeout(xmpp.start(), 10_000, `${opts.user} (xmpp.js) to come online`);
     } catch (err) {
       await xmpp.stop().catch(() => undefined);
       throw err;

@@ -28,9 +28,10 @@ export class RawClient {
     this.attach(socket);
   }
 
-  static connect(port: number): Promise<RawClient> {
+  /** Connects to 127.0.0.1:`port`, from `localAddress` when given (any 127.x.y.z is this machine too). */
+  static connect(port: number, localAddress?: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawClient(s)));
+      const s = net.connect({ host: '127.0.0.1', port, ...(localAddress !== undefined && { localAddress }) }, () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
   }

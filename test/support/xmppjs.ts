@@ -211,7 +211,8 @@ export async function startXmppJs(opts: XmppJsOptions): Promise<XmppJsSession> {
     stanzas.push(el);
     for (const w of waiters.splice(0)) w();
   });
-  const address = await withTimeout(xmpp.start(), 5000, `${opts.username} to come online`);
+  // Generous: a loaded 2-core CI machine runs two test files at once.
+  const address = await withTimeout(xmpp.start(), 10_000, `${opts.username} to come online`);
   return {
     xmpp,
     jid: address.toString(),

@@ -17,6 +17,7 @@ import type { RosterItem, Storage } from '../../storage/types.js';
 import type { AddressedStanza, RoutedStanza, ServerApi } from '../../core/api.js';
 import type { Session } from '../../core/session.js';
 import { Priority } from '../../core/hooks.js';
+import { StanzaError } from '../../core/errors.js';
 import type { Module } from '../api.js';
 import type { RosterApi } from '../roster/api.js';
 import { loadXml, storeXml } from '../../xml/stored.js';
@@ -200,6 +201,11 @@ export class PresenceModule {
     let set = this.directed.get(session);
     if (type === undefined && !covered) {
       if (!set) this.directed.set(session, (set = new Set()));
+      const max = this.server.config.limits.max_directed_presence;
+      if (set.size >= max && !set.has(to.toString())) {
+        // Each entry is owed an unavailable when the session ends (§4.6.3): the list is bounded.
+        throw new StanzaError('policy-violation', `directed presence to more than ${max} entities at once`);
+      }
       set.add(to.toString());
     } else if (type === 'unavailable') set?.delete(to.toString());
     return false;
