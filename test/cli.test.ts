@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 import BetterSqlite3 from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
@@ -301,5 +302,86 @@ describe('shoal start', () => {
     await c.closedEvent(10_000);
     assert.deepEqual(await exited, { code: 0, signal: null });
     assert.ok(logs.some((l) => l.event === 'signal' && l.signal === 'SIGTERM'));
+  });
+});
+
+// Hardening item 9: what an operator reads when the server cannot start.
+describe('shoal start: failures an operator can fix are one readable line, exit 1', () => {
+  /** Runs `shoal start`, which must exit on its own (a server that starts is killed after 20 s and fails the test). */
+  async function failedStart(dir: string): Promise<{ code: number | null; line: string; stderr: string }> {
+    const child = spawnShoal(['start'], { cwd: dir });
+    child.stdin.end();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    clearTimeout(killer);
+    const lines = stderr.trim().split('\n');
+    return { code, line: lines[lines.length - 1] ?? '', stderr };
+  }
+
+  function assertReadable(r: { code: number | null; line: string; stderr: string }, pattern: RegExp): void {
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.line, pattern);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+
+  test('a corrupt or truncated SQLite file names the file and what to do', async () => {
+    const junk = tempDir();
+    writeConfig(junk, { storage: { path: './db.sqlite' } });
+    writeFileSync(join(junk, 'db.sqlite'), 'this is not a database at all, just some text that is long enough to have a header');
+    assertReadable(await failedStart(junk), /the SQLite database .*db\.sqlite is damaged or is not a database; restore it from a backup/);
+
+    const truncated = tempDir();
+    writeConfig(truncated, { storage: { path: './db.sqlite' } });
+    await withServer(join(truncated, 'shoal.yaml'), async () => undefined);
+    const whole = readFileSync(join(truncated, 'db.sqlite'));
+    writeFileSync(join(truncated, 'db.sqlite'), whole.subarray(0, 1000));
+    for (const f of readdirSync(truncated)) if (f.startsWith('db.sqlite-')) rmSync(join(truncated, f));
+    assertReadable(await failedStart(truncated), /damaged or is not a database/);
+  });
+
+  test('a SQLite file locked by another process names the file', async () => {
+    const dir = tempDir();
+    writeConfig(dir, { storage: { path: './db.sqlite', busy_timeout: 0.2 } });
+    await withServer(join(dir, 'shoal.yaml'), async () => undefined);
+    // A process that keeps the file to itself (as `sqlite3` with locking_mode=EXCLUSIVE does).
+    const holder = new BetterSqlite3(join(dir, 'db.sqlite'));
+    holder.pragma('locking_mode = EXCLUSIVE');
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      assertReadable(await failedStart(dir), /the SQLite database .*db\.sqlite is locked by another process/);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+  });
+
+  test('a port already in use names the address', async () => {
+    const dir = tempDir();
+    const busy = await new Promise<import('node:net').Server>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const port = (busy.address() as { port: number }).port;
+      writeConfig(dir, { c2s: { host: '127.0.0.1', port } });
+      assertReadable(await failedStart(dir), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`));
+    } finally {
+      busy.close();
+    }
+  });
+
+  test('shoal check says which certificate it is', async () => {
+    const dir = tempDir();
+    writeConfig(dir);
+    assert.match(await shoalOk(['check'], { cwd: dir }), /TLS: required \(self-signed certificate generated now under .*tls/);
+    assert.match(await shoalOk(['check'], { cwd: dir }), /TLS: required \(self-signed certificate generated earlier under/);
+    const crt = join(dir, 'data', 'tls', 'self-signed.crt');
+    const key = join(dir, 'data', 'tls', 'self-signed.key');
+    const configured = tempDir();
+    writeConfig(configured, { tls: { cert: crt, key } });
+    assert.match(await shoalOk(['check'], { cwd: configured }), new RegExp(`TLS: required \\(configured certificate ${crt.replace(/[.]/g, '\\.')}\\)`));
   });
 });

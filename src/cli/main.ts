@@ -14,6 +14,7 @@ import { deriveLegacySecrets, legacyMechanismsIn } from '../sasl/legacy-credenti
 import { hashToken, issueToken, parseDuration } from '../auth/local-tokens.js';
 import { JwtTokenVerifier } from '../auth/jwt.js';
 import { readPassword } from './prompt.js';
+import { explainStartError } from './start-errors.js';
 import { SERVER_VERSION } from '../version.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -43,6 +44,9 @@ function accountJid(config: Config, s: string): Jid {
 
 class UsageError extends Error {}
 
+/** The server could not start for a reason the operator can fix (a readable line, exit 1). */
+class StartError extends Error {}
+
 async function passwordFrom(opt: string | undefined): Promise<string> {
   const raw = opt ?? (process.stdin.isTTY ? await readPassword('Password: ', true) : readFileSync(0, 'utf8').replace(/\r?\n$/, ''));
   if (raw === '') throw new UsageError('empty password');
@@ -66,8 +70,16 @@ async function withStorage<T>(config: Config, fn: (s: Awaited<ReturnType<typeof 
 async function start(opts: GlobalOpts): Promise<void> {
   const config = load(opts);
   const log = createLogger({ level: opts.logLevel ?? config.log.level, format: config.log.format });
-  const server = await XmppServer.create({ config, log });
-  await server.listen();
+  let server: XmppServer | undefined;
+  try {
+    server = await XmppServer.create({ config, log });
+    await server.listen();
+  } catch (err) {
+    const why = explainStartError(err, config);
+    if (why === undefined) throw err;
+    await server?.stop().catch(() => undefined);
+    throw new StartError(why);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -95,7 +107,10 @@ async function check(opts: GlobalOpts): Promise<number> {
   if (config.tls) {
     const material = await loadOrCreateTlsMaterial(config.tls, config.data_dir, config.hosts);
     problems.push(...checkCertificate(material.cert, config.hosts));
-    console.log(`TLS: required (${material.generated ? 'self-signed certificate' : 'configured certificate'})`);
+    const which = config.tls.cert !== undefined
+      ? `configured certificate ${config.tls.cert}`
+      : `self-signed certificate ${material.generated ? 'generated now' : 'generated earlier'} under ${config.data_dir}/tls (clients must accept it once; set tls.cert and tls.key for a trusted one)`;
+    console.log(`TLS: required (${which})`);
   } else {
     console.log('TLS: not configured; streams are not encrypted and PLAIN is not offered');
   }
@@ -272,6 +287,10 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`shoal: ${err.message}`);
       process.exitCode = 2;
       return;
+    }
+    if (err instanceof StartError) {
+      console.error(`shoal: ${err.message}`);
+      process.exit(1);
     }
     throw err;
   }

@@ -65,6 +65,8 @@ const sqliteStorage = z.strictObject({
   driver: z.literal('sqlite'),
   /** Defaults to <data_dir>/shoal.sqlite. */
   path: z.string().min(1).optional(),
+  /** Seconds a statement waits for another process's lock on the file before it fails. */
+  busy_timeout: z.number().min(0).default(5),
 });
 
 // A discriminated union so other drivers ('postgres') slot in beside sqlite;

@@ -10,16 +10,21 @@ import { migrateToLatest } from './sql/migrations.js';
 import type { Database } from './sql/schema.js';
 import { createSqlStorage } from './sql/storage.js';
 
-/** How long a statement waits for another process's lock (e.g. a `shoal` admin command) before failing. */
-const BUSY_TIMEOUT_MS = 5000;
+/** How long a statement waits for another process's lock (e.g. a `shoal` admin command) before failing, by default. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export interface SqliteOptions {
+  /** How long a statement waits for another process's lock before failing with SQLITE_BUSY. */
+  busyTimeoutMs?: number;
+}
 
 /** Opens (creating if needed) the database at `path` and brings its schema up to date. `':memory:'` is accepted for tests. */
-export async function openSqliteStorage(path: string): Promise<Storage> {
-  return createSqlStorage(await openSqliteDatabase(path), 'sqlite');
+export async function openSqliteStorage(path: string, options: SqliteOptions = {}): Promise<Storage> {
+  return createSqlStorage(await openSqliteDatabase(path, options), 'sqlite');
 }
 
 /** The Kysely instance behind openSqliteStorage, for callers (and tests) that need the database itself. */
-export async function openSqliteDatabase(path: string): Promise<Kysely<Database>> {
+export async function openSqliteDatabase(path: string, options: SqliteOptions = {}): Promise<Kysely<Database>> {
   if (path !== ':memory:') {
     // The file holds SCRAM verifiers and messages: readable by the server's user only.
     await mkdir(dirname(resolve(path)), { recursive: true, mode: 0o700 });
@@ -27,11 +32,12 @@ export async function openSqliteDatabase(path: string): Promise<Kysely<Database>
   }
   const sqlite = cacheStatements(new BetterSqlite3(path));
   try {
+    // First: a lock held briefly by another process (an admin command) is waited for, even here.
+    sqlite.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
     // WAL lets readers (e.g. an admin CLI listing accounts) run while the server writes.
     sqlite.pragma('journal_mode = WAL');
     // With WAL, NORMAL only risks the last transactions on power loss, never corruption.
     sqlite.pragma('synchronous = NORMAL');
-    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     sqlite.pragma('foreign_keys = ON');
   } catch (err) {
     sqlite.close();
