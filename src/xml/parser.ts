@@ -41,6 +41,8 @@ export class StreamParser {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private stack: Element[] = [];
   private depth = 0;
+  /** Characters handed to saxes so far: between writes, saxes' own `position` counts the last chunk twice. */
+  private fed = 0;
   /** Input position where the current top-level element (or inter-stanza gap) began. */
   private mark = 0;
   private failed = false;
@@ -96,6 +98,7 @@ export class StreamParser {
         return;
       }
     }
+    this.fed += text.length;
     try {
       this.sax.write(text);
     } catch (err) {
@@ -105,7 +108,7 @@ export class StreamParser {
     this.flush();
     // Checked after the chunk as well as per event, so a stanza that never closes
     // (or one huge text node, which saxes buffers until the next '<') is still bounded.
-    if (!this.failed && this.depth >= 1 && this.sax.position - this.mark > this.opts.maxStanzaSize) {
+    if (!this.failed && this.depth >= 1 && this.fed - this.mark > this.opts.maxStanzaSize) {
       this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
   }
