@@ -1,6 +1,7 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StreamParser } from './parser.js';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_MAX_DEPTH, StreamParser, type StreamParserOptions } from './parser.js';
 import type { Element } from './element.js';
 
 const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
@@ -86,4 +87,92 @@ test('size limit: stanzas that arrive together in one large chunk are each measu
   const msg = `<message><body>${'b'.repeat(9000)}</body></message>`;
   assert.deepEqual(run([HEADER + msg.repeat(3)]).errors, []);
   assert.deepEqual(run([HEADER, msg.repeat(2) + `<message><body>${'c'.repeat(8000)}`]).errors, []);
+});
+
+// --- Hardening: bounds on the header, attributes and depth; namespace-well-formed elements ---
+
+interface Recorded {
+  parser: StreamParser;
+  /** Every event in order: 'start', 'element:<name>', 'ws', 'end', 'error:<condition>'. */
+  events: string[];
+  elements: Element[];
+  errors: string[];
+}
+
+function recorder(opts: Partial<StreamParserOptions> = {}, onEvent?: (p: StreamParser, event: string) => void): Recorded {
+  const r: Recorded = { parser: undefined as unknown as StreamParser, events: [], elements: [], errors: [] };
+  const note = (e: string): void => {
+    r.events.push(e);
+    onEvent?.(r.parser, e);
+  };
+  r.parser = new StreamParser(
+    {
+      streamStart: () => note('start'),
+      element: (el) => {
+        r.elements.push(el);
+        note(`element:${el.name}`);
+      },
+      whitespace: () => note('ws'),
+      streamEnd: () => note('end'),
+      error: (c) => {
+        r.errors.push(c);
+        note(`error:${c}`);
+      },
+    },
+    { maxStanzaSize: 10_000, ...opts },
+  );
+  return r;
+}
+
+/** `<a>` nested `n` deep. */
+const nest = (n: number): string => '<a>'.repeat(n) + '</a>'.repeat(n);
+
+describe('B: element depth is limited, and a failed parser stops at once', () => {
+  test('a stanza DEFAULT_MAX_DEPTH levels deep (the stanza is level 1) is accepted; one level more is refused', () => {
+    assert.equal(DEFAULT_MAX_DEPTH, 64);
+    const ok = recorder();
+    ok.parser.write(HEADER + `<message>${nest(DEFAULT_MAX_DEPTH - 1)}</message>`);
+    assert.deepEqual(ok.events, ['start', 'element:message']);
+    const over = recorder();
+    over.parser.write(HEADER + `<message>${nest(DEFAULT_MAX_DEPTH)}</message>`);
+    assert.deepEqual(over.events, ['start', 'error:policy-violation']);
+  });
+
+  test('maxDepth sets the limit', () => {
+    const r = recorder({ maxDepth: 2 });
+    r.parser.write(HEADER + '<message><body>hi</body></message><message><x><y/></x></message>');
+    assert.deepEqual(r.events, ['start', 'element:message', 'error:policy-violation']);
+  });
+
+  test('100,000 nested elements in one write are refused at once, in linear time', () => {
+    const r = recorder({ maxStanzaSize: 1 << 30 });
+    r.parser.write(HEADER);
+    const deep = '<a>'.repeat(100_000);
+    const t0 = performance.now();
+    r.parser.write(deep);
+    const ms = performance.now() - t0;
+    assert.deepEqual(r.events, ['start', 'error:policy-violation']);
+    // About a millisecond; a parser that kept tokenising the chunk after failing takes seconds.
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
+    r.parser.write('</a>'.repeat(100_000) + '<presence/>');
+    assert.deepEqual(r.events, ['start', 'error:policy-violation'], 'nothing after the error');
+  });
+
+  test('stop() from inside a handler ends the chunk at once too', () => {
+    const r = recorder({ maxStanzaSize: 1 << 30 }, (p, e) => {
+      if (e === 'start') p.stop();
+    });
+    const t0 = performance.now();
+    r.parser.write(HEADER + '<message>' + '<a>'.repeat(100_000));
+    const ms = performance.now() - t0;
+    assert.deepEqual(r.events, ['start']);
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
+  });
+
+  test('after an error inside a chunk, nothing else in that chunk or later is reported', () => {
+    const r = recorder();
+    r.parser.write(HEADER + '<presence/><!-- c --><presence/><message/>');
+    r.parser.write('<presence/>');
+    assert.deepEqual(r.events, ['start', 'element:presence', 'error:restricted-xml']);
+  });
 });

@@ -4,10 +4,15 @@
 // Tokenising is done by saxes (a strict, namespace-aware, well-formedness
 // checking SAX parser); this file only builds elements and enforces what
 // RFC 6120 §11 restricts: no DTD, comments, processing instructions or entity
-// declarations ('restricted-xml'), and the size limit per stanza.
+// declarations ('restricted-xml'), and the limits that keep one peer from
+// making the server buffer or work without bound (RFC 6120 §13.12): the size
+// and depth of a stanza ('policy-violation', RFC 6120 §4.9.3.14).
 import { SaxesParser, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
 import type { StreamErrorCondition } from '../stream/errors.js';
+
+/** Deepest nesting in a stanza: the stanza element itself is level 1. */
+export const DEFAULT_MAX_DEPTH = 64;
 
 export interface StreamHeader {
   /** Local name of the root element (must be 'stream'). */
@@ -32,13 +37,25 @@ export interface StreamParserHandler {
 export interface StreamParserOptions {
   /** Largest top-level element, in characters of serialised input (limits.max_stanza_bytes). */
   maxStanzaSize: number;
+  /** Deepest element nesting in a stanza, the stanza itself being level 1 (default DEFAULT_MAX_DEPTH). */
+  maxDepth?: number;
 }
 
 const WS_ONLY = /^[ \t\r\n]*$/;
 
+/**
+ * Thrown from inside saxes' callbacks to stop it in the middle of a chunk once the
+ * parser has failed (or was stopped): saxes has no way to abort a write, and letting
+ * it tokenise the rest of a chunk that may be 64 KB of nested tags costs time
+ * quadratic in their depth. saxes catches nothing, so this reaches write(), which
+ * swallows it; it never escapes the parser.
+ */
+const ABORT = new Error('StreamParser: aborted');
+
 export class StreamParser {
   private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly maxDepth: number;
   private stack: Element[] = [];
   private depth = 0;
   /** Characters handed to saxes so far: between writes, saxes' own `position` counts the last chunk twice. */
@@ -58,6 +75,7 @@ export class StreamParser {
     private readonly handler: StreamParserHandler,
     private readonly opts: StreamParserOptions,
   ) {
+    this.maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
     const sax = new SaxesParser({ xmlns: true, position: true });
     // saxes stores each handler under a computed property name; after the 7th `on()`
     // V8 turns the parser object into a slow dictionary and its inner loop runs ~4x
@@ -77,12 +95,13 @@ export class StreamParser {
     sax.on('comment', () => this.restricted('comments are not allowed'));
     sax.on('processinginstruction', () => this.restricted('processing instructions are not allowed'));
     sax.on('xmldecl', (decl) => {
+      this.enter();
       // RFC 6120 §11.6: UTF-8 only.
       if (decl.encoding !== undefined && decl.encoding.toUpperCase() !== 'UTF-8') {
-        this.fail('unsupported-encoding', 'only UTF-8 is supported');
+        this.halt('unsupported-encoding', 'only UTF-8 is supported');
       }
     });
-    sax.on('error', (err) => this.fail('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed'));
+    sax.on('error', (err) => this.halt('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed'));
   }
 
   /** Feeds raw bytes from the transport. Never throws; problems go to handler.error. */
@@ -98,11 +117,23 @@ export class StreamParser {
         return;
       }
     }
+    this.feed(text);
+  }
+
+  /**
+   * Stops delivering events (after a stream error, a restart, or close). Called from a
+   * handler during a write, the rest of that chunk is not even tokenised.
+   */
+  stop(): void {
+    this.failed = true;
+  }
+
+  private feed(text: string): void {
     this.fed += text.length;
     try {
       this.sax.write(text);
     } catch (err) {
-      this.fail('not-well-formed', (err as Error).message.split('\n')[0] ?? 'not well-formed');
+      if (err !== ABORT) this.fail('not-well-formed', (err as Error).message.split('\n')[0] ?? 'not well-formed');
       return;
     }
     this.flush();
@@ -113,14 +144,9 @@ export class StreamParser {
     }
   }
 
-  /** Stops delivering events (after a stream error, a restart, or close). */
-  stop(): void {
-    this.failed = true;
-  }
-
   private restricted(text: string): void {
-    this.flush();
-    this.fail('restricted-xml', text);
+    this.enter();
+    this.halt('restricted-xml', text);
   }
 
   private flush(): void {
@@ -137,9 +163,23 @@ export class StreamParser {
     this.handler.error(condition, text);
   }
 
+  /** fail(), from inside a saxes callback: saxes stops at once. */
+  private halt(condition: StreamErrorCondition, text: string): never {
+    this.fail(condition, text);
+    throw ABORT;
+  }
+
+  /**
+   * Starts every saxes callback: hands over a pending element, and stops saxes when
+   * the parser has failed or was stopped (possibly by a handler, during this chunk).
+   */
+  private enter(): void {
+    if (this.pending !== undefined) this.flush();
+    if (this.failed) throw ABORT;
+  }
+
   private onOpen(tag: SaxesTagNS): void {
-    if (this.failed) return;
-    this.flush();
+    this.enter();
     if (this.depth === 0) {
       const attrs: Record<string, string> = {};
       let contentNs = '';
@@ -153,6 +193,9 @@ export class StreamParser {
       this.handler.streamStart({ name: tag.local, uri: tag.uri, contentNs, attrs });
       return;
     }
+    // Also what keeps parsing linear: saxes resolves every name by walking the whole
+    // stack of open elements, so unbounded depth costs time quadratic in it.
+    if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
     const attrs: Record<string, string> = {};
     for (const k in tag.attributes) {
       const a = tag.attributes[k]!;
@@ -164,13 +207,12 @@ export class StreamParser {
     this.stack.push(el);
     this.depth++;
     if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
-      this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
+      this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
   }
 
   private onClose(_tag: SaxesTagNS): void {
-    if (this.failed) return;
-    this.flush();
+    this.enter();
     this.depth--;
     if (this.depth === 0) {
       this.ended = true;
@@ -180,8 +222,7 @@ export class StreamParser {
     const el = this.stack.pop()!;
     if (this.stack.length === 0) {
       if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
-        this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
-        return;
+        this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
       }
       this.mark = this.sax.position;
       this.pending = el;
@@ -189,8 +230,7 @@ export class StreamParser {
   }
 
   private onText(text: string): void {
-    if (this.failed) return;
-    this.flush();
+    this.enter();
     const parent = this.stack[this.stack.length - 1];
     if (parent) {
       const last = parent.children.length - 1;
@@ -202,7 +242,7 @@ export class StreamParser {
       this.mark = this.sax.position;
       // RFC 6120 §4.6.1 whitespace keepalive; other character data at stream level is not allowed.
       if (WS_ONLY.test(text)) this.handler.whitespace();
-      else this.fail('bad-format', 'character data between stanzas');
+      else this.halt('bad-format', 'character data between stanzas');
     }
   }
 }
