@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_MAX_DEPTH, StreamParser, type StreamParserOptions } from './parser.js';
+import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, type StreamParserOptions } from './parser.js';
 import type { Element } from './element.js';
 
 const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
@@ -123,6 +123,124 @@ function recorder(opts: Partial<StreamParserOptions> = {}, onEvent?: (p: StreamP
   );
   return r;
 }
+
+/**
+ * Writes `head`, then `filler` over and over in chunks of about `chunk` characters, until the
+ * parser reports an error or `limit` characters were written. Returns the errors and how
+ * many characters had been written when the first one came.
+ */
+function feedUntilError(head: string, filler: string, chunk = 1024, limit = 1 << 20): { errors: string[]; written: number } {
+  const r = recorder();
+  const piece = filler.repeat(Math.ceil(chunk / filler.length));
+  r.parser.write(head);
+  let written = head.length;
+  while (r.errors.length === 0 && written < limit) {
+    r.parser.write(piece);
+    written += piece.length;
+  }
+  return { errors: r.errors, written };
+}
+
+/** HEADER with more attributes. */
+const headerWith = (extra: string): string => HEADER.slice(0, -1) + extra + '>';
+
+/** A client header padded with a `pad` attribute to exactly `size` characters, XML declaration included. */
+function headerOfSize(size: number): string {
+  const bare = headerWith(` pad=''`);
+  assert.ok(size >= bare.length);
+  return headerWith(` pad='${'p'.repeat(size - bare.length)}'`);
+}
+
+/** `n` distinct attributes: ` a0='' a1='' ...`. */
+function attrs(n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += ` a${i}=''`;
+  return s;
+}
+
+describe('A: everything up to the end of the stream header is bounded (RFC 6120 §13.12)', () => {
+  test('a header of exactly MAX_HEADER_SIZE characters is accepted, one character more is refused', () => {
+    const exact = headerOfSize(MAX_HEADER_SIZE);
+    assert.equal(exact.length, MAX_HEADER_SIZE);
+    for (const chunks of [[exact], [exact.slice(0, 100), exact.slice(100, 5000), exact.slice(5000)]]) {
+      const ok = recorder();
+      for (const c of chunks) ok.parser.write(c);
+      ok.parser.write('<presence/>');
+      assert.deepEqual(ok.events, ['start', 'element:presence']);
+    }
+    const over = recorder();
+    over.parser.write(headerOfSize(MAX_HEADER_SIZE + 1));
+    assert.deepEqual(over.events, ['error:policy-violation'], 'refused before the header is reported');
+  });
+
+  test('the bound covers only the header: a large first chunk carrying stanzas after it is fine', () => {
+    const r = recorder();
+    r.parser.write(HEADER + `<message><body>${'b'.repeat(9000)}</body></message>`.repeat(3));
+    assert.deepEqual(r.events, ['start', 'element:message', 'element:message', 'element:message']);
+  });
+
+  test('a header that never ends is refused within one chunk of crossing the bound', () => {
+    for (const [what, head, filler] of [
+      ['attributes', `<stream:stream to='localhost'`, " a=''"],
+      ['an attribute value', `<stream:stream to='`, 'x'],
+      ['the element name', '<stream', 's'],
+      ['whitespace before the header', '', ' '],
+      ['an unfinished XML declaration', `<?xml version='1.`, '0'],
+    ] as const) {
+      const { errors, written } = feedUntilError(head, filler);
+      assert.deepEqual(errors, ['policy-violation'], what);
+      assert.ok(written <= MAX_HEADER_SIZE + 1024, `${what}: error after ${written} characters`);
+    }
+  });
+
+  test('an unterminated comment, DOCTYPE or processing instruction before the header is restricted-xml', () => {
+    for (const [what, head, filler] of [
+      ['comment', `<?xml version='1.0'?><!--`, 'c'],
+      ['DOCTYPE', `<?xml version='1.0'?>\n<!DOCTYPE stream:stream [`, ' '],
+      ['processing instruction', `<?xml version='1.0'?><?pi `, 'p'],
+      ['processing instruction, no XML declaration', `<?xml-stylesheet `, 'p'],
+    ] as const) {
+      const { errors, written } = feedUntilError(head, filler);
+      assert.deepEqual(errors, ['restricted-xml'], what);
+      assert.ok(written <= MAX_HEADER_SIZE + 1024, `${what}: error after ${written} characters`);
+    }
+  });
+
+  test('16 MB in the header in one write: refused after that one write', () => {
+    for (const [what, text] of [
+      ['attribute value', `<stream:stream to='${'x'.repeat(16 << 20)}`],
+      ['element name', `<${'s'.repeat(16 << 20)}`],
+    ] as const) {
+      const r = recorder();
+      r.parser.write(text);
+      assert.deepEqual(r.events, ['error:policy-violation'], what);
+    }
+  });
+
+  test(`at most MAX_HEADER_ATTRIBUTES attributes on the header`, () => {
+    // to, version, xmlns, xmlns:stream: namespace declarations are attributes too.
+    const base = (HEADER.slice(HEADER.indexOf('<stream:stream')).match(/ [\w:]+='/g) ?? []).length;
+    assert.equal(base, 4);
+    const ok = recorder();
+    ok.parser.write(headerWith(attrs(MAX_HEADER_ATTRIBUTES - base)));
+    assert.deepEqual(ok.events, ['start']);
+    const over = recorder();
+    over.parser.write(headerWith(attrs(MAX_HEADER_ATTRIBUTES - base + 1)));
+    assert.deepEqual(over.events, ['error:policy-violation']);
+  });
+
+  test('at most DEFAULT_MAX_ATTRIBUTES attributes on an element of a stanza (or maxAttributes)', () => {
+    const ok = recorder();
+    ok.parser.write(HEADER + `<message><x${attrs(DEFAULT_MAX_ATTRIBUTES)}/></message>`);
+    assert.deepEqual(ok.events, ['start', 'element:message']);
+    const over = recorder();
+    over.parser.write(HEADER + `<message><x${attrs(DEFAULT_MAX_ATTRIBUTES + 1)}/></message>`);
+    assert.deepEqual(over.events, ['start', 'error:policy-violation']);
+    const own = recorder({ maxAttributes: 2 });
+    own.parser.write(HEADER + `<presence a='1' b='2'/><presence a='1' b='2' c='3'/>`);
+    assert.deepEqual(own.events, ['start', 'element:presence', 'error:policy-violation']);
+  });
+});
 
 /** `<a>` nested `n` deep. */
 const nest = (n: number): string => '<a>'.repeat(n) + '</a>'.repeat(n);

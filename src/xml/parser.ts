@@ -6,13 +6,27 @@
 // RFC 6120 §11 restricts: no DTD, comments, processing instructions or entity
 // declarations ('restricted-xml'), and the limits that keep one peer from
 // making the server buffer or work without bound (RFC 6120 §13.12): the size
-// and depth of a stanza ('policy-violation', RFC 6120 §4.9.3.14).
+// of everything up to the end of the stream header, the size and depth of a
+// stanza, and the number of attributes on an element ('policy-violation',
+// RFC 6120 §4.9.3.14).
 import { SaxesParser, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
 import type { StreamErrorCondition } from '../stream/errors.js';
 
+/**
+ * Most characters of input (XML declaration and anything else before the header
+ * included) up to and including the '>' of the stream header's start tag. Every
+ * new parser, so every stream restart, starts counting again. A real header is a
+ * few hundred characters; without this bound saxes buffers a header that never
+ * ends (or a comment, DTD or PI before it) for as long as the peer sends it.
+ */
+export const MAX_HEADER_SIZE = 8192;
+/** Most attributes on the stream header, namespace declarations included (a client sends five or six). */
+export const MAX_HEADER_ATTRIBUTES = 32;
 /** Deepest nesting in a stanza: the stanza element itself is level 1. */
 export const DEFAULT_MAX_DEPTH = 64;
+/** Most attributes, namespace declarations included, written on one element of a stanza. */
+export const DEFAULT_MAX_ATTRIBUTES = 128;
 
 export interface StreamHeader {
   /** Local name of the root element (must be 'stream'). */
@@ -39,9 +53,14 @@ export interface StreamParserOptions {
   maxStanzaSize: number;
   /** Deepest element nesting in a stanza, the stanza itself being level 1 (default DEFAULT_MAX_DEPTH). */
   maxDepth?: number;
+  /** Most attributes written on one element of a stanza (default DEFAULT_MAX_ATTRIBUTES). */
+  maxAttributes?: number;
 }
 
 const WS_ONLY = /^[ \t\r\n]*$/;
+const LEADING_WS = /^[ \t\r\n]+/;
+/** The start of an XML declaration (XML 1.0 §2.8), as opposed to a PI whose target merely begins with "xml". */
+const XML_DECL_START = /^<\?xml[ \t\r\n?]/;
 
 /**
  * Thrown from inside saxes' callbacks to stop it in the middle of a chunk once the
@@ -56,12 +75,17 @@ export class StreamParser {
   private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly maxDepth: number;
+  private readonly maxAttributes: number;
   private stack: Element[] = [];
   private depth = 0;
   /** Characters handed to saxes so far: between writes, saxes' own `position` counts the last chunk twice. */
   private fed = 0;
   /** Input position where the current top-level element (or inter-stanza gap) began. */
   private mark = 0;
+  /** Until the header's start tag is complete: everything received, at most MAX_HEADER_SIZE characters. */
+  private preHeader: string | undefined = '';
+  /** Where the XML declaration ended, if there was one: what is unfinished at the header bound starts here. */
+  private afterDecl = 0;
   private failed = false;
   private ended = false;
   /**
@@ -76,6 +100,7 @@ export class StreamParser {
     private readonly opts: StreamParserOptions,
   ) {
     this.maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.maxAttributes = opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
     const sax = new SaxesParser({ xmlns: true, position: true });
     // saxes stores each handler under a computed property name; after the 7th `on()`
     // V8 turns the parser object into a slow dictionary and its inner loop runs ~4x
@@ -96,6 +121,7 @@ export class StreamParser {
     sax.on('processinginstruction', () => this.restricted('processing instructions are not allowed'));
     sax.on('xmldecl', (decl) => {
       this.enter();
+      this.afterDecl = this.sax.position;
       // RFC 6120 §11.6: UTF-8 only.
       if (decl.encoding !== undefined && decl.encoding.toUpperCase() !== 'UTF-8') {
         this.halt('unsupported-encoding', 'only UTF-8 is supported');
@@ -117,7 +143,22 @@ export class StreamParser {
         return;
       }
     }
-    this.feed(text);
+    if (this.preHeader !== undefined) {
+      // Until the header's start tag is complete, saxes gets at most MAX_HEADER_SIZE
+      // characters in all, so it cannot buffer more; the rest of the chunk follows once
+      // the header was in what it got.
+      const room = MAX_HEADER_SIZE - this.preHeader.length;
+      const head = text.length > room ? text.slice(0, room) : text;
+      text = text.length > room ? text.slice(room) : '';
+      this.preHeader += head;
+      this.feed(head);
+      if (this.failed || this.ended) return;
+      if (this.preHeader !== undefined) {
+        if (this.preHeader.length >= MAX_HEADER_SIZE) this.headerTooLarge(this.preHeader);
+        return;
+      }
+    }
+    if (text !== '') this.feed(text);
   }
 
   /**
@@ -142,6 +183,19 @@ export class StreamParser {
     if (!this.failed && this.depth >= 1 && this.fed - this.mark > this.opts.maxStanzaSize) {
       this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
+  }
+
+  /**
+   * MAX_HEADER_SIZE characters and no complete header. Every complete comment, DTD
+   * or PI has ended the stream already, so what is unfinished starts after the XML
+   * declaration; when it is one of those, that is the error (RFC 6120 §11.1).
+   */
+  private headerTooLarge(received: string): void {
+    const rest = received.slice(this.afterDecl).replace(LEADING_WS, '');
+    if (rest.startsWith('<!--')) this.fail('restricted-xml', 'comments are not allowed');
+    else if (rest.startsWith('<!DOCTYPE')) this.fail('restricted-xml', 'DTDs are not allowed');
+    else if (rest.startsWith('<?') && !XML_DECL_START.test(rest)) this.fail('restricted-xml', 'processing instructions are not allowed');
+    else this.fail('policy-violation', `no stream header within ${MAX_HEADER_SIZE} characters`);
   }
 
   private restricted(text: string): void {
@@ -183,11 +237,15 @@ export class StreamParser {
     if (this.depth === 0) {
       const attrs: Record<string, string> = {};
       let contentNs = '';
+      let count = 0;
       for (const k in tag.attributes) {
         const a = tag.attributes[k]!;
+        count++;
         if (a.name === 'xmlns') contentNs = a.value;
         else if (a.prefix !== 'xmlns') attrs[a.name] = a.value;
       }
+      if (count > MAX_HEADER_ATTRIBUTES) this.halt('policy-violation', `more than ${MAX_HEADER_ATTRIBUTES} attributes on the stream header`);
+      this.preHeader = undefined;
       this.depth = 1;
       this.mark = this.sax.position;
       this.handler.streamStart({ name: tag.local, uri: tag.uri, contentNs, attrs });
@@ -197,10 +255,13 @@ export class StreamParser {
     // stack of open elements, so unbounded depth costs time quadratic in it.
     if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
     const attrs: Record<string, string> = {};
+    let count = 0;
     for (const k in tag.attributes) {
       const a = tag.attributes[k]!;
+      count++;
       if (a.name !== 'xmlns') attrs[a.name] = a.value;
     }
+    if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
     const el = new Element(tag.local, tag.uri, attrs);
     const parent = this.stack[this.stack.length - 1];
     if (parent) parent.children.push(el);
