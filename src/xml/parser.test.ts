@@ -294,3 +294,62 @@ describe('B: element depth is limited, and a failed parser stops at once', () =>
     assert.deepEqual(r.events, ['start', 'element:presence', 'error:restricted-xml']);
   });
 });
+
+describe('D: every element declares the prefixes its attributes use (Namespaces in XML 1.0, "Prefix Declared")', () => {
+  const FOO = 'urn:example:foo';
+  const BAR = 'urn:example:bar';
+
+  /** Parses `text` as the only thing in a fresh stream whose header declares nothing but the defaults. */
+  function reparse(text: string): Element {
+    const r = recorder();
+    r.parser.write(HEADER + text);
+    assert.deepEqual(r.errors, [], text);
+    assert.equal(r.elements.length, 1, text);
+    return r.elements[0]!;
+  }
+
+  test('a prefix declared on the stream header, used on a stanza attribute', () => {
+    const r = recorder();
+    r.parser.write(headerWith(` xmlns:foo='${FOO}'`) + `<message to='b@x' foo:bar='1'><body foo:lang='y'>hi</body></message>`);
+    assert.deepEqual(r.errors, []);
+    const msg = r.elements[0]!;
+    assert.equal(msg.attrs['foo:bar'], '1');
+    assert.equal(msg.attrs['xmlns:foo'], FOO);
+    assert.equal(msg.getChild('body')!.attrs['xmlns:foo'], FOO);
+    const text = msg.toString('jabber:client');
+    assert.match(text, new RegExp(`^<message [^>]*xmlns:foo="${FOO}"`));
+    const back = reparse(text);
+    assert.deepEqual(back.attrs, msg.attrs);
+  });
+
+  test('a prefix declared on a stanza, used on a grandchild cloned out and serialised alone', () => {
+    const r = recorder();
+    r.parser.write(HEADER + `<presence type='subscribe' xmlns:b='${BAR}'><x xmlns='urn:example:ext'><item b:role='owner'/></x></presence>`);
+    assert.deepEqual(r.errors, []);
+    const x = r.elements[0]!.getChild('x')!;
+    // What the presence module does with the children of a subscription request.
+    const copy = x.clone();
+    const text = copy.toString('jabber:client');
+    assert.equal(text, `<x xmlns="urn:example:ext"><item b:role="owner" xmlns:b="${BAR}"/></x>`);
+    const back = reparse(text);
+    assert.equal(back.getChild('item')!.attrs['b:role'], 'owner');
+    assert.equal(back.getChild('item')!.attrs['xmlns:b'], BAR);
+  });
+
+  test('declarations written on the element are kept as written; xml: needs none', () => {
+    const r = recorder();
+    r.parser.write(headerWith(` xmlns:foo='urn:header'`) + `<message xmlns:foo='urn:own' foo:a='1' xml:lang='en'><q:query xmlns:q='jabber:iq:roster'/></message>`);
+    assert.deepEqual(r.errors, []);
+    const msg = r.elements[0]!;
+    assert.deepEqual(msg.attrs, { 'xmlns:foo': 'urn:own', 'foo:a': '1', 'xml:lang': 'en' });
+    assert.deepEqual(msg.getChild('query')!.attrs, { 'xmlns:q': 'jabber:iq:roster' });
+    assert.equal(reparse(msg.toString('jabber:client')).attrs['foo:a'], '1');
+  });
+
+  test('added declarations do not count towards the attribute limit', () => {
+    const r = recorder({ maxAttributes: 2 });
+    r.parser.write(headerWith(` xmlns:foo='${FOO}' xmlns:bar='${BAR}'`) + `<message foo:a='1' bar:b='2'/>`);
+    assert.deepEqual(r.errors, []);
+    assert.equal(Object.keys(r.elements[0]!.attrs).length, 4);
+  });
+});

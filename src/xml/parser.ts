@@ -8,8 +8,9 @@
 // making the server buffer or work without bound (RFC 6120 §13.12): the size
 // of everything up to the end of the stream header, the size and depth of a
 // stanza, and the number of attributes on an element ('policy-violation',
-// RFC 6120 §4.9.3.14).
-import { SaxesParser, type SaxesTagNS } from 'saxes';
+// RFC 6120 §4.9.3.14). It also makes every element it builds declare the
+// prefixes its attributes use, so that each stands alone wherever it goes.
+import { SaxesParser, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
 import type { StreamErrorCondition } from '../stream/errors.js';
 
@@ -256,12 +257,17 @@ export class StreamParser {
     if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
     const attrs: Record<string, string> = {};
     let count = 0;
+    let prefixed: SaxesAttributeNS[] | undefined;
     for (const k in tag.attributes) {
       const a = tag.attributes[k]!;
       count++;
-      if (a.name !== 'xmlns') attrs[a.name] = a.value;
+      if (a.name === 'xmlns') continue;
+      attrs[a.name] = a.value;
+      const p = a.prefix;
+      if (p !== '' && p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
     }
     if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
+    if (prefixed !== undefined) declarePrefixes(attrs, prefixed);
     const el = new Element(tag.local, tag.uri, attrs);
     const parent = this.stack[this.stack.length - 1];
     if (parent) parent.children.push(el);
@@ -305,5 +311,23 @@ export class StreamParser {
       if (WS_ONLY.test(text)) this.handler.whitespace();
       else this.halt('bad-format', 'character data between stanzas');
     }
+  }
+}
+
+/**
+ * Namespaces in XML 1.0, constraint "Prefix Declared": a prefix must be declared on the
+ * element that uses it or on an ancestor. An element must stand alone when it is
+ * forwarded, stored, or copied out of its parent (the presence module copies the children
+ * of a subscription request into a new stanza), but a prefix its attributes use may have
+ * been declared on an ancestor or on the sender's stream header, neither of which goes
+ * with it. So the element gets the declaration itself, unless it already has one, which
+ * is then the one saxes resolved the prefix with. `xml:` is bound by definition (same
+ * constraint), and element names need nothing: elements are serialised with a default
+ * namespace (element.ts).
+ */
+function declarePrefixes(attrs: Record<string, string>, prefixed: SaxesAttributeNS[]): void {
+  for (const a of prefixed) {
+    const decl = `xmlns:${a.prefix}`;
+    if (attrs[decl] === undefined) attrs[decl] = a.uri;
   }
 }
