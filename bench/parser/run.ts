@@ -72,7 +72,7 @@ function walkLtx(el: LtxElement, c: Counts): void {
 const CANDIDATES: Candidate[] = [
   {
     name: 'shoal StreamParser',
-    does: 'saxes (xmlns, position) + Element tree, size limit, restricted-xml checks',
+    does: 'saxes (xmlns, position) + Element tree, size/depth/attribute limits, restricted-xml checks',
     create(check) {
       const c: Counts = { stanzas: 0, elements: 0, textChars: 0 };
       const p = new StreamParser(

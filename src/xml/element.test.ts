@@ -26,3 +26,9 @@ test('x() drops undefined attributes; clone is deep', () => {
   assert.equal(el.getChildText('body'), 'hi');
   assert.equal(copy.getChildText('body'), 'hi!');
 });
+
+test('namespace declarations kept in attrs are serialised and cloned', () => {
+  const el = new Element('item', 'urn:example:x', { 'b:role': 'owner', 'xmlns:b': 'urn:example:b' });
+  assert.equal(el.toString('jabber:client'), '<item xmlns="urn:example:x" b:role="owner" xmlns:b="urn:example:b"/>');
+  assert.equal(el.clone().toString('urn:example:x'), '<item b:role="owner" xmlns:b="urn:example:b"/>');
+});

@@ -1,6 +1,7 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { StreamParser } from './parser.js';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, type StreamParserOptions } from './parser.js';
 import type { Element } from './element.js';
 
 const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
@@ -79,4 +80,276 @@ test('size limit: a large stanza, and one that never ends, are both stopped', ()
   // Just under the limit is fine, and the count restarts for every stanza.
   const ok = `<message><body>${'z'.repeat(9000)}</body></message>`;
   assert.deepEqual(run([HEADER, ok, ok, ok]).errors, []);
+});
+
+test('size limit: stanzas that arrive together in one large chunk are each measured on their own', () => {
+  // saxes' own position runs a chunk ahead between writes; the check at the end of a chunk must not use it.
+  const msg = `<message><body>${'b'.repeat(9000)}</body></message>`;
+  assert.deepEqual(run([HEADER + msg.repeat(3)]).errors, []);
+  assert.deepEqual(run([HEADER, msg.repeat(2) + `<message><body>${'c'.repeat(8000)}`]).errors, []);
+});
+
+// --- Hardening: bounds on the header, attributes and depth; namespace-well-formed elements ---
+
+interface Recorded {
+  parser: StreamParser;
+  /** Every event in order: 'start', 'element:<name>', 'ws', 'end', 'error:<condition>'. */
+  events: string[];
+  elements: Element[];
+  errors: string[];
+}
+
+function recorder(opts: Partial<StreamParserOptions> = {}, onEvent?: (p: StreamParser, event: string) => void): Recorded {
+  const r: Recorded = { parser: undefined as unknown as StreamParser, events: [], elements: [], errors: [] };
+  const note = (e: string): void => {
+    r.events.push(e);
+    onEvent?.(r.parser, e);
+  };
+  r.parser = new StreamParser(
+    {
+      streamStart: () => note('start'),
+      element: (el) => {
+        r.elements.push(el);
+        note(`element:${el.name}`);
+      },
+      whitespace: () => note('ws'),
+      streamEnd: () => note('end'),
+      error: (c) => {
+        r.errors.push(c);
+        note(`error:${c}`);
+      },
+    },
+    { maxStanzaSize: 10_000, ...opts },
+  );
+  return r;
+}
+
+/**
+ * Writes `head`, then `filler` over and over in chunks of about `chunk` characters, until the
+ * parser reports an error or `limit` characters were written. Returns the errors and how
+ * many characters had been written when the first one came.
+ */
+function feedUntilError(head: string, filler: string, chunk = 1024, limit = 1 << 20): { errors: string[]; written: number } {
+  const r = recorder();
+  const piece = filler.repeat(Math.ceil(chunk / filler.length));
+  r.parser.write(head);
+  let written = head.length;
+  while (r.errors.length === 0 && written < limit) {
+    r.parser.write(piece);
+    written += piece.length;
+  }
+  return { errors: r.errors, written };
+}
+
+/** HEADER with more attributes. */
+const headerWith = (extra: string): string => HEADER.slice(0, -1) + extra + '>';
+
+/** A client header padded with a `pad` attribute to exactly `size` characters, XML declaration included. */
+function headerOfSize(size: number): string {
+  const bare = headerWith(` pad=''`);
+  assert.ok(size >= bare.length);
+  return headerWith(` pad='${'p'.repeat(size - bare.length)}'`);
+}
+
+/** `n` distinct attributes: ` a0='' a1='' ...`. */
+function attrs(n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += ` a${i}=''`;
+  return s;
+}
+
+describe('A: everything up to the end of the stream header is bounded (RFC 6120 §13.12)', () => {
+  test('a header of exactly MAX_HEADER_SIZE characters is accepted, one character more is refused', () => {
+    const exact = headerOfSize(MAX_HEADER_SIZE);
+    assert.equal(exact.length, MAX_HEADER_SIZE);
+    for (const chunks of [[exact], [exact.slice(0, 100), exact.slice(100, 5000), exact.slice(5000)]]) {
+      const ok = recorder();
+      for (const c of chunks) ok.parser.write(c);
+      ok.parser.write('<presence/>');
+      assert.deepEqual(ok.events, ['start', 'element:presence']);
+    }
+    const over = recorder();
+    over.parser.write(headerOfSize(MAX_HEADER_SIZE + 1));
+    assert.deepEqual(over.events, ['error:policy-violation'], 'refused before the header is reported');
+  });
+
+  test('the bound covers only the header: a large first chunk carrying stanzas after it is fine', () => {
+    const r = recorder();
+    r.parser.write(HEADER + `<message><body>${'b'.repeat(9000)}</body></message>`.repeat(3));
+    assert.deepEqual(r.events, ['start', 'element:message', 'element:message', 'element:message']);
+  });
+
+  test('a header that never ends is refused within one chunk of crossing the bound', () => {
+    for (const [what, head, filler] of [
+      ['attributes', `<stream:stream to='localhost'`, " a=''"],
+      ['an attribute value', `<stream:stream to='`, 'x'],
+      ['the element name', '<stream', 's'],
+      ['whitespace before the header', '', ' '],
+      ['an unfinished XML declaration', `<?xml version='1.`, '0'],
+    ] as const) {
+      const { errors, written } = feedUntilError(head, filler);
+      assert.deepEqual(errors, ['policy-violation'], what);
+      assert.ok(written <= MAX_HEADER_SIZE + 1024, `${what}: error after ${written} characters`);
+    }
+  });
+
+  test('an unterminated comment, DOCTYPE or processing instruction before the header is restricted-xml', () => {
+    for (const [what, head, filler] of [
+      ['comment', `<?xml version='1.0'?><!--`, 'c'],
+      ['DOCTYPE', `<?xml version='1.0'?>\n<!DOCTYPE stream:stream [`, ' '],
+      ['processing instruction', `<?xml version='1.0'?><?pi `, 'p'],
+      ['processing instruction, no XML declaration', `<?xml-stylesheet `, 'p'],
+    ] as const) {
+      const { errors, written } = feedUntilError(head, filler);
+      assert.deepEqual(errors, ['restricted-xml'], what);
+      assert.ok(written <= MAX_HEADER_SIZE + 1024, `${what}: error after ${written} characters`);
+    }
+  });
+
+  test('16 MB in the header in one write: refused after that one write', () => {
+    for (const [what, text] of [
+      ['attribute value', `<stream:stream to='${'x'.repeat(16 << 20)}`],
+      ['element name', `<${'s'.repeat(16 << 20)}`],
+    ] as const) {
+      const r = recorder();
+      r.parser.write(text);
+      assert.deepEqual(r.events, ['error:policy-violation'], what);
+    }
+  });
+
+  test(`at most MAX_HEADER_ATTRIBUTES attributes on the header`, () => {
+    // to, version, xmlns, xmlns:stream: namespace declarations are attributes too.
+    const base = (HEADER.slice(HEADER.indexOf('<stream:stream')).match(/ [\w:]+='/g) ?? []).length;
+    assert.equal(base, 4);
+    const ok = recorder();
+    ok.parser.write(headerWith(attrs(MAX_HEADER_ATTRIBUTES - base)));
+    assert.deepEqual(ok.events, ['start']);
+    const over = recorder();
+    over.parser.write(headerWith(attrs(MAX_HEADER_ATTRIBUTES - base + 1)));
+    assert.deepEqual(over.events, ['error:policy-violation']);
+  });
+
+  test('at most DEFAULT_MAX_ATTRIBUTES attributes on an element of a stanza (or maxAttributes)', () => {
+    const ok = recorder();
+    ok.parser.write(HEADER + `<message><x${attrs(DEFAULT_MAX_ATTRIBUTES)}/></message>`);
+    assert.deepEqual(ok.events, ['start', 'element:message']);
+    const over = recorder();
+    over.parser.write(HEADER + `<message><x${attrs(DEFAULT_MAX_ATTRIBUTES + 1)}/></message>`);
+    assert.deepEqual(over.events, ['start', 'error:policy-violation']);
+    const own = recorder({ maxAttributes: 2 });
+    own.parser.write(HEADER + `<presence a='1' b='2'/><presence a='1' b='2' c='3'/>`);
+    assert.deepEqual(own.events, ['start', 'element:presence', 'error:policy-violation']);
+  });
+});
+
+/** `<a>` nested `n` deep. */
+const nest = (n: number): string => '<a>'.repeat(n) + '</a>'.repeat(n);
+
+describe('B: element depth is limited, and a failed parser stops at once', () => {
+  test('a stanza DEFAULT_MAX_DEPTH levels deep (the stanza is level 1) is accepted; one level more is refused', () => {
+    assert.equal(DEFAULT_MAX_DEPTH, 64);
+    const ok = recorder();
+    ok.parser.write(HEADER + `<message>${nest(DEFAULT_MAX_DEPTH - 1)}</message>`);
+    assert.deepEqual(ok.events, ['start', 'element:message']);
+    const over = recorder();
+    over.parser.write(HEADER + `<message>${nest(DEFAULT_MAX_DEPTH)}</message>`);
+    assert.deepEqual(over.events, ['start', 'error:policy-violation']);
+  });
+
+  test('maxDepth sets the limit', () => {
+    const r = recorder({ maxDepth: 2 });
+    r.parser.write(HEADER + '<message><body>hi</body></message><message><x><y/></x></message>');
+    assert.deepEqual(r.events, ['start', 'element:message', 'error:policy-violation']);
+  });
+
+  test('100,000 nested elements in one write are refused at once, in linear time', () => {
+    const r = recorder({ maxStanzaSize: 1 << 30 });
+    r.parser.write(HEADER);
+    const deep = '<a>'.repeat(100_000);
+    const t0 = performance.now();
+    r.parser.write(deep);
+    const ms = performance.now() - t0;
+    assert.deepEqual(r.events, ['start', 'error:policy-violation']);
+    // About a millisecond; a parser that kept tokenising the chunk after failing takes seconds.
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
+    r.parser.write('</a>'.repeat(100_000) + '<presence/>');
+    assert.deepEqual(r.events, ['start', 'error:policy-violation'], 'nothing after the error');
+  });
+
+  test('stop() from inside a handler ends the chunk at once too', () => {
+    const r = recorder({ maxStanzaSize: 1 << 30 }, (p, e) => {
+      if (e === 'start') p.stop();
+    });
+    const t0 = performance.now();
+    r.parser.write(HEADER + '<message>' + '<a>'.repeat(100_000));
+    const ms = performance.now() - t0;
+    assert.deepEqual(r.events, ['start']);
+    assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
+  });
+
+  test('after an error inside a chunk, nothing else in that chunk or later is reported', () => {
+    const r = recorder();
+    r.parser.write(HEADER + '<presence/><!-- c --><presence/><message/>');
+    r.parser.write('<presence/>');
+    assert.deepEqual(r.events, ['start', 'element:presence', 'error:restricted-xml']);
+  });
+});
+
+describe('D: every element declares the prefixes its attributes use (Namespaces in XML 1.0, "Prefix Declared")', () => {
+  const FOO = 'urn:example:foo';
+  const BAR = 'urn:example:bar';
+
+  /** Parses `text` as the only thing in a fresh stream whose header declares nothing but the defaults. */
+  function reparse(text: string): Element {
+    const r = recorder();
+    r.parser.write(HEADER + text);
+    assert.deepEqual(r.errors, [], text);
+    assert.equal(r.elements.length, 1, text);
+    return r.elements[0]!;
+  }
+
+  test('a prefix declared on the stream header, used on a stanza attribute', () => {
+    const r = recorder();
+    r.parser.write(headerWith(` xmlns:foo='${FOO}'`) + `<message to='b@x' foo:bar='1'><body foo:lang='y'>hi</body></message>`);
+    assert.deepEqual(r.errors, []);
+    const msg = r.elements[0]!;
+    assert.equal(msg.attrs['foo:bar'], '1');
+    assert.equal(msg.attrs['xmlns:foo'], FOO);
+    assert.equal(msg.getChild('body')!.attrs['xmlns:foo'], FOO);
+    const text = msg.toString('jabber:client');
+    assert.match(text, new RegExp(`^<message [^>]*xmlns:foo="${FOO}"`));
+    const back = reparse(text);
+    assert.deepEqual(back.attrs, msg.attrs);
+  });
+
+  test('a prefix declared on a stanza, used on a grandchild cloned out and serialised alone', () => {
+    const r = recorder();
+    r.parser.write(HEADER + `<presence type='subscribe' xmlns:b='${BAR}'><x xmlns='urn:example:ext'><item b:role='owner'/></x></presence>`);
+    assert.deepEqual(r.errors, []);
+    const x = r.elements[0]!.getChild('x')!;
+    // What the presence module does with the children of a subscription request.
+    const copy = x.clone();
+    const text = copy.toString('jabber:client');
+    assert.equal(text, `<x xmlns="urn:example:ext"><item b:role="owner" xmlns:b="${BAR}"/></x>`);
+    const back = reparse(text);
+    assert.equal(back.getChild('item')!.attrs['b:role'], 'owner');
+    assert.equal(back.getChild('item')!.attrs['xmlns:b'], BAR);
+  });
+
+  test('declarations written on the element are kept as written; xml: needs none', () => {
+    const r = recorder();
+    r.parser.write(headerWith(` xmlns:foo='urn:header'`) + `<message xmlns:foo='urn:own' foo:a='1' xml:lang='en'><q:query xmlns:q='jabber:iq:roster'/></message>`);
+    assert.deepEqual(r.errors, []);
+    const msg = r.elements[0]!;
+    assert.deepEqual(msg.attrs, { 'xmlns:foo': 'urn:own', 'foo:a': '1', 'xml:lang': 'en' });
+    assert.deepEqual(msg.getChild('query')!.attrs, { 'xmlns:q': 'jabber:iq:roster' });
+    assert.equal(reparse(msg.toString('jabber:client')).attrs['foo:a'], '1');
+  });
+
+  test('added declarations do not count towards the attribute limit', () => {
+    const r = recorder({ maxAttributes: 2 });
+    r.parser.write(headerWith(` xmlns:foo='${FOO}' xmlns:bar='${BAR}'`) + `<message foo:a='1' bar:b='2'/>`);
+    assert.deepEqual(r.errors, []);
+    assert.equal(Object.keys(r.elements[0]!.attrs).length, 4);
+  });
 });

@@ -4,8 +4,13 @@
 // Tokenising is done by saxes (a strict, namespace-aware, well-formedness
 // checking SAX parser); this file only builds elements and enforces what
 // RFC 6120 §11 restricts: no DTD, comments, processing instructions or entity
-// declarations ('restricted-xml'), and the size limit per stanza.
-import { SaxesParser, type SaxesTagNS } from 'saxes';
+// declarations ('restricted-xml'), and the limits that keep one peer from
+// making the server buffer or work without bound (RFC 6120 §13.12): the size
+// of everything up to the end of the stream header, the size and depth of a
+// stanza, and the number of attributes on an element ('policy-violation',
+// RFC 6120 §4.9.3.14). It also makes every element it builds declare the
+// prefixes its attributes use, so that each stands alone wherever it goes.
+import { SaxesParser, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
 
 /**
@@ -13,6 +18,21 @@ import { Element } from './element.js';
  * stream layer sends them as stream errors. Kept here so that xml/ depends on nothing above it.
  */
 export type ParseErrorCondition = 'bad-format' | 'not-well-formed' | 'policy-violation' | 'restricted-xml' | 'unsupported-encoding';
+
+/**
+ * Most characters of input (XML declaration and anything else before the header
+ * included) up to and including the '>' of the stream header's start tag. Every
+ * new parser, so every stream restart, starts counting again. A real header is a
+ * few hundred characters; without this bound saxes buffers a header that never
+ * ends (or a comment, DTD or PI before it) for as long as the peer sends it.
+ */
+export const MAX_HEADER_SIZE = 8192;
+/** Most attributes on the stream header, namespace declarations included (a client sends five or six). */
+export const MAX_HEADER_ATTRIBUTES = 32;
+/** Deepest nesting in a stanza: the stanza element itself is level 1. */
+export const DEFAULT_MAX_DEPTH = 64;
+/** Most attributes, namespace declarations included, written on one element of a stanza. */
+export const DEFAULT_MAX_ATTRIBUTES = 128;
 
 export interface StreamHeader {
   /** Local name of the root element (must be 'stream'). */
@@ -37,17 +57,41 @@ export interface StreamParserHandler {
 export interface StreamParserOptions {
   /** Largest top-level element, in characters of serialised input (limits.max_stanza_bytes). */
   maxStanzaSize: number;
+  /** Deepest element nesting in a stanza, the stanza itself being level 1 (default DEFAULT_MAX_DEPTH). */
+  maxDepth?: number;
+  /** Most attributes written on one element of a stanza (default DEFAULT_MAX_ATTRIBUTES). */
+  maxAttributes?: number;
 }
 
 const WS_ONLY = /^[ \t\r\n]*$/;
+const LEADING_WS = /^[ \t\r\n]+/;
+/** The start of an XML declaration (XML 1.0 §2.8), as opposed to a PI whose target merely begins with "xml". */
+const XML_DECL_START = /^<\?xml[ \t\r\n?]/;
+
+/**
+ * Thrown from inside saxes' callbacks to stop it in the middle of a chunk once the
+ * parser has failed (or was stopped): saxes has no way to abort a write, and letting
+ * it tokenise the rest of a chunk that may be 64 KB of nested tags costs time
+ * quadratic in their depth. saxes catches nothing, so this reaches write(), which
+ * swallows it; it never escapes the parser.
+ */
+const ABORT = new Error('StreamParser: aborted');
 
 export class StreamParser {
   private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly maxDepth: number;
+  private readonly maxAttributes: number;
   private stack: Element[] = [];
   private depth = 0;
+  /** Characters handed to saxes so far: between writes, saxes' own `position` counts the last chunk twice. */
+  private fed = 0;
   /** Input position where the current top-level element (or inter-stanza gap) began. */
   private mark = 0;
+  /** Until the header's start tag is complete: everything received, at most MAX_HEADER_SIZE characters. */
+  private preHeader: string | undefined = '';
+  /** Where the XML declaration ended, if there was one: what is unfinished at the header bound starts here. */
+  private afterDecl = 0;
   private failed = false;
   private ended = false;
   /**
@@ -61,6 +105,8 @@ export class StreamParser {
     private readonly handler: StreamParserHandler,
     private readonly opts: StreamParserOptions,
   ) {
+    this.maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.maxAttributes = opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
     const sax = new SaxesParser({ xmlns: true, position: true });
     // saxes stores each handler under a computed property name; after the 7th `on()`
     // V8 turns the parser object into a slow dictionary and its inner loop runs ~4x
@@ -80,12 +126,14 @@ export class StreamParser {
     sax.on('comment', () => this.restricted('comments are not allowed'));
     sax.on('processinginstruction', () => this.restricted('processing instructions are not allowed'));
     sax.on('xmldecl', (decl) => {
+      this.enter();
+      this.afterDecl = this.sax.position;
       // RFC 6120 §11.6: UTF-8 only.
       if (decl.encoding !== undefined && decl.encoding.toUpperCase() !== 'UTF-8') {
-        this.fail('unsupported-encoding', 'only UTF-8 is supported');
+        this.halt('unsupported-encoding', 'only UTF-8 is supported');
       }
     });
-    sax.on('error', (err) => this.fail('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed'));
+    sax.on('error', (err) => this.halt('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed'));
   }
 
   /** Feeds raw bytes from the transport. Never throws; problems go to handler.error. */
@@ -101,28 +149,64 @@ export class StreamParser {
         return;
       }
     }
+    if (this.preHeader !== undefined) {
+      // Until the header's start tag is complete, saxes gets at most MAX_HEADER_SIZE
+      // characters in all, so it cannot buffer more; the rest of the chunk follows once
+      // the header was in what it got.
+      const room = MAX_HEADER_SIZE - this.preHeader.length;
+      const head = text.length > room ? text.slice(0, room) : text;
+      text = text.length > room ? text.slice(room) : '';
+      this.preHeader += head;
+      this.feed(head);
+      if (this.failed || this.ended) return;
+      if (this.preHeader !== undefined) {
+        if (this.preHeader.length >= MAX_HEADER_SIZE) this.headerTooLarge(this.preHeader);
+        return;
+      }
+    }
+    if (text !== '') this.feed(text);
+  }
+
+  /**
+   * Stops delivering events (after a stream error, a restart, or close). Called from a
+   * handler during a write, the rest of that chunk is not even tokenised.
+   */
+  stop(): void {
+    this.failed = true;
+  }
+
+  private feed(text: string): void {
+    this.fed += text.length;
     try {
       this.sax.write(text);
     } catch (err) {
-      this.fail('not-well-formed', (err as Error).message.split('\n')[0] ?? 'not well-formed');
+      if (err !== ABORT) this.fail('not-well-formed', (err as Error).message.split('\n')[0] ?? 'not well-formed');
       return;
     }
     this.flush();
     // Checked after the chunk as well as per event, so a stanza that never closes
     // (or one huge text node, which saxes buffers until the next '<') is still bounded.
-    if (!this.failed && this.depth >= 1 && this.sax.position - this.mark > this.opts.maxStanzaSize) {
+    if (!this.failed && this.depth >= 1 && this.fed - this.mark > this.opts.maxStanzaSize) {
       this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
   }
 
-  /** Stops delivering events (after a stream error, a restart, or close). */
-  stop(): void {
-    this.failed = true;
+  /**
+   * MAX_HEADER_SIZE characters and no complete header. Every complete comment, DTD
+   * or PI has ended the stream already, so what is unfinished starts after the XML
+   * declaration; when it is one of those, that is the error (RFC 6120 §11.1).
+   */
+  private headerTooLarge(received: string): void {
+    const rest = received.slice(this.afterDecl).replace(LEADING_WS, '');
+    if (rest.startsWith('<!--')) this.fail('restricted-xml', 'comments are not allowed');
+    else if (rest.startsWith('<!DOCTYPE')) this.fail('restricted-xml', 'DTDs are not allowed');
+    else if (rest.startsWith('<?') && !XML_DECL_START.test(rest)) this.fail('restricted-xml', 'processing instructions are not allowed');
+    else this.fail('policy-violation', `no stream header within ${MAX_HEADER_SIZE} characters`);
   }
 
   private restricted(text: string): void {
-    this.flush();
-    this.fail('restricted-xml', text);
+    this.enter();
+    this.halt('restricted-xml', text);
   }
 
   private flush(): void {
@@ -139,40 +223,68 @@ export class StreamParser {
     this.handler.error(condition, text);
   }
 
+  /** fail(), from inside a saxes callback: saxes stops at once. */
+  private halt(condition: StreamErrorCondition, text: string): never {
+    this.fail(condition, text);
+    throw ABORT;
+  }
+
+  /**
+   * Starts every saxes callback: hands over a pending element, and stops saxes when
+   * the parser has failed or was stopped (possibly by a handler, during this chunk).
+   */
+  private enter(): void {
+    if (this.pending !== undefined) this.flush();
+    if (this.failed) throw ABORT;
+  }
+
   private onOpen(tag: SaxesTagNS): void {
-    if (this.failed) return;
-    this.flush();
+    this.enter();
     if (this.depth === 0) {
       const attrs: Record<string, string> = {};
       let contentNs = '';
+      let count = 0;
       for (const k in tag.attributes) {
         const a = tag.attributes[k]!;
+        count++;
         if (a.name === 'xmlns') contentNs = a.value;
         else if (a.prefix !== 'xmlns') attrs[a.name] = a.value;
       }
+      if (count > MAX_HEADER_ATTRIBUTES) this.halt('policy-violation', `more than ${MAX_HEADER_ATTRIBUTES} attributes on the stream header`);
+      this.preHeader = undefined;
       this.depth = 1;
       this.mark = this.sax.position;
       this.handler.streamStart({ name: tag.local, uri: tag.uri, contentNs, attrs });
       return;
     }
+    // Also what keeps parsing linear: saxes resolves every name by walking the whole
+    // stack of open elements, so unbounded depth costs time quadratic in it.
+    if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
     const attrs: Record<string, string> = {};
+    let count = 0;
+    let prefixed: SaxesAttributeNS[] | undefined;
     for (const k in tag.attributes) {
       const a = tag.attributes[k]!;
-      if (a.name !== 'xmlns') attrs[a.name] = a.value;
+      count++;
+      if (a.name === 'xmlns') continue;
+      attrs[a.name] = a.value;
+      const p = a.prefix;
+      if (p !== '' && p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
     }
+    if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
+    if (prefixed !== undefined) declarePrefixes(attrs, prefixed);
     const el = new Element(tag.local, tag.uri, attrs);
     const parent = this.stack[this.stack.length - 1];
     if (parent) parent.children.push(el);
     this.stack.push(el);
     this.depth++;
     if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
-      this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
+      this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
   }
 
   private onClose(_tag: SaxesTagNS): void {
-    if (this.failed) return;
-    this.flush();
+    this.enter();
     this.depth--;
     if (this.depth === 0) {
       this.ended = true;
@@ -182,8 +294,7 @@ export class StreamParser {
     const el = this.stack.pop()!;
     if (this.stack.length === 0) {
       if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
-        this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
-        return;
+        this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
       }
       this.mark = this.sax.position;
       this.pending = el;
@@ -191,8 +302,7 @@ export class StreamParser {
   }
 
   private onText(text: string): void {
-    if (this.failed) return;
-    this.flush();
+    this.enter();
     const parent = this.stack[this.stack.length - 1];
     if (parent) {
       const last = parent.children.length - 1;
@@ -204,7 +314,25 @@ export class StreamParser {
       this.mark = this.sax.position;
       // RFC 6120 §4.6.1 whitespace keepalive; other character data at stream level is not allowed.
       if (WS_ONLY.test(text)) this.handler.whitespace();
-      else this.fail('bad-format', 'character data between stanzas');
+      else this.halt('bad-format', 'character data between stanzas');
     }
+  }
+}
+
+/**
+ * Namespaces in XML 1.0, constraint "Prefix Declared": a prefix must be declared on the
+ * element that uses it or on an ancestor. An element must stand alone when it is
+ * forwarded, stored, or copied out of its parent (the presence module copies the children
+ * of a subscription request into a new stanza), but a prefix its attributes use may have
+ * been declared on an ancestor or on the sender's stream header, neither of which goes
+ * with it. So the element gets the declaration itself, unless it already has one, which
+ * is then the one saxes resolved the prefix with. `xml:` is bound by definition (same
+ * constraint), and element names need nothing: elements are serialised with a default
+ * namespace (element.ts).
+ */
+function declarePrefixes(attrs: Record<string, string>, prefixed: SaxesAttributeNS[]): void {
+  for (const a of prefixed) {
+    const decl = `xmlns:${a.prefix}`;
+    if (attrs[decl] === undefined) attrs[decl] = a.uri;
   }
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { x } from './element.js';
+import { x, type Element } from './element.js';
 import { NS } from './namespaces.js';
+import { DEFAULT_MAX_ATTRIBUTES, StreamParser } from './parser.js';
 import { loadXml, storeXml } from './stored.js';
 
 describe('storeXml / loadXml', () => {
@@ -25,6 +26,33 @@ describe('storeXml / loadXml', () => {
     const back = loadXml(storeXml(card));
     assert.equal(back.xmlns, NS.VCARD);
     assert.equal(back.getChildText('FN', NS.VCARD), 'Juliet');
+  });
+
+  test('an element whose attributes use prefixes declared on its parent stands alone when stored', () => {
+    // As many attributes as a client may write, each with a prefix declared on the stanza:
+    // the parser adds one declaration per prefix, and the stored text must still load.
+    let decls = '';
+    let used = '';
+    for (let i = 0; i < DEFAULT_MAX_ATTRIBUTES; i++) {
+      decls += ` xmlns:p${i}='urn:example:${i}'`;
+      used += ` p${i}:a='${i}'`;
+    }
+    let item: Element | undefined;
+    const parser = new StreamParser(
+      {
+        streamStart: () => undefined,
+        element: (el) => (item = el.getChild('x', 'urn:example:x')?.getChild('item')),
+        whitespace: () => undefined,
+        streamEnd: () => undefined,
+        error: (condition, text) => assert.fail(`${condition}: ${text}`),
+      },
+      { maxStanzaSize: 100_000 },
+    );
+    parser.write(`<stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}'><message${decls}><x xmlns='urn:example:x'><item${used}/></x></message>`);
+    assert.ok(item);
+    const back = loadXml(storeXml(item.clone()));
+    assert.deepEqual(back.attrs, item.attrs);
+    assert.equal(back.attrs['xmlns:p7'], 'urn:example:7');
   });
 
   test('anything that is not exactly one well-formed element is refused', () => {

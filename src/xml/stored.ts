@@ -31,7 +31,10 @@ export function loadXml(xml: string): Element {
       },
     },
     // The text was size-checked when it was stored; the parser's limit must not refuse it now.
-    { maxStanzaSize: xml.length + 1024 },
+    // Nor its attribute limit: the text holds the namespace declarations the parser added to
+    // elements whose attributes use a prefix declared further up (parser.ts, declarePrefixes),
+    // which the sender never wrote, so an element may now carry more than the sender could.
+    { maxStanzaSize: xml.length + 1024, maxAttributes: Infinity },
   );
   // A wrapper in the content namespace, so an element stored with xmlns='jabber:client' keeps it.
   parser.write(`<stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}'>`);
