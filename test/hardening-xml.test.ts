@@ -23,6 +23,7 @@ import { SlixClient, slixmppMissing, type StanzaView } from './support/im-client
 import { NS } from '../src/xml/namespaces.js';
 import { DEFAULT_MAX_ATTRIBUTES, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE } from '../src/xml/parser.js';
 import type { Element } from '../src/xml/element.js';
+import type { OfflineApi } from '../src/modules/offline/api.js';
 
 const FOO = 'urn:example:foo';
 const ROLE = 'urn:example:role';
@@ -197,7 +198,7 @@ describe('B: nesting depth is limited; deep input is refused at once (RFC 6120 Â
     a.client.send(`<message to='bob@localhost' id='deep'>` + '<a>'.repeat(20_000) + '</a>'.repeat(20_000) + '</message>');
     await expectStreamError(a.client, 'policy-violation');
     // Nothing of it was stored for bob (who is offline), and a new client can log in and be answered.
-    assert.equal(await srv.server.storage.offline.count('localhost', 'bob'), 0);
+    assert.equal(await srv.server.module<OfflineApi>('offline').count('localhost', 'bob'), 0);
     const b = await login(srv.port, 'bob', 'bob-pass');
     await available(b.client);
     b.client.close();
@@ -271,7 +272,7 @@ describe('D: prefixed attributes reach the recipient with their namespace declar
     alice.send(prefixedMessage('erin@localhost', 'off-1'));
     alice.send(plainMessage('erin@localhost', 'off-2'));
     await roundTrip(alice);
-    assert.equal(await srv.server.storage.offline.count('localhost', 'erin'), 2);
+    assert.equal(await srv.server.module<OfflineApi>('offline').count('localhost', 'erin'), 2);
     const erin = await login(srv.port, 'erin', 'erin-pass');
     erin.client.send('<presence/>');
     const m = await erin.client.waitFor((el) => el.attrs.id === 'off-1', 'the stored prefixed message');
@@ -316,7 +317,7 @@ describe('D: prefixed attributes reach the recipient with their namespace declar
       alice.send(prefixedMessage('grace@localhost', 'slix-off-1'));
       alice.send(plainMessage('grace@localhost', 'slix-off-2'));
       await roundTrip(alice);
-      assert.equal(await srv.server.storage.offline.count('localhost', 'grace'), 2);
+      assert.equal(await srv.server.module<OfflineApi>('offline').count('localhost', 'grace'), 2);
       slix = await SlixClient.connect({ port: srv.port, user: 'grace', password: 'grace-pass', caFile });
       await slix.presence();
       const m = await receives(slix, (s) => s.kind === 'message' && s.id === 'slix-off-1', 'the stored prefixed message');

@@ -224,7 +224,7 @@ export class StreamParser {
   }
 
   /** fail(), from inside a saxes callback: saxes stops at once. */
-  private halt(condition: StreamErrorCondition, text: string): never {
+  private halt(condition: ParseErrorCondition, text: string): never {
     this.fail(condition, text);
     throw ABORT;
   }
