@@ -156,8 +156,19 @@ export class Dispatcher implements ServerApi, SessionHost {
     this.deliveryFilters.push(filter);
   }
 
-  async mayExchange(from: Jid, to: Jid): Promise<boolean> {
-    for (const f of this.deliveryFilters) if (!(await f(from, to))) return false;
+  mayExchange(from: Jid, to: Jid): Promise<boolean> {
+    // Filters that can answer at once do (blocklists of users online): no await per contact.
+    for (let i = 0; i < this.deliveryFilters.length; i++) {
+      const r = this.deliveryFilters[i]!(from, to);
+      if (r instanceof Promise) return this.mayExchangeFrom(i, r, from, to);
+      if (!r) return Promise.resolve(false);
+    }
+    return Promise.resolve(true);
+  }
+
+  private async mayExchangeFrom(i: number, pending: Promise<boolean>, from: Jid, to: Jid): Promise<boolean> {
+    if (!(await pending)) return false;
+    for (let j = i + 1; j < this.deliveryFilters.length; j++) if (!(await this.deliveryFilters[j]!(from, to))) return false;
     return true;
   }
 

@@ -50,11 +50,14 @@ export class HookChain<F> {
   }
 }
 
-/** Runs async handlers in order until one returns true; resolves whether one did. */
+/** Runs handlers in order until one returns true; resolves whether one did. A handler that answers synchronously is not awaited. */
 export async function runUntilHandled<A extends unknown[]>(
   chain: HookChain<(...args: A) => boolean | void | Promise<boolean | void>>,
   ...args: A
 ): Promise<boolean> {
-  for (const h of chain.handlers) if ((await h(...args)) === true) return true;
+  for (const h of chain.handlers) {
+    const r = h(...args);
+    if ((r instanceof Promise ? await r : r) === true) return true;
+  }
   return false;
 }

@@ -243,6 +243,15 @@ export function prepDomainpart(input: string): string {
 // ---------------------------------------------------------------------------
 // Jid
 
+/**
+ * Parsed JIDs by their input string. Preparation (PRECIS) costs far more than a lookup and
+ * the same few JIDs are parsed over and over (every stanza's 'to', every roster contact on
+ * every broadcast); a Jid is immutable, so one object can serve every caller. Bounded: the
+ * oldest entry goes first.
+ */
+const PARSED = new Map<string, Jid>();
+const PARSED_MAX = 8192;
+
 export class Jid {
   readonly local: string;
   readonly domain: string;
@@ -260,6 +269,16 @@ export class Jid {
 
   /** Parses and prepares a JID string (RFC 7622 §3.1). Throws JidError. */
   static parse(s: string): Jid {
+    let jid = PARSED.get(s);
+    if (jid === undefined) {
+      jid = Jid.prepare(s);
+      if (PARSED.size >= PARSED_MAX) PARSED.delete(PARSED.keys().next().value as string);
+      PARSED.set(s, jid);
+    }
+    return jid;
+  }
+
+  private static prepare(s: string): Jid {
     // §3.1: the resourcepart starts at the first "/", then the localpart ends
     // at the first "@" before it; a resourcepart may contain "@" and "/".
     const slash = s.indexOf('/');

@@ -63,11 +63,13 @@ export class BlockingModule {
       server.hookInbound(kind, (ev) => this.stopFromBlocked(ev), Priority.POLICY);
     }
     // XEP-0191 §3.3 / §3.4: neither side of a block sees the other's presence, whichever side blocked.
-    server.addDeliveryFilter(async (from, to) => {
+    server.addDeliveryFilter((from, to) => {
       if (from.bare.equals(to.bare)) return true;
-      if (server.isLocalDomain(to.domain) && to.local !== '' && (await this.isBlocked(to.bare, from.toString()))) return false;
-      if (server.isLocalDomain(from.domain) && from.local !== '' && (await this.isBlocked(from.bare, to.toString()))) return false;
-      return true;
+      const theyBlock = server.isLocalDomain(to.domain) && to.local !== '' ? this.isBlocked(to.bare, from.toString()) : false;
+      const weBlock = server.isLocalDomain(from.domain) && from.local !== '' ? this.isBlocked(from.bare, to.toString()) : false;
+      if (theyBlock === true || weBlock === true) return false;
+      if (theyBlock === false && weBlock === false) return true;
+      return Promise.all([theyBlock, weBlock]).then(([a, b]) => !a && !b);
     });
     // Presence the server sends to a contact's bare JID reaches all of the contact's resources; a
     // block of one of them (a full-JID entry, §6) is enforced as each copy leaves for a client.
@@ -99,20 +101,24 @@ export class BlockingModule {
     const senderBare = slash < 0 ? from : from.slice(0, slash);
     if (senderBare === own) return stanza;
     const theirs = this.lists.settled(senderBare);
-    if (theirs !== undefined && theirs.size > 0 && blocklistKeysFor(session.jid.toString()).some((k) => theirs.has(k))) return null;
+    if (theirs !== undefined && matches(theirs, session.jid.toString())) return null;
     const mine = this.lists.settled(own);
-    if (mine !== undefined && mine.size > 0 && blocklistKeysFor(from).some((k) => mine.has(k))) return null;
+    if (mine !== undefined && matches(mine, from)) return null;
     return stanza;
   }
 
-  /** Whether `user` (a local bare JID) blocks `jid` (canonical string), per XEP-0191 §6. */
-  async isBlocked(user: Jid, jid: string): Promise<boolean> {
+  /**
+   * Whether `user` (a local bare JID) blocks `jid` (canonical string), per XEP-0191 §6: at once
+   * when the user's list is loaded here (everyone online), else from storage.
+   */
+  isBlocked(user: Jid, jid: string): boolean | Promise<boolean> {
     const key = user.bareString();
+    const loaded = this.lists.settled(key);
+    if (loaded !== undefined) return matches(loaded, jid);
     if (!this.lists.has(key) && this.server.router.getSessions(key).length === 0) {
       return this.storage.blocking.isBlocked(user.domain, user.local, jid);
     }
-    const list = await this.lists.get(key, () => this.load(user));
-    return blocklistKeysFor(jid).some((k) => list.has(k));
+    return this.lists.get(key, () => this.load(user)).then((list) => matches(list, jid));
   }
 
   // --- The protocol (XEP-0191 §3) ------------------------------------------------------
@@ -249,13 +255,17 @@ export class BlockingModule {
   // --- Enforcement ----------------------------------------------------------------------
 
   /** Sender's side, §3.3: the user sends to a JID they blocked: not routed, not-acceptable with <blocked/>. */
-  private async refuseToBlocked(ev: RoutedStanza): Promise<boolean> {
-    const { stanza, to, session } = ev;
+  private refuseToBlocked(ev: RoutedStanza): boolean | Promise<boolean> {
+    const { to, session } = ev;
     // XEP-0191 §5 note: never between the user's own resources.
     if (!session || !to || to.bare.equals(ev.from.bare)) return false;
     // The user's own server answering an IQ is not an exchange with the blocked domain.
     if (ev.kind === 'iq' && to.local === '' && to.resource === '' && this.server.isLocalDomain(to.domain)) return false;
-    if (!(await this.isBlocked(ev.from.bare, to.toString()))) return false;
+    return then(this.isBlocked(ev.from.bare, to.toString()), (blocked) => blocked && this.refuse(ev, session));
+  }
+
+  private refuse(ev: RoutedStanza, session: Session): true {
+    const { stanza } = ev;
     const type = stanza.attrs.type;
     // No error answers an error (RFC 6120 §8.3.1), and an IQ result is not a request to refuse.
     if (type !== 'error' && !(ev.kind === 'iq' && type === 'result')) session.send(blockedError(stanza));
@@ -267,15 +277,29 @@ export class BlockingModule {
    * message or an IQ get/set answered with service-unavailable (so the user appears offline),
    * other IQs dropped.
    */
-  private async stopFromBlocked(ev: AddressedStanza): Promise<boolean> {
-    const { stanza, to, from } = ev;
+  private stopFromBlocked(ev: AddressedStanza): boolean | Promise<boolean> {
+    const { to, from } = ev;
     if (to.bare.equals(from.bare)) return false;
-    if (!(await this.isBlocked(to.bare, from.toString()))) return false;
+    return then(this.isBlocked(to.bare, from.toString()), (blocked) => blocked && this.stop(ev));
+  }
+
+  private stop(ev: AddressedStanza): true {
+    const { stanza } = ev;
     const type = stanza.attrs.type;
     const answer = (ev.kind === 'message' && type !== 'error') || (ev.kind === 'iq' && (type === 'get' || type === 'set'));
     if (answer) this.server.bounce(stanza, new StanzaError('service-unavailable'));
     return true;
   }
+}
+
+/** Whether a blocklist has an entry matching `jid` (XEP-0191 §6). */
+function matches(list: ReadonlySet<string>, jid: string): boolean {
+  return list.size > 0 && blocklistKeysFor(jid).some((k) => list.has(k));
+}
+
+/** `fn(value)`, at once for a value, after it resolves for a promise (the hot path stays synchronous). */
+function then<T, R>(value: T | Promise<T>, fn: (v: T) => R): R | Promise<R> {
+  return value instanceof Promise ? value.then(fn) : fn(value);
 }
 
 /** The canonical JIDs of a block/unblock command's items (XEP-0191 §3.3/§3.4). */

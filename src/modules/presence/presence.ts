@@ -91,16 +91,12 @@ export class PresenceModule {
   }
 
   /** Recipient's side: presence for one of our accounts, from anyone. */
-  private async toAccount(ev: AddressedStanza): Promise<boolean> {
+  private toAccount(ev: AddressedStanza): boolean | Promise<boolean> {
     const type = ev.stanza.attrs.type;
-    if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
-      await this.inboundSubscription(ev.to.bare, ev.from.bare, type as SubscriptionType, ev.stanza);
-      return true;
-    }
-    if (type === 'probe') {
-      await this.answerProbe(ev.to.bare, ev.from);
-      return true;
-    }
+    // Available, unavailable and errors go on to the resources (the common case, answered at once).
+    if (type === undefined || type === 'unavailable' || type === 'error') return false;
+    if (SUBSCRIPTION_TYPES.has(type)) return this.inboundSubscription(ev.to.bare, ev.from.bare, type as SubscriptionType, ev.stanza).then(() => true);
+    if (type === 'probe') return this.answerProbe(ev.to.bare, ev.from).then(() => true);
     return false;
   }
 
@@ -120,8 +116,13 @@ export class PresenceModule {
     await this.broadcast(broadcast, session, items);
     if (!initial) return;
     // §4.2.3: the server probes the contacts the user is subscribed to; for local contacts the
-    // answer is their sessions' last presence, sent at once.
-    for (const item of items) if (subscribedTo(item)) await this.sendPresencesOf(item.jid, session.jid);
+    // answer is their sessions' last presence, sent at once to the new session.
+    for (const item of items) {
+      if (!subscribedTo(item)) continue;
+      for (const s of this.server.router.getSessions(item.jid)) {
+        if (s.available && s.presence && (await this.server.mayExchange(s.jid, session.jid))) session.send(addressed(s.presence, session.jid));
+      }
+    }
     for (const other of this.server.router.getSessions(user.bareString())) {
       if (other !== session && other.available && other.presence) session.send(addressed(other.presence, session.jid));
     }
