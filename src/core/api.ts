@@ -91,6 +91,8 @@ export interface ServerEvents {
   'session-ended': (session: Session, reason: EndReason) => void;
   /** A session sent its initial presence (RFC 6121 §4.2): time to deliver what waited for it. */
   'initial-presence': (session: Session) => void;
+  /** A session whose client had fallen behind has read its backlog: what was kept for it can follow. */
+  'session-drained': (session: Session) => void;
 }
 
 /** Handles every stanza routed to a service domain (and, with `subdomains`, to its subdomains). */

@@ -18,6 +18,10 @@ import type { AddressedStanza } from './api.js';
 class Recorder implements SessionConnection {
   readonly got: Element[] = [];
   open = true;
+  congested = false;
+  drained(): Promise<boolean> {
+    return Promise.resolve(this.open);
+  }
   write(stanza: Element): boolean {
     if (!this.open) return false;
     this.got.push(stanza);

@@ -54,6 +54,9 @@ interface Service extends ServiceInfo {
 
 const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
 
+/** Presences held per congested session (one per sender); beyond, the oldest sender's goes. */
+const MAX_HELD_PRESENCE = 1000;
+
 function chains<F>(): Record<StanzaKind, HookChain<F>> {
   return { message: new HookChain<F>(), presence: new HookChain<F>(), iq: new HookChain<F>() };
 }
@@ -77,7 +80,14 @@ export class Dispatcher implements ServerApi, SessionHost {
   private readonly detachHooks = new HookChain<DetachHook>();
   private readonly deliveryFilters: DeliveryFilter[] = [];
   private readonly servicesByDomain = new Map<string, Service>();
-  private readonly listeners: { [E in keyof ServerEvents]: ServerEvents[E][] } = { 'session-bound': [], 'session-ended': [], 'initial-presence': [] };
+  private readonly listeners: { [E in keyof ServerEvents]: ServerEvents[E][] } = {
+    'session-bound': [],
+    'session-ended': [],
+    'initial-presence': [],
+    'session-drained': [],
+  };
+  /** Presence held for congested sessions: the latest from each sender, sent when they drain. */
+  private readonly heldPresence = new WeakMap<Session, Map<string, Element>>();
   private readonly pendingIqs = new Map<string, { resolve: (el: Element) => void; timer: NodeJS.Timeout }>();
   /** Work still running (listeners, re-routing): awaited on shutdown, before storage closes. */
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -266,7 +276,41 @@ export class Dispatcher implements ServerApi, SessionHost {
 
   ended(session: Session, reason: EndReason): void {
     this.router.unregister(session);
+    this.heldPresence.delete(session);
     this.emit('session-ended', session, reason);
+  }
+
+  /**
+   * Someone else's stanza for a session whose client is not reading. A chat or normal message
+   * goes where a message for a gone resource goes (another resource, else offline storage,
+   * delivered when this one drains); the latest presence of each sender is held and sent on
+   * drain (bounded); an IQ request is answered resource-constraint (RFC 6120 §8.3.3.18, type
+   * wait: try later); the rest (unrequested results, headlines, errors) is dropped.
+   */
+  congested(session: Session, stanza: Element): void {
+    const kind = stanza.name;
+    const type = stanza.attrs.type;
+    if (kind === 'message' && (type === undefined || type === 'chat' || type === 'normal')) return this.undeliverable(session, stanza);
+    if (kind === 'presence') {
+      let held = this.heldPresence.get(session);
+      if (!held) this.heldPresence.set(session, (held = new Map()));
+      const from = stanza.attrs.from ?? '';
+      held.delete(from);
+      if (held.size >= MAX_HELD_PRESENCE) held.delete(held.keys().next().value as string);
+      held.set(from, stanza);
+      return;
+    }
+    if (kind === 'iq' && (type === 'get' || type === 'set')) return this.bounce(stanza, new StanzaError('resource-constraint', 'the recipient is not reading its stream'));
+    this.log.debug({ event: 'dropped-congested', jid: session.jid.toString(), kind, type }, 'stanza for a congested session dropped');
+  }
+
+  drained(session: Session): void {
+    const held = this.heldPresence.get(session);
+    if (held) {
+      this.heldPresence.delete(session);
+      for (const p of held.values()) session.send(p);
+    }
+    this.emit('session-drained', session);
   }
 
   /**

@@ -11,6 +11,10 @@ class Conn implements SessionConnection {
   readonly got: Element[] = [];
   closedWith: StreamError | undefined | null = null;
   open = true;
+  congested = false;
+  drained(): Promise<boolean> {
+    return Promise.resolve(this.open);
+  }
   constructor(private readonly onClose?: () => void) {}
   write(el: Element): boolean {
     if (!this.open) return false;
@@ -34,6 +38,14 @@ class Host implements SessionHost {
   }
   undeliverable(_s: Session, el: Element): void {
     this.undelivered.push(el);
+  }
+  readonly diverted: Element[] = [];
+  drains = 0;
+  congested(_s: Session, el: Element): void {
+    this.diverted.push(el);
+  }
+  drained(): void {
+    this.drains++;
   }
   keepDetached(): boolean {
     return this.keep;

@@ -46,6 +46,12 @@ export interface Session extends SessionState {
    * false, and the caller keeps it (offline storage removes a message only once it went out).
    */
   trySend(stanza: Element): boolean;
+  /**
+   * True when more can be sent now; otherwise a promise that resolves true once the client has
+   * read enough of what was sent, false when the session ended first. Whoever sends a lot to one
+   * client (offline storage, history) paces itself on it.
+   */
+  writable(): true | Promise<boolean>;
   /** Ends the stream, with a stream error when given. */
   close(error?: StreamError): void;
 }
@@ -62,6 +68,13 @@ export interface SessionConnection {
   write(stanza: Element): boolean;
   /** Closes the stream, with a stream error when given; the connection then detaches. */
   close(error?: StreamError): void;
+  /**
+   * Whether the client is not reading what was written (its output buffer is over the limit):
+   * the session then takes nothing more from others until it drains (congestion()).
+   */
+  readonly congested: boolean;
+  /** Resolves true when the output buffer has drained (at once when not congested), false when the connection closed first. */
+  drained(): Promise<boolean>;
 }
 
 /** What a session needs from the server around it (the hub implements it). */
@@ -70,6 +83,14 @@ export interface SessionHost {
   filterOutgoing(session: Session, stanza: Element): Element | null;
   /** A stanza the session could not hand to a connection: re-route it, store it or bounce it. */
   undeliverable(session: Session, stanza: Element): void;
+  /**
+   * A stanza from someone else for a session whose client is not reading (its connection is
+   * congested): kept elsewhere, held or refused, never pushed into the full buffer, so one
+   * sender's flood cannot get the reader disconnected (nor grow the server's memory).
+   */
+  congested(session: Session, stanza: Element): void;
+  /** A congested session's connection drained: what was held for it can follow. */
+  drained(session: Session): void;
   /** The session's connection went away: true when something keeps the session for a new one (resumption). */
   keepDetached(session: Session, reason: EndReason): boolean;
   /** The session ended; called once. */
@@ -125,7 +146,12 @@ export class ClientSession implements LocalSession {
     if (this.endedWith === undefined) {
       const out = this.host.filterOutgoing(this, stanza);
       if (out === null) return true;
-      if (this.connection?.write(out)) return true;
+      const conn = this.connection;
+      if (conn?.congested && this.isFromOthers(out)) {
+        this.host.congested(this, out);
+        return false;
+      }
+      if (conn?.write(out)) return true;
       this.host.undeliverable(this, out);
       return false;
     }
@@ -137,7 +163,31 @@ export class ClientSession implements LocalSession {
     if (this.endedWith !== undefined) return false;
     const out = this.host.filterOutgoing(this, stanza);
     if (out === null) return true;
-    return this.connection?.write(out) ?? false;
+    const conn = this.connection;
+    if (!conn || (conn.congested && this.isFromOthers(out))) return false;
+    return conn.write(out);
+  }
+
+  writable(): true | Promise<boolean> {
+    const conn = this.connection;
+    if (this.endedWith !== undefined || !conn) return Promise.resolve(false);
+    return conn.congested ? conn.drained() : true;
+  }
+
+  /** The connection drained after being congested (called by the connection). */
+  onDrained(): void {
+    if (this.endedWith === undefined) this.host.drained(this);
+  }
+
+  /**
+   * Whether a stanza comes from another entity than the user's own account and server: what a
+   * client did not ask for, which a congested session does not take.
+   */
+  private isFromOthers(stanza: Element): boolean {
+    const from = stanza.attrs.from;
+    if (from === undefined || from === this.jid.domain) return false;
+    const bare = this.jid.bareString();
+    return !(from === bare || (from.startsWith(bare) && from.charCodeAt(bare.length) === 47)); // '/'
   }
 
   close(error?: StreamError): void {

@@ -5,8 +5,15 @@ import { x } from '../xml/element.js';
 import { ClientSession, type SessionConnection, type SessionHost } from '../core/session.js';
 import { LocalRouter } from './local.js';
 
-const host: SessionHost = { filterOutgoing: (_s, el) => el, undeliverable: () => undefined, keepDetached: () => false, ended: () => undefined };
-const conn: SessionConnection = { write: () => true, close: () => undefined };
+const host: SessionHost = {
+  filterOutgoing: (_s, el) => el,
+  undeliverable: () => undefined,
+  congested: () => undefined,
+  drained: () => undefined,
+  keepDetached: () => false,
+  ended: () => undefined,
+};
+const conn: SessionConnection = { write: () => true, close: () => undefined, congested: false, drained: () => Promise.resolve(true) };
 const session = (full: string): ClientSession => {
   const j = Jid.parse(full);
   return new ClientSession(host, j, conn);

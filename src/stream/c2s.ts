@@ -85,13 +85,57 @@ export class C2SStream extends StreamConnection implements SessionConnection {
 
   // --- SessionConnection ------------------------------------------------------------------
 
+  /**
+   * Output buffer limits. Over `congestionBytes` the client is not keeping up: nothing more from
+   * others is written (the session diverts it, see SessionHost.congested), and reading from the
+   * client pauses until it has read what it has (its own requests would only add replies). Only
+   * the client's own traffic can then fill the buffer further; over `hardLimitBytes` that is a
+   * client that does not read at all, and its stream ends.
+   */
+  private get congestionBytes(): number {
+    return this.ctx.config.limits.max_stanza_bytes * 4;
+  }
+
+  private get hardLimitBytes(): number {
+    return this.ctx.config.limits.max_stanza_bytes * 16;
+  }
+
+  private drainWaiters: ((open: boolean) => void)[] = [];
+  private wasCongested = false;
+
+  get congested(): boolean {
+    const pending = this.transport.pendingBytes;
+    if (pending <= this.congestionBytes) return false;
+    if (!this.wasCongested) {
+      this.wasCongested = true;
+      this.pauseReading('output');
+      this.log.info({ event: 'congested', pending }, 'client is not keeping up with its stream: held back');
+    }
+    return true;
+  }
+
+  drained(): Promise<boolean> {
+    if (!this.open) return Promise.resolve(false);
+    if (!this.congested) return Promise.resolve(true);
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
   write(stanza: Element): boolean {
     if (!this.writeElement(stanza)) return false;
-    // A client that does not read its socket must not make us buffer without bound.
-    if (this.transport.pendingBytes > this.ctx.config.limits.max_stanza_bytes * 16) {
+    // Noticed here too, so that the drain after it releases what waits.
+    if (this.congested && this.transport.pendingBytes > this.hardLimitBytes) {
+      // A client that does not read its socket must not make us buffer without bound.
       this.closeWithError(new StreamError('policy-violation', 'client is not reading its stream'));
     }
     return true;
+  }
+
+  protected override onDrained(): void {
+    if (!this.wasCongested) return;
+    this.wasCongested = false;
+    this.resumeReading('output');
+    for (const w of this.drainWaiters.splice(0)) w(true);
+    this.session?.onDrained();
   }
 
   // --- Header and features --------------------------------------------------------------
@@ -428,6 +472,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
 
   protected onFinish(reason: EndReason, error?: Error): void {
     if (this.timer) clearTimeout(this.timer);
+    for (const w of this.drainWaiters.splice(0)) w(false);
     const session = this.session;
     this.log.info({ event: 'disconnect', reason, jid: session?.jid.toString(), err: error?.message }, 'client disconnected');
     session?.detach(this, reason);

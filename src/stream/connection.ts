@@ -34,7 +34,8 @@ export abstract class StreamConnection {
   private headerSent = false;
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
-  private paused = false;
+  /** Why reading from the transport is paused now (flood control, a full output buffer). */
+  private readonly pausedFor = new Set<'flood' | 'output'>();
   private finished = false;
   private readonly finishListeners: (() => void)[] = [];
 
@@ -51,6 +52,7 @@ export abstract class StreamConnection {
         this.onData();
         this.parser.write(chunk);
       },
+      drained: () => this.onDrained(),
       closed: (hadError, error) => this.finish(hadError ? 'error' : this.endReason, error),
     });
   }
@@ -65,6 +67,8 @@ export abstract class StreamConnection {
   protected abstract onFinish(reason: EndReason, error?: Error): void;
   /** Bytes arrived (activity, whitespace included). */
   protected onData(): void {}
+  /** The output buffer emptied. */
+  protected onDrained(): void {}
   /** The domain our header names when we must answer before knowing which one the peer wants. */
   protected abstract get defaultFrom(): string;
   /** Whether our header announces version 1.0 (stream features); a component stream does not. */
@@ -140,10 +144,7 @@ export abstract class StreamConnection {
   private enqueue(el: Element): void {
     if (this.stage === 'closed') return;
     this.queued++;
-    if (this.queued > MAX_QUEUED && !this.paused) {
-      this.paused = true;
-      this.transport.pause();
-    }
+    if (this.queued > MAX_QUEUED) this.pauseReading('flood');
     this.queue = this.queue
       .then(() => {
         if (this.stage !== 'open') return undefined;
@@ -153,10 +154,7 @@ export abstract class StreamConnection {
       .catch((err: unknown) => this.onProcessingError(err))
       .finally(() => {
         this.queued--;
-        if (this.paused && this.queued < MAX_QUEUED / 2) {
-          this.paused = false;
-          this.transport.resume();
-        }
+        if (this.queued < MAX_QUEUED / 2) this.resumeReading('flood');
       });
   }
 
@@ -185,6 +183,17 @@ export abstract class StreamConnection {
       this.log.error({ err }, 'error while processing an element');
       this.closeWithError(new StreamError('internal-server-error'));
     }
+  }
+
+  /** Stops reading from the peer (TCP backpressure) until every reason given is lifted. */
+  protected pauseReading(reason: 'flood' | 'output'): void {
+    if (this.pausedFor.size === 0) this.transport.pause();
+    this.pausedFor.add(reason);
+  }
+
+  protected resumeReading(reason: 'flood' | 'output'): void {
+    if (!this.pausedFor.delete(reason) || this.pausedFor.size > 0 || this.stage === 'closed') return;
+    this.transport.resume();
   }
 
   // --- Closing --------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import type { ChannelBindingType } from '../core/sasl.js';
 
 export interface TransportHandler {
   data(chunk: Buffer): void;
+  /** Everything written so far has been handed to the OS (the output buffer emptied). */
+  drained?(): void;
   /** The peer or the network ended the connection (or we destroyed it). Called once. */
   closed(hadError: boolean, error?: Error): void;
 }
@@ -75,6 +77,7 @@ export class TcpTransport implements Transport {
 
   private attach(s: Socket): void {
     s.on('data', (chunk: Buffer) => this.handler?.data(chunk));
+    s.on('drain', () => this.handler?.drained?.());
     s.on('error', (err) => this.onClosed(true, err));
     s.on('close', (hadError) => this.onClosed(hadError));
   }

@@ -96,6 +96,12 @@ export class FakeTransport implements Transport {
     this.handler.data(Buffer.from(s));
   }
 
+  /** The OS took everything written: the output buffer is empty again. */
+  drain(): void {
+    this.pendingBytes = 0;
+    this.handler.drained?.();
+  }
+
   /** The socket closes (e.g. the peer answered our end()). */
   close(hadError = false): void {
     this.handler.closed(hadError);

@@ -38,6 +38,8 @@ export function isStandaloneChatState(message: Element): boolean {
 export class OfflineModule {
   /** One delivery at a time per account, so two sessions never both get the same message. */
   private readonly delivering = new Map<string, Promise<void>>();
+  /** Accounts with messages stored while a session of theirs was available (it had fallen behind). */
+  private readonly waiting = new Set<string>();
 
   constructor(
     private readonly server: ServerApi,
@@ -49,6 +51,8 @@ export class OfflineModule {
     this.server.addFeature('server', MSGOFFLINE_FEATURE);
     this.server.hookUndeliverable((ev) => (ev.kind === 'message' ? this.keep(ev) : false), Priority.DEFAULT);
     this.server.on('initial-presence', (session) => this.deliver(session));
+    // A session that had fallen behind (its messages were kept here meanwhile) has caught up.
+    this.server.on('session-drained', (session) => (this.waiting.has(session.jid.bareString()) ? this.deliver(session) : undefined));
     // XEP-0160 §2 step 5: "next sends non-negative available presence" also covers a resource
     // that went from a negative priority to a non-negative one. Runs before the presence
     // module's handler; the delivery waits for it to record the new priority.
@@ -87,12 +91,15 @@ export class OfflineModule {
       return false;
     }
     if (!ok) return false;
-    // A resource may have become available between the dispatcher's check and the store; it
-    // would otherwise wait for the next login.
+    // A resource may have become available between the dispatcher's check and the store, or the
+    // only one was not reading its stream: the message follows as soon as it can take it.
     const ready = this.server.router.getSessions(user.toString()).filter((s) => s.available && s.priority >= 0);
     let best: Session | undefined;
     for (const s of ready) if (!best || s.priority > best.priority) best = s;
-    if (best) await this.deliver(best);
+    if (best) {
+      this.waiting.add(user.toString());
+      this.server.track(this.deliver(best), 'delivering offline messages');
+    }
     return true;
   }
 
@@ -115,6 +122,7 @@ export class OfflineModule {
     if (!session.available || session.priority < 0) return;
     if (this.server.router.getSession(session.jid.toString()) !== session) return;
     const user = session.jid.bare;
+    this.waiting.delete(user.toString());
     // XEP-0191 §3.3: once a JID is blocked nothing from it is delivered, stored messages included.
     const blocked = new Set(await this.storage.blocking.list(user.domain, user.local));
     for (;;) {
@@ -132,8 +140,18 @@ export class OfflineModule {
         }
         const from = stanza.attrs.from;
         if (from === undefined || blocked.size === 0 || !blocklistKeysFor(from).some((k) => blocked.has(k))) {
+          // Paced by the client's reading: a large backlog is written as fast as it is read, never
+          // piled into the connection's buffer. Before waiting, what was written leaves storage;
+          // what is not written stays for the next login.
+          const ready = session.writable();
+          if (ready !== true) {
+            await this.store.remove(user.domain, user.local, done.splice(0));
+            if (!(await ready)) {
+              stopped = true;
+              break;
+            }
+          }
           if (!session.trySend(stanza)) {
-            // The connection is gone: what was not written stays for the next login.
             stopped = true;
             break;
           }
