@@ -256,6 +256,48 @@ describe('channel binding failures (RFC 5802 §6)', () => {
     }
   });
 
+  test("a tls-unique-only client (hardening 16): its -PLUS and 'y' refusals are not counted as failed attempts", async () => {
+    // sasl.max_attempts is 3 here: six refusals of these kinds and the stream is still open.
+    const { c } = await tlsStream();
+    for (let round = 0; round < 3; round++) {
+      const plus = new ScramClient('SHA-256', 'alice', 'alice-pass', { cbType: 'tls-unique', cbData: randomBytes(12) });
+      c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256-PLUS'>${b64(plus.first())}</auth>`);
+      assert.equal(await saslFailure(c), 'not-authorized');
+      const y = new ScramClient('SHA-256', 'alice', 'alice-pass', { gs2: 'y' });
+      c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${b64(y.first())}</auth>`);
+      assert.equal(await saslFailure(c), 'not-authorized', "still a downgrade by default");
+    }
+    assert.equal(c.closed, false);
+    c.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${plainMessage('alice', 'alice-pass')}</auth>`);
+    await c.element('success');
+    c.close();
+  });
+
+  test("sasl.tls_unique_fallback: 'y' is accepted after the client asked for tls-unique on the stream, and only then", async () => {
+    const srv2 = await startTestServer({ sasl: { tls_unique_fallback: true } });
+    try {
+      await srv2.addUser('alice', 'alice-pass');
+      // Without a tls-unique attempt first, 'y' is still refused: the downgrade protection stays for clients that bind.
+      const direct = await tlsStream(srv2.port);
+      const y0 = new ScramClient('SHA-256', 'alice', 'alice-pass', { gs2: 'y' });
+      direct.c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${b64(y0.first())}</auth>`);
+      assert.equal(await saslFailure(direct.c), 'not-authorized');
+      direct.c.close();
+      // A client that only knows tls-unique: refused -PLUS, then SCRAM with 'y' succeeds.
+      const { c } = await tlsStream(srv2.port);
+      const plus = new ScramClient('SHA-512', 'alice', 'alice-pass', { cbType: 'tls-unique', cbData: randomBytes(12) });
+      c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-512-PLUS'>${b64(plus.first())}</auth>`);
+      assert.equal(await saslFailure(c), 'not-authorized');
+      const y = new ScramClient('SHA-512', 'alice', 'alice-pass', { gs2: 'y' });
+      await scramFinal(c, y, await scramFirst(c, 'SCRAM-SHA-512', y));
+      const success = await c.element('success');
+      assert.ok(y.verify(Buffer.from(success.text(), 'base64').toString()));
+      c.close();
+    } finally {
+      await srv2.stop();
+    }
+  });
+
   test('-PLUS asked for on a stream without TLS: encryption-required', async () => {
     const plain = await startTestServer({ tls: null });
     try {

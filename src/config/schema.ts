@@ -224,6 +224,12 @@ export const configSchema = z
         .default([...DEFAULT_SASL_MECHANISMS]),
       max_attempts: z.number().int().min(1).default(5),
       allow_plain_without_tls: z.boolean().default(false),
+      /**
+       * Clients that only know the tls-unique channel binding (absent from TLS 1.3): after asking for
+       * it on a stream, their SCRAM without binding ('y' flag) is accepted instead of refused as a
+       * downgrade (RFC 5802 §6). Off by default: it gives up that protection for such clients.
+       */
+      tls_unique_fallback: z.boolean().default(false),
       /** Failed authentications, per account and per client address (token buckets). */
       rate_limit: section({
         enabled: z.boolean().default(true),

@@ -31,6 +31,12 @@ export interface SaslContext {
   channelBindingTypes: readonly ChannelBindingType[];
   /** Whether the server advertised any -PLUS mechanism on this stream (RFC 5802 §6 downgrade check). */
   plusAdvertised: boolean;
+  /**
+   * The client asked this stream for a channel binding type it does not offer (tls-unique, which
+   * TLS 1.3 lacks), and the operator allows such clients to fall back (sasl.tls_unique_fallback):
+   * a later 'y' flag from it is not treated as a downgrade.
+   */
+  bindingFallback?: boolean;
   accounts: CredentialStore;
   /** The client's IP address (logs, rate limiting); absent in unit tests. */
   remoteAddress?: string;
@@ -45,7 +51,17 @@ export interface SaslContext {
 export type SaslStep =
   | { kind: 'challenge'; data: Buffer }
   | { kind: 'success'; username: string; additionalData?: Buffer }
-  | { kind: 'failure'; condition: SaslFailureCondition; text?: string };
+  | {
+      kind: 'failure';
+      condition: SaslFailureCondition;
+      text?: string;
+      /**
+       * Set when the failure is a protocol mismatch, not a check of credentials (a channel binding
+       * the stream does not have, a downgrade signal, a malformed message): it is not counted
+       * against the client's attempts on the stream nor by the brute-force limits.
+       */
+      mismatch?: 'channel-binding' | 'downgrade' | 'malformed';
+    };
 
 /** One authentication exchange. `step` receives the initial response first (undefined if none was sent), then each response. */
 export interface SaslExchange {

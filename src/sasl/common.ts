@@ -65,8 +65,10 @@ export function splitPlainMessage(text: string): PlainFields | undefined {
   return { authzid, authcid, secret };
 }
 
-export function failure(condition: SaslFailureCondition, text?: string): SaslStep {
-  return text === undefined ? { kind: 'failure', condition } : { kind: 'failure', condition, text };
+export function failure(condition: SaslFailureCondition, text?: string, mismatch?: 'channel-binding' | 'downgrade' | 'malformed'): SaslStep {
+  const step: SaslStep = text === undefined ? { kind: 'failure', condition } : { kind: 'failure', condition, text };
+  if (mismatch !== undefined) step.mismatch = mismatch;
+  return step;
 }
 
 /** RFC 6120 §6.4.2: without an initial response the server answers with an empty challenge. */

@@ -199,15 +199,19 @@ class ScramServerExchange implements SaslExchange {
       if (flag.kind !== 'p') return failure('malformed-request', 'SCRAM -PLUS requires channel binding');
       const type = flag.cbName as ChannelBindingType;
       const data = this.ctx.channelBindingTypes.includes(type) ? this.ctx.channelBinding(type) : undefined;
-      if (data === undefined) return failure('not-authorized', `Unsupported channel binding type ${flag.cbName}`);
+      if (data === undefined) return failure('not-authorized', `Unsupported channel binding type ${flag.cbName}`, 'channel-binding');
       return { data };
     }
     if (flag.kind === 'p') {
       return failure('malformed-request', 'Channel binding requested with a mechanism without -PLUS');
     }
     // "y": the client could bind but believes we cannot. If we advertised -PLUS,
-    // someone stripped it from the list on the way (RFC 5802 §6 downgrade).
-    if (flag.kind === 'y' && this.ctx.plusAdvertised) return failure('not-authorized', 'Channel binding downgrade');
+    // someone stripped it from the list on the way (RFC 5802 §6 downgrade), unless this client
+    // showed on this stream that it only knows a binding this connection lacks and the operator
+    // lets such clients in (sasl.tls_unique_fallback).
+    if (flag.kind === 'y' && this.ctx.plusAdvertised && !this.ctx.bindingFallback) {
+      return failure('not-authorized', 'Channel binding downgrade', 'downgrade');
+    }
     return { data: Buffer.alloc(0) };
   }
 

@@ -51,6 +51,8 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   private sasl: { mechanism: SaslMechanism; exchange: SaslExchange } | undefined;
   private offered: SaslMechanism[] = [];
   private saslFailures = 0;
+  /** The client asked for a channel binding type this connection does not have (tls-unique on TLS 1.3). */
+  private askedMissingBinding = false;
   private lastActivity = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private pingOutstanding = false;
@@ -200,6 +202,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       channelBinding: (type) => t.channelBinding(type),
       channelBindingTypes: t.channelBindingTypes,
       plusAdvertised: this.offered.some((m) => m.name.endsWith('-PLUS')),
+      bindingFallback: this.askedMissingBinding && this.ctx.config.sasl.tls_unique_fallback,
       accounts: this.ctx.credentials,
       remoteAddress: t.remoteAddress,
       legacySecrets: this.ctx.legacySecrets,
@@ -329,6 +332,12 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       return;
     }
     this.sasl = undefined;
+    if (outcome.kind === 'failure' && outcome.mismatch !== undefined) {
+      // A protocol mismatch, not a guess: answered, not counted (RFC 6120 §6.4.5 limits retries of credentials).
+      if (outcome.mismatch === 'channel-binding') this.askedMissingBinding = true;
+      this.log.info({ event: 'auth-mismatch', mechanism: sasl.mechanism.name, mismatch: outcome.mismatch, text: outcome.text }, 'authentication attempt refused');
+      return this.saslFailure(outcome.condition, outcome.text, false);
+    }
     const step = this.rateLimited(sasl.exchange, outcome);
     if (step.kind === 'failure') {
       this.log.info({ event: 'auth-failure', mechanism: sasl.mechanism.name, condition: step.condition, user: sasl.exchange.authcid }, 'authentication failed');
@@ -375,11 +384,11 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     return step;
   }
 
-  private saslFailure(condition: SaslFailureCondition, text?: string): void {
+  private saslFailure(condition: SaslFailureCondition, text?: string, counted = condition !== 'aborted'): void {
     const f = x('failure', NS.SASL, {}, x(condition, NS.SASL));
     if (text) f.append(x('text', NS.SASL, { 'xml:lang': 'en' }, text));
     this.writeNonza(f);
-    if (condition !== 'aborted') this.countSaslFailure();
+    if (counted) this.countSaslFailure();
   }
 
   /** RFC 6120 §6.4.5: a bounded number of retries, then the stream is closed. */
