@@ -15,7 +15,9 @@ const LIMIT = 5;
 
 let srv: TestServer;
 before(async () => {
-  srv = await startTestServer({ offline: { max_per_user: LIMIT } });
+  // Every sender here is a stranger to the recipient: the strangers' share is lifted, so that
+  // these tests see the per-user limit alone (test/hardening-offline.test.ts tests the shares).
+  srv = await startTestServer({ offline: { max_per_user: LIMIT, strangers_share: 1 } });
   for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await srv.addUser(u, `${u}-pass`);
 });
 after(() => srv.stop());

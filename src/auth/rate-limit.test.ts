@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuthRateLimiter, TokenBuckets, type RateLimitSettings } from './rate-limit.js';
+import { AuthRateLimiter, type RateLimitSettings } from './rate-limit.js';
+import { TokenBuckets } from '../core/buckets.js';
 import { addressKey } from '../core/address.js';
 
 const SETTINGS: RateLimitSettings = { enabled: true, account: { burst: 3, per_minute: 2 }, address: { burst: 5, per_minute: 6 } };

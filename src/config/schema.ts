@@ -210,6 +210,15 @@ export const configSchema = z
       max_connections_per_ip: z.number().int().min(0).default(100),
       /** RFC 6121 §4.6: JIDs one session may send directed presence to (outside its subscribers) at once. */
       max_directed_presence: z.number().int().min(1).default(1000),
+      /** Resources one account may have bound at once; the next bind gets resource-constraint (RFC 6120 §7.6.2.1). */
+      max_sessions_per_account: z.number().int().min(1).default(10),
+      /** Subscription requests one user may send to JIDs it has no subscription with; beyond: policy-violation. */
+      subscription_requests: bucket(20, 1),
+      /**
+       * Requests from one JID to one user shown live while the user has not answered: more are
+       * recorded (delivered at the next login, once), not pushed again (RFC 6121 §3.1.3).
+       */
+      subscription_repeats: bucket(1, 0.1),
     }),
     timeouts: section({
       pre_auth: seconds(30),
@@ -244,10 +253,18 @@ export const configSchema = z
     }),
     roster: section({
       versioning: z.enum(['diff', 'full']).default('diff'),
+      /** Items one roster may hold (pending requests included); a roster set beyond: not-allowed (RFC 6121 §2.3.3). */
+      max_items: z.number().int().min(1).default(1000),
     }),
     offline: section({
       /** XEP-0160 §2: beyond this many stored messages a new one is bounced with service-unavailable; 0 stores none. */
       max_per_user: z.number().int().min(0).default(1000),
+      /** Bytes of stored messages per user (each counted as its XML). */
+      max_bytes_per_user: z.number().int().min(0).default(10 * 1024 * 1024),
+      /** Messages one sender who is not a contact (subscription from/both) may have stored for a user. */
+      max_per_stranger: z.number().int().min(0).default(100),
+      /** The share of both per-user limits that non-contacts together may use; the rest is kept for contacts. */
+      strangers_share: z.number().min(0).max(1).default(0.5),
     }),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */

@@ -559,8 +559,13 @@ export class Dispatcher implements ServerApi, SessionHost {
 
   /** RFC 6121 §8.5.2.2.1: no resource: the undeliverable handlers (XEP-0160 offline storage) may keep it, else a bounce. */
   private async keepUndeliverable(ev: AddressedStanza, bare: Jid): Promise<void> {
-    if (await this.accounts.exists(bare.domain, bare.local)) {
-      if (await runUntilHandled(this.undeliverableHooks, ev)) return;
+    try {
+      if ((await this.accounts.exists(bare.domain, bare.local)) && (await runUntilHandled(this.undeliverableHooks, ev))) return;
+    } catch (err) {
+      // A handler that could not keep it says why (a full store, a store that is down).
+      if (!(err instanceof StanzaError)) this.log.error({ err }, 'an undeliverable handler failed');
+      this.bounce(ev.stanza, err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
+      return;
     }
     this.bounce(ev.stanza, new StanzaError('service-unavailable'));
   }

@@ -61,6 +61,8 @@ export interface RosterStore {
   /** The whole roster and its current version (RFC 6121 §2.6); version is '0' for a roster never changed. */
   get(host: string, username: string): Promise<{ version: string; items: RosterItem[] }>;
   getItem(host: string, username: string, jid: string): Promise<RosterItem | undefined>;
+  /** How many items the roster holds (pending-only ones included). */
+  count(host: string, username: string): Promise<number>;
   /** Inserts or replaces an item; returns the new roster version. */
   setItem(host: string, username: string, item: RosterItem): Promise<string>;
   /** Removes an item; returns the new roster version, or undefined if there was no such item. */

@@ -413,6 +413,11 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   private async bindResource(iq: Element, bind: Element): Promise<void> {
     const host = this.host!;
     const bare = `${this.username}@${host}`;
+    const max = this.ctx.config.limits.max_sessions_per_account;
+    if (this.ctx.router.getSessions(bare).length >= max) {
+      // RFC 6120 §7.6.2.1: the account has reached its limit of simultaneous resources.
+      return this.writeNonza(errorReply(iq, new StanzaError('resource-constraint', `no more than ${max} resources at once`)));
+    }
     const requested = bind.getChildText('resource');
     let resource: string;
     if (this.ctx.config.bind.resource === 'client' && requested !== undefined && requested !== '') {

@@ -10,7 +10,9 @@ import { Priority } from '../../core/hooks.js';
 import { blocklistKeysFor, type Storage } from '../../storage/types.js';
 import { loadXml, storeXml } from '../../xml/stored.js';
 import type { Module } from '../api.js';
-import { SqlOfflineStore, type OfflineStore } from './store.js';
+import { SqlOfflineStore, type OfflineLimits, type OfflineRefusal, type OfflineSender, type OfflineStore } from './store.js';
+import { StanzaError } from '../../core/errors.js';
+import type { Jid } from '../../jid/jid.js';
 import type { OfflineApi } from './api.js';
 
 /** XEP-0160 §4 */
@@ -24,6 +26,15 @@ export const NS_HINTS = 'urn:xmpp:hints';
 
 /** Messages read from storage per round of a delivery. */
 const BATCH = 100;
+
+/** Pauses between attempts to store a message while the store is unavailable (ms). */
+const STORE_RETRIES = [50, 250, 1000];
+
+const REFUSAL_TEXT: Record<OfflineRefusal, string> = {
+  full: 'the offline storage of this user is full',
+  'sender-limit': 'too many messages stored for this user from you',
+  'strangers-limit': 'the offline storage of this user is full for senders not in their roster',
+};
 
 /**
  * XEP-0085 "Syntax of Notifications" rule 3: a standalone notification holds the chat state
@@ -82,15 +93,18 @@ export class OfflineModule {
     const stored = message.clone();
     // XEP-0160 §2 / XEP-0203 §3: the delay says who stored it and when.
     stored.append(x('delay', NS_DELAY, { from: user.domain, stamp: new Date().toISOString() }, 'Offline Storage'));
-    let ok: boolean;
-    try {
-      ok = await this.store.push(user.domain, user.local, storeXml(stored), this.server.config.offline.max_per_user);
-    } catch (err) {
-      // E.g. the account was removed meanwhile: a bounce is the honest answer.
-      this.server.log.error({ err, user: user.toString() }, 'storing an offline message failed');
-      return false;
+    const sender = ev.from.bare;
+    // Contacts (who may see the user's presence: subscription 'from' or 'both') are not held to
+    // the strangers' share, so that strangers cannot fill the store and crowd them out.
+    const item = sender.equals(user) ? undefined : await this.storage.roster.getItem(user.domain, user.local, sender.toString());
+    const contact = sender.equals(user) || item?.subscription === 'from' || item?.subscription === 'both';
+    const outcome = await this.push(user, storeXml(stored), { jid: sender.toString(), stranger: !contact });
+    if (outcome === 'no-account') return false;
+    if (outcome !== 'stored') {
+      this.server.log.info({ event: 'offline-refused', user: user.toString(), sender: sender.toString(), why: outcome }, 'offline message refused');
+      // XEP-0160 §2: a full store bounces the message; the text says which limit.
+      throw new StanzaError('service-unavailable', REFUSAL_TEXT[outcome]);
     }
-    if (!ok) return false;
     // A resource may have become available between the dispatcher's check and the store, or the
     // only one was not reading its stream: the message follows as soon as it can take it.
     const ready = this.server.router.getSessions(user.toString()).filter((s) => s.available && s.priority >= 0);
@@ -101,6 +115,35 @@ export class OfflineModule {
       this.server.track(this.deliver(best), 'delivering offline messages');
     }
     return true;
+  }
+
+  /**
+   * Stores with the configured limits, retrying a store that is briefly unavailable (a lock held
+   * by another process): a message is never bounced as undeliverable for that. After the retries,
+   * resource-constraint of type wait (RFC 6120 §8.3.3.18): the sender may try again later.
+   */
+  private async push(user: Jid, xml: string, sender: OfflineSender): Promise<'stored' | 'no-account' | OfflineRefusal> {
+    const cfg = this.server.config.offline;
+    const limits: OfflineLimits = {
+      maxMessages: cfg.max_per_user,
+      maxBytes: cfg.max_bytes_per_user,
+      maxPerStranger: cfg.max_per_stranger,
+      strangersShare: cfg.strangers_share,
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.push(user.domain, user.local, xml, sender, limits);
+      } catch (err) {
+        // The account was removed meanwhile: a bounce is the honest answer.
+        if (/FOREIGN KEY/i.test(String((err as Error).message))) return 'no-account';
+        if (attempt >= STORE_RETRIES.length) {
+          this.server.log.error({ err, user: user.toString() }, 'storing an offline message failed');
+          throw new StanzaError('resource-constraint', 'the message store is unavailable; try again later');
+        }
+        this.server.log.warn({ err, user: user.toString(), attempt: attempt + 1 }, 'storing an offline message failed; retrying');
+        await new Promise((r) => setTimeout(r, STORE_RETRIES[attempt]));
+      }
+    }
   }
 
   /** Sends every stored message to the session, oldest first, removing each once it went out. */

@@ -2,7 +2,7 @@
 // arrival order. Delivery reads them oldest first and removes each one only
 // after it was handed to an open connection, so a session that ends halfway
 // leaves the rest for the next login.
-import type { Generated, Kysely } from 'kysely';
+import { sql, type Generated, type Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
 
 /** XEP-0160: one message kept for a user who had no available resource. */
@@ -14,12 +14,35 @@ export interface OfflineMessage {
   storedAt: Date;
 }
 
+/** Who sent a message, as far as the quotas go. */
+export interface OfflineSender {
+  /** The sender's bare JID. */
+  jid: string;
+  /** Not a contact of the user (no subscription 'from' or 'both'): held to the strangers' share. */
+  stranger: boolean;
+}
+
+/** How much one user's offline storage may hold (config `offline`). */
+export interface OfflineLimits {
+  /** Messages in all (XEP-0160 §2: a full queue means service-unavailable). */
+  maxMessages: number;
+  /** Bytes of stored XML in all. */
+  maxBytes: number;
+  /** Messages from one stranger. */
+  maxPerStranger: number;
+  /** The share of both totals that strangers altogether may use (0..1): the rest is kept for contacts. */
+  strangersShare: number;
+}
+
+/** Why a message was not stored. */
+export type OfflineRefusal = 'full' | 'sender-limit' | 'strangers-limit';
+
 export interface OfflineStore {
   /**
-   * Appends a message unless the user already has `limit` stored (XEP-0160 §2: a full queue
-   * means service-unavailable); returns whether it was stored. Throws for an unknown account.
+   * Appends a message unless a limit forbids it; returns 'stored' or why not. Throws for an
+   * unknown account (and when the database fails).
    */
-  push(host: string, username: string, stanza: string, limit: number): Promise<boolean>;
+  push(host: string, username: string, stanza: string, sender: OfflineSender, limits: OfflineLimits): Promise<'stored' | OfflineRefusal>;
   /** The oldest `limit` stored messages, oldest first (nothing is removed). */
   list(host: string, username: string, limit: number): Promise<OfflineMessage[]>;
   /** Removes these messages; returns how many were still there (each is removed by one call only). */
@@ -37,6 +60,12 @@ interface OfflineTables {
     stanza: string;
     /** ISO 8601, UTC. */
     stored_at: string;
+    /** The sender's bare JID ('' for messages stored before it was kept). */
+    sender: Generated<string>;
+    /** UTF-8 length of `stanza`. */
+    bytes: Generated<number>;
+    /** 1 when the sender was not a contact of the user. */
+    stranger: Generated<number>;
   };
 }
 
@@ -68,6 +97,16 @@ export function offlineMigrations(dialect: SqlHandle['dialect']): Record<string,
         await db.schema.createIndex('offline_messages_user_idx').ifNotExists().on('offline_messages').columns(['host', 'username', 'id']).execute();
       },
     },
+    // Quotas per sender and in bytes (hardening): who sent each message, and its size.
+    '0002_sender_and_size': {
+      async up(db: Kysely<unknown>): Promise<void> {
+        await db.schema.alterTable('offline_messages').addColumn('sender', 'text', (c) => c.notNull().defaultTo('')).execute();
+        await db.schema.alterTable('offline_messages').addColumn('bytes', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('offline_messages').addColumn('stranger', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        // Rows stored before: their size from the text (SQLite's length() counts characters, a lower bound).
+        await sql`update offline_messages set bytes = length(stanza)`.execute(db);
+      },
+    },
   };
 }
 
@@ -80,21 +119,39 @@ export class SqlOfflineStore implements OfflineStore {
     return new SqlOfflineStore(sql.db<OfflineTables>());
   }
 
-  async push(host: string, username: string, stanza: string, limit: number): Promise<boolean> {
-    if (limit <= 0) return false;
+  async push(host: string, username: string, stanza: string, sender: OfflineSender, limits: OfflineLimits): Promise<'stored' | OfflineRefusal> {
+    const bytes = Buffer.byteLength(stanza, 'utf8');
+    if (limits.maxMessages <= 0 || bytes > limits.maxBytes) return 'full';
     return this.db.transaction().execute(async (trx) => {
       // Counting inside the transaction: on SQLite (one connection, serialised
-      // transactions) the limit is exact; on PostgreSQL concurrent pushes can at
-      // worst overshoot it by the number of concurrent senders.
+      // transactions) the limits are exact; on PostgreSQL concurrent pushes can at
+      // worst overshoot them by the number of concurrent senders.
       const row = await trx
         .selectFrom('offline_messages')
-        .select((eb) => eb.fn.countAll().as('n'))
+        .select((eb) => [
+          eb.fn.countAll<number>().as('n'),
+          eb.fn.coalesce(eb.fn.sum<number>('bytes'), eb.lit(0)).as('size'),
+          eb.fn.coalesce(eb.fn.sum<number>('stranger'), eb.lit(0)).as('strangers'),
+          eb.fn.coalesce(eb.fn.sum<number>(eb.case().when('stranger', '=', 1).then(eb.ref('bytes')).else(0).end()), eb.lit(0)).as('strangerSize'),
+          eb.fn.coalesce(eb.fn.sum<number>(eb.case().when('sender', '=', sender.jid).then(1).else(0).end()), eb.lit(0)).as('fromSender'),
+        ])
         .where('host', '=', host)
         .where('username', '=', username)
         .executeTakeFirst();
-      if (Number(row?.n ?? 0) >= limit) return false;
-      await trx.insertInto('offline_messages').values({ host, username, stanza, stored_at: new Date().toISOString() }).execute();
-      return true;
+      const n = Number(row?.n ?? 0);
+      const size = Number(row?.size ?? 0);
+      if (n >= limits.maxMessages || size + bytes > limits.maxBytes) return 'full';
+      if (sender.stranger) {
+        if (Number(row?.fromSender ?? 0) >= limits.maxPerStranger) return 'sender-limit';
+        const shareMessages = Math.floor(limits.maxMessages * limits.strangersShare);
+        const shareBytes = Math.floor(limits.maxBytes * limits.strangersShare);
+        if (Number(row?.strangers ?? 0) >= shareMessages || Number(row?.strangerSize ?? 0) + bytes > shareBytes) return 'strangers-limit';
+      }
+      await trx
+        .insertInto('offline_messages')
+        .values({ host, username, stanza, stored_at: new Date().toISOString(), sender: sender.jid, bytes, stranger: sender.stranger ? 1 : 0 })
+        .execute();
+      return 'stored' as const;
     });
   }
 

@@ -129,6 +129,11 @@ export const rosterModule: Module = {
         approved: current?.approved ?? false,
         groups,
       };
+      // RFC 6121 §2.3.3: a server may limit the roster's size; adding beyond it is refused.
+      const max = server.config.roster.max_items;
+      if (current === undefined && (await roster.count(to.domain, to.local)) >= max) {
+        throw new StanzaError('not-allowed', `the roster is full (${max} items)`);
+      }
       const version = await roster.setItem(to.domain, to.local, item);
       afterReply(() => pushRosterChange(server, to, item, version));
       return undefined;

@@ -54,7 +54,7 @@ describe('migration 0002_offline_vcard_blocking', () => {
     const storage = await openSqliteStorage(path);
     try {
       // The offline module owns offline_messages now; its own migration adopts the table 0002 made.
-      assert.equal(await (await SqlOfflineStore.open(storage.sql)).push('h.example', 'old', '<message/>', 5), true);
+      assert.equal(await (await SqlOfflineStore.open(storage.sql)).push('h.example', 'old', '<message/>', { jid: 'x@h.example', stranger: false }, { maxMessages: 5, maxBytes: 1e6, maxPerStranger: 5, strangersShare: 1 }), 'stored');
       await storage.vcard.set('h.example', 'old', { xml: '<vCard xmlns="vcard-temp"/>' });
       assert.deepEqual(await storage.blocking.block('h.example', 'old', ['x@y.example']), ['x@y.example']);
     } finally {

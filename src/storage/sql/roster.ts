@@ -138,6 +138,16 @@ export class SqlRosterStore implements RosterStore {
     return row === undefined ? undefined : toItem(row);
   }
 
+  async count(host: string, username: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('roster_items')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
   async setItem(host: string, username: string, item: RosterItem): Promise<string> {
     checkItem(item);
     return this.db.transaction().execute(async (trx) => {
