@@ -137,3 +137,27 @@ describe("a client's stream error and the directed-presence bound (item 8)", () 
     client.close();
   });
 });
+
+describe('limits.max_stanza_bytes counts bytes, at the stanza boundary (item 8)', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startTestServer();
+    await srv.addUser('alice', 'alice-pass');
+  });
+  after(() => srv.stop());
+
+  test('a stanza under the limit in characters but over it in bytes is refused; one just under it in bytes passes, even among others', async () => {
+    const max = srv.server.config.limits.max_stanza_bytes;
+    const ok = await login(srv.port, 'alice', 'alice-pass');
+    // 254 KB of ASCII right after another stanza in the same write: accepted (measured from its own start).
+    const body = 'a'.repeat(max - 2048);
+    ok.client.send(`<iq type='get' id='small'><ping xmlns='${NS.PING}'/></iq><message to='alice@localhost' id='near'><body>${body}</body></message><iq type='get' id='after'><ping xmlns='${NS.PING}'/></iq>`);
+    await ok.client.waitFor((el) => el.attrs.id === 'after', 'the ping after the large stanza');
+    assert.equal(ok.client.closed, false);
+    // 100,000 characters of "€" are 300,000 bytes: over 262,144.
+    const euros = '€'.repeat(100_000);
+    assert.ok(euros.length < max && Buffer.byteLength(euros) > max);
+    ok.client.send(`<message to='alice@localhost' id='euros'><body>${euros}</body></message>`);
+    assert.equal(await ok.client.streamError(), 'policy-violation');
+  });
+});

@@ -158,6 +158,32 @@ function attrs(n: number): string {
   return s;
 }
 
+test('size limit in UTF-8 bytes, at the stanza boundary (hardening 8): multi-byte text counts as bytes, not characters', () => {
+  const max = 10_000;
+  // A stanza of exactly `max` bytes whatever its characters: "€" is 3 bytes in UTF-8.
+  const stanza = (bytes: number, ch: string): string => {
+    const open = '<message><body>';
+    const close = '</body></message>';
+    const room = bytes - Buffer.byteLength(open + close);
+    const unit = Buffer.byteLength(ch);
+    return open + ch.repeat(Math.floor(room / unit)) + 'x'.repeat(room % unit) + close;
+  };
+  for (const ch of ['a', '€', '日', '😀']) {
+    const exact = stanza(max, ch);
+    assert.equal(Buffer.byteLength(exact), max);
+    // Whole, and in one chunk with others after it (the boundary is the stanza's, not the chunk's).
+    assert.deepEqual(run([HEADER, exact], max).errors, [], `${ch}: exactly the limit`);
+    assert.deepEqual(run([HEADER + exact + '<presence/>' + exact], max).errors, [], `${ch}: several in one chunk`);
+    assert.deepEqual(run([HEADER, Buffer.from(exact).subarray(0, 7000), Buffer.from(exact).subarray(7000)], max).errors, [], `${ch}: split in two reads`);
+    const over = stanza(max + 1, ch);
+    assert.deepEqual(run([HEADER, over], max).errors, ['policy-violation'], `${ch}: one byte over`);
+  }
+  // What the issue found: a third of the limit in characters of "€" is over the limit in bytes.
+  const euros = `<message><body>${'€'.repeat(Math.ceil(max / 3))}</body></message>`;
+  assert.ok(euros.length < max && Buffer.byteLength(euros) > max);
+  assert.deepEqual(run([HEADER, euros], max).errors, ['policy-violation']);
+});
+
 describe('A: everything up to the end of the stream header is bounded (RFC 6120 §13.12)', () => {
   test('a header of exactly MAX_HEADER_SIZE characters is accepted, one character more is refused', () => {
     const exact = headerOfSize(MAX_HEADER_SIZE);

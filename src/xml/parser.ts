@@ -55,7 +55,7 @@ export interface StreamParserHandler {
 }
 
 export interface StreamParserOptions {
-  /** Largest top-level element, in characters of serialised input (limits.max_stanza_bytes). */
+  /** Largest top-level element, in UTF-8 bytes of the input as received (limits.max_stanza_bytes). */
   maxStanzaSize: number;
   /** Deepest element nesting in a stanza, the stanza itself being level 1 (default DEFAULT_MAX_DEPTH). */
   maxDepth?: number;
@@ -77,6 +77,8 @@ const XML_DECL_START = /^<\?xml[ \t\r\n?]/;
  */
 const ABORT = new Error('StreamParser: aborted');
 
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+
 export class StreamParser {
   private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
@@ -86,7 +88,17 @@ export class StreamParser {
   private depth = 0;
   /** Characters handed to saxes so far: between writes, saxes' own `position` counts the last chunk twice. */
   private fed = 0;
-  /** Input position where the current top-level element (or inter-stanza gap) began. */
+  /** UTF-8 bytes handed to saxes so far: limits are in bytes (RFC 6120 §13.12), positions in characters. */
+  private fedBytes = 0;
+  /** The chunk being tokenised, and where it starts in characters and bytes. */
+  private chunk = '';
+  private chunkChar = 0;
+  private chunkByte = 0;
+  private chunkAscii = true;
+  /** A position inside the chunk already converted to bytes (positions only grow during a chunk). */
+  private lastChar = 0;
+  private lastByte = 0;
+  /** Byte offset where the current top-level element (or inter-stanza gap) began. */
   private mark = 0;
   /** Until the header's start tag is complete: everything received, at most MAX_HEADER_SIZE characters. */
   private preHeader: string | undefined = '';
@@ -153,14 +165,17 @@ export class StreamParser {
       // Until the header's start tag is complete, saxes gets at most MAX_HEADER_SIZE
       // characters in all, so it cannot buffer more; the rest of the chunk follows once
       // the header was in what it got.
-      const room = MAX_HEADER_SIZE - this.preHeader.length;
+      let room = MAX_HEADER_SIZE - this.preHeader.length;
+      // Never between the two halves of a surrogate pair: each piece is measured in UTF-8 on its own.
+      if (room > 0 && room < text.length && isHighSurrogate(text.charCodeAt(room - 1))) room--;
       const head = text.length > room ? text.slice(0, room) : text;
       text = text.length > room ? text.slice(room) : '';
       this.preHeader += head;
       this.feed(head);
       if (this.failed || this.ended) return;
       if (this.preHeader !== undefined) {
-        if (this.preHeader.length >= MAX_HEADER_SIZE) this.headerTooLarge(this.preHeader);
+        // Input is left that the bound kept from saxes (one unit short of it, before a surrogate pair, at worst).
+        if (this.preHeader.length >= MAX_HEADER_SIZE || text !== '') this.headerTooLarge(this.preHeader);
         return;
       }
     }
@@ -176,7 +191,13 @@ export class StreamParser {
   }
 
   private feed(text: string): void {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    this.chunk = text;
+    this.chunkChar = this.lastChar = this.fed;
+    this.chunkByte = this.lastByte = this.fedBytes;
+    this.chunkAscii = bytes === text.length;
     this.fed += text.length;
+    this.fedBytes += bytes;
     try {
       this.sax.write(text);
     } catch (err) {
@@ -186,9 +207,23 @@ export class StreamParser {
     this.flush();
     // Checked after the chunk as well as per event, so a stanza that never closes
     // (or one huge text node, which saxes buffers until the next '<') is still bounded.
-    if (!this.failed && this.depth >= 1 && this.fed - this.mark > this.opts.maxStanzaSize) {
+    if (!this.failed && this.depth >= 1 && this.fedBytes - this.mark > this.opts.maxStanzaSize) {
       this.fail('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
+  }
+
+  /**
+   * The byte offset of saxes' current position (inside the chunk being tokenised), counted
+   * incrementally so that a chunk of many stanzas costs its length once, not once per stanza.
+   */
+  private bytePosition(): number {
+    const p = this.sax.position;
+    if (this.chunkAscii) return this.chunkByte + (p - this.chunkChar);
+    if (p > this.lastChar) {
+      this.lastByte += Buffer.byteLength(this.chunk.slice(this.lastChar - this.chunkChar, p - this.chunkChar), 'utf8');
+      this.lastChar = p;
+    }
+    return this.lastByte;
   }
 
   /**
@@ -253,7 +288,7 @@ export class StreamParser {
       if (count > MAX_HEADER_ATTRIBUTES) this.halt('policy-violation', `more than ${MAX_HEADER_ATTRIBUTES} attributes on the stream header`);
       this.preHeader = undefined;
       this.depth = 1;
-      this.mark = this.sax.position;
+      this.mark = this.bytePosition();
       this.handler.streamStart({ name: tag.local, uri: tag.uri, contentNs, attrs });
       return;
     }
@@ -278,7 +313,7 @@ export class StreamParser {
     if (parent) parent.children.push(el);
     this.stack.push(el);
     this.depth++;
-    if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
+    if (this.bytePosition() - this.mark > this.opts.maxStanzaSize) {
       this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
     }
   }
@@ -293,10 +328,11 @@ export class StreamParser {
     }
     const el = this.stack.pop()!;
     if (this.stack.length === 0) {
-      if (this.sax.position - this.mark > this.opts.maxStanzaSize) {
+      const end = this.bytePosition();
+      if (end - this.mark > this.opts.maxStanzaSize) {
         this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
       }
-      this.mark = this.sax.position;
+      this.mark = end;
       this.pending = el;
     }
   }
@@ -311,7 +347,7 @@ export class StreamParser {
       return;
     }
     if (this.depth === 1) {
-      this.mark = this.sax.position;
+      this.mark = this.bytePosition();
       // RFC 6120 §4.6.1 whitespace keepalive; other character data at stream level is not allowed.
       if (WS_ONLY.test(text)) this.handler.whitespace();
       else this.halt('bad-format', 'character data between stanzas');
