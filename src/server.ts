@@ -20,6 +20,7 @@ import { ComponentDomains, ComponentStream, type ComponentContext } from './stre
 import { TcpFraming } from './stream/framing.js';
 import { TcpTransport, type TlsSettings } from './stream/transport.js';
 import { ListenerRegistry, listenTcp, type Listener } from './stream/listeners.js';
+import { AccountShapers } from './stream/shaper.js';
 import { certificateSignatureHash } from './stream/certificate.js';
 import { findMechanism, offeredMechanisms } from './sasl/registry.js';
 import { createAuthServices } from './auth/index.js';
@@ -185,6 +186,7 @@ export class XmppServer {
       knownMechanism: (name) => findMechanism(name),
       streamFeatures: () => d.streamFeatures(),
       nonzaHandler: (xmlns) => d.nonzaHandler(xmlns),
+      accountShapers: new AccountShapers(() => cfg.limits.rate.account),
       handleStanza: (session, stanza) => d.handleStanza(session, stanza),
       sessionBound: (session) => d.sessionBound(session),
     };

@@ -5,7 +5,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './support/server.js';
-import { RawClient, STREAM_OPEN } from './support/raw-client.js';
+import { RawClient, STREAM_OPEN, iq } from './support/raw-client.js';
 import { login } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
@@ -159,5 +159,64 @@ describe('limits.max_stanza_bytes counts bytes, at the stanza boundary (item 8)'
     assert.ok(euros.length < max && Buffer.byteLength(euros) > max);
     ok.client.send(`<message to='alice@localhost' id='euros'><body>${euros}</body></message>`);
     assert.equal(await ok.client.streamError(), 'policy-violation');
+  });
+});
+
+describe('traffic shaping per connection and per account (item 4)', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startTestServer({
+      limits: {
+        rate: {
+          client: { bytes_per_second: 0, stanzas_per_second: 20, burst_stanzas: 20 },
+          account: { bytes_per_second: 0, stanzas_per_second: 30, burst_stanzas: 30 },
+          abuse_seconds: 3,
+        },
+      },
+    });
+    for (const u of ['fast', 'twice', 'calm', 'flood']) await srv.addUser(u, `${u}-pass`);
+  });
+  after(() => srv.stop());
+
+  const pings = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `<iq type='get' id='${tag}-${i}'><ping xmlns='${NS.PING}'/></iq>`).join('');
+
+  test('over the rate, reading pauses: the answers come at the rate; others are not slowed down', async () => {
+    const fast = await login(srv.port, 'fast', 'fast-pass');
+    const calm = await login(srv.port, 'calm', 'calm-pass');
+    const started = Date.now();
+    // 20 at once (the burst), then 20 per second: the 60th answer cannot come before ~2 s.
+    fast.client.send(pings(60, 'f'));
+    // Meanwhile another user's ping is answered at once.
+    const calmStart = Date.now();
+    await iq(calm.client, `type='get' to='localhost'`, `<ping xmlns='${NS.PING}'/>`);
+    assert.ok(Date.now() - calmStart < 1000, 'another connection is not held up');
+    await fast.client.waitFor((el) => el.attrs.id === 'f-59', 'the last answer', 15_000);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1900, `throttled to the rate (${elapsed} ms for 60 at 20/s with a burst of 20)`);
+    assert.equal(fast.client.closed, false, 'a burst now and then is not abuse');
+    fast.client.close();
+    calm.client.close();
+  });
+
+  test('two connections of one account share the account rate', async () => {
+    const a = await login(srv.port, 'twice', 'twice-pass');
+    const b = await login(srv.port, 'twice', 'twice-pass');
+    const started = Date.now();
+    // 40 on each connection: within each connection's burst+rate, but 80 in all against 30 + 30/s.
+    a.client.send(pings(40, 'a'));
+    b.client.send(pings(40, 'b'));
+    await Promise.all([a.client.waitFor((el) => el.attrs.id === 'a-39', 'a done', 15_000), b.client.waitFor((el) => el.attrs.id === 'b-39', 'b done', 15_000)]);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1500, `the account's 30/s held both connections back (${elapsed} ms)`);
+    a.client.close();
+    b.client.close();
+  });
+
+  test('a sustained flood ends with policy-violation', async () => {
+    const flood = await login(srv.port, 'flood', 'flood-pass');
+    // 400 stanzas at 20/s would keep reading paused for 19 s: more than abuse_seconds (3).
+    flood.client.send(pings(400, 'x'));
+    assert.equal(await flood.client.streamError(10_000), 'policy-violation');
+    assert.match(flood.client.received, /sending too fast for too long/);
   });
 });

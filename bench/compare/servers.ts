@@ -174,8 +174,9 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
           `storage: { driver: sqlite, path: ${JSON.stringify(join(dir, 'data', 'shoal.sqlite'))} }`,
           `tls: { cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)} }`,
           'sasl: { mechanisms: [SCRAM-SHA-1-PLUS, SCRAM-SHA-1, PLAIN] }',
-          // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there).
-          'limits: { max_connections_per_ip: 0 }',
+          // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there),
+          // and no traffic shaping, as for the others (ejabberd's listener has no shaper).
+          'limits: { max_connections_per_ip: 0, rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } } }',
           'log: { level: warn, format: json }',
           '',
         ].join('\n'),

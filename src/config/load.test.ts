@@ -6,6 +6,21 @@ import { after, before, describe, test } from 'node:test';
 import { ConfigError, loadConfig, parseConfig } from './load.js';
 import { DEFAULT_SASL_MECHANISMS, type Config } from './schema.js';
 
+/** The documented defaults of the limits section (README, Configuration reference). */
+const LIMITS_DEFAULTS = {
+  max_stanza_bytes: 262144,
+  max_connections_per_ip: 100,
+  max_directed_presence: 1000,
+  max_sessions_per_account: 10,
+  subscription_requests: { burst: 20, per_minute: 1 },
+  subscription_repeats: { burst: 1, per_minute: 0.1 },
+  rate: {
+    client: { bytes_per_second: 32768, burst_bytes: 524288, stanzas_per_second: 100, burst_stanzas: 500 },
+    account: { bytes_per_second: 65536, burst_bytes: 1048576, stanzas_per_second: 200, burst_stanzas: 1000 },
+    component: { bytes_per_second: 0, burst_bytes: 1, stanzas_per_second: 0, burst_stanzas: 1 },
+    abuse_seconds: 60,
+  },
+};
 const RATE_LIMIT_DEFAULTS = { enabled: true, account: { burst: 20, per_minute: 4 }, address: { burst: 40, per_minute: 20 } };
 
 function defaults(base: string): Omit<Config, 'tls'> {
@@ -14,7 +29,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     c2s: { host: '0.0.0.0', port: 5222 },
     data_dir: join(base, 'data'),
     storage: { driver: 'sqlite', path: join(base, 'data', 'shoal.sqlite'), busy_timeout: 5 },
-    limits: { max_stanza_bytes: 262144, max_connections_per_ip: 100, max_directed_presence: 1000, max_sessions_per_account: 10, subscription_requests: { burst: 20, per_minute: 1 }, subscription_repeats: { burst: 1, per_minute: 0.1 } },
+    limits: { ...LIMITS_DEFAULTS, max_stanza_bytes: 262144 },
     timeouts: { pre_auth: 30, ping_after: 300, ping_timeout: 60 },
     sasl: { mechanisms: [...DEFAULT_SASL_MECHANISMS], max_attempts: 5, allow_plain_without_tls: false, tls_unique_fallback: false, rate_limit: RATE_LIMIT_DEFAULTS },
     tokens: { verifier: 'local', default_ttl: 3600 },
@@ -102,7 +117,7 @@ describe('loadConfig', () => {
       data_dir: '/var/lib/shoal',
       storage: { driver: 'sqlite', path: '/srv/db/shoal.sqlite', busy_timeout: 5 },
       tls: { cert: '/etc/shoal/cert.pem', key: '/etc/shoal/key.pem' },
-      limits: { max_stanza_bytes: 65536, max_connections_per_ip: 100, max_directed_presence: 1000, max_sessions_per_account: 10, subscription_requests: { burst: 20, per_minute: 1 }, subscription_repeats: { burst: 1, per_minute: 0.1 } },
+      limits: { ...LIMITS_DEFAULTS, max_stanza_bytes: 65536 },
       timeouts: { pre_auth: 2.5, ping_after: 0.25, ping_timeout: 1 },
       sasl: { mechanisms: ['SCRAM-SHA-256', 'PLAIN', 'X-OAUTH2'], max_attempts: 3, allow_plain_without_tls: true, tls_unique_fallback: false, rate_limit: RATE_LIMIT_DEFAULTS },
       tokens: { verifier: 'local', default_ttl: 3600 },

@@ -99,6 +99,15 @@ const bucket = (burst: number, perMinute: number) =>
     per_minute: z.number().positive().default(perMinute),
   });
 
+/** Traffic shaping of what one peer sends (stream/shaper.ts); 0 per second: no limit. */
+const rate = (bytesPerSecond: number, burstBytes: number, stanzasPerSecond: number, burstStanzas: number) =>
+  section({
+    bytes_per_second: z.number().int().min(0).default(bytesPerSecond),
+    burst_bytes: z.number().int().min(1).default(burstBytes),
+    stanzas_per_second: z.number().min(0).default(stanzasPerSecond),
+    burst_stanzas: z.number().int().min(1).default(burstStanzas),
+  });
+
 /** Algorithms accepted for JWT access tokens (RFC 7518 §3.1). */
 export const JWT_ALGORITHMS = ['HS256', 'RS256', 'ES256'] as const;
 
@@ -219,6 +228,18 @@ export const configSchema = z
        * recorded (delivered at the next login, once), not pushed again (RFC 6121 §3.1.3).
        */
       subscription_repeats: bucket(1, 0.1),
+      /**
+       * What one connection, one account (all its connections together) and one component may
+       * send. Over the rate, reading from the socket pauses (TCP backpressure); a peer that keeps
+       * it paused for longer than abuse_seconds (decaying with a two-minute half-life) is cut off
+       * with policy-violation.
+       */
+      rate: section({
+        client: rate(32 * 1024, 512 * 1024, 100, 500),
+        account: rate(64 * 1024, 1024 * 1024, 200, 1000),
+        component: rate(0, 1, 0, 1),
+        abuse_seconds: z.number().positive().default(60),
+      }),
     }),
     timeouts: section({
       pre_auth: seconds(30),

@@ -17,6 +17,7 @@ import type { SaslContext, SaslExchange, SaslFailureCondition, SaslMechanism, Sa
 import type { Transport } from './transport.js';
 import type { Framing } from './framing.js';
 import { StreamConnection, type StreamEnv } from './connection.js';
+import { RateShaper, type AccountShapers } from './shaper.js';
 
 /** What a client stream needs from the server around it. */
 export interface C2SContext extends StreamEnv {
@@ -40,6 +41,8 @@ export interface C2SContext extends StreamEnv {
   streamFeatures(): readonly Element[];
   /** The handler for a nonza of this namespace on a bound stream, if any. */
   nonzaHandler(xmlns: string): NonzaHandler | undefined;
+  /** Rate shapers shared by all the connections of an account (limits.rate.account). */
+  readonly accountShapers: AccountShapers;
   handleStanza(session: ClientSession, stanza: Element): Promise<void>;
   sessionBound(session: ClientSession): void;
 }
@@ -63,6 +66,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     framing: Framing,
   ) {
     super(ctx, transport, framing, { conn: randomBytes(4).toString('hex') });
+    this.shapers.push(new RateShaper(ctx.config.limits.rate.client));
     // RFC 6120 §4.6.2 / seed: a client that does not finish authenticating in time is dropped.
     this.timer = setTimeout(() => this.closeWithError(new StreamError('connection-timeout', 'authentication took too long')), ctx.config.timeouts.pre_auth * 1000);
     this.log.info({ event: 'connect' }, 'client connected');
@@ -443,6 +447,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       return;
     }
     this.session = session;
+    this.shapers.push(this.ctx.accountShapers.acquire(bare));
     if (this.timer) clearTimeout(this.timer);
     this.armIdleTimer(this.ctx.config.timeouts.ping_after * 1000);
     this.log.info({ event: 'bind', jid: session.jid.toString() }, 'resource bound');
@@ -489,6 +494,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     for (const w of this.drainWaiters.splice(0)) w(false);
     const session = this.session;
     this.log.info({ event: 'disconnect', reason, jid: session?.jid.toString(), err: error?.message }, 'client disconnected');
+    if (session) this.ctx.accountShapers.release(session.jid.bareString());
     session?.detach(this, reason);
   }
 }

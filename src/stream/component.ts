@@ -14,6 +14,7 @@ import type { AddressedStanza, ServiceOptions } from '../core/api.js';
 import type { Transport } from './transport.js';
 import { TcpFraming } from './framing.js';
 import { StreamConnection, type StreamEnv } from './connection.js';
+import { RateShaper } from './shaper.js';
 
 /** XEP-0114 §7.1 */
 export const NS_COMPONENT_ACCEPT = 'jabber:component:accept';
@@ -99,6 +100,7 @@ export class ComponentStream extends StreamConnection {
     transport: Transport,
   ) {
     super(ctx, transport, new TcpFraming(NS_COMPONENT_ACCEPT), { component: true });
+    this.shapers.push(new RateShaper(ctx.config.limits.rate.component));
     // A peer that never completes the handshake is dropped like a client that never logs in.
     this.timer = setTimeout(() => {
       if (!this.authenticated) this.closeWithError(new StreamError('connection-timeout', 'handshake took too long'));

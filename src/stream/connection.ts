@@ -13,8 +13,18 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Transport } from './transport.js';
 import type { FrameParser, Framing } from './framing.js';
+import { RateShaper, ThrottleMeter } from './shaper.js';
 
 type Stage = 'header' | 'open' | 'closing' | 'closed';
+type PauseReason = 'flood' | 'output' | 'rate';
+
+function sleepUntil(time: number): Promise<void> {
+  const ms = time - Date.now();
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+}
+
+/** Half-life of the record of how long a peer was throttled (abuse detection). */
+const THROTTLE_HALF_LIFE_MS = 120_000;
 
 /** Elements queued for processing before we stop reading from the socket (flood control). */
 const MAX_QUEUED = 64;
@@ -34,8 +44,13 @@ export abstract class StreamConnection {
   private headerSent = false;
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
-  /** Why reading from the transport is paused now (flood control, a full output buffer). */
-  private readonly pausedFor = new Set<'flood' | 'output'>();
+  /** Why reading from the transport is paused now (flood control, a full output buffer, the rate limit). */
+  private readonly pausedFor = new Set<PauseReason>();
+  /** What this peer may send (its connection's shaper; a subclass adds its account's). */
+  protected readonly shapers: RateShaper[] = [];
+  private readonly throttled: ThrottleMeter;
+  private rateTimer: NodeJS.Timeout | undefined;
+  private rateUntil = 0;
   private finished = false;
   private readonly finishListeners: (() => void)[] = [];
 
@@ -47,10 +62,12 @@ export abstract class StreamConnection {
   ) {
     this.log = env.log.child({ ...logFields, ip: transport.remoteAddress });
     this.parser = this.newParser();
+    this.throttled = new ThrottleMeter(THROTTLE_HALF_LIFE_MS);
     transport.setHandler({
       data: (chunk) => {
         this.onData();
         this.parser.write(chunk);
+        this.charge((s) => s.chargeBytes(chunk.length));
       },
       drained: () => this.onDrained(),
       closed: (hadError, error) => this.finish(hadError ? 'error' : this.endReason, error),
@@ -143,9 +160,13 @@ export abstract class StreamConnection {
   /** Elements are processed strictly in order (RFC 6120 §10.1), one at a time. */
   private enqueue(el: Element): void {
     if (this.stage === 'closed') return;
+    // Over the stanza rate, this element (and so every one after it) waits its turn.
+    const wait = this.charge((s) => s.chargeStanza());
+    const readyAt = wait > 0 ? Date.now() + wait : 0;
     this.queued++;
     if (this.queued > MAX_QUEUED) this.pauseReading('flood');
     this.queue = this.queue
+      .then(() => (readyAt > 0 ? sleepUntil(readyAt) : undefined))
       .then(() => {
         if (this.stage !== 'open') return undefined;
         if (el.name === 'error' && el.xmlns === NS.STREAM) return this.peerError(el);
@@ -186,14 +207,41 @@ export abstract class StreamConnection {
   }
 
   /** Stops reading from the peer (TCP backpressure) until every reason given is lifted. */
-  protected pauseReading(reason: 'flood' | 'output'): void {
+  protected pauseReading(reason: PauseReason): void {
     if (this.pausedFor.size === 0) this.transport.pause();
     this.pausedFor.add(reason);
   }
 
-  protected resumeReading(reason: 'flood' | 'output'): void {
+  protected resumeReading(reason: PauseReason): void {
     if (!this.pausedFor.delete(reason) || this.pausedFor.size > 0 || this.stage === 'closed') return;
     this.transport.resume();
+  }
+
+  /**
+   * Charges what arrived to every shaper; over a rate, reading pauses until the debt is paid.
+   * A peer that kept the server waiting too long lately is ending its own stream.
+   */
+  private charge(fn: (s: RateShaper) => number): number {
+    if (this.shapers.length === 0 || this.stage === 'closed' || this.stage === 'closing') return 0;
+    let wait = 0;
+    for (const s of this.shapers) wait = Math.max(wait, fn(s));
+    if (wait <= 0) return 0;
+    const until = Date.now() + wait;
+    if (until <= this.rateUntil) return wait;
+    const added = until - Math.max(this.rateUntil, Date.now());
+    this.rateUntil = until;
+    if (this.throttled.add(added) > this.env.config.limits.rate.abuse_seconds * 1000) {
+      this.log.warn({ event: 'rate-abuse' }, 'peer kept over its rate limit for too long');
+      this.closeWithError(new StreamError('policy-violation', 'sending too fast for too long'));
+      return 0;
+    }
+    this.pauseReading('rate');
+    if (this.rateTimer) clearTimeout(this.rateTimer);
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = undefined;
+      this.resumeReading('rate');
+    }, until - Date.now());
+    return wait;
   }
 
   // --- Closing --------------------------------------------------------------------------------
@@ -249,6 +297,7 @@ export abstract class StreamConnection {
     if (this.finished) return;
     this.finished = true;
     this.stage = 'closed';
+    if (this.rateTimer) clearTimeout(this.rateTimer);
     this.parser.stop();
     this.onFinish(reason, error);
     for (const cb of this.finishListeners) cb();

@@ -19,6 +19,7 @@ import type { EndReason, Session } from '../../src/core/session.js';
 import { LocalRouter } from '../../src/router/local.js';
 import { C2SStream, type C2SContext } from '../../src/stream/c2s.js';
 import { TcpFraming } from '../../src/stream/framing.js';
+import { AccountShapers } from '../../src/stream/shaper.js';
 import type { Transport, TransportHandler } from '../../src/stream/transport.js';
 import type { Module } from '../../src/modules/api.js';
 import { RunningModules } from '../../src/modules/loader.js';
@@ -190,6 +191,7 @@ export function hub(settings: Record<string, unknown> = {}): Hub {
     knownMechanism: () => undefined,
     streamFeatures: () => dispatcher.streamFeatures(),
     nonzaHandler: (xmlns) => dispatcher.nonzaHandler(xmlns),
+    accountShapers: new AccountShapers(() => config.limits.rate.account),
     handleStanza: (session, stanza) => dispatcher.handleStanza(session, stanza),
     sessionBound: (session) => dispatcher.sessionBound(session),
   };
