@@ -411,3 +411,30 @@ describe('F: the stream is XML 1.0 whatever the XML declaration says (RFC 6120 ย
     assert.equal(r.elements[0]!.getChildText('body'), 'next\u0085line\u2028sep');
   });
 });
+
+// Found by the stream parser fuzz target (fuzz/targets/stream.ts).
+describe('G: the local part of a prefixed name is an NCName (Namespaces in XML 1.0 ยง4)', () => {
+  test('an element or attribute whose local part starts with a digit, "-", "." or a combining mark is not-well-formed', () => {
+    for (const stanza of [
+      `<message><q:0uery xmlns:q='http://jabber.org/protocol/disco#info'/></message>`,
+      `<message xmlns:q='urn:q'><q:-x/></message>`,
+      `<message xmlns:q='urn:q'><q:\u0301x/></message>`,
+      `<message xmlns:q='urn:q' q:9a='1'/>`,
+      `<message xmlns:q='urn:q'><x q:.a='1'/></message>`,
+      `<message xmlns:0q='urn:q'/>`,
+    ]) {
+      const r = recorder();
+      r.parser.write(HEADER + stanza);
+      assert.deepEqual(r.events, ['start', 'error:not-well-formed'], stanza);
+    }
+  });
+
+  test('digits and the like after the first character are fine', () => {
+    const r = recorder();
+    r.parser.write(HEADER + `<message xmlns:q2='urn:q' q2:a-1.b='1'><q2:x9-y.z/></message>`);
+    assert.deepEqual(r.events, ['start', 'element:message']);
+    const msg = r.elements[0]!;
+    assert.equal(msg.attrs['q2:a-1.b'], '1');
+    assert.equal(msg.getChild('x9-y.z', 'urn:q')?.name, 'x9-y.z');
+  });
+});

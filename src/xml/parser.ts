@@ -67,6 +67,13 @@ const WS_ONLY = /^[ \t\r\n]*$/;
 const LEADING_WS = /^[ \t\r\n]+/;
 /** The start of an XML declaration (XML 1.0 §2.8), as opposed to a PI whose target merely begins with "xml". */
 const XML_DECL_START = /^<\?xml[ \t\r\n?]/;
+/**
+ * What may continue a name but not start one (XML 1.0 §2.3: NameChar minus NameStartChar).
+ * The local part of a prefixed name is an NCName (Namespaces in XML 1.0 §4), so it cannot
+ * start with one of these; saxes checks only the first character of the whole name, and
+ * `<q:0uery xmlns:q='…'/>` was forwarded as `<0uery/>`, which no parser reads.
+ */
+const NOT_NAME_START = /^[-.0-9\u00b7\u0300-\u036f\u203f\u2040]/;
 
 /**
  * Thrown from inside saxes' callbacks to stop it in the middle of a chunk once the
@@ -287,6 +294,8 @@ export class StreamParser {
     // Also what keeps parsing linear: saxes resolves every name by walking the whole
     // stack of open elements, so unbounded depth costs time quadratic in it.
     if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
+    // RFC 6120 §11.3: what is not namespace-well-formed is not-well-formed.
+    if (tag.prefix !== '' && NOT_NAME_START.test(tag.local)) this.halt('not-well-formed', `malformed name: ${tag.name}`);
     const attrs: Record<string, string> = {};
     let count = 0;
     let prefixed: SaxesAttributeNS[] | undefined;
@@ -296,7 +305,9 @@ export class StreamParser {
       if (a.name === 'xmlns') continue;
       attrs[a.name] = a.value;
       const p = a.prefix;
-      if (p !== '' && p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
+      if (p === '') continue;
+      if (NOT_NAME_START.test(a.local)) this.halt('not-well-formed', `malformed name: ${a.name}`);
+      if (p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
     }
     if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
     if (prefixed !== undefined) declarePrefixes(attrs, prefixed);
