@@ -68,12 +68,15 @@ const LEADING_WS = /^[ \t\r\n]+/;
 /** The start of an XML declaration (XML 1.0 §2.8), as opposed to a PI whose target merely begins with "xml". */
 const XML_DECL_START = /^<\?xml[ \t\r\n?]/;
 /**
- * What may continue a name but not start one (XML 1.0 §2.3: NameChar minus NameStartChar).
- * The local part of a prefixed name is an NCName (Namespaces in XML 1.0 §4), so it cannot
- * start with one of these; saxes checks only the first character of the whole name, and
- * `<q:0uery xmlns:q='…'/>` was forwarded as `<0uery/>`, which no parser reads.
+ * Whether `local` starts with what may continue a name but not start one (XML 1.0 §2.3:
+ * NameChar minus NameStartChar). The local part of a prefixed name is an NCName
+ * (Namespaces in XML 1.0 §4), so it cannot; saxes checks only the first character of the
+ * whole name, and `<q:0uery xmlns:q='…'/>` was forwarded as `<0uery/>`, which no parser reads.
  */
-const NOT_NAME_START = /^[-.0-9\u00b7\u0300-\u036f\u203f\u2040]/;
+function startsBadly(local: string): boolean {
+  const c = local.charCodeAt(0);
+  return c === 0x2d || c === 0x2e || (c >= 0x30 && c <= 0x39) || c === 0xb7 || (c >= 0x300 && c <= 0x36f) || c === 0x203f || c === 0x2040;
+}
 
 /**
  * Thrown from inside saxes' callbacks to stop it in the middle of a chunk once the
@@ -295,7 +298,7 @@ export class StreamParser {
     // stack of open elements, so unbounded depth costs time quadratic in it.
     if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
     // RFC 6120 §11.3: what is not namespace-well-formed is not-well-formed.
-    if (tag.prefix !== '' && NOT_NAME_START.test(tag.local)) this.halt('not-well-formed', `malformed name: ${tag.name}`);
+    if (tag.prefix !== '' && startsBadly(tag.local)) this.halt('not-well-formed', `malformed name: ${tag.name}`);
     const attrs: Record<string, string> = {};
     let count = 0;
     let prefixed: SaxesAttributeNS[] | undefined;
@@ -306,7 +309,7 @@ export class StreamParser {
       attrs[a.name] = a.value;
       const p = a.prefix;
       if (p === '') continue;
-      if (NOT_NAME_START.test(a.local)) this.halt('not-well-formed', `malformed name: ${a.name}`);
+      if (startsBadly(a.local)) this.halt('not-well-formed', `malformed name: ${a.name}`);
       if (p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
     }
     if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
