@@ -188,6 +188,11 @@ describe('domainpart (RFC 7622 §3.2)', () => {
     ['xn--zz.example', 'malformed Punycode'],
     ['xn--abc-.example', 'A-label that decodes to ASCII'],
     ['xn--.example', 'empty A-label'],
+    // Found by the JID fuzz target (fuzz/targets/jid.ts): node:url decodes it to U+13EB,
+    // which lowercases to U+ABBB, so the result did not parse again.
+    ['xn--bce.example', 'A-label of U+ABBB CHEROKEE SMALL LETTER (RFC 5892 Unstable)'],
+    ['XN--BCe.NET.', 'the same, as the fuzzer found it'],
+    ['\u13eb.example', 'U+13EB lowercases to the disallowed U+ABBB'],
     ['😀.example', 'symbol'],
     ['a·b.example', 'MIDDLE DOT outside l·l (RFC 5892 A.3)'],
     ['\u0301a.example', 'leading combining mark (RFC 5891 §4.2.3.2)'],

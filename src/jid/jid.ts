@@ -186,12 +186,18 @@ function checkULabel(label: string, cps: readonly number[]): void {
   }
 }
 
+/**
+ * RFC 7622 §3.2.2 width, case and NFC mapping (as RFC 5895 §2 does, U+3002
+ * IDEOGRAPHIC FULL STOP, also the target of U+FF61, is a label separator).
+ */
+function mapDomain(s: string): string {
+  return mapWidth(s).replace(RE_IDEOGRAPHIC_FULL_STOP, '.').toLowerCase().normalize('NFC');
+}
+
 /** Internationalised domainpart: RFC 7622 §3.2.1/§3.2.2 with RFC 5891/5892/5893. */
 function prepIdnDomain(s: string): string {
   if (RE_LONE_SURROGATE.test(s)) throw new JidError('domainpart contains an unpaired surrogate');
-  // RFC 7622 §3.2.2 width, case and NFC mapping (as RFC 5895 §2 does, U+3002
-  // IDEOGRAPHIC FULL STOP, also the target of U+FF61, is a label separator).
-  const mapped = mapWidth(s).replace(RE_IDEOGRAPHIC_FULL_STOP, '.').toLowerCase().normalize('NFC');
+  const mapped = mapDomain(s);
   const labels = mapped.split('.');
   const all: number[][] = [];
   let bidi = false;
@@ -205,6 +211,11 @@ function prepIdnDomain(s: string): string {
       if (u === '' || u === label || u.includes('.') || domainToASCII(u) !== label) {
         throw new JidError('domainpart contains an invalid A-label');
       }
+      // node:url converts with UTS #46, which maps what it decodes: "xn--bce" (U+ABBB,
+      // DISALLOWED by RFC 5892) comes back as U+13EB, which the mapping above would turn
+      // into U+ABBB again. A U-label must be what its own preparation gives (RFC 8264
+      // §7: preparing twice changes nothing), or the result would not parse again.
+      if (mapDomain(u) !== u) throw new JidError('domainpart contains an invalid A-label');
       label = u;
       labels[i] = u;
     }

@@ -32,3 +32,12 @@ test('namespace declarations kept in attrs are serialised and cloned', () => {
   assert.equal(el.toString('jabber:client'), '<item xmlns="urn:example:x" b:role="owner" xmlns:b="urn:example:b"/>');
   assert.equal(el.clone().toString('urn:example:x'), '<item b:role="owner" xmlns:b="urn:example:b"/>');
 });
+
+// Found by the stream parser fuzz target (fuzz/targets/stream.ts): '&#10;' in an
+// attribute came back as a space and '&#13;' in text as a newline after forwarding.
+test('whitespace a parser would normalise is written as character references', () => {
+  assert.equal(escapeAttr('a\tb\nc\rd'), 'a&#9;b&#10;c&#13;d');
+  assert.equal(escapeText('a\tb\nc\rd'), 'a\tb\nc&#13;d');
+  const el = x('message', 'jabber:client', { id: '\n b\t' }, x('body', 'jabber:client', {}, 'one\r\ntwo\r'));
+  assert.equal(el.toString('jabber:client'), '<message id="&#10; b&#9;"><body>one&#13;\ntwo&#13;</body></message>');
+});

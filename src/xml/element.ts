@@ -133,11 +133,23 @@ export function x(name: string, xmlns: string, attrs: Record<string, string | un
 }
 
 // The test regexes are not global: a global regex keeps lastIndex between calls.
-const ATTR_TEST = /[&<>"']/;
-const ATTR_RE = /[&<>"']/g;
-const TEXT_TEST = /[&<>]/;
-const TEXT_RE = /[&<>]/g;
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+// Tab, newline and carriage return are written as character references where a
+// parser would not read them back as they are: in attribute values it turns each
+// into a space (XML 1.0 §3.3.3), in text a carriage return into a newline (§2.11).
+const ATTR_TEST = /[&<>"'\t\n\r]/;
+const ATTR_RE = /[&<>"'\t\n\r]/g;
+const TEXT_TEST = /[&<>\r]/;
+const TEXT_RE = /[&<>\r]/g;
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+  '\t': '&#9;',
+  '\n': '&#10;',
+  '\r': '&#13;',
+};
 
 export function escapeAttr(s: string): string {
   return ATTR_TEST.test(s) ? s.replace(ATTR_RE, (c) => ENTITIES[c] ?? c) : s;

@@ -379,3 +379,88 @@ describe('D: every element declares the prefixes its attributes use (Namespaces 
     assert.equal(Object.keys(r.elements[0]!.attrs).length, 4);
   });
 });
+
+// Found by the stream parser fuzz target (fuzz/targets/stream.ts).
+describe('E: the stream end is reported only for the matching close tag, and nothing after it', () => {
+  test('a close tag that does not match the stream header is not-well-formed, not an end', () => {
+    const r = recorder();
+    r.parser.write(HEADER + '<presence/></stream:streamx>');
+    assert.deepEqual(r.events, ['start', 'element:presence', 'error:not-well-formed']);
+    // The fuzzer's input: the header itself misspelt, closed by a correct-looking tag.
+    const misspelt = recorder();
+    misspelt.parser.write(`<?xml version="1.0"?><stream:strea- xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams"><presence/></stream:stream>`);
+    assert.deepEqual(misspelt.events, ['start', 'element:presence', 'error:not-well-formed']);
+  });
+
+  test('what follows the end in the same chunk is not reported (RFC 6120 §4.4: the stream is over)', () => {
+    for (const after of ['<message/>', 'text', '<!-- c -->', '</x>', '  ']) {
+      const r = recorder();
+      r.parser.write(HEADER + '<presence/></stream:stream>' + after);
+      r.parser.write('<presence/>');
+      assert.deepEqual(r.events, ['start', 'element:presence', 'end'], after);
+    }
+  });
+
+  test('an end split across writes is reported once it is complete', () => {
+    const r = recorder();
+    r.parser.write(HEADER + '<presence/></stream:str');
+    assert.deepEqual(r.events, ['start', 'element:presence']);
+    r.parser.write('eam>');
+    assert.deepEqual(r.events, ['start', 'element:presence', 'end']);
+  });
+
+  test('stop() from the handler of the last stanza also keeps the end back', () => {
+    const r = recorder({}, (p, e) => {
+      if (e === 'element:presence') p.stop();
+    });
+    r.parser.write(HEADER + '<presence/></stream:stream>');
+    assert.deepEqual(r.events, ['start', 'element:presence']);
+  });
+});
+
+// Found by the stream parser fuzz target (fuzz/targets/stream.ts).
+describe('F: the stream is XML 1.0 whatever the XML declaration says (RFC 6120 §11.8)', () => {
+  const header11 = HEADER.replace("version='1.0'?>", "version='1.1'?>");
+  test('a character reference to a C0 control is not-well-formed even after version 1.1 or 1.7', () => {
+    for (const header of [header11, HEADER.replace("version='1.0'?>", "version='1.7'?>")]) {
+      const r = recorder();
+      r.parser.write(header + '<message to="a@b"><body>bell &#x7;</body></message>');
+      assert.deepEqual(r.events, ['start', 'error:not-well-formed']);
+    }
+  });
+
+  test('a 1.1 declaration is accepted, and the text is read by XML 1.0 rules', () => {
+    const r = recorder();
+    r.parser.write(header11 + '<message to="a@b"><body>next\u0085line\u2028sep</body></message>');
+    assert.deepEqual(r.events, ['start', 'element:message']);
+    // XML 1.1 §2.11 would have turned U+0085 and U+2028 into newlines.
+    assert.equal(r.elements[0]!.getChildText('body'), 'next\u0085line\u2028sep');
+  });
+});
+
+// Found by the stream parser fuzz target (fuzz/targets/stream.ts).
+describe('G: the local part of a prefixed name is an NCName (Namespaces in XML 1.0 §4)', () => {
+  test('an element or attribute whose local part starts with a digit, "-", "." or a combining mark is not-well-formed', () => {
+    for (const stanza of [
+      `<message><q:0uery xmlns:q='http://jabber.org/protocol/disco#info'/></message>`,
+      `<message xmlns:q='urn:q'><q:-x/></message>`,
+      `<message xmlns:q='urn:q'><q:\u0301x/></message>`,
+      `<message xmlns:q='urn:q' q:9a='1'/>`,
+      `<message xmlns:q='urn:q'><x q:.a='1'/></message>`,
+      `<message xmlns:0q='urn:q'/>`,
+    ]) {
+      const r = recorder();
+      r.parser.write(HEADER + stanza);
+      assert.deepEqual(r.events, ['start', 'error:not-well-formed'], stanza);
+    }
+  });
+
+  test('digits and the like after the first character are fine', () => {
+    const r = recorder();
+    r.parser.write(HEADER + `<message xmlns:q2='urn:q' q2:a-1.b='1'><q2:x9-y.z/></message>`);
+    assert.deepEqual(r.events, ['start', 'element:message']);
+    const msg = r.elements[0]!;
+    assert.equal(msg.attrs['q2:a-1.b'], '1');
+    assert.equal(msg.getChild('x9-y.z', 'urn:q')?.name, 'x9-y.z');
+  });
+});

@@ -67,6 +67,16 @@ const WS_ONLY = /^[ \t\r\n]*$/;
 const LEADING_WS = /^[ \t\r\n]+/;
 /** The start of an XML declaration (XML 1.0 §2.8), as opposed to a PI whose target merely begins with "xml". */
 const XML_DECL_START = /^<\?xml[ \t\r\n?]/;
+/**
+ * Whether `local` starts with what may continue a name but not start one (XML 1.0 §2.3:
+ * NameChar minus NameStartChar). The local part of a prefixed name is an NCName
+ * (Namespaces in XML 1.0 §4), so it cannot; saxes checks only the first character of the
+ * whole name, and `<q:0uery xmlns:q='…'/>` was forwarded as `<0uery/>`, which no parser reads.
+ */
+function startsBadly(local: string): boolean {
+  const c = local.charCodeAt(0);
+  return c === 0x2d || c === 0x2e || (c >= 0x30 && c <= 0x39) || c === 0xb7 || (c >= 0x300 && c <= 0x36f) || c === 0x203f || c === 0x2040;
+}
 
 /**
  * Thrown from inside saxes' callbacks to stop it in the middle of a chunk once the
@@ -80,7 +90,7 @@ const ABORT = new Error('StreamParser: aborted');
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
 
 export class StreamParser {
-  private readonly sax: SaxesParser<{ xmlns: true; position: true }>;
+  private readonly sax: SaxesParser<{ xmlns: true; position: true; forceXMLVersion: true; defaultXMLVersion: '1.0' }>;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly maxDepth: number;
   private readonly maxAttributes: number;
@@ -112,6 +122,12 @@ export class StreamParser {
    * event (or the end of the chunk) and a failure in between drops it.
    */
   private pending: Element | undefined;
+  /**
+   * The close tag of the stream header was seen at this saxes position, not yet
+   * reported: like a stanza's, a mismatched one is reported (by saxes, at once)
+   * only after the close handler ran, and then it is an error, not an end.
+   */
+  private endAt: number | undefined;
 
   constructor(
     private readonly handler: StreamParserHandler,
@@ -119,7 +135,11 @@ export class StreamParser {
   ) {
     this.maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.maxAttributes = opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
-    const sax = new SaxesParser({ xmlns: true, position: true });
+    // XMPP is an application of XML 1.0 (RFC 6120 §11.8). saxes would switch to XML 1.1
+    // rules for a peer whose XML declaration says version='1.1' (or any 1.x), and so pass
+    // on character references to C0 controls, which every XML 1.0 parser refuses: one
+    // such message would break the stream of each client it is delivered to.
+    const sax = new SaxesParser({ xmlns: true, position: true, forceXMLVersion: true, defaultXMLVersion: '1.0' });
     // saxes stores each handler under a computed property name; after the 7th `on()`
     // V8 turns the parser object into a slow dictionary and its inner loop runs ~4x
     // slower (bench/parser). Creating the slots first keeps the object's shape fast.
@@ -145,7 +165,15 @@ export class StreamParser {
         this.halt('unsupported-encoding', 'only UTF-8 is supported');
       }
     });
-    sax.on('error', (err) => this.halt('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed'));
+    sax.on('error', (err) => {
+      // Past a matching close tag of the stream the document is over (RFC 6120 §4.4):
+      // whatever follows in the same chunk is neither an error nor anything else.
+      if (this.endAt !== undefined && this.endAt !== this.sax.position) {
+        this.flush();
+        throw ABORT;
+      }
+      this.halt('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed');
+    });
   }
 
   /** Feeds raw bytes from the transport. Never throws; problems go to handler.error. */
@@ -245,16 +273,24 @@ export class StreamParser {
   }
 
   private flush(): void {
+    if (this.failed) return;
     const el = this.pending;
-    if (el === undefined || this.failed) return;
-    this.pending = undefined;
-    this.handler.element(el);
+    if (el !== undefined) {
+      this.pending = undefined;
+      this.handler.element(el);
+    }
+    if (this.endAt !== undefined && !this.failed) {
+      this.endAt = undefined;
+      this.ended = true;
+      this.handler.streamEnd();
+    }
   }
 
   private fail(condition: ParseErrorCondition, text: string): void {
     if (this.failed) return;
     this.failed = true;
     this.pending = undefined;
+    this.endAt = undefined;
     this.handler.error(condition, text);
   }
 
@@ -265,12 +301,13 @@ export class StreamParser {
   }
 
   /**
-   * Starts every saxes callback: hands over a pending element, and stops saxes when
-   * the parser has failed or was stopped (possibly by a handler, during this chunk).
+   * Starts every saxes callback: hands over a pending element or stream end, and stops
+   * saxes when the parser has failed, was stopped (possibly by a handler, during this
+   * chunk) or the stream has ended.
    */
   private enter(): void {
-    if (this.pending !== undefined) this.flush();
-    if (this.failed) throw ABORT;
+    if (this.pending !== undefined || this.endAt !== undefined) this.flush();
+    if (this.failed || this.ended) throw ABORT;
   }
 
   private onOpen(tag: SaxesTagNS): void {
@@ -295,6 +332,8 @@ export class StreamParser {
     // Also what keeps parsing linear: saxes resolves every name by walking the whole
     // stack of open elements, so unbounded depth costs time quadratic in it.
     if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
+    // RFC 6120 §11.3: what is not namespace-well-formed is not-well-formed.
+    if (tag.prefix !== '' && startsBadly(tag.local)) this.halt('not-well-formed', `malformed name: ${tag.name}`);
     const attrs: Record<string, string> = {};
     let count = 0;
     let prefixed: SaxesAttributeNS[] | undefined;
@@ -304,7 +343,9 @@ export class StreamParser {
       if (a.name === 'xmlns') continue;
       attrs[a.name] = a.value;
       const p = a.prefix;
-      if (p !== '' && p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
+      if (p === '') continue;
+      if (startsBadly(a.local)) this.halt('not-well-formed', `malformed name: ${a.name}`);
+      if (p !== 'xml' && p !== 'xmlns') (prefixed ??= []).push(a);
     }
     if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
     if (prefixed !== undefined) declarePrefixes(attrs, prefixed);
@@ -322,8 +363,7 @@ export class StreamParser {
     this.enter();
     this.depth--;
     if (this.depth === 0) {
-      this.ended = true;
-      this.handler.streamEnd();
+      this.endAt = this.sax.position;
       return;
     }
     const el = this.stack.pop()!;

@@ -21,6 +21,15 @@ describe('storeXml / loadXml', () => {
     assert.equal(back.getChild('x', 'jabber:x:oob')?.getChildText('url', 'jabber:x:oob'), 'https://example.org/?a=1&b=2');
   });
 
+  // Found by the stream parser fuzz target (fuzz/targets/stream.ts): a stream header
+  // without a default namespace makes its stanzas elements in no namespace.
+  test('an element in no namespace stays in no namespace', () => {
+    const el = x('message', '', { to: 'romeo@example.net' }, x('body', '', {}, 'hi'), x('x', 'urn:example', {}, x('y', '')));
+    const text = storeXml(el);
+    assert.match(text, /^<message xmlns=""/);
+    assert.deepEqual(loadXml(text), el);
+  });
+
   test('a vCard keeps its own namespace', () => {
     const card = x('vCard', NS.VCARD, {}, x('FN', NS.VCARD, {}, 'Juliet'));
     const back = loadXml(storeXml(card));
@@ -62,4 +71,18 @@ describe('storeXml / loadXml', () => {
     assert.throws(() => loadXml('<a></b>'), /not valid/);
     assert.throws(() => loadXml('<!-- c --><a/>'), /not valid/);
   });
+});
+
+// Found by the stream parser fuzz target (fuzz/targets/stream.ts).
+test('whitespace from character references survives parse, store and load', () => {
+  const elements: Element[] = [];
+  const parser = new StreamParser(
+    { streamStart: () => undefined, element: (el) => elements.push(el), whitespace: () => undefined, streamEnd: () => undefined, error: (c) => assert.fail(c) },
+    { maxStanzaSize: 10_000 },
+  );
+  parser.write(`<stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}'><message id='&#10;&#x9;&#13; b'><body>cr&#13;lf&#10;tab&#9;</body></message>`);
+  const msg = elements[0]!;
+  assert.equal(msg.attrs.id, '\n\t\r b');
+  assert.equal(msg.getChildText('body'), 'cr\rlf\ntab\t');
+  assert.deepEqual(loadXml(storeXml(msg)), msg);
 });

@@ -7,10 +7,12 @@ import { StreamParser } from './parser.js';
 
 /**
  * Serialises an element with its namespace declared, so the text stands alone
- * whatever stream it later appears in.
+ * whatever stream it later appears in. An element in no namespace gets xmlns=""
+ * written out too: left undeclared, it would take the default namespace of where
+ * it is read (Namespaces in XML 1.0 §6.2), jabber:client in loadXml.
  */
 export function storeXml(el: Element): string {
-  return el.toString('');
+  return el.toString(el.xmlns === '' ? NS.CLIENT : '');
 }
 
 /** Parses text written by storeXml back into an element; throws on anything else. */
