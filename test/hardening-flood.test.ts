@@ -5,13 +5,24 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './support/server.js';
 import { login, type LoggedIn } from './support/login.js';
-import { iq } from './support/raw-client.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { OfflineApi } from '../src/modules/offline/api.js';
 
 /** Message ids received by a client, in order. */
 function ids(c: LoggedIn, prefix: string): string[] {
   return [...c.client.received.matchAll(new RegExp(`<message [^>]*id="(${prefix}-\\d+)"`, 'g'))].map((m) => m[1]!);
+}
+
+let pings = 0;
+/**
+ * Waits until the server has processed everything the client sent so far (RFC 6120 §10.1:
+ * in order, so the answer to a ping sent now comes after). Storing megabytes takes a while
+ * on a loaded machine: a long timeout.
+ */
+async function processed(c: LoggedIn): Promise<void> {
+  const id = `processed-${++pings}`;
+  c.client.send(`<iq type='get' to='localhost' id='${id}'><ping xmlns='${NS.PING}'/></iq>`);
+  await c.client.waitFor((el) => el.attrs.id === id, 'the server to process the burst', 120_000);
 }
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
@@ -46,7 +57,7 @@ describe('a flood from a stranger does not disconnect a slow reader (item E)', (
     const N = 200;
     for (let i = 0; i < N; i++) stranger.client.send(`<message to='victim@localhost' type='chat' id='burst-${i}'><body>${body}</body></message>`);
     // In-order processing (RFC 6120 §10.1): once this is answered, the server has handled the burst.
-    await iq(stranger.client, `type='get' to='localhost'`, `<ping xmlns='${NS.PING}'/>`);
+    await processed(stranger);
     assert.ok(srv.server.router.getSession(victim.jid), 'the victim was not disconnected for what a stranger sent');
     // What did not fit in the victim's connection was kept offline, up to the stranger's quota
     // there (offline.max_per_stranger, the strangers' share of the bytes); the rest came back
@@ -82,7 +93,7 @@ describe('a large offline backlog is paced by the reader (item 1)', () => {
     const body = 'y'.repeat(128 * 1024 - 200);
     const N = 160;
     for (let i = 0; i < N; i++) writer.client.send(`<message to='reader@localhost' type='chat' id='big-${i}'><body>${body}</body></message>`);
-    await iq(writer.client, `type='get' to='localhost'`, `<ping xmlns='${NS.PING}'/>`);
+    await processed(writer);
     const offline = srv.server.module<OfflineApi>('offline');
     assert.equal(await offline.count('localhost', 'reader'), N);
 
@@ -121,7 +132,7 @@ describe('a large offline backlog is paced by the reader (item 1)', () => {
     const body = 'z'.repeat(128 * 1024 - 200);
     const N = 60;
     for (let i = 0; i < N; i++) writer.client.send(`<message to='reader@localhost' type='chat' id='rest-${i}'><body>${body}</body></message>`);
-    await iq(writer.client, `type='get' to='localhost'`, `<ping xmlns='${NS.PING}'/>`);
+    await processed(writer);
     const offline = srv.server.module<OfflineApi>('offline');
     const first = await login(srv.port, 'reader', 'reader-pass');
     first.client.socket.pause();

@@ -17,7 +17,7 @@ import { Element } from './element.js';
  * The stream error conditions (RFC 6120 §4.9.3) the parser itself can detect; the
  * stream layer sends them as stream errors. Kept here so that xml/ depends on nothing above it.
  */
-export type ParseErrorCondition = 'bad-format' | 'not-well-formed' | 'policy-violation' | 'restricted-xml' | 'unsupported-encoding';
+export type ParseErrorCondition = 'bad-format' | 'internal-server-error' | 'not-well-formed' | 'policy-violation' | 'restricted-xml' | 'unsupported-encoding';
 
 /**
  * Most characters of input (XML declaration and anything else before the header
@@ -229,7 +229,9 @@ export class StreamParser {
     try {
       this.sax.write(text);
     } catch (err) {
-      if (err !== ABORT) this.fail('not-well-formed', (err as Error).message.split('\n')[0] ?? 'not well-formed');
+      // saxes reports bad XML through its error handler (which aborts); anything else thrown here
+      // came from a handler of ours: a bug of the server, not of the peer's XML.
+      if (err !== ABORT) this.fail('internal-server-error', `${(err as Error).name}: ${(err as Error).message}`);
       return;
     }
     this.flush();
