@@ -5,6 +5,8 @@
 //          → hub (core/dispatcher.ts: hooks, IQ handlers, routing) → modules → storage
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { Config } from './config/schema.js';
 import { loadOrCreateTlsMaterial } from './config/tls.js';
 import type { Logger } from './log/logger.js';
@@ -37,7 +39,12 @@ export interface ServerOptions {
   modules?: Module[];
   /** The session registry (default: a LocalRouter, this process only; a cluster passes its own). */
   router?: Router;
+  /** Reads the configuration again, for reload() (SIGHUP); without it reload() only reloads the TLS files. */
+  reloadConfig?: () => Config;
 }
+
+/** Sections reload() applies to the running server; changes to any other need a restart. */
+const RELOADABLE = ['limits', 'offline', 'roster', 'vcard', 'tls'] as const;
 
 export class XmppServer {
   readonly dispatcher: Dispatcher;
@@ -47,12 +54,15 @@ export class XmppServer {
   private readonly listeners: Listener[] = [];
   private components: ComponentDomains | undefined;
   private stopping = false;
+  private readonly watchers: FSWatcher[] = [];
+  private tlsReload: NodeJS.Timeout | undefined;
+  private reloadConfig: (() => Config) | undefined;
 
   private constructor(
     readonly config: Config,
     readonly log: Logger,
     readonly storage: Storage,
-    private readonly tls: TlsSettings | undefined,
+    private tls: TlsSettings | undefined,
     /** Token verifier, external password check, rate limiter (src/auth). */
     readonly auth: AuthServices,
     router: Router,
@@ -75,7 +85,9 @@ export class XmppServer {
       // Reads JWT key files now: a bad key stops the start instead of failing every login.
       const auth = createAuthServices(config, storage, log);
       const server = new XmppServer(config, log, storage, tls, auth, opts.router ?? new LocalRouter(), undefined);
+      server.reloadConfig = opts.reloadConfig;
       server.modules = await RunningModules.start(opts.modules ?? defaultModules(), server.dispatcher, storage);
+      server.watchTlsFiles();
       return server;
     } catch (err) {
       if (opts.storage === undefined) await storage.close();
@@ -118,10 +130,90 @@ export class XmppServer {
     this.log.info({ event: 'ready', hosts: cfg.hosts, modules: this.modules?.names }, 'server ready');
   }
 
+  /**
+   * Applies a changed configuration without a restart (SIGHUP): the limits, offline, roster and
+   * vCard settings, and the TLS certificate (new connections get it; open ones keep theirs).
+   * A configuration that does not validate changes nothing. Returns what was reloaded.
+   */
+  async reload(): Promise<string[]> {
+    let next: Config = this.config;
+    if (this.reloadConfig) {
+      try {
+        next = this.reloadConfig();
+      } catch (err) {
+        this.log.error({ event: 'reload-failed', err: err instanceof Error ? err.message : String(err) }, 'the new configuration is not valid; nothing changed');
+        return [];
+      }
+    }
+    const applied: string[] = [];
+    for (const key of RELOADABLE) {
+      if (key === 'tls') continue;
+      if (JSON.stringify(next[key]) !== JSON.stringify(this.config[key])) {
+        assignDeep(this.config[key] as Record<string, unknown>, next[key] as Record<string, unknown>);
+        applied.push(key);
+      }
+    }
+    const needRestart = (Object.keys(next) as (keyof Config)[]).filter(
+      (k) => !(RELOADABLE as readonly string[]).includes(k) && JSON.stringify(next[k]) !== JSON.stringify(this.config[k]),
+    );
+    if (needRestart.length > 0) this.log.warn({ event: 'reload-needs-restart', keys: needRestart }, 'these changes take effect at the next start');
+    if (JSON.stringify(next.tls) !== JSON.stringify(this.config.tls)) {
+      if (next.tls !== undefined && this.config.tls !== undefined) this.config.tls = next.tls;
+      else this.log.warn({ event: 'reload-needs-restart', keys: ['tls'] }, 'turning TLS on or off takes effect at the next start');
+    }
+    if (await this.reloadTls()) applied.push('tls');
+    this.log.info({ event: 'reloaded', applied }, 'configuration reloaded');
+    return applied;
+  }
+
+  /** Reads the certificate and key again; true when they changed. A pair that does not load changes nothing. */
+  async reloadTls(): Promise<boolean> {
+    if (!this.config.tls || !this.tls) return false;
+    try {
+      const material = await loadOrCreateTlsMaterial(this.config.tls, this.config.data_dir, this.config.hosts, this.log);
+      const next = makeTlsSettings(material.cert, material.key);
+      if (next.serverEndPoint.equals(this.tls.serverEndPoint)) return false;
+      this.tls = next;
+      this.log.info({ event: 'tls-reloaded', cert: this.config.tls.cert ?? 'self-signed' }, 'TLS certificate reloaded');
+      this.watchTlsFiles();
+      return true;
+    } catch (err) {
+      this.log.error({ event: 'tls-reload-failed', err: err instanceof Error ? err.message : String(err) }, 'the TLS certificate could not be reloaded; the old one stays');
+      return false;
+    }
+  }
+
+  /**
+   * Watches the configured certificate and key (their directories, as renewals such as Let's
+   * Encrypt's replace files or symlinks) and reloads them shortly after they change.
+   */
+  private watchTlsFiles(): void {
+    for (const w of this.watchers.splice(0)) w.close();
+    const tls = this.config.tls;
+    if (!tls?.cert || !tls.key) return;
+    const names = new Set([basename(tls.cert), basename(tls.key)]);
+    for (const dir of new Set([dirname(tls.cert), dirname(tls.key)])) {
+      try {
+        const w = watch(dir, (_event, file) => {
+          if (file !== null && !names.has(file.toString())) return;
+          if (this.tlsReload) clearTimeout(this.tlsReload);
+          // Both files of a renewal arrive one after the other: wait for the second.
+          this.tlsReload = setTimeout(() => void this.reloadTls(), 500);
+        });
+        w.on('error', () => undefined);
+        this.watchers.push(w);
+      } catch (err) {
+        this.log.warn({ event: 'tls-watch-failed', dir, err: err instanceof Error ? err.message : String(err) }, 'cannot watch the certificate; reload with SIGHUP');
+      }
+    }
+  }
+
   /** RFC 6120 §4.9.3.22: every stream ends with system-shutdown; then modules stop and storage closes. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    for (const w of this.watchers.splice(0)) w.close();
+    if (this.tlsReload) clearTimeout(this.tlsReload);
     await Promise.all(this.listeners.map((l) => l.close()));
     this.components?.close();
     await this.dispatcher.drain();
@@ -137,7 +229,7 @@ export class XmppServer {
     this.listenerKinds.define('c2s', (address) =>
       listenTcp('c2s', address, log, (socket) => new C2SStream(c2s, new TcpTransport(socket, this.tls), new TcpFraming()), {
         logFields: { hosts: this.config.hosts, tls: this.tls !== undefined },
-        maxPerAddress: this.config.limits.max_connections_per_ip,
+        maxPerAddress: () => this.config.limits.max_connections_per_ip,
         // RFC 6120 §4.9.3.14 policy-violation, after a header so the client can read why.
         refuse: (socket) => {
           const framing = new TcpFraming();
@@ -190,6 +282,16 @@ export class XmppServer {
       handleStanza: (session, stanza) => d.handleStanza(session, stanza),
       sessionBound: (session) => d.sessionBound(session),
     };
+  }
+}
+
+/** Copies `source` into `target`, recursing into plain objects, so that holders of `target`'s sub-objects see the change. */
+function assignDeep(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(source)) {
+    const t = target[k];
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && t !== null && typeof t === 'object' && !Array.isArray(t)) {
+      assignDeep(t as Record<string, unknown>, v as Record<string, unknown>);
+    } else target[k] = v;
   }
 }
 

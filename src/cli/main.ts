@@ -72,7 +72,7 @@ async function start(opts: GlobalOpts): Promise<void> {
   const log = createLogger({ level: opts.logLevel ?? config.log.level, format: config.log.format });
   let server: XmppServer | undefined;
   try {
-    server = await XmppServer.create({ config, log });
+    server = await XmppServer.create({ config, log, reloadConfig: () => load(opts) });
     await server.listen();
   } catch (err) {
     const why = explainStartError(err, config);
@@ -80,12 +80,13 @@ async function start(opts: GlobalOpts): Promise<void> {
     await server?.stop().catch(() => undefined);
     throw new StartError(why);
   }
+  const running = server;
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ event: 'signal', signal }, 'shutting down');
-    server.stop().then(
+    running.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
@@ -95,6 +96,11 @@ async function start(opts: GlobalOpts): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: the configuration's limits and the TLS certificate again, without a restart.
+  process.on('SIGHUP', () => {
+    log.info({ event: 'signal', signal: 'SIGHUP' }, 'reloading the configuration');
+    running.reload().catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
   // A forgotten rejection in one handler must not take every other user's session down
   // with it: log it loudly and keep serving.
   process.on('unhandledRejection', (err) => log.error({ err, event: 'unhandled-rejection' }, 'unhandled promise rejection'));

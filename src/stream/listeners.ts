@@ -57,8 +57,8 @@ const SHUTDOWN_GRACE_MS = 3_000;
 export interface TcpListenOptions {
   /** Extra fields for the 'listen' log line. */
   logFields?: Record<string, unknown>;
-  /** Connections one client address (an IPv6 /64) may hold at once; 0: no limit. */
-  maxPerAddress?: number;
+  /** Connections one client address (an IPv6 /64) may hold at once; 0: no limit. Asked at each connection (it can be reloaded). */
+  maxPerAddress?: () => number;
   /** Answers a connection over that limit (then it is closed). */
   refuse?: (socket: net.Socket) => void;
 }
@@ -79,7 +79,6 @@ export async function listenTcp(
 ): Promise<Listener> {
   const held = new Set<HeldConnection>();
   const perAddress = new Map<string, number>();
-  const max = options.maxPerAddress ?? 0;
   let closing = false;
   const server = net.createServer((socket) => {
     if (closing) {
@@ -88,6 +87,7 @@ export async function listenTcp(
     }
     const key = addressKey(socket.remoteAddress ?? '');
     const count = perAddress.get(key) ?? 0;
+    const max = options.maxPerAddress?.() ?? 0;
     if (max > 0 && count >= max) {
       log.warn({ event: 'too-many-connections', kind, ip: socket.remoteAddress, limit: max }, 'connection refused: too many from this address');
       socket.on('error', () => undefined);
