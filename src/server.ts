@@ -278,6 +278,7 @@ export class XmppServer {
       knownMechanism: (name) => findMechanism(name),
       streamFeatures: () => d.streamFeatures(),
       nonzaHandler: (xmlns) => d.nonzaHandler(xmlns),
+      preBindHandler: (xmlns) => d.preBindHandler(xmlns),
       accountShapers: new AccountShapers(() => cfg.limits.rate.account),
       handleStanza: (session, stanza) => d.handleStanza(session, stanza),
       sessionBound: (session) => d.sessionBound(session),

@@ -8,11 +8,11 @@ import type { Jid } from '../jid/jid.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Router } from './router.js';
-import type { EndReason, Session } from './session.js';
+import type { EndReason, OutgoingFilter, Session } from './session.js';
 import type { Caches } from './cache.js';
 import type { StanzaError } from './errors.js';
 
-export type { EndReason } from './session.js';
+export type { EndReason, OutgoingFilter } from './session.js';
 
 export interface IqRequest {
   /** The whole IQ, with 'from' stamped by the server. */
@@ -68,12 +68,11 @@ export interface AddressedStanza extends RoutedStanza {
 export type StanzaHook = (s: RoutedStanza) => Promise<boolean | void> | boolean | void;
 export type AddressedHook = (s: AddressedStanza) => Promise<boolean | void> | boolean | void;
 
-/**
- * Runs on every stanza handed to a local client session, in priority order: returns the
- * stanza to write (the same or another), or null when the filter took it (held or dropped
- * on purpose). Synchronous: it runs on every stanza to every client.
- */
-export type OutgoingFilter = (session: Session, stanza: Element) => Element | null;
+/** Sees every stanza written to a client's connection, after the outgoing filters (stream management counts them). Synchronous. */
+export type WriteObserver = (session: Session, stanza: Element) => void;
+
+/** Sees a message the hub handed to local sessions: the sessions that got it (carbons copy it to the others). */
+export type DeliveryObserver = (s: AddressedStanza, recipients: readonly Session[]) => void;
 
 /** Whether the server may show `from`'s presence to `to` (false: they must not see each other). */
 export type DeliveryFilter = (from: Jid, to: Jid) => Promise<boolean> | boolean;
@@ -84,6 +83,23 @@ export type DetachHook = (session: Session, reason: EndReason) => boolean;
 /** Handles a top-level element of another namespace than the stanzas' on a bound client stream (XEP-0198 acks, XEP-0352 states). */
 export type NonzaHandler = (session: Session, element: Element) => Promise<void> | void;
 
+/** An authenticated client stream that has not bound a resource yet. */
+export interface UnboundStream {
+  /** The authenticated account (a bare JID). */
+  readonly account: Jid;
+  /** Writes a top-level element (a nonza) to the client. */
+  writeNonza(el: Element): void;
+  /**
+   * Makes this stream carry an existing session of this account (XEP-0198 resumption) instead
+   * of binding a new one; a connection still carrying it is closed with a conflict stream error.
+   * False when that cannot be (another account's session, an ended one, a closed stream).
+   */
+  adopt(session: Session): boolean;
+}
+
+/** Handles a top-level element of another namespace on an authenticated stream before binding (XEP-0198 resume). */
+export type PreBindHandler = (stream: UnboundStream, element: Element) => Promise<void> | void;
+
 export interface ServerEvents {
   /** A resource was bound (RFC 6120 §7). */
   'session-bound': (session: Session) => void;
@@ -93,6 +109,8 @@ export interface ServerEvents {
   'initial-presence': (session: Session) => void;
   /** A session whose client had fallen behind has read its backlog: what was kept for it can follow. */
   'session-drained': (session: Session) => void;
+  /** A client was silent for timeouts.ping_after; its connection pings it next. */
+  'session-idle': (session: Session) => void;
 }
 
 /** Handles every stanza routed to a service domain (and, with `subdomains`, to its subdomains). */
@@ -128,6 +146,8 @@ export interface ServerApi {
   addStreamFeature(feature: Element): void;
   /** Handles top-level elements of `xmlns` that a bound client sends (anything else is unsupported-stanza-type). */
   handleNonza(xmlns: string, handler: NonzaHandler): void;
+  /** Handles top-level elements of `xmlns` on an authenticated stream before it binds a resource. */
+  handlePreBindNonza(xmlns: string, handler: PreBindHandler): void;
 
   /**
    * Sender's side: hooks run, highest priority first, on every stanza of this kind a local
@@ -150,6 +170,10 @@ export interface ServerApi {
   addOutgoingFilter(filter: OutgoingFilter, priority: number): void;
   /** Asked, highest priority first, when a session loses its connection (stream resumption keeps it). */
   hookDetach(hook: DetachHook, priority: number): void;
+  /** Adds an observer of every stanza written to a client's connection. */
+  observeWritten(observer: WriteObserver): void;
+  /** Adds an observer of every message the hub hands to local sessions of its recipient's account. */
+  observeDelivered(observer: DeliveryObserver): void;
 
   /**
    * Adds a privacy rule consulted before the server itself sends one entity's presence to
@@ -180,6 +204,12 @@ export interface ServerApi {
   routeTo(stanza: Element, from: Jid, to: Jid): Promise<void>;
   /** Returns an error to the sender, unless the stanza was itself an error (RFC 6120 §8.3.1). */
   bounce(stanza: Element, error: StanzaError): void;
+  /**
+   * A stanza a session took but could not deliver (RFC 6121 §8.5.3.2.1, as for a resource that
+   * is gone): a message goes to another resource or the undeliverable hooks (offline storage),
+   * an IQ request is answered service-unavailable, the rest is dropped.
+   */
+  undeliverable(session: Session, stanza: Element): void;
   /** Sends an IQ from the server to a local session and resolves with the response (or rejects on timeout). */
   sendIq(session: Session, iq: Element, timeoutMs: number): Promise<Element>;
   /** Runs `work` as server work that shutdown waits for; a failure is logged. */

@@ -24,11 +24,13 @@ import type {
   AddressedHook,
   AddressedStanza,
   DeliveryFilter,
+  DeliveryObserver,
   DetachHook,
   IqHandler,
   IqTarget,
   NonzaHandler,
   OutgoingFilter,
+  PreBindHandler,
   RoutedStanza,
   ServerApi,
   ServerEvents,
@@ -37,6 +39,7 @@ import type {
   ServiceOptions,
   StanzaHook,
   StanzaKind,
+  WriteObserver,
 } from './api.js';
 
 export interface DispatcherOptions {
@@ -73,6 +76,9 @@ export class Dispatcher implements ServerApi, SessionHost {
   private readonly featureSets: Record<IqTarget, string[]> = { server: [], account: [] };
   private readonly extraStreamFeatures: Element[] = [];
   private readonly nonzaHandlers = new Map<string, NonzaHandler>();
+  private readonly preBindHandlers = new Map<string, PreBindHandler>();
+  private writeObservers: WriteObserver[] = [];
+  private deliveryObservers: DeliveryObserver[] = [];
   private readonly outbound = chains<StanzaHook>();
   private readonly inbound = chains<AddressedHook>();
   private readonly undeliverableHooks = new HookChain<AddressedHook>();
@@ -85,6 +91,7 @@ export class Dispatcher implements ServerApi, SessionHost {
     'session-ended': [],
     'initial-presence': [],
     'session-drained': [],
+    'session-idle': [],
   };
   /** Presence held for congested sessions: the latest from each sender, sent when they drain. */
   private readonly heldPresence = new WeakMap<Session, Map<string, Element>>();
@@ -135,6 +142,25 @@ export class Dispatcher implements ServerApi, SessionHost {
     if (xmlns === NS.CLIENT) throw new Error('stanzas are not nonzas');
     if (this.nonzaHandlers.has(xmlns)) throw new Error(`a handler for ${xmlns} is already registered`);
     this.nonzaHandlers.set(xmlns, handler);
+  }
+
+  handlePreBindNonza(xmlns: string, handler: PreBindHandler): void {
+    if (xmlns === NS.CLIENT) throw new Error('stanzas are not nonzas');
+    if (this.preBindHandlers.has(xmlns)) throw new Error(`a pre-bind handler for ${xmlns} is already registered`);
+    this.preBindHandlers.set(xmlns, handler);
+  }
+
+  /** The handler for a top-level element of this namespace on an authenticated stream before binding, if any. */
+  preBindHandler(xmlns: string): PreBindHandler | undefined {
+    return this.preBindHandlers.get(xmlns);
+  }
+
+  observeWritten(observer: WriteObserver): void {
+    this.writeObservers = [...this.writeObservers, observer];
+  }
+
+  observeDelivered(observer: DeliveryObserver): void {
+    this.deliveryObservers = [...this.deliveryObservers, observer];
   }
 
   /** The handler for a top-level element of this namespace on a bound client stream, if any. */
@@ -260,13 +286,34 @@ export class Dispatcher implements ServerApi, SessionHost {
     this.emit('session-bound', session);
   }
 
-  filterOutgoing(session: Session, stanza: Element): Element | null {
+  filterOutgoing(session: Session, stanza: Element, after?: OutgoingFilter): Element | null {
+    const filters = this.outgoingFilters.handlers;
     let out: Element | null = stanza;
-    for (const f of this.outgoingFilters.handlers) {
-      out = f(session, out);
+    for (let i = after === undefined ? 0 : filters.indexOf(after) + 1; i < filters.length; i++) {
+      out = filters[i]!(session, out);
       if (out === null) return null;
     }
     return out;
+  }
+
+  written(session: Session, stanza: Element): void {
+    const observers = this.writeObservers;
+    for (let i = 0; i < observers.length; i++) observers[i]!(session, stanza);
+  }
+
+  idle(session: Session): void {
+    this.emit('session-idle', session);
+  }
+
+  /** Tells the delivery observers which sessions a message was handed to. */
+  private delivered(ev: AddressedStanza, recipients: readonly Session[]): void {
+    for (const o of this.deliveryObservers) {
+      try {
+        o(ev, recipients);
+      } catch (err) {
+        this.log.error({ err }, 'a delivery observer failed');
+      }
+    }
   }
 
   keepDetached(session: Session, reason: EndReason): boolean {
@@ -515,6 +562,7 @@ export class Dispatcher implements ServerApi, SessionHost {
       const session = this.router.getSession(to.toString());
       if (session) {
         session.send(stanza);
+        if (ev.kind === 'message' && this.deliveryObservers.length > 0) this.delivered(ev, [session]);
         return;
       }
       // RFC 6121 §8.5.3.2: no such resource.
@@ -545,12 +593,15 @@ export class Dispatcher implements ServerApi, SessionHost {
     if (candidates.length > 0) {
       if (type === 'headline') {
         for (const s of candidates) s.send(stanza);
+        if (this.deliveryObservers.length > 0) this.delivered(ev, candidates);
         return;
       }
       // RFC 6121 §8.5.2.1.1: the highest-priority available resource(s).
       let top = -1;
       for (const s of candidates) if (s.priority > top) top = s.priority;
-      for (const s of candidates) if (s.priority === top) s.send(stanza);
+      const chosen = candidates.filter((s) => s.priority === top);
+      for (const s of chosen) s.send(stanza);
+      if (this.deliveryObservers.length > 0) this.delivered(ev, chosen);
       return;
     }
     if (type === 'error' || type === 'headline') return;

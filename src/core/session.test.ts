@@ -53,6 +53,11 @@ class Host implements SessionHost {
   ended(_s: Session, reason: EndReason): void {
     this.endings.push(reason);
   }
+  readonly writtenSeen: Element[] = [];
+  written(_s: Session, el: Element): void {
+    this.writtenSeen.push(el);
+  }
+  idle(): void {}
 }
 
 const m = (body: string): Element => x('message', 'jabber:client', { to: 'a@h/r' }, x('body', 'jabber:client', {}, body));

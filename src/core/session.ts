@@ -29,6 +29,13 @@ export interface SessionState {
   readonly interested: boolean;
 }
 
+/**
+ * Runs on every stanza handed to a local client session, in priority order: returns the
+ * stanza to write (the same or another), or null when the filter took it (held or dropped
+ * on purpose). Synchronous: it runs on every stanza to every client.
+ */
+export type OutgoingFilter = (session: Session, stanza: Element) => Element | null;
+
 /** One bound resource, of this process or (in a cluster) of another node. */
 export interface Session extends SessionState {
   /** Unique for the life of the process (used as a map key and in logs). */
@@ -36,11 +43,28 @@ export interface Session extends SessionState {
   /** The full JID bound to the stream (RFC 6120 §7). */
   readonly jid: Jid;
   /**
+   * Whether a connection carries the session now; false while stream management (XEP-0198)
+   * keeps it for the client to resume.
+   */
+  readonly attached: boolean;
+  /**
+   * Stanzas received from the client and handled so far (in order, RFC 6120 §10.1): what
+   * XEP-0198 acknowledges. Counted across resumptions.
+   */
+  readonly handledCount: number;
+  /**
    * Hands a stanza (already carrying to/from) to this client through the outgoing filters.
    * Returns true when it was written to an open connection or taken by a filter; false when
    * it could not be, in which case it has gone to the hub's undeliverable handling, never lost.
+   * `after`: a filter that held this stanza and now releases it: only the filters after it run.
    */
-  send(stanza: Element): boolean;
+  send(stanza: Element, after?: OutgoingFilter): boolean;
+  /**
+   * Writes an element straight to the current connection, past the outgoing filters and the
+   * write observers: stream management's own elements (acks) and its retransmissions. False
+   * when no open connection carries the session.
+   */
+  writeDirect(el: Element): boolean;
   /**
    * Like send(), but a stanza that cannot be handed to an open connection is not re-routed:
    * false, and the caller keeps it (offline storage removes a message only once it went out).
@@ -79,8 +103,15 @@ export interface SessionConnection {
 
 /** What a session needs from the server around it (the hub implements it). */
 export interface SessionHost {
-  /** Runs the outgoing filters in order; null when a filter took the stanza (held or dropped on purpose). */
-  filterOutgoing(session: Session, stanza: Element): Element | null;
+  /**
+   * Runs the outgoing filters in order (only those after `after`, when given); null when a
+   * filter took the stanza (held or dropped on purpose).
+   */
+  filterOutgoing(session: Session, stanza: Element, after?: OutgoingFilter): Element | null;
+  /** A stanza was written to the session's connection (stream management counts it). */
+  written(session: Session, stanza: Element): void;
+  /** The client has been silent for a while; the connection pings it next (stream management asks for an ack first). */
+  idle(session: Session): void;
   /** A stanza the session could not hand to a connection: re-route it, store it or bounce it. */
   undeliverable(session: Session, stanza: Element): void;
   /**
@@ -103,6 +134,7 @@ export class ClientSession implements LocalSession {
   private state: SessionState = { available: false, priority: 0, presence: undefined, interested: false };
   private connection: SessionConnection | undefined;
   private endedWith: EndReason | undefined;
+  private handled = 0;
 
   constructor(
     private readonly host: SessionHost,
@@ -117,9 +149,17 @@ export class ClientSession implements LocalSession {
     return this.endedWith !== undefined;
   }
 
-  /** Whether a connection carries the session now. */
   get attached(): boolean {
     return this.connection !== undefined;
+  }
+
+  get handledCount(): number {
+    return this.handled;
+  }
+
+  /** The connection handled one more stanza from the client. */
+  countHandled(): void {
+    this.handled++;
   }
 
   get available(): boolean {
@@ -142,16 +182,19 @@ export class ClientSession implements LocalSession {
     this.state = { ...this.state, ...change };
   }
 
-  send(stanza: Element): boolean {
+  send(stanza: Element, after?: OutgoingFilter): boolean {
     if (this.endedWith === undefined) {
-      const out = this.host.filterOutgoing(this, stanza);
+      const out = this.host.filterOutgoing(this, stanza, after);
       if (out === null) return true;
       const conn = this.connection;
       if (conn?.congested && this.isFromOthers(out)) {
         this.host.congested(this, out);
         return false;
       }
-      if (conn?.write(out)) return true;
+      if (conn?.write(out)) {
+        this.host.written(this, out);
+        return true;
+      }
       this.host.undeliverable(this, out);
       return false;
     }
@@ -165,7 +208,13 @@ export class ClientSession implements LocalSession {
     if (out === null) return true;
     const conn = this.connection;
     if (!conn || (conn.congested && this.isFromOthers(out))) return false;
-    return conn.write(out);
+    if (!conn.write(out)) return false;
+    this.host.written(this, out);
+    return true;
+  }
+
+  writeDirect(el: Element): boolean {
+    return this.endedWith === undefined && this.connection !== undefined && this.connection.write(el);
   }
 
   writable(): true | Promise<boolean> {
@@ -195,9 +244,14 @@ export class ClientSession implements LocalSession {
     else this.end(error?.condition === 'system-shutdown' ? 'shutdown' : 'disconnect');
   }
 
-  /** A (new) connection carries the session from now on. */
-  attach(connection: SessionConnection): void {
+  /**
+   * A (new) connection carries the session from now on (XEP-0198 resumption). Returns the one
+   * it replaces, if any, which the caller closes: its end no longer ends the session.
+   */
+  attach(connection: SessionConnection): SessionConnection | undefined {
+    const previous = this.connection;
     this.connection = connection;
+    return previous;
   }
 
   /**

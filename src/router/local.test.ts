@@ -12,6 +12,8 @@ const host: SessionHost = {
   drained: () => undefined,
   keepDetached: () => false,
   ended: () => undefined,
+  written: () => undefined,
+  idle: () => undefined,
 };
 const conn: SessionConnection = { write: () => true, close: () => undefined, congested: false, drained: () => Promise.resolve(true) };
 const session = (full: string): ClientSession => {

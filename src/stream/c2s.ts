@@ -11,7 +11,8 @@ import { Jid, JidError, prepResourcepart } from '../jid/jid.js';
 import { StanzaError, StreamError, errorReply } from '../core/errors.js';
 import { ClientSession, type EndReason, type SessionConnection, type SessionHost } from '../core/session.js';
 import type { Router } from '../core/router.js';
-import type { NonzaHandler } from '../core/api.js';
+import type { NonzaHandler, PreBindHandler, UnboundStream } from '../core/api.js';
+import type { Session } from '../core/session.js';
 import type { AuthServices, CredentialStore, LegacySecretSource } from '../core/credentials.js';
 import type { SaslContext, SaslExchange, SaslFailureCondition, SaslMechanism, SaslStep } from '../core/sasl.js';
 import type { Transport } from './transport.js';
@@ -41,6 +42,8 @@ export interface C2SContext extends StreamEnv {
   streamFeatures(): readonly Element[];
   /** The handler for a nonza of this namespace on a bound stream, if any. */
   nonzaHandler(xmlns: string): NonzaHandler | undefined;
+  /** The handler for a nonza of this namespace on an authenticated stream before binding (XEP-0198 resume), if any. */
+  preBindHandler(xmlns: string): PreBindHandler | undefined;
   /** Rate shapers shared by all the connections of an account (limits.rate.account). */
   readonly accountShapers: AccountShapers;
   handleStanza(session: ClientSession, stanza: Element): Promise<void>;
@@ -237,11 +240,14 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     }
     if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('session', NS.SESSION)) {
       session.send(this.result(el));
+      session.countHandled();
       return;
     }
     this.checkFrom(el, session.jid);
     el.attrs.from = session.jid.toString();
     await this.ctx.handleStanza(session, el);
+    // XEP-0198 §4: handled (routed, stored or answered): acknowledged from now on.
+    session.countHandled();
   }
 
   /** RFC 6120 §8.1.2.1: the server stamps 'from'; a client may only state its own JID. */
@@ -409,6 +415,10 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       if (bind) return this.bindResource(el, bind);
       if (el.getChild('session', NS.SESSION)) return this.writeNonza(this.result(el));
     }
+    if (el.xmlns !== NS.CLIENT) {
+      const handler = this.ctx.preBindHandler(el.xmlns);
+      if (handler) return handler(this.unbound(), el);
+    }
     // RFC 6120 §7.1: nothing but binding is processed before a resource is bound.
     throw new StreamError('not-authorized', 'bind a resource first');
   }
@@ -446,13 +456,37 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       this.ctx.router.unregister(session);
       return;
     }
-    this.session = session;
-    this.shapers.push(this.ctx.accountShapers.acquire(bare));
-    if (this.timer) clearTimeout(this.timer);
-    this.armIdleTimer(this.ctx.config.timeouts.ping_after * 1000);
+    this.carry(session);
     this.log.info({ event: 'bind', jid: session.jid.toString() }, 'resource bound');
     session.send(x('iq', NS.CLIENT, { type: 'result', id: iq.attrs.id }, x('bind', NS.BIND, {}, x('jid', NS.BIND, {}, session.jid.toString()))));
     this.ctx.sessionBound(session);
+  }
+
+  /** From now on this stream carries the session: its account's rate, the idle ping. */
+  private carry(session: ClientSession): void {
+    this.session = session;
+    this.shapers.push(this.ctx.accountShapers.acquire(session.jid.bareString()));
+    if (this.timer) clearTimeout(this.timer);
+    this.armIdleTimer(this.ctx.config.timeouts.ping_after * 1000);
+  }
+
+  /** What a pre-bind handler may do with this authenticated stream. */
+  private unbound(): UnboundStream {
+    const account = new Jid(this.username!, this.host!);
+    return {
+      account,
+      writeNonza: (el) => this.writeNonza(el),
+      adopt: (session: Session) => {
+        if (!(session instanceof ClientSession) || session.ended || !this.open || this.session) return false;
+        if (!session.jid.bare.equals(account)) return false;
+        const previous = session.attach(this);
+        this.carry(session);
+        this.log.info({ event: 'resume', jid: session.jid.toString() }, 'session resumed');
+        // XEP-0198 §5: a stream still open for the resumed session is closed with conflict.
+        previous?.close(new StreamError('conflict', 'the session was resumed on another connection'));
+        return true;
+      },
+    };
   }
 
   private result(iq: Element): Element {
@@ -480,6 +514,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     const silentFor = Date.now() - this.lastActivity;
     if (silentFor >= ping_after * 1000) {
       this.pingOutstanding = true;
+      this.ctx.sessions.idle(session);
       session.send(x('iq', NS.CLIENT, { type: 'get', id: `ping-${randomBytes(6).toString('hex')}`, from: this.host, to: session.jid.toString() }, x('ping', NS.PING)));
       this.armIdleTimer(ping_timeout * 1000);
     } else {

@@ -191,6 +191,7 @@ export function hub(settings: Record<string, unknown> = {}): Hub {
     knownMechanism: () => undefined,
     streamFeatures: () => dispatcher.streamFeatures(),
     nonzaHandler: (xmlns) => dispatcher.nonzaHandler(xmlns),
+    preBindHandler: (xmlns) => dispatcher.preBindHandler(xmlns),
     accountShapers: new AccountShapers(() => config.limits.rate.account),
     handleStanza: (session, stanza) => dispatcher.handleStanza(session, stanza),
     sessionBound: (session) => dispatcher.sessionBound(session),
