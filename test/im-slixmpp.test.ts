@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, trustCertificate } from './support/xmppjs.js';
 import { slixmppMissing } from './support/im-clients.js';
-import { registerImScenarios, registerKeepaliveScenario, type ImEnv } from './support/im-scenarios.js';
+import { NO_STREAM_MANAGEMENT, registerImScenarios, registerKeepaliveScenario, type ImEnv } from './support/im-scenarios.js';
 
 /** Without -PLUS, so that slixmpp 1.8 can use SCRAM (see test/slixmpp.test.ts). */
 const NO_PLUS = { mechanisms: ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] };
@@ -18,7 +18,7 @@ let restoreTls: (() => void) | undefined;
 
 describe('slixmpp with xmpp.js', { skip }, () => {
   before(async () => {
-    srv = await startTestServer({ sasl: NO_PLUS });
+    srv = await startTestServer({ sasl: NO_PLUS, ...NO_STREAM_MANAGEMENT });
     restoreTls = trustCertificate(serverCertificate(srv.dir));
     env = { srv, caFile: join(srv.dir, 'data', 'tls', 'self-signed.crt'), slixMech: 'SCRAM-SHA-256' };
   });
@@ -31,5 +31,5 @@ describe('slixmpp with xmpp.js', { skip }, () => {
 });
 
 describe('keepalive: slixmpp goes silent (SIGSTOP), xmpp.js watches', { skip }, () => {
-  registerKeepaliveScenario({ a: 'slixmpp', b: 'xmpp.js' }, { sasl: NO_PLUS }, 'SCRAM-SHA-256');
+  registerKeepaliveScenario({ a: 'slixmpp', b: 'xmpp.js' }, { sasl: NO_PLUS, ...NO_STREAM_MANAGEMENT }, 'SCRAM-SHA-256');
 });

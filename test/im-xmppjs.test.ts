@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, trustCertificate } from './support/xmppjs.js';
 import { XjsClient, slixmppMissing } from './support/im-clients.js';
-import { registerImScenarios, registerKeepaliveScenario, type ImEnv } from './support/im-scenarios.js';
+import { NO_STREAM_MANAGEMENT, registerImScenarios, registerKeepaliveScenario, type ImEnv } from './support/im-scenarios.js';
 
 /** Without -PLUS, so that slixmpp 1.8 can use SCRAM (see test/slixmpp.test.ts). */
 const NO_PLUS = { mechanisms: ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] };
@@ -18,7 +18,7 @@ let env: ImEnv;
 let restoreTls: () => void;
 
 before(async () => {
-  srv = await startTestServer({ sasl: NO_PLUS });
+  srv = await startTestServer({ sasl: NO_PLUS, ...NO_STREAM_MANAGEMENT });
   restoreTls = trustCertificate(serverCertificate(srv.dir));
   env = { srv, caFile: join(srv.dir, 'data', 'tls', 'self-signed.crt'), slixMech: 'SCRAM-SHA-256' };
 });
@@ -32,7 +32,7 @@ describe(noSlix ? `xmpp.js only (${noSlix})` : 'xmpp.js with slixmpp', () => {
 });
 
 describe(noSlix ? 'keepalive, xmpp.js only' : 'keepalive: xmpp.js goes silent, slixmpp watches', () => {
-  registerKeepaliveScenario(noSlix ? { a: 'xmpp.js', b: 'xmpp.js' } : { a: 'xmpp.js', b: 'slixmpp' }, { sasl: NO_PLUS }, 'SCRAM-SHA-256');
+  registerKeepaliveScenario(noSlix ? { a: 'xmpp.js', b: 'xmpp.js' } : { a: 'xmpp.js', b: 'slixmpp' }, { sasl: NO_PLUS, ...NO_STREAM_MANAGEMENT }, 'SCRAM-SHA-256');
 });
 
 describe('roster.versioning: full (xmpp.js)', () => {

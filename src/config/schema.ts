@@ -287,6 +287,19 @@ export const configSchema = z
       /** The share of both per-user limits that non-contacts together may use; the rest is kept for contacts. */
       strangers_share: z.number().min(0).max(1).default(0.5),
     }),
+    /** XEP-0198 stream management. */
+    stream_management: section({
+      /** Offer XEP-0198 at all (false: no <sm/> feature, clients run without acks or resumption). */
+      enabled: z.boolean().default(true),
+      /** Seconds a session whose connection dropped is kept for the client to resume it; 0: no resumption. */
+      resume_timeout: z.number().int().min(0).default(300),
+      /** Stanzas sent to a client and not yet acknowledged; beyond, they go to offline storage and the stream ends (policy-violation). */
+      max_unacked: z.number().int().min(1).default(1000),
+      /** The server asks the client for an ack (<r/>) once this many stanzas are unacknowledged. */
+      request_every: z.number().int().min(1).default(5),
+      /** XEP-0198 §5 'location': where the client should reconnect to resume (host:port); absent: anywhere. */
+      location: z.string().min(1).optional(),
+    }),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),

@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import type { Router } from './router.js';
 import type { EndReason, OutgoingFilter, Session } from './session.js';
 import type { Caches } from './cache.js';
-import type { StanzaError } from './errors.js';
+import type { StanzaError, StreamError } from './errors.js';
 
 export type { EndReason, OutgoingFilter } from './session.js';
 
@@ -95,6 +95,8 @@ export interface UnboundStream {
    * False when that cannot be (another account's session, an ended one, a closed stream).
    */
   adopt(session: Session): boolean;
+  /** Ends the stream, with a stream error when given. */
+  close(error?: StreamError): void;
 }
 
 /** Handles a top-level element of another namespace on an authenticated stream before binding (XEP-0198 resume). */

@@ -98,6 +98,8 @@ export class Dispatcher implements ServerApi, SessionHost {
   private readonly pendingIqs = new Map<string, { resolve: (el: Element) => void; timer: NodeJS.Timeout }>();
   /** Work still running (listeners, re-routing): awaited on shutdown, before storage closes. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Per account, the last message being kept by the undeliverable hooks (they run in order). */
+  private readonly keeping = new Map<string, Promise<void>>();
   /** Messages already re-routed once after a failed delivery: a second failure goes straight to the undeliverable hooks. */
   private readonly rerouted = new WeakSet<Element>();
 
@@ -608,8 +610,24 @@ export class Dispatcher implements ServerApi, SessionHost {
     return this.keepUndeliverable(ev, bare);
   }
 
-  /** RFC 6121 §8.5.2.2.1: no resource: the undeliverable handlers (XEP-0160 offline storage) may keep it, else a bounce. */
-  private async keepUndeliverable(ev: AddressedStanza, bare: Jid): Promise<void> {
+  /**
+   * RFC 6121 §8.5.2.2.1: no resource: the undeliverable handlers (XEP-0160 offline storage) may
+   * keep it, else a bounce. One account's are handled one at a time, in the order they came here,
+   * so that what is stored keeps the order it was sent in (a session's unacknowledged messages
+   * flushed at its end, then what arrives after).
+   */
+  private keepUndeliverable(ev: AddressedStanza, bare: Jid): Promise<void> {
+    const key = bare.toString();
+    const previous = this.keeping.get(key);
+    const run = previous ? previous.then(() => this.keepNow(ev, bare)) : this.keepNow(ev, bare);
+    this.keeping.set(key, run);
+    void run.finally(() => {
+      if (this.keeping.get(key) === run) this.keeping.delete(key);
+    });
+    return run;
+  }
+
+  private async keepNow(ev: AddressedStanza, bare: Jid): Promise<void> {
     try {
       if ((await this.accounts.exists(bare.domain, bare.local)) && (await runUntilHandled(this.undeliverableHooks, ev))) return;
     } catch (err) {

@@ -35,12 +35,15 @@ export class StreamError extends Error {
   constructor(
     readonly condition: StreamErrorCondition,
     readonly text?: string,
+    /** RFC 6120 §4.9.4: an application-specific condition, beside the defined one. */
+    readonly app?: Element,
   ) {
     super(text ? `${condition}: ${text}` : condition);
   }
 
   toElement(): Element {
     const el = x('error', NS.STREAM, {}, x(this.condition, NS.STREAM_ERRORS));
+    if (this.app) el.append(this.app);
     if (this.text) el.append(x('text', NS.STREAM_ERRORS, { 'xml:lang': 'en' }, this.text));
     return el;
   }

@@ -72,6 +72,8 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     this.shapers.push(new RateShaper(ctx.config.limits.rate.client));
     // RFC 6120 §4.6.2 / seed: a client that does not finish authenticating in time is dropped.
     this.timer = setTimeout(() => this.closeWithError(new StreamError('connection-timeout', 'authentication took too long')), ctx.config.timeouts.pre_auth * 1000);
+    // The listener keeps the process alive; a connection's timers must not (in-process tests).
+    this.timer.unref();
     this.log.info({ event: 'connect' }, 'client connected');
   }
 
@@ -486,6 +488,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
         previous?.close(new StreamError('conflict', 'the session was resumed on another connection'));
         return true;
       },
+      close: (error) => this.close(error),
     };
   }
 
@@ -499,6 +502,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
 
   private armIdleTimer(ms: number): void {
     this.timer = setTimeout(() => this.onIdleTimer(), ms);
+    this.timer.unref();
   }
 
   private onIdleTimer(): void {

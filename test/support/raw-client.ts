@@ -21,6 +21,8 @@ export class RawClient {
   closed = false;
   /** Everything received, as text (for byte-level checks such as the stream header). */
   received = '';
+  /** Every top-level element received, in order, consumed by a wait or not. */
+  readonly elements: Element[] = [];
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -52,7 +54,10 @@ export class RawClient {
     return new StreamParser(
       {
         streamStart: (header) => this.push({ kind: 'header', header }),
-        element: (el) => this.push({ kind: 'element', el }),
+        element: (el) => {
+          this.elements.push(el);
+          this.push({ kind: 'element', el });
+        },
         whitespace: () => undefined,
         streamEnd: () => this.push({ kind: 'end' }),
         error: (c, t) => {

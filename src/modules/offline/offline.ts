@@ -91,8 +91,12 @@ export class OfflineModule {
     if (isStandaloneChatState(message) || message.getChild('no-store', NS_HINTS)) return true;
 
     const stored = message.clone();
-    // XEP-0160 §2 / XEP-0203 §3: the delay says who stored it and when.
-    stored.append(x('delay', NS_DELAY, { from: user.domain, stamp: new Date().toISOString() }, 'Offline Storage'));
+    // XEP-0160 §2 / XEP-0203 §3: the delay says who stored it and when; a message this server
+    // already stamped (stream management: when it was first sent to a session that then went
+    // away) keeps that earlier time.
+    if (!message.getChildren().some((c) => c.name === 'delay' && c.xmlns === NS_DELAY && c.attrs.from === user.domain)) {
+      stored.append(x('delay', NS_DELAY, { from: user.domain, stamp: new Date().toISOString() }, 'Offline Storage'));
+    }
     const sender = ev.from.bare;
     // Contacts (who may see the user's presence: subscription 'from' or 'both') are not held to
     // the strangers' share, so that strangers cannot fill the store and crowd them out.
