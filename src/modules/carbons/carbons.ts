@@ -51,6 +51,11 @@ export class CarbonsModule {
     return this.accounts.get(session.jid.bareString())?.sessions.has(session) === true;
   }
 
+  /** How many accounts have a carbons-enabled session now. */
+  get enabledAccounts(): number {
+    return this.accounts.size;
+  }
+
   // --- §4 / §5: enable and disable -------------------------------------------------------
 
   private toggle({ from, to, payload, session }: IqRequest): void {
