@@ -9,9 +9,10 @@ import { vcardModule } from './vcard/vcard.js';
 import { offlineModule } from './offline/offline.js';
 import { presenceModule } from './presence/presence.js';
 import { smModule } from './sm/sm.js';
+import { carbonsModule } from './carbons/carbons.js';
 
 export function defaultModules(): Module[] {
   // The order of their hooks is set by each hook's priority, not by this list; modules
   // start in this order except where `depends` asks for another.
-  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule];
+  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, carbonsModule];
 }

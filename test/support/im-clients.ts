@@ -507,10 +507,11 @@ export class SlixClient extends InboxClient implements ImClient {
   /**
    * slixmpp 1.8 answers a -PLUS offer with SCRAM flag 'y' (see test/slixmpp.test.ts), so
    * `mech` defaults to PLAIN, which works against the default mechanism list; pass a SCRAM
-   * mechanism only against a server that offers no -PLUS.
+   * mechanism only against a server that offers no -PLUS. `script`: another script that
+   * extends im_client.py (e.g. test/slixmpp/carbons_client.py).
    */
-  static async connect(opts: ClientOptions & { mech?: string }): Promise<SlixClient> {
-    const args = [SCRIPT, '--port', String(opts.port), '--jid', `${opts.user}@localhost`, '--password', opts.password, '--ca', opts.caFile, '--mech', opts.mech ?? 'PLAIN'];
+  static async connect(opts: ClientOptions & { mech?: string; script?: string }): Promise<SlixClient> {
+    const args = [opts.script ?? SCRIPT, '--port', String(opts.port), '--jid', `${opts.user}@localhost`, '--password', opts.password, '--ca', opts.caFile, '--mech', opts.mech ?? 'PLAIN'];
     if (process.env.SHOAL_SLIX_DEBUG) args.push('--debug');
     const child = spawn(PYTHON, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const c = new SlixClient(child, opts.user);

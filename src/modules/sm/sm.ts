@@ -5,8 +5,8 @@
 // the same account adopt it with <resume/>. Nothing the server accepted for the
 // client is lost: every stanza written or queued stays here until the client
 // acknowledges it; when the session ends without that (no resume in time, a
-// client that never acks, logout, shutdown) the unacknowledged messages go where
-// a message for a gone resource goes (another resource, else offline storage).
+// client that never acks, shutdown) the unacknowledged messages go where a
+// message for a gone resource goes (another resource, else offline storage).
 import { randomBytes } from 'node:crypto';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
@@ -317,6 +317,13 @@ export class StreamManagement {
         if (this.tombstones.size >= MAX_TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value as string);
         this.tombstones.set(st.id, { account: session.jid.bareString(), h: this.inboundH(st), until: Date.now() + this.cfg.resume_timeout * 1000 });
       }
+    }
+    if (reason === 'logout') {
+      // RFC 6120 §4.4: a client that closes its stream reads on until ours is closed, and ours
+      // follows everything written to it: what is unacknowledged then was delivered all the same
+      // (clients that miscount their 'h' would otherwise get messages twice).
+      st.queue = [];
+      return;
     }
     if (st.queue.length > 0) {
       this.server.log.info({ event: 'sm-unacked', jid: session.jid.toString(), reason, unacked: st.queue.length }, 'session ended with unacknowledged stanzas: messages re-routed');
