@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { startTestServer, type TestServer } from './support/server.js';
 import { login, type LoggedIn } from './support/login.js';
-import { serverCertificate, startXmppJs, trustCertificate, waitUntil, withTimeout, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
+import { LogCapture, serverCertificate, startXmppJs, trustCertificate, waitUntil, withTimeout, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
 
 const PUSH = { domain: 'push.localhost', secret: 'push-app-server-secret' };
 const NS_PUSH = 'urn:xmpp:push:0';
@@ -170,7 +170,8 @@ test('XEP-0357 with @xmpp/component as the app server and @xmpp/client as the us
   const yaml = parse(readFileSync(file, 'utf8')) as Record<string, Record<string, unknown>>;
   yaml.push = { ...yaml.push, include_body: true };
   writeFileSync(file, stringify(yaml));
-  srv = await startTestServer({}, { dir });
+  const log = new LogCapture();
+  srv = await startTestServer({}, { dir, log: log.logger });
   restoreTls();
   restoreTls = trustCertificate(serverCertificate(dir));
   app = await AppServer.start(srv.server.componentPort);
@@ -194,6 +195,8 @@ test('XEP-0357 with @xmpp/component as the app server and @xmpp/client as the us
   message(bob2, 'refused');
   await app.waitFor('alice-node', 2, 'the refused notification');
   await app.waitFor('canary-node', 2, 'the canary for the refused one');
+  const disabled = await log.waitFor((r) => r.event === 'push-auto-disabled', 'the node disabled');
+  assert.deepEqual([disabled.node, disabled.condition], ['alice-node', 'item-not-found']);
   message(bob2, 'marker');
   await app.waitFor('canary-node', 3, 'the canary for the marker');
   await new Promise((r) => setTimeout(r, 300));

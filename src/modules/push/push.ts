@@ -227,7 +227,8 @@ export class PushModule {
   /** Counts what arrived for the account and notifies each of its registrations. */
   private async arrived(account: Jid, count: (s: Summary) => void): Promise<void> {
     const registrations = await this.store.list(account.domain, account.local);
-    if (registrations.length === 0 || this.stopped) return;
+    // The user may have connected meanwhile: then this is not counted (the count was reset).
+    if (registrations.length === 0 || this.stopped || this.hasConnectedSession(account)) return;
     const key = account.toString();
     let summary = this.summaries.get(key);
     if (!summary) this.summaries.set(key, (summary = { messages: 0, subscriptions: 0, lastSender: undefined, lastBody: undefined }));
@@ -291,20 +292,24 @@ export class PushModule {
     }
     // XEP-0357 §7 example: the user's server publishes from its own domain.
     const iq = x('iq', NS.CLIENT, { type: 'set', from: account.domain, to: reg.service }, pubsub);
-    let reply: Element;
-    try {
-      reply = await this.server.requestIq(iq, cfg.timeout * 1000);
-    } catch (err) {
-      // No answer is not a refusal: the registration stays.
-      this.server.log.warn({ event: 'push-timeout', account: account.toString(), service: reg.service, node: reg.node, err }, 'no answer to a push notification');
-      return;
-    }
+    // The answer is awaited outside tracked work: shutdown does not wait for a push service.
+    this.server.requestIq(iq, cfg.timeout * 1000).then(
+      (reply) => this.answered(account, reg, p, reply),
+      (err: unknown) => {
+        // No answer is not a refusal: the registration stays.
+        this.server.log.warn({ event: 'push-timeout', account: account.toString(), service: reg.service, node: reg.node, err }, 'no answer to a push notification');
+      },
+    );
+  }
+
+  private answered(account: Jid, reg: PushRegistration, p: Pacing, reply: Element): void {
+    if (this.stopped) return;
     if (reply.attrs.type !== 'error') {
       p.transientErrors = 0;
       this.server.log.debug({ event: 'push-sent', account: account.toString(), service: reg.service, node: reg.node }, 'push notification published');
       return;
     }
-    await this.failed(account, reg, p, reply);
+    this.server.track(this.failed(account, reg, p, reply), 'disabling a push registration');
   }
 
   /** XEP-0357 §7.1: an error disables the registration, unless it looks transient (not too often in a row). */
