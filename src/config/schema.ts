@@ -289,7 +289,7 @@ export const configSchema = z
     }),
     push: section({
       /**
-       * XEP-0357 §11: a body in a notification goes through the app server and the push provider;
+       * XEP-0357 §9: a body in a notification goes through the app server and the push provider;
        * only message-count and last-message-sender are sent unless this is on.
        */
       include_body: z.boolean().default(false),

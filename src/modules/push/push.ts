@@ -16,9 +16,9 @@ import type { Storage } from '../../storage/types.js';
 import type { Module } from '../api.js';
 import { SqlPushStore, type PushRegistration, type PushStore } from './store.js';
 
-/** XEP-0357 §12.1 */
+/** XEP-0357 §11.1 */
 export const NS_PUSH = 'urn:xmpp:push:0';
-/** XEP-0357 §12.3: the FORM_TYPE of the summary in a notification. */
+/** XEP-0357 §11.3: the FORM_TYPE of the summary in a notification. */
 export const PUSH_SUMMARY = 'urn:xmpp:push:summary';
 /** XEP-0060 */
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
@@ -74,7 +74,7 @@ export function notificationFor(summary: Summary, includeBody: boolean): Element
   const form = x('x', NS_DATA, { type: 'submit' }, field('FORM_TYPE', PUSH_SUMMARY, 'hidden'), field('message-count', String(summary.messages)));
   if (summary.subscriptions > 0) form.append(field('pending-subscription-count', String(summary.subscriptions)));
   if (summary.lastSender !== undefined) form.append(field('last-message-sender', summary.lastSender));
-  // XEP-0357 §11: a body goes through third parties; only when the operator allows it.
+  // XEP-0357 §9: a body goes through third parties; only when the operator allows it.
   if (includeBody && summary.lastBody !== undefined) form.append(field('last-message-body', summary.lastBody));
   return x('notification', NS_PUSH, {}, form);
 }
