@@ -44,7 +44,7 @@ export interface ServerOptions {
 }
 
 /** Sections reload() applies to the running server; changes to any other need a restart. */
-const RELOADABLE = ['limits', 'offline', 'roster', 'vcard', 'tls'] as const;
+const RELOADABLE = ['limits', 'offline', 'roster', 'vcard', 'push', 'tls'] as const;
 
 export class XmppServer {
   readonly dispatcher: Dispatcher;
@@ -131,8 +131,8 @@ export class XmppServer {
   }
 
   /**
-   * Applies a changed configuration without a restart (SIGHUP): the limits, offline, roster and
-   * vCard settings, and the TLS certificate (new connections get it; open ones keep theirs).
+   * Applies a changed configuration without a restart (SIGHUP): the limits, offline, roster,
+   * vCard and push settings, and the TLS certificate (new connections get it; open ones keep theirs).
    * A configuration that does not validate changes nothing. Returns what was reloaded.
    */
   async reload(): Promise<string[]> {

@@ -38,6 +38,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     roster: { versioning: 'diff', max_items: 1000 },
     offline: { max_per_user: 1000, max_bytes_per_user: 10485760, max_per_stranger: 100, strangers_share: 0.5 },
     stream_management: { enabled: true, resume_timeout: 300, max_unacked: 1000, request_every: 5 },
+    push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
     vcard: { max_bytes: 65536 },
     log: { level: 'info', format: 'auto' },
   };
@@ -127,6 +128,7 @@ describe('loadConfig', () => {
       roster: { versioning: 'full', max_items: 1000 },
       offline: { max_per_user: 1000, max_bytes_per_user: 10485760, max_per_stranger: 100, strangers_share: 0.5 },
       stream_management: { enabled: true, resume_timeout: 300, max_unacked: 1000, request_every: 5 },
+      push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
       vcard: { max_bytes: 65536 },
       log: { level: 'debug', format: 'json' },
     } satisfies Config);

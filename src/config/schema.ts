@@ -300,6 +300,19 @@ export const configSchema = z
       /** XEP-0198 §5 'location': where the client should reconnect to resume (host:port); absent: anywhere. */
       location: z.string().min(1).optional(),
     }),
+    push: section({
+      /**
+       * XEP-0357 §9: a body in a notification goes through the app server and the push provider;
+       * only message-count and last-message-sender are sent unless this is on.
+       */
+      include_body: z.boolean().default(false),
+      /** Push registrations (service JID and node) one account may hold; one more is refused with policy-violation. */
+      max_per_account: z.number().int().min(0).default(10),
+      /** Seconds between two notifications to one registration; what arrives meanwhile goes in the next one. 0: no pause. */
+      min_interval: z.number().min(0).default(2),
+      /** Seconds to wait for the push service's answer to a notification (no answer does not disable it). */
+      timeout: seconds(30),
+    }),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),

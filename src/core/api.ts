@@ -214,6 +214,12 @@ export interface ServerApi {
   undeliverable(session: Session, stanza: Element): void;
   /** Sends an IQ from the server to a local session and resolves with the response (or rejects on timeout). */
   sendIq(session: Session, iq: Element, timeoutMs: number): Promise<Element>;
+  /**
+   * Routes an IQ request from the server: 'from' is one of our domains, 'to' any entity (a
+   * service, a component); resolves with the result or error reply from 'to', or rejects on
+   * timeout (or at once for such addresses). An id is set when the IQ has none.
+   */
+  requestIq(iq: Element, timeoutMs: number): Promise<Element>;
   /** Runs `work` as server work that shutdown waits for; a failure is logged. */
   track(work: Promise<unknown>, what: string): void;
 }

@@ -223,3 +223,51 @@ describe('Dispatcher routing (RFC 6121 §8.5)', () => {
     assert.deepEqual(bodies(bob.conn), ['shown']);
   });
 });
+
+describe('Dispatcher.requestIq', () => {
+  const iqFrom = (from: string, to: string, id?: string): Element => x('iq', NS.CLIENT, { type: 'set', from, to, id }, x('q', 'urn:test'));
+
+  test('routes an IQ from the server to a service and resolves with its result or its error reply', async () => {
+    const { d } = setup();
+    const seen: Element[] = [];
+    d.registerService('push.example', ({ stanza }) => {
+      seen.push(stanza);
+      const ok = stanza.getChild('q', 'urn:test')?.attrs.fail === undefined;
+      const reply = ok
+        ? x('iq', NS.CLIENT, { type: 'result', id: stanza.attrs.id, from: 'push.example', to: stanza.attrs.from })
+        : x('iq', NS.CLIENT, { type: 'error', id: stanza.attrs.id, from: 'push.example', to: stanza.attrs.from }, x('error', NS.CLIENT, { type: 'cancel' }, x('item-not-found', NS.STANZA_ERRORS)));
+      setImmediate(() => void d.route(reply));
+    });
+    const result = await d.requestIq(iqFrom('localhost', 'push.example'), 1000);
+    assert.equal(result.attrs.type, 'result');
+    assert.equal(seen.length, 1);
+    assert.match(seen[0]!.attrs.id ?? '', /.+/, 'an id was given');
+    assert.equal(seen[0]!.attrs.from, 'localhost');
+    const failing = iqFrom('localhost', 'push.example', 'mine');
+    failing.getChild('q', 'urn:test')!.attrs.fail = '1';
+    const error = await d.requestIq(failing, 1000);
+    assert.equal(error.attrs.type, 'error');
+    assert.equal(error.attrs.id, 'mine', 'the caller\'s id is kept');
+  });
+
+  test('a reply from another entity does not count; no reply: rejects after the timeout; the error of an unknown domain resolves', async () => {
+    const { d } = setup();
+    d.registerService('silent.example', ({ stanza }) => {
+      // Someone else answers with the same id: not the addressed entity.
+      setImmediate(() => void d.route(x('iq', NS.CLIENT, { type: 'result', id: stanza.attrs.id, from: 'other.example', to: 'localhost' })));
+    });
+    d.registerService('other.example', () => undefined);
+    await assert.rejects(d.requestIq(iqFrom('localhost', 'silent.example'), 50), /timed out/);
+    // No such domain (no federation): the hub's own bounce is the reply.
+    const bounced = await d.requestIq(iqFrom('localhost', 'nowhere.example'), 1000);
+    assert.equal(bounced.attrs.type, 'error');
+    assert.equal(bounced.getChild('error')?.getChild('remote-server-not-found', NS.STANZA_ERRORS) !== undefined, true);
+  });
+
+  test('only from one of our domains, to a valid JID', async () => {
+    const { d } = setup();
+    await assert.rejects(d.requestIq(iqFrom('alice@localhost', 'push.example'), 50), /our domains/);
+    await assert.rejects(d.requestIq(iqFrom('elsewhere.example', 'push.example'), 50), /our domains/);
+    await assert.rejects(d.requestIq(x('iq', NS.CLIENT, { type: 'get', from: 'localhost' }, x('q', 'urn:test')), 50), /our domains/);
+  });
+});

@@ -282,6 +282,26 @@ export class Dispatcher implements ServerApi, SessionHost {
     });
   }
 
+  requestIq(iq: Element, timeoutMs: number): Promise<Element> {
+    const to = tryJid(iq.attrs.to);
+    const from = tryJid(iq.attrs.from);
+    if (!to || !from || from.local !== '' || from.resource !== '' || !this.isLocalDomain(from.domain)) {
+      return Promise.reject(new Error('requestIq needs one of our domains as from, and a valid to'));
+    }
+    const id = iq.attrs.id ?? `req-${randomBytes(8).toString('hex')}`;
+    iq.attrs.id = id;
+    // The reply comes from 'to' (answered() looks it up by the replier and the id).
+    const key = `${to.toString()} ${id}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingIqs.delete(key);
+        reject(new Error('IQ timed out'));
+      }, timeoutMs);
+      this.pendingIqs.set(key, { resolve, timer });
+      this.track(this.route(iq), 'routing an IQ request');
+    });
+  }
+
   // --- Sessions (SessionHost) ------------------------------------------------------------
 
   sessionBound(session: Session): void {
@@ -462,7 +482,7 @@ export class Dispatcher implements ServerApi, SessionHost {
     return this.deliver({ ...ev, to: to! });
   }
 
-  /** An IQ result or error for one of the server's own requests (sendIq). */
+  /** An IQ result or error for one of the server's own requests (sendIq, requestIq). */
   private answered(from: Jid, iq: Element): void {
     const key = `${from.toString()} ${iq.attrs.id ?? ''}`;
     const pending = this.pendingIqs.get(key);

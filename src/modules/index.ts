@@ -10,9 +10,10 @@ import { offlineModule } from './offline/offline.js';
 import { presenceModule } from './presence/presence.js';
 import { smModule } from './sm/sm.js';
 import { carbonsModule } from './carbons/carbons.js';
+import { pushModule } from './push/push.js';
 
 export function defaultModules(): Module[] {
   // The order of their hooks is set by each hook's priority, not by this list; modules
   // start in this order except where `depends` asks for another.
-  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, carbonsModule];
+  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, carbonsModule, pushModule];
 }

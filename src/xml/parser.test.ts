@@ -464,3 +464,11 @@ describe('G: the local part of a prefixed name is an NCName (Namespaces in XML 1
     assert.equal(msg.getChild('x9-y.z', 'urn:q')?.name, 'x9-y.z');
   });
 });
+
+test('no element in the xml namespace or named xmlns:* (found by fuzzing: <xml:lace/> could not be written out again)', () => {
+  assert.deepEqual(run([HEADER, '<xml:lace/>']).errors, ['bad-namespace-prefix']);
+  assert.deepEqual(run([HEADER, "<message><x:y xmlns:x='http://www.w3.org/XML/1998/namespace'/></message>"]).errors.length, 1);
+  assert.deepEqual(run([HEADER, '<xmlns:a/>']).errors.length, 1);
+  // Attributes in the xml namespace stay fine.
+  assert.deepEqual(run([HEADER, "<message xml:lang='en'><body>x</body></message>"]).errors, []);
+});

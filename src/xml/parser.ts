@@ -12,12 +12,13 @@
 // prefixes its attributes use, so that each stands alone wherever it goes.
 import { SaxesParser, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
+import { NS } from './namespaces.js';
 
 /**
  * The stream error conditions (RFC 6120 §4.9.3) the parser itself can detect; the
  * stream layer sends them as stream errors. Kept here so that xml/ depends on nothing above it.
  */
-export type ParseErrorCondition = 'bad-format' | 'internal-server-error' | 'not-well-formed' | 'policy-violation' | 'restricted-xml' | 'unsupported-encoding';
+export type ParseErrorCondition = 'bad-format' | 'bad-namespace-prefix' | 'internal-server-error' | 'not-well-formed' | 'policy-violation' | 'restricted-xml' | 'unsupported-encoding';
 
 /**
  * Most characters of input (XML declaration and anything else before the header
@@ -336,6 +337,11 @@ export class StreamParser {
     if (this.stack.length >= this.maxDepth) this.halt('policy-violation', `elements nested deeper than ${this.maxDepth} levels`);
     // RFC 6120 §11.3: what is not namespace-well-formed is not-well-formed.
     if (tag.prefix !== '' && startsBadly(tag.local)) this.halt('not-well-formed', `malformed name: ${tag.name}`);
+    // Namespaces in XML 1.0 §3: no element is named xmlns:*, and the xml namespace is never a
+    // default one, so an element in it could not be written out again with xmlns='…' (found by
+    // fuzzing: <xml:lace/> went out as a stanza nobody could parse).
+    if (tag.prefix === 'xmlns') this.halt('not-well-formed', `malformed name: ${tag.name}`);
+    if (tag.prefix === 'xml' || tag.uri === NS.XML) this.halt('bad-namespace-prefix', `no elements in the xml namespace: ${tag.name}`);
     const attrs: Record<string, string> = {};
     let count = 0;
     let prefixed: SaxesAttributeNS[] | undefined;

@@ -47,7 +47,7 @@ export interface XmppJsClient {
   isSecure(): boolean;
   on(event: string, fn: (...args: never[]) => void): void;
   off(event: string, fn: (...args: never[]) => void): void;
-  reconnect: { start(): void; stop(): void };
+  reconnect: { start(): void; stop(): void; reconnect(): Promise<void> };
   iqCaller: {
     request(iq: XmlElement, timeoutMs?: number): Promise<XmlElement>;
     get(child: XmlElement, to?: string, timeoutMs?: number): Promise<XmlElement | undefined>;
