@@ -222,19 +222,18 @@ test('XEP-0357 + XEP-0198: a phone whose session hibernates is notified, and its
     stream_management: { resume_timeout: 30 },
   });
   const restoreTls = trustCertificate(serverCertificate(srv.dir));
-  let app: AppServer | undefined;
-  let alice: XmppJsSession | undefined;
+  const open: { app?: AppServer; alice?: XmppJsSession } = {};
   t.after(async () => {
-    alice?.xmpp.reconnect.stop();
-    await alice?.xmpp.stop().catch(() => undefined);
-    await app?.stop();
+    open.alice?.xmpp.reconnect.stop();
+    await open.alice?.xmpp.stop().catch(() => undefined);
+    await open.app?.stop();
     restoreTls();
     await srv.stop();
   });
   await srv.addUser('alice', 'alice-pass');
   await srv.addUser('bob', 'bob-pass');
-  app = await AppServer.start(srv.server.componentPort);
-  alice = await startXmppJs({ port: srv.port, username: 'alice', password: 'alice-pass' });
+  const app = (open.app = await AppServer.start(srv.server.componentPort));
+  const alice = (open.alice = await startXmppJs({ port: srv.port, username: 'alice', password: 'alice-pass' }));
   await alice.xmpp.send(xml('presence'));
   await pushCommand(alice, 'enable', 'phone');
   const sm = (alice.xmpp as unknown as { streamManagement: { enabled: boolean; on(e: 'resumed', f: () => void): void } }).streamManagement;
