@@ -32,6 +32,7 @@ const CONDITIONS: ReadonlySet<ParseErrorCondition> = new Set([
   'not-well-formed',
   'policy-violation',
   'restricted-xml',
+  'bad-namespace-prefix',
   'unsupported-encoding',
 ]);
 
