@@ -8,9 +8,10 @@ import { blockingModule } from './blocking/blocking.js';
 import { vcardModule } from './vcard/vcard.js';
 import { offlineModule } from './offline/offline.js';
 import { presenceModule } from './presence/presence.js';
+import { csiModule } from './csi/csi.js';
 
 export function defaultModules(): Module[] {
   // The order of their hooks is set by each hook's priority, not by this list; modules
   // start in this order except where `depends` asks for another.
-  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule];
+  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, csiModule];
 }
