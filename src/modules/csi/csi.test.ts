@@ -1,21 +1,22 @@
 // XEP-0352 in process: the module on a hub of the in-process harness, a client logged in on
 // a fake transport; stanzas are handed to its session as the hub hands them (Session.send),
 // and what the client gets is what the transport received.
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { NS_CHATSTATES } from '../../xml/chatstates.js';
 import { Priority } from '../../core/hooks.js';
 import type { Session } from '../../core/session.js';
-import { flush, hub } from '../../../test/support/harness.js';
+import { flush, hubOnMockedClock } from '../../../test/support/harness.js';
 import { CsiModule, NS_CSI, type CsiLimits } from './csi.js';
 
 const NS_RECEIPTS = 'urn:xmpp:receipts';
 const NS_DELAY = 'urn:xmpp:delay';
 
-async function setup(limits?: CsiLimits) {
-  const h = hub();
+/** On a mocked clock: the connections' timers (idle pings) neither fire nor keep the process alive. */
+async function setup(t: TestContext, limits?: CsiLimits) {
+  const h = hubOnMockedClock(t);
   const csi = new CsiModule(h.dispatcher, limits);
   csi.start();
   // Stream management's place (Priority.LAST): what it sees and what was written, as it would count them.
@@ -63,8 +64,8 @@ function send(session: Session, ...stanzas: Element[]): void {
 }
 
 describe('XEP-0352 client state indication', () => {
-  test('§4.1: offered in the stream features after authentication, not before', async () => {
-    const { tr } = await setup();
+  test('§4.1: offered in the stream features after authentication, not before', async (t) => {
+    const { tr } = await setup(t);
     const features = tr.named('features', NS.STREAM);
     assert.equal(features.length, 2, 'before and after SASL');
     assert.equal(features[0]!.getChild('csi', NS_CSI), undefined);
@@ -72,8 +73,8 @@ describe('XEP-0352 client state indication', () => {
     assert.ok(features[1]!.getChild('bind', NS.BIND));
   });
 
-  test('§5: a session is active until it says otherwise: everything passes untouched', async () => {
-    const { session, got, csi, written } = await setup();
+  test('§5: a session is active until it says otherwise: everything passes untouched', async (t) => {
+    const { session, got, csi, written } = await setup(t);
     const p = presence('bob@localhost/phone', 'hi');
     send(session, p, state('bob@localhost/phone', 'composing'));
     assert.equal(csi.isInactive(session), false);
@@ -81,8 +82,8 @@ describe('XEP-0352 client state indication', () => {
     assert.deepEqual(labels(got()), ['presence bob@localhost/phone hi', 'state bob@localhost/phone composing']);
   });
 
-  test('inactive: presence is held, only the latest per contact, and <active/> sends it in order with a delay', async () => {
-    const { session, got, nonza, csi, h } = await setup();
+  test('inactive: presence is held, only the latest per contact, and <active/> sends it in order with a delay', async (t) => {
+    const { session, got, nonza, csi, h } = await setup(t);
     await nonza('inactive');
     assert.equal(csi.isInactive(session), true);
     send(
@@ -94,28 +95,33 @@ describe('XEP-0352 client state indication', () => {
       presence('bob@localhost/phone', 'three'),
     );
     assert.deepEqual(got(), [], 'nothing written while inactive');
+    const heldAt = new Date(Date.now()).toISOString();
+    h.tick(5000);
     // No reply to the nonza itself (§4.2).
     await nonza('active');
     assert.equal(csi.isInactive(session), false);
     // The latest of each sender, where it came: carol, then bob's laptop, then bob's phone's third.
     assert.deepEqual(labels(got()), ['presence carol@localhost/pc carol', 'presence bob@localhost/laptop laptop', 'presence bob@localhost/phone three']);
-    for (const p of got()) assert.equal(p.getChild('delay', NS_DELAY)?.attrs.from, h.config.hosts[0], 'XEP-0203 delay on what was held');
+    for (const p of got()) {
+      // XEP-0203: when the server got it, not when it was released.
+      assert.deepEqual(p.getChild('delay', NS_DELAY)?.attrs, { from: h.config.hosts[0], stamp: heldAt });
+    }
     // Active again: nothing is held any more.
     send(session, presence('bob@localhost/phone', 'four'));
     assert.equal(label(got().at(-1)!), 'presence bob@localhost/phone four');
     assert.equal(got().at(-1)!.getChild('delay', NS_DELAY), undefined);
   });
 
-  test('an unavailable presence replaces the held available one of the same resource', async () => {
-    const { session, got, nonza } = await setup();
+  test('an unavailable presence replaces the held available one of the same resource', async (t) => {
+    const { session, got, nonza } = await setup(t);
     await nonza('inactive');
     send(session, presence('bob@localhost/phone', 'here'), presence('bob@localhost/phone', undefined, 'unavailable'));
     await nonza('active');
     assert.deepEqual(labels(got()), ['presence bob@localhost/phone unavailable']);
   });
 
-  test('chat states are held (the latest per sender), receipts are held in order', async () => {
-    const { session, got, nonza } = await setup();
+  test('chat states are held (the latest per sender), receipts are held in order', async (t) => {
+    const { session, got, nonza } = await setup(t);
     await nonza('inactive');
     send(
       session,
@@ -130,8 +136,8 @@ describe('XEP-0352 client state indication', () => {
     assert.deepEqual(labels(got()), ['receipt bob@localhost/phone 1', 'state carol@localhost/pc composing', 'state bob@localhost/phone paused', 'receipt bob@localhost/phone 2']);
   });
 
-  test('a message with a body goes out at once, after everything held before it, in order', async () => {
-    const { session, got, nonza, csi } = await setup();
+  test('a message with a body goes out at once, after everything held before it, in order', async (t) => {
+    const { session, got, nonza, csi } = await setup(t);
     await nonza('inactive');
     send(session, presence('carol@localhost/pc', 'away'), state('bob@localhost/phone', 'composing'), receipt('dave@localhost/x', '7'));
     assert.deepEqual(got(), []);
@@ -146,8 +152,8 @@ describe('XEP-0352 client state indication', () => {
     assert.equal(label(got().at(-1)!), 'presence carol@localhost/pc back');
   });
 
-  test('urgent without a body: subscription requests, message errors; the client\'s own things pass at once', async () => {
-    const { session, got, nonza, me } = await setup();
+  test('urgent without a body: subscription requests, message errors; the client\'s own things pass at once', async (t) => {
+    const { session, got, nonza, me } = await setup(t);
     await nonza('inactive');
     send(session, presence('carol@localhost/pc', 'away'));
     // Its own presence echo (RFC 6121 §4.2.2) passes without releasing anybody else's.
@@ -162,8 +168,8 @@ describe('XEP-0352 client state indication', () => {
     assert.deepEqual(labels(got()).slice(3), ['presence carol@localhost/pc busy', 'message nobody@localhost']);
   });
 
-  test('IQs pass at once; only what their own sender sent before goes first', async () => {
-    const { session, got, nonza, me } = await setup();
+  test('IQs pass at once; only what their own sender sent before goes first', async (t) => {
+    const { session, got, nonza, me } = await setup(t);
     await nonza('inactive');
     send(session, presence('bob@localhost/phone', 'bob'), presence('carol@localhost/pc', 'carol'));
     send(session, x('iq', NS.CLIENT, { from: 'localhost', to: me, type: 'result', id: 'q1' }));
@@ -174,8 +180,8 @@ describe('XEP-0352 client state indication', () => {
     assert.deepEqual(labels(got()).slice(3), ['presence bob@localhost/phone bob']);
   });
 
-  test('bounded: past either limit everything held is sent in order, nothing dropped', async () => {
-    const { session, got, nonza } = await setup({ maxLatest: 3, maxOther: 2 });
+  test('bounded: past either limit everything held is sent in order, nothing dropped', async (t) => {
+    const { session, got, nonza } = await setup(t, { maxLatest: 3, maxOther: 2 });
     await nonza('inactive');
     send(session, presence('a@localhost/1', 'a'), presence('b@localhost/1', 'b'), presence('c@localhost/1', 'c'));
     // Replacing a held one is not more.
@@ -192,8 +198,8 @@ describe('XEP-0352 client state indication', () => {
     assert.equal(got().length, 7);
   });
 
-  test('stream management (Priority.LAST) sees and counts a held stanza only when it is written, once', async () => {
-    const { session, nonza, smSaw, written } = await setup();
+  test('stream management (Priority.LAST) sees and counts a held stanza only when it is written, once', async (t) => {
+    const { session, nonza, smSaw, written } = await setup(t);
     await nonza('inactive');
     const before = { saw: smSaw.length, written: written.length };
     send(session, presence('bob@localhost/phone', 'one'), presence('bob@localhost/phone', 'two'), receipt('bob@localhost/phone', '1'));
@@ -203,8 +209,8 @@ describe('XEP-0352 client state indication', () => {
     assert.deepEqual(labels(written.slice(before.written)), ['presence bob@localhost/phone two', 'receipt bob@localhost/phone 1']);
   });
 
-  test('a session that ends while inactive: held messages go where a message for a gone resource goes, presence nowhere', async () => {
-    const { h, session, tr, nonza } = await setup();
+  test('a session that ends while inactive: held messages go where a message for a gone resource goes, presence nowhere', async (t) => {
+    const { h, session, tr, nonza } = await setup(t);
     const undeliverable: Element[] = [];
     h.dispatcher.hookUndeliverable((ev) => {
       undeliverable.push(ev.stanza);
@@ -218,15 +224,15 @@ describe('XEP-0352 client state indication', () => {
     assert.deepEqual(labels(undeliverable), ['receipt bob@localhost/phone 1']);
   });
 
-  test('an unknown element in the namespace is a stream error (unsupported-stanza-type)', async () => {
-    const { tr, nonza } = await setup();
+  test('an unknown element in the namespace is a stream error (unsupported-stanza-type)', async (t) => {
+    const { tr, nonza } = await setup(t);
     await nonza('sleepy');
     const err = tr.streamErrors()[0];
     assert.ok(err?.getChild('unsupported-stanza-type', NS.STREAM_ERRORS), tr.text);
   });
 
-  test('<inactive/> twice keeps what is held; activate() (for a resumed stream, §5.2) sends it', async () => {
-    const { session, got, nonza, csi } = await setup();
+  test('<inactive/> twice keeps what is held; activate() (for a resumed stream, §5.2) sends it', async (t) => {
+    const { session, got, nonza, csi } = await setup(t);
     await nonza('inactive');
     send(session, presence('bob@localhost/phone', 'one'));
     await nonza('inactive');
