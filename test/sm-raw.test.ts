@@ -353,3 +353,27 @@ test('a connection killed at every point of a resume: nothing lost, nothing dupl
   client.close();
   dave.client.close();
 });
+
+test('a resumed stream starts active (XEP-0352 §5.2): presence CSI held while inactive and hibernating arrives after <resumed/>', async () => {
+  const gina = await online('gina');
+  const { sm, id } = await enable(gina);
+  gina.client.send('<presence/>');
+  const hank = await online('hank');
+  hank.client.send('<presence/>');
+  await sm.until((el) => el.name === 'presence' && el.attrs.from === hank.jid, "hank's presence");
+  gina.client.send(`<inactive xmlns='urn:xmpp:csi:0'/>`);
+  await roundTrip(gina.client);
+  gina.client.socket.destroy();
+  await hibernating(gina.jid);
+  hank.client.send(`<presence><show>away</show></presence>`);
+  await roundTrip(hank.client);
+  const { client } = await authenticated('gina');
+  const c = new SmClient(client);
+  c.h = sm.h;
+  client.send(`<resume xmlns='${SM}' previd='${id}' h='${sm.h}'/>`);
+  assert.equal((await c.until((el) => el.xmlns === SM, 'resumed')).name, 'resumed');
+  const away = await c.until((el) => el.name === 'presence' && el.attrs.from === hank.jid, "hank's held presence");
+  assert.equal(away.getChildText('show'), 'away');
+  client.send('</stream:stream>');
+  hank.client.close();
+});

@@ -111,6 +111,8 @@ export interface ServerEvents {
   'initial-presence': (session: Session) => void;
   /** A session whose client had fallen behind has read its backlog: what was kept for it can follow. */
   'session-drained': (session: Session) => void;
+  /** A session that had lost its connection is carried by a new one again (XEP-0198 resumption). */
+  'session-resumed': (session: Session) => void;
   /** A client was silent for timeouts.ping_after; its connection pings it next. */
   'session-idle': (session: Session) => void;
 }

@@ -92,6 +92,7 @@ export class Dispatcher implements ServerApi, SessionHost {
     'initial-presence': [],
     'session-drained': [],
     'session-idle': [],
+    'session-resumed': [],
   };
   /** Presence held for congested sessions: the latest from each sender, sent when they drain. */
   private readonly heldPresence = new WeakMap<Session, Map<string, Element>>();

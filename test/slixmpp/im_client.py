@@ -20,7 +20,8 @@ send (a message), roster_get (get_roster, with the roster version slixmpp keeps,
 optionally set first as a client with persistent storage would), roster_set,
 roster_remove, roster_state (slixmpp's own view of its roster and of who is
 online), vcard_get / vcard_set (XEP-0054 plugin), block / unblock / blocklist
-(XEP-0191 plugin), ping (XEP-0199 plugin), disconnect (closes the stream, after
+(XEP-0191 plugin), ping (XEP-0199 plugin), csi (XEP-0352 plugin: "state" active or
+inactive), disconnect (closes the stream, after
 unavailable presence when "unavailable" is true), and kill (the socket is reset
 with nothing sent: an abrupt disconnect).
 
@@ -93,6 +94,8 @@ class Session(slixmpp.ClientXMPP):
         self.auto_subscribe = False
         for plugin in ('xep_0030', 'xep_0054', 'xep_0191', 'xep_0199', 'xep_0203'):
             self.register_plugin(plugin)
+        # XEP-0352: enabled when the server offers the stream feature.
+        self.register_plugin('xep_0352')
         self.add_filter('in', self.report_incoming)
         self.add_event_handler('session_start', self.on_session_start)
         self.add_event_handler('disconnected', lambda _reason: emit('disconnected'))
@@ -276,6 +279,16 @@ class Session(slixmpp.ClientXMPP):
         pong = await self['xep_0199'].send_ping(self.boundjid.domain, timeout=5)
         if pong['type'] != 'result':
             raise CommandError('ping-failed', str(pong))
+
+    async def cmd_csi(self, c):
+        # XEP-0352 §4.2 through slixmpp's plugin, which sends nothing unless the feature was offered.
+        csi = self['xep_0352']
+        if not csi.enabled:
+            raise CommandError('csi-not-offered')
+        if c['state'] == 'inactive':
+            csi.send_inactive()
+        else:
+            csi.send_active()
 
     async def cmd_disconnect(self, c):
         # RFC 6121 §4.5.1: a client SHOULD send unavailable presence before closing the stream.

@@ -652,6 +652,11 @@ export class SlixClient extends InboxClient implements ImClient {
     await this.command('ping');
   }
 
+  /** XEP-0352 §4.2 through slixmpp's plugin (fails when the server did not offer the feature). */
+  async csi(state: 'active' | 'inactive'): Promise<void> {
+    await this.command('csi', { state });
+  }
+
   async logout(opts: { unavailable?: boolean; status?: string } = {}): Promise<void> {
     await this.command('disconnect', { unavailable: opts.unavailable === true, status: opts.status });
     await this.waitClosed();

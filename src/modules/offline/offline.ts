@@ -9,6 +9,7 @@ import type { AddressedStanza, ServerApi } from '../../core/api.js';
 import { Priority } from '../../core/hooks.js';
 import { blocklistKeysFor, type Storage } from '../../storage/types.js';
 import { loadXml, storeXml } from '../../xml/stored.js';
+import { isStandaloneChatState } from '../../xml/chatstates.js';
 import type { Module } from '../api.js';
 import { SqlOfflineStore, type OfflineLimits, type OfflineRefusal, type OfflineSender, type OfflineStore } from './store.js';
 import { StanzaError } from '../../core/errors.js';
@@ -19,8 +20,6 @@ import type { OfflineApi } from './api.js';
 export const MSGOFFLINE_FEATURE = 'msgoffline';
 /** XEP-0203 */
 export const NS_DELAY = 'urn:xmpp:delay';
-/** XEP-0085 */
-export const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
 /** XEP-0334 */
 export const NS_HINTS = 'urn:xmpp:hints';
 
@@ -35,16 +34,6 @@ const REFUSAL_TEXT: Record<OfflineRefusal, string> = {
   'sender-limit': 'too many messages stored for this user from you',
   'strangers-limit': 'the offline storage of this user is full for senders not in their roster',
 };
-
-/**
- * XEP-0085 "Syntax of Notifications" rule 3: a standalone notification holds the chat state
- * element and at most a <thread/>; "Server Handling of Notifications": SHOULD NOT be stored offline.
- */
-export function isStandaloneChatState(message: Element): boolean {
-  const children = message.getChildren();
-  const states = children.filter((c) => c.xmlns === NS_CHATSTATES);
-  return states.length > 0 && children.every((c) => c.xmlns === NS_CHATSTATES || (c.name === 'thread' && c.xmlns === message.xmlns));
-}
 
 export class OfflineModule {
   /** One delivery at a time per account, so two sessions never both get the same message. */

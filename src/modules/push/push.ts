@@ -130,9 +130,9 @@ export class PushModule {
       },
       Priority.DEFAULT,
     );
-    // message-count counts from the user's last connection. A resumed session (XEP-0198) emits
-    // no event: the count then runs on until the next bind.
+    // message-count counts from the user's last connection: a bind, or a resumption (XEP-0198).
     server.on('session-bound', (session) => this.connected(session));
+    server.on('session-resumed', (session) => this.connected(session));
   }
 
   stop(): void {

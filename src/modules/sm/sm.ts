@@ -291,6 +291,7 @@ export class StreamManagement {
     }
     this.server.log.info({ event: 'sm-resumed', jid: session.jid.toString(), retransmitted: st.queue.length }, 'session resumed');
     if (st.queue.length > 0) this.requestAck(st);
+    this.server.emit('session-resumed', session);
   }
 
   private tombstone(id: string): Tombstone | undefined {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { x } from '../../xml/element.js';
-import { NS } from '../../xml/namespaces.js';
-import { isStandaloneChatState, NS_CHATSTATES } from './offline.js';
+import { x } from './element.js';
+import { NS } from './namespaces.js';
+import { isStandaloneChatState, NS_CHATSTATES } from './chatstates.js';
 
 describe('isStandaloneChatState (XEP-0085)', () => {
   const msg = (...children: ReturnType<typeof x>[]) => x('message', NS.CLIENT, { type: 'chat' }, ...children);
