@@ -1,6 +1,7 @@
 // The load generator (bench/load) against a real Shoal server with tiny N, so
 // that it cannot silently rot: every client logs in the seed's way, messages
-// between pairs all arrive with a latency, and the server is measured by pid.
+// between pairs all arrive with a latency, and the server is measured by pid;
+// with stream management, dropped clients resume without losing a message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -12,6 +13,12 @@ let srv: TestServer;
 before(async () => {
   srv = await startTestServer();
   for (let i = 1; i <= 5; i++) await srv.addUser(`load${i}`, `secret-${i}`);
+  // load11..20 for the stream management test: pairs of mutual contacts, as in bench:compare.
+  for (let i = 11; i <= 20; i++) await srv.addUser(`load${i}`, `secret-${i}`);
+  for (let i = 11; i <= 20; i++) {
+    const contact = `load${i % 2 === 1 ? i + 1 : i - 1}@localhost`;
+    await srv.server.storage.roster.setItem('localhost', `load${i}`, { jid: contact, subscription: 'both', ask: false, pendingIn: false, approved: false, groups: [] });
+  }
 });
 after(() => srv.stop());
 
@@ -82,6 +89,37 @@ test('presence fan-out is awaited between contacts that see each other', async (
   assert.equal(r.roster.minItems, 1);
   assert.equal(r.presence.complete, true);
   assert.ok(r.presence.received >= 2);
+});
+
+test('with --sm, 5 clients lose their connections at once and resume: every message sent meanwhile arrives once', async () => {
+  const t0 = performance.now();
+  const r = await loadTest({
+    first: 11,
+    clients: 10,
+    concurrency: 10,
+    sm: true,
+    resume: true,
+    resumeMessages: 4,
+    serverPid: process.pid,
+    phaseTimeoutMs: 10_000,
+  });
+  assert.equal(r.login.succeeded, 10, JSON.stringify(r.login.failures));
+  assert.equal(r.roster.minItems, 1);
+  assert.ok(r.resume);
+  assert.equal(r.resume.dropped, 5);
+  assert.equal(r.resume.resumed, 5, JSON.stringify(r.resume.failures));
+  assert.equal(r.resume.failed, 0);
+  assert.equal(r.resume.expected, 20);
+  assert.equal(r.resume.received, 20);
+  assert.equal(r.resume.lost, 0);
+  assert.equal(r.resume.duplicates, 0);
+  assert.equal(r.resume.latencyMs.count, 5);
+  assert.ok(r.resume.perSecond > 0);
+  assert.ok(r.resume.stepP50Ms.resume !== undefined && r.resume.stepP50Ms.bind === undefined, JSON.stringify(r.resume.stepP50Ms));
+  assert.ok(r.server && r.server.cpuResumeS >= 0);
+  // The drop was asked for: it is not a problem, and the resumed clients logged out cleanly.
+  assert.equal(r.problems.count, 0, r.problems.examples.join('; '));
+  assert.ok(performance.now() - t0 < 10_000);
 });
 
 test("the generator's XML reader: any chunking, entities, prefixes, CDATA, stream close", () => {

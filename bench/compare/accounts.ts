@@ -25,12 +25,16 @@ export interface AccountPlan {
   rosterUsers: number;
   /** Contacts per roster user: the other roster users, then rcontact1..K as needed. */
   contactsPerUser: number;
+  /** suser1..2P for the resume scenario: (suser1, suser2), (suser3, suser4), ... are mutual contacts. */
+  smPairs?: number;
 }
 
 export const USER_PATTERN = 'user%d';
 export const PASSWORD_PATTERN = 'pw-%d';
 export const ROSTER_USER_PATTERN = 'ruser%d';
 export const ROSTER_PASSWORD_PATTERN = 'rpw-%d';
+export const SM_USER_PATTERN = 'suser%d';
+export const SM_PASSWORD_PATTERN = 'spw-%d';
 
 export interface BenchData {
   domain: string;
@@ -57,6 +61,8 @@ export async function makeBenchData(domain: string, plan: AccountPlan): Promise<
     rosterUsers.push(fill(ROSTER_USER_PATTERN, i));
     specs.push([fill(ROSTER_USER_PATTERN, i), fill(ROSTER_PASSWORD_PATTERN, i)]);
   }
+  const smPairs = plan.smPairs ?? 0;
+  for (let i = 1; i <= 2 * smPairs; i++) specs.push([fill(SM_USER_PATTERN, i), fill(SM_PASSWORD_PATTERN, i)]);
   const extra = Math.max(0, plan.contactsPerUser - Math.max(0, plan.rosterUsers - 1));
   const extraUsers: string[] = [];
   for (let i = 1; i <= extra; i++) {
@@ -88,6 +94,11 @@ export async function makeBenchData(domain: string, plan: AccountPlan): Promise<
       rosters.set(c, [...rosterUsers]);
       rosterItems += rosterUsers.length;
     }
+  }
+  for (let i = 1; i <= smPairs; i++) {
+    const [a, b] = [fill(SM_USER_PATTERN, 2 * i - 1), fill(SM_USER_PATTERN, 2 * i)];
+    rosters.set(a, [b]).set(b, [a]);
+    rosterItems += 2;
   }
   return { domain, accounts, rosters, rosterItems };
 }

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LoadReport } from '../load/run.js';
-import { makeBenchData, scramCacheFor, PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, USER_PATTERN } from './accounts.js';
+import { makeBenchData, scramCacheFor, PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, SM_PASSWORD_PATTERN, SM_USER_PATTERN, USER_PATTERN } from './accounts.js';
 import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
 import { children, ejabberd, prosody, repoRoot, shoal, wrap, type Launch, type ServerKind } from './servers.js';
-import { buildTable, targets, type Results, type ScenarioName } from './table.js';
+import { buildTable, failedChecks, targets, type Results, type ScenarioName } from './table.js';
 import { summarizeProfile } from './profile.js';
 import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
 import { drawChart } from './chart.js';
@@ -23,12 +23,13 @@ import { drawChart } from './chart.js';
 const USAGE = `Usage: npm run bench:compare -- [options]
 
   --servers LIST        shoal,prosody,ejabberd (default all three)
-  --scenarios LIST      login,idle,chat,roster (default all four)
+  --scenarios LIST      login,idle,chat,roster,resume (default all five)
   --scale F             multiply every client and message count by F (e.g. 0.1 for a quick run)
   --login-clients N     default 2000      --login-concurrency N   default 200
   --idle-clients N      default 10000     --idle-concurrency N    default 200
   --chat-clients N      default 1000      --chat-messages N       default 20000
   --roster-users N      default 200       --roster-contacts N     default 500
+  --resume-clients N    default 1000      --resume-messages K     default 5
   --profile WHAT        auto (Shoal's hottest scenario), none, or a scenario name (default auto)
   --no-install          do not apt-get install missing servers (skip them instead)
   --no-build            skip npm run build and run Shoal from source through tsx
@@ -118,6 +119,10 @@ interface Scenario {
   args: string[];
   /** Bound on the generator process. */
   timeoutMs: number;
+  /** The servers run with stream management (XEP-0198) on. */
+  sm?: boolean;
+  /** Accounts of its own, not user1..N (provisioned separately). */
+  ownAccounts?: boolean;
 }
 
 function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] {
@@ -127,6 +132,7 @@ function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] 
   const idleClients = n('idle-clients', 10000);
   const chatClients = Math.max(2, n('chat-clients', 1000));
   const rosterUsers = Math.max(2, n('roster-users', 200));
+  const resumeClients = n('resume-clients', 1000);
   const user = ['--users', USER_PATTERN, '--password-pattern', PASSWORD_PATTERN];
   const all: Scenario[] = [
     {
@@ -161,6 +167,31 @@ function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] 
         '500',
       ],
       timeoutMs: 300_000,
+      ownAccounts: true,
+    },
+    {
+      // Each of the N clients that lose their connection has a contact (the other half of 2N
+      // clients) that writes to it meanwhile; reconnects and logins are 200 at a time alike.
+      name: 'resume',
+      args: [
+        '--users',
+        SM_USER_PATTERN,
+        '--password-pattern',
+        SM_PASSWORD_PATTERN,
+        '--clients',
+        String(2 * resumeClients),
+        '--concurrency',
+        '200',
+        '--sm',
+        '--resume',
+        '--resume-messages',
+        String(Math.max(1, Number(v['resume-messages'] ?? 5))),
+        '--settle-ms',
+        '500',
+      ],
+      timeoutMs: 300_000,
+      sm: true,
+      ownAccounts: true,
     },
   ];
   const only = typeof v.scenarios === 'string' ? v.scenarios.split(',') : undefined;
@@ -207,6 +238,8 @@ async function main(): Promise<number> {
       'chat-messages': { type: 'string' },
       'roster-users': { type: 'string' },
       'roster-contacts': { type: 'string' },
+      'resume-clients': { type: 'string' },
+      'resume-messages': { type: 'string' },
       profile: { type: 'string', default: 'auto' },
       'no-install': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
@@ -255,12 +288,15 @@ async function main(): Promise<number> {
     // One ECDSA P-256 certificate for all three servers: the same handshake cost everywhere.
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', tls.key, '-out', tls.cert, '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
 
-    const plainUsers = Math.max(0, ...list.filter((s) => s.name !== 'roster').map((s) => Number(s.args[s.args.indexOf('--clients') + 1])));
+    const clientsOf = (s: Scenario): number => Number(s.args[s.args.indexOf('--clients') + 1]);
+    const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf));
+    const resumeScenario = list.find((s) => s.name === 'resume');
+    const smPairs = resumeScenario ? clientsOf(resumeScenario) / 2 : 0;
     const rosterScenario = list.find((s) => s.name === 'roster');
     const rosterUsers = rosterScenario ? Number(rosterScenario.args[rosterScenario.args.indexOf('--clients') + 1]) : 0;
     const contacts = rosterScenario ? Math.max(1, Math.round(Number(v['roster-contacts'] ?? 500) * (v['roster-contacts'] === undefined ? scale : 1))) : 0;
-    log(`deriving SCRAM-SHA-1 credentials for ${plainUsers + rosterUsers} users and more contacts`);
-    const data = await makeBenchData('localhost', { plainUsers, rosterUsers, contactsPerUser: contacts });
+    log(`deriving SCRAM-SHA-1 credentials for ${plainUsers + rosterUsers + 2 * smPairs} users and more contacts`);
+    const data = await makeBenchData('localhost', { plainUsers, rosterUsers, contactsPerUser: contacts, smPairs });
     const cacheFile = join(dir, 'scram-cache.jsonl');
     scramCacheFor(data).save(cacheFile);
     log(`${data.accounts.length} accounts, ${data.rosterItems} roster items`);
@@ -299,7 +335,7 @@ async function main(): Promise<number> {
         // A fresh server process for every scenario, so each one's memory baseline is a cold start.
         let server;
         try {
-          server = await kind.start(serverLaunch);
+          server = await kind.start({ ...serverLaunch, streamManagement: sc.sm });
           log(`${kind.name} / ${sc.name}: server pid ${server.pid}`);
           const busy0 = machineBusySeconds();
           const srv0 = sampleProcess(server.pid);
@@ -316,6 +352,8 @@ async function main(): Promise<number> {
             otherS: round3(Math.max(0, busy1.busy - busy0.busy - kernelS - serverS - report.generator.processCpuS)),
           };
           results.servers[kind.key]!.reports[sc.name] = report;
+          // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
+          if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
           log(`${kind.name} / ${sc.name}: ${summary(sc.name, report)}`);
         } catch (err) {
           results.errors[`${kind.key}/${sc.name}`] = (err as Error).message;
@@ -342,7 +380,7 @@ async function main(): Promise<number> {
         const kind = kinds.find((k) => k.key === 'shoal')!;
         let server;
         try {
-          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir });
+          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir, streamManagement: pick.sm });
           log(`profiling Shoal in the ${pick.name} scenario`);
           await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs);
         } catch (err) {
@@ -364,6 +402,8 @@ async function main(): Promise<number> {
     const chartFile = outFile.replace(/\.md$/, '') + '.png';
     const chartOk = has('gnuplot') && drawChart(results, chartFile, dir);
     process.stdout.write(`\n${table}\n`);
+    const checks = failedChecks(results);
+    for (const c of checks) log(`CHECK FAILED (must be 0): ${c}`);
     const tgt = targets(results);
     process.stdout.write(`\n${tgt}\n`);
     const m = machine();
@@ -387,7 +427,9 @@ async function main(): Promise<number> {
       '- STARTTLS required, one ECDSA P-256 self-signed certificate for all; TLS as negotiated by default (TLS 1.3 here).',
       '- SCRAM-SHA-1 with hashed credentials (StoredKey/ServerKey, 4096 iterations), byte-identical salts and keys on all servers; the client caches its keys (RFC 5802 §5.1), so a login costs the server what it costs in production.',
       '- Same accounts and rosters: user1..N (empty rosters); ruser1..R each with contacts = the other roster users + rcontact accounts, all subscription both.',
-      '- Modules: roster, disco, ping; no offline storage, no s2s, no stream management, no rate limits (ejabberd listener without shaper); logs at warn.',
+      '- Modules: roster, disco, ping; no offline storage, no s2s, no rate limits (ejabberd listener without shaper); logs at warn.',
+      "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
+      '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
       '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
       '',
@@ -397,6 +439,7 @@ async function main(): Promise<number> {
       '',
       table,
       '',
+      ...(checks.length > 0 ? ['**Correctness checks that failed (each must be 0):**', '', ...checks.map((c) => `- ${c}`), ''] : []),
       chartOk ? `![Shoal's advantage factor per metric](${chartFile.split('/').pop()})\n` : '',
       '## Targets (issue 5)',
       '',
@@ -443,7 +486,7 @@ function killAll(): void {
 
 function cpuOf(r: LoadReport | undefined): number {
   if (!r?.server) return 0;
-  return r.server.cpuLoginS + r.server.cpuPresenceS + r.server.cpuMessagesS;
+  return r.server.cpuLoginS + r.server.cpuPresenceS + r.server.cpuMessagesS + r.server.cpuResumeS;
 }
 
 function summary(name: ScenarioName, r: LoadReport): string {
@@ -453,6 +496,11 @@ function summary(name: ScenarioName, r: LoadReport): string {
   if (name === 'chat' && r.messages) return `${base}${fails}; ${r.messages.received}/${r.messages.requested} msgs, ${r.messages.perSecond}/s, p99 ${r.messages.latencyMs.p99} ms`;
   if (name === 'idle' && s) return `${base}${fails}; ${s.rssPerClientKiB} KiB per connection`;
   if (name === 'roster') return `${base}${fails}; fan-out ${r.presence.complete ? 'complete' : 'INCOMPLETE'} after ${r.presence.elapsedMs} ms`;
+  if (name === 'resume' && r.resume) {
+    const m = r.resume;
+    const why = m.failed > 0 ? ` (${Object.keys(m.failures).slice(0, 2).join('; ')})` : '';
+    return `${base}${fails}; ${m.resumed}/${m.dropped} resumed${why} in ${(m.elapsedMs / 1000).toFixed(2)} s (${m.perSecond}/s), messages ${m.received}/${m.expected}, lost ${m.lost}, duplicated ${m.duplicates}, ${s?.cpuPer1000Resumes ?? '?'} CPU s / 1000 resumes`;
+  }
   return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins`;
 }
 
@@ -460,14 +508,14 @@ const round3 = (v: number): number => Number(v.toFixed(3));
 
 function generatorTable(results: Results): string {
   const rows = [
-    '| server | scenario | generator CPU during login (% of a core) | during messages | generator max RSS (MiB) | wall (s) | CPU s: server | generator | kernel (irq) | other processes |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| server | scenario | generator CPU during login (% of a core) | during messages | during resume | generator max RSS (MiB) | wall (s) | CPU s: server | generator | kernel (irq) | other processes |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const s of Object.values(results.servers)) {
     for (const [name, r] of Object.entries(s.reports)) {
       const c = s.cpu[name as ScenarioName];
       rows.push(
-        `| ${s.name} | ${name} | ${r.generator.loginCpuPercent} | ${r.messages ? r.generator.messagesCpuPercent : '—'} | ${r.generator.maxRssMiB} | ` +
+        `| ${s.name} | ${name} | ${r.generator.loginCpuPercent} | ${r.messages ? r.generator.messagesCpuPercent : '—'} | ${r.resume ? r.generator.resumeCpuPercent : '—'} | ${r.generator.maxRssMiB} | ` +
           `${c ? `${c.wallS} | ${c.serverS} | ${c.generatorS} | ${c.kernelS} | ${c.otherS}` : '— | — | — | — | —'} |`,
       );
     }

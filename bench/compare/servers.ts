@@ -2,7 +2,9 @@
 // STARTTLS required with the same certificate, SCRAM-SHA-1 hashed credentials,
 // roster/disco/ping, no offline storage, no s2s, logs at warn) and started as a
 // child process with its own config and data under the run's temp dir — never
-// through a system service, and never on a system port.
+// through a system service, and never on a system port. Each has two configs
+// differing only in stream management (XEP-0198, resumption kept 300 s), which
+// only the resume scenario turns on.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -16,6 +18,18 @@ export interface Launch {
   /** Open-file limit (soft and hard) for the process, applied with prlimit. */
   nofile: number;
 }
+
+/** What a server start may ask for beyond the launch: a CPU profile, stream management. */
+export interface StartOptions extends Launch {
+  cpuProfileDir?: string;
+  /** Start with the config that offers XEP-0198 (resumption for 300 s); otherwise it is off. */
+  streamManagement?: boolean;
+}
+
+/** Seconds a session whose connection dropped stays resumable, on every server. */
+const RESUME_TIMEOUT_S = 300;
+/** The two configs each server gets. */
+const SM_VARIANTS = [false, true] as const;
 
 export interface RunningServer {
   /** The process measured (the server itself, not a wrapper). */
@@ -31,7 +45,7 @@ export interface ServerKind {
   version(): string;
   /** Writes configuration and storage (once per run). */
   prepare(dir: string, tls: TlsFiles, port: number): Promise<void>;
-  start(opts: Launch & { cpuProfileDir?: string }): Promise<RunningServer>;
+  start(opts: StartOptions): Promise<RunningServer>;
 }
 
 export interface TlsFiles {
@@ -165,29 +179,34 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       mkdirSync(dir, { recursive: true });
       // Same settings as the others: loopback, required STARTTLS, SCRAM-SHA-1 (credentials
       // are stored for SHA-1 only), logs at warn.
-      writeFileSync(
-        join(dir, 'shoal.yaml'),
-        [
-          'hosts: [localhost]',
-          `c2s: { host: 127.0.0.1, port: ${port} }`,
-          `data_dir: ${JSON.stringify(join(dir, 'data'))}`,
-          `storage: { driver: sqlite, path: ${JSON.stringify(join(dir, 'data', 'shoal.sqlite'))} }`,
-          `tls: { cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)} }`,
-          'sasl: { mechanisms: [SCRAM-SHA-1-PLUS, SCRAM-SHA-1, PLAIN] }',
-          // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there),
-          // and no traffic shaping, as for the others (ejabberd's listener has no shaper).
-          'limits: { max_connections_per_ip: 0, rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } } }',
-          'log: { level: warn, format: json }',
-          '',
-        ].join('\n'),
-      );
+      for (const sm of SM_VARIANTS) {
+        writeFileSync(
+          join(dir, sm ? 'shoal-sm.yaml' : 'shoal.yaml'),
+          [
+            'hosts: [localhost]',
+            `c2s: { host: 127.0.0.1, port: ${port} }`,
+            `data_dir: ${JSON.stringify(join(dir, 'data'))}`,
+            `storage: { driver: sqlite, path: ${JSON.stringify(join(dir, 'data', 'shoal.sqlite'))} }`,
+            `tls: { cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)} }`,
+            'sasl: { mechanisms: [SCRAM-SHA-1-PLUS, SCRAM-SHA-1, PLAIN] }',
+            // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there),
+            // and no traffic shaping, as for the others (ejabberd's listener has no shaper).
+            'limits: { max_connections_per_ip: 0, rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } } }',
+            // Shoal offers XEP-0198 by default; the others do not unless their module is loaded.
+            sm ? `stream_management: { enabled: true, resume_timeout: ${RESUME_TIMEOUT_S} }` : 'stream_management: { enabled: false }',
+            'log: { level: warn, format: json }',
+            '',
+          ].join('\n'),
+        );
+      }
       const dist = join(repo, 'dist', 'cli', 'main.js');
       entry = useDist && existsSync(dist) ? [dist] : ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts')];
     },
     async start(opts) {
       const logFile = join(dir, 'shoal.log');
       const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
-      const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', join(dir, 'shoal.yaml')], opts, process.env, repo, logFile);
+      const config = join(dir, opts.streamManagement ? 'shoal-sm.yaml' : 'shoal.yaml');
+      const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', config], opts, process.env, repo, logFile);
       await waitForPort(port, child, 60_000, logFile);
       const pid = child.pid!;
       return { pid, port, logFile, stop: () => stopChild(child, pid) };
@@ -209,38 +228,43 @@ export function prosody(): ServerKind {
       port = p;
       mkdirSync(join(dir, 'data'), { recursive: true });
       const q = (s: string): string => JSON.stringify(s);
-      writeFileSync(
-        join(dir, 'prosody.cfg.lua'),
-        [
-          '-- Generated by bench/compare: a private instance on loopback, not the system service.',
-          'run_as_root = true',
-          `pidfile = ${q(join(dir, 'prosody.pid'))}`,
-          `data_path = ${q(join(dir, 'data'))}`,
-          `certificates = ${q(dir)}`,
-          `log = { warn = ${q(join(dir, 'prosody.log'))} }`,
-          `c2s_ports = { ${port} }`,
-          'c2s_interfaces = { "127.0.0.1" }',
-          's2s_ports = { }',
-          'http_ports = { }',
-          'https_ports = { }',
-          'modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping" }',
-          'modules_disabled = { "s2s"; "offline" }',
-          'authentication = "internal_hashed"',
-          'default_iteration_count = 4096',
-          'c2s_require_encryption = true',
-          'storage = "internal"',
-          'c2s_stanza_size_limit = 262144',
-          '-- The same socket settings as the others: TCP_NODELAY and a 511-deep accept queue (Node\'s default).',
-          'network_settings = { tcp_backlog = 511; nagle = false }',
-          `ssl = { certificate = ${q(tls.cert)}; key = ${q(tls.key)} }`,
-          'VirtualHost "localhost"',
-          '',
-        ].join('\n'),
-      );
+      for (const sm of SM_VARIANTS) {
+        writeFileSync(
+          join(dir, sm ? 'prosody-sm.cfg.lua' : 'prosody.cfg.lua'),
+          [
+            '-- Generated by bench/compare: a private instance on loopback, not the system service.',
+            'run_as_root = true',
+            `pidfile = ${q(join(dir, 'prosody.pid'))}`,
+            `data_path = ${q(join(dir, 'data'))}`,
+            `certificates = ${q(dir)}`,
+            `log = { warn = ${q(join(dir, 'prosody.log'))} }`,
+            `c2s_ports = { ${port} }`,
+            'c2s_interfaces = { "127.0.0.1" }',
+            's2s_ports = { }',
+            'http_ports = { }',
+            'https_ports = { }',
+            `modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"${sm ? '; "smacks"' : ''} }`,
+            // mod_smacks ships with 0.12; its hibernation time is the resume timeout.
+            ...(sm ? [`smacks_hibernation_time = ${RESUME_TIMEOUT_S}`] : []),
+            'modules_disabled = { "s2s"; "offline" }',
+            'authentication = "internal_hashed"',
+            'default_iteration_count = 4096',
+            'c2s_require_encryption = true',
+            'storage = "internal"',
+            'c2s_stanza_size_limit = 262144',
+            '-- The same socket settings as the others: TCP_NODELAY and a 511-deep accept queue (Node\'s default).',
+            'network_settings = { tcp_backlog = 511; nagle = false }',
+            `ssl = { certificate = ${q(tls.cert)}; key = ${q(tls.key)} }`,
+            'VirtualHost "localhost"',
+            '',
+          ].join('\n'),
+        );
+      }
     },
     async start(opts) {
       const logFile = join(dir, 'prosody.out');
-      const child = launch('prosody', ['--config', join(dir, 'prosody.cfg.lua'), '-F'], opts, process.env, dir, logFile);
+      const config = join(dir, opts.streamManagement ? 'prosody-sm.cfg.lua' : 'prosody.cfg.lua');
+      const child = launch('prosody', ['--config', config, '-F'], opts, process.env, dir, logFile);
       await waitForPort(port, child, 60_000, logFile);
       // prosody is a Lua script: its interpreter is the process (the wrappers exec it).
       const pid = child.pid!;
@@ -268,49 +292,53 @@ export function ejabberd(termsFile: () => string): ServerKind {
       writeFileSync(join(dir, 'tls.pem'), readFileSync(tls.cert, 'utf8') + readFileSync(tls.key, 'utf8'));
       // No shaper on the listener (ejabberd's example config throttles c2s to 1000 B/s), and
       // the accept queue as deep as Node's default so bursts of connects are not dropped.
-      writeFileSync(
-        join(dir, 'ejabberd.yml'),
-        [
-          '# Generated by bench/compare: a private instance on loopback, not the system service.',
-          'hosts:',
-          '  - localhost',
-          'loglevel: warning',
-          'log_rotate_count: 0',
-          'certfiles:',
-          `  - ${JSON.stringify(join(dir, 'tls.pem'))}`,
-          'listen:',
-          '  -',
-          `    port: ${port}`,
-          '    ip: "127.0.0.1"',
-          '    module: ejabberd_c2s',
-          '    starttls_required: true',
-          '    max_stanza_size: 262144',
-          '    backlog: 511',
-          'auth_method: [mnesia]',
-          'auth_password_format: scram',
-          'auth_scram_hash: sha',
-          'acl:',
-          '  local:',
-          '    user_regexp: ""',
-          'access_rules:',
-          '  local:',
-          '    allow: local',
-          '  c2s:',
-          '    allow: all',
-          'modules:',
-          '  mod_roster: {}',
-          '  mod_disco: {}',
-          '  mod_ping: {}',
-          '',
-        ].join('\n'),
-      );
+      for (const sm of SM_VARIANTS) {
+        writeFileSync(
+          join(dir, sm ? 'ejabberd-sm.yml' : 'ejabberd.yml'),
+          [
+            '# Generated by bench/compare: a private instance on loopback, not the system service.',
+            'hosts:',
+            '  - localhost',
+            'loglevel: warning',
+            'log_rotate_count: 0',
+            'certfiles:',
+            `  - ${JSON.stringify(join(dir, 'tls.pem'))}`,
+            'listen:',
+            '  -',
+            `    port: ${port}`,
+            '    ip: "127.0.0.1"',
+            '    module: ejabberd_c2s',
+            '    starttls_required: true',
+            '    max_stanza_size: 262144',
+            '    backlog: 511',
+            'auth_method: [mnesia]',
+            'auth_password_format: scram',
+            'auth_scram_hash: sha',
+            'acl:',
+            '  local:',
+            '    user_regexp: ""',
+            'access_rules:',
+            '  local:',
+            '    allow: local',
+            '  c2s:',
+            '    allow: all',
+            'modules:',
+            '  mod_roster: {}',
+            '  mod_disco: {}',
+            '  mod_ping: {}',
+            // The c2s listener's stream_management option defaults to true: loading the module is what turns XEP-0198 on.
+            ...(sm ? [`  mod_stream_mgmt: { resume_timeout: ${RESUME_TIMEOUT_S} }`] : []),
+            '',
+          ].join('\n'),
+        );
+      }
     },
     async start(opts) {
       const logFile = join(dir, 'logs', 'erl.out');
       const env = {
         ...process.env,
         ERL_LIBS: '/usr/lib/x86_64-linux-gnu',
-        EJABBERD_CONFIG_PATH: join(dir, 'ejabberd.yml'),
+        EJABBERD_CONFIG_PATH: join(dir, opts.streamManagement ? 'ejabberd-sm.yml' : 'ejabberd.yml'),
         EJABBERD_LOG_PATH: join(dir, 'logs', 'ejabberd.log'),
         ERL_MAX_PORTS: String(opts.nofile),
         ERL_CRASH_DUMP: join(dir, 'logs', 'erl_crash.dump'),

@@ -24,6 +24,11 @@ CPU (with --server-pid, read from /proc).
   --messages M          chat messages in all between pairs (1,2), (3,4), ... (default 0)
   --window W            closed loop: messages in flight per sender (default 1)
   --rate R              open loop: messages/s in all instead of the closed loop
+  --sm                  enable stream management (XEP-0198) with resumption after bind
+  --resume              (with --sm) the first client of each pair loses its connection at
+                        once, its partner sends it messages, then they all reconnect and
+                        resume: resumes/s, messages lost and duplicated, CPU per resume
+  --resume-messages K   messages each dropped client gets while gone (default 5)
   --server-pid PID      measure this process's RSS and CPU
   --settle-ms MS        wait before sampling memory once all are online (default 1000)
   --idle-ms MS          hold the clients idle this long, measuring server CPU (default 0)
@@ -58,6 +63,9 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
       messages: { type: 'string' },
       window: { type: 'string' },
       rate: { type: 'string' },
+      sm: { type: 'boolean', default: false },
+      resume: { type: 'boolean', default: false },
+      'resume-messages': { type: 'string' },
       'server-pid': { type: 'string' },
       'settle-ms': { type: 'string' },
       'idle-ms': { type: 'string' },
@@ -72,6 +80,7 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
     strict: true,
   });
   if (values.help) return undefined;
+  if (values.resume && !values.sm) throw new Error('--resume needs --sm');
   const pid = values['server-pid'];
   return {
     host: values.host ?? '127.0.0.1',
@@ -85,6 +94,9 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
     messages: int(values.messages, 'messages', 0),
     window: Math.max(1, int(values.window, 'window', 1)),
     rate: int(values.rate, 'rate', 0),
+    sm: values.sm,
+    resume: values.resume,
+    resumeMessages: int(values['resume-messages'], 'resume-messages', 5),
     serverPid: pid === undefined ? undefined : int(pid, 'server-pid', 0),
     settleMs: int(values['settle-ms'], 'settle-ms', 1000),
     idleMs: int(values['idle-ms'], 'idle-ms', 0),
@@ -120,7 +132,8 @@ async function main(): Promise<number> {
   const report = await runLoad({ ...opts, scramCache: cache, progress: (line) => process.stderr.write(`${line}\n`) });
   if (cache && opts.scramCacheFile && cache.misses > 0) cache.save(opts.scramCacheFile);
   process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
-  return report.login.failed > 0 || report.login.succeeded === 0 ? 1 : 0;
+  const resumeBad = report.resume !== undefined && (report.resume.failed > 0 || report.resume.lost > 0 || report.resume.duplicates > 0);
+  return report.login.failed > 0 || report.login.succeeded === 0 || resumeBad ? 1 : 0;
 }
 
 main().then(

@@ -1,7 +1,9 @@
 // One simulated XMPP client: the seed's full login over a real socket (RFC 6120
 // §5 STARTTLS, §6 SASL SCRAM-SHA-1, §7 bind, RFC 3921 session, RFC 6121 §2.2
 // roster get, §4.2 initial presence), then whatever the load generator asks it
-// to send, counting what it receives.
+// to send, counting what it receives. With stream management (XEP-0198) it
+// also counts inbound stanzas ('h'), answers <r/>, and can lose its connection
+// and resume the session on a new one.
 import net from 'node:net';
 import tls from 'node:tls';
 import { StringDecoder } from 'node:string_decoder';
@@ -17,7 +19,11 @@ export const NS = {
   ROSTER: 'jabber:iq:roster',
   PING: 'urn:xmpp:ping',
   STANZAS: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  SM: 'urn:xmpp:sm:3',
 } as const;
+
+/** XEP-0198 §4: 'h' is an unsignedInt and wraps to 0. */
+const H_MOD = 2 ** 32;
 
 export interface ClientSettings {
   host: string;
@@ -38,6 +44,8 @@ export interface ClientSettings {
   stepTimeoutMs: number;
   /** Requested resource (servers may override it, RFC 6120 §7.6). */
   resource?: string;
+  /** XEP-0198: enable stream management with resumption right after bind. */
+  sm?: boolean;
 }
 
 export interface ClientEvents {
@@ -45,7 +53,7 @@ export interface ClientEvents {
 }
 
 /** The step a login was in, for failure reports. */
-export type LoginStep = 'connect' | 'stream' | 'starttls' | 'tls' | 'sasl' | 'bind' | 'session' | 'roster' | 'presence';
+export type LoginStep = 'connect' | 'stream' | 'starttls' | 'tls' | 'sasl' | 'bind' | 'session' | 'sm' | 'roster' | 'presence' | 'resume';
 
 export class LoginError extends Error {
   constructor(
@@ -82,6 +90,10 @@ export class LoadClient {
   tlsCipher = '';
   /** Anything the client noticed after login that it did not expect (stream errors, bad XML). */
   problem: string | undefined;
+  /** XEP-0198: the SM-ID to resume with, once the server has enabled resumption. */
+  smId: string | undefined;
+  /** XEP-0198 'h': stanzas received since <enabled/> (the retransmissions after <resumed/> included). */
+  h = 0;
 
   private socket: net.Socket | undefined;
   private secure: tls.TLSSocket | undefined;
@@ -92,8 +104,13 @@ export class LoadClient {
   private ids = 0;
   private closeWaiters: (() => void)[] = [];
   private closing = false;
+  /** Counts up with every connection: events of a connection given up (drop()) are ignored. */
+  private conn = 0;
   /** Milliseconds spent in each login step. */
   readonly stepMs: Partial<Record<LoginStep, number>> = {};
+  /** The same for the last resume (connect, stream, starttls, tls, sasl, resume). */
+  readonly resumeStepMs: Partial<Record<LoginStep, number>> = {};
+  private timing = this.stepMs;
   private stepStart = 0;
 
   constructor(
@@ -109,9 +126,18 @@ export class LoadClient {
     });
   }
 
-  /** Runs the whole login; resolves once initial presence has been processed by the server. */
-  async login(): Promise<void> {
+  /**
+   * A new connection up to an authenticated stream (connect, STARTTLS, SCRAM-SHA-1, stream
+   * restart): the part a login and a resume share. Returns the features after SASL.
+   */
+  private async authenticate(): Promise<XmlElement> {
     const s = this.settings;
+    const conn = ++this.conn;
+    this.closed = false;
+    this.closing = false;
+    this.secure = undefined;
+    this.decoder = new StringDecoder('utf8');
+    this.reader.reset();
     this.enter('connect');
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const sock = net.connect({ host: s.host, port: s.port });
@@ -130,9 +156,15 @@ export class LoadClient {
     });
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.reader.write(this.decoder.write(d)));
-    socket.on('error', (err) => this.fault(`socket error: ${err.message}`));
-    socket.on('close', () => this.onClose());
+    socket.on('data', (d: Buffer) => {
+      if (this.live(conn)) this.reader.write(this.decoder.write(d));
+    });
+    socket.on('error', (err) => {
+      if (this.live(conn)) this.fault(`socket error: ${err.message}`);
+    });
+    socket.on('close', () => {
+      if (this.live(conn)) this.onClose();
+    });
 
     this.enter('stream');
     this.send(header(s.domain));
@@ -143,7 +175,7 @@ export class LoadClient {
     this.send(`<starttls xmlns='${NS.TLS}'/>`);
     const proceed = await this.expect((el) => el.name === 'proceed' || el.name === 'failure');
     if (proceed.name !== 'proceed') throw new LoginError('starttls', 'server refused STARTTLS');
-    await this.startTls(socket);
+    await this.startTls(socket, conn);
 
     this.enter('sasl');
     const f2 = await this.restart();
@@ -164,9 +196,16 @@ export class LoadClient {
       if (outcome.name !== 'success') throw new LoginError('sasl', `refused: ${describeFailure(outcome)}`);
     } else if (outcome.name !== 'success') throw new LoginError('sasl', `refused: ${describeFailure(outcome)}`);
     else if (!scram.verify(Buffer.from(outcome.text.trim(), 'base64').toString())) throw new LoginError('sasl', 'server signature did not verify');
+    return this.restart();
+  }
 
-    this.enter('bind');
-    const f3 = await this.restart();
+
+  /** Runs the whole login; resolves once initial presence has been processed by the server. */
+  async login(): Promise<void> {
+    const s = this.settings;
+    const f3 = await this.authenticate();
+
+    this.enter('bind');    this.enter('bind');
     if (!child(f3, 'bind', NS.BIND)) throw new LoginError('bind', 'bind not offered');
     const resource = s.resource ? `<resource>${escapeXml(s.resource)}</resource>` : '';
     const bound = await this.iq(`<iq type='set' id='%ID%'><bind xmlns='${NS.BIND}'>${resource}</bind></iq>`);
@@ -182,6 +221,19 @@ export class LoadClient {
       if (r.attrs.type !== 'result') throw new LoginError('session', 'session refused');
     }
 
+    // XEP-0198 §3: enabled right after bind, so that 'h' counts everything the session receives.
+    if (s.sm) {
+      this.enter('sm');
+      if (!child(f3, 'sm', NS.SM)) throw new LoginError('sm', 'stream management not offered');
+      this.send(`<enable xmlns='${NS.SM}' resume='true'/>`);
+      const enabled = await this.expect((el) => (el.name === 'enabled' || el.name === 'failed') && el.attrs.xmlns === NS.SM);
+      if (enabled.name !== 'enabled') throw new LoginError('sm', `refused: ${describeFailure(enabled)}`);
+      const resume = enabled.attrs.resume;
+      if (!enabled.attrs.id || (resume !== 'true' && resume !== '1')) throw new LoginError('sm', 'resumption not granted');
+      this.smId = enabled.attrs.id;
+      this.h = 0;
+    }
+
     this.enter('roster');
     const roster = await this.iq(`<iq type='get' id='%ID%'><query xmlns='${NS.ROSTER}'/></iq>`);
     if (roster.attrs.type !== 'result') throw new LoginError('roster', 'roster get failed');
@@ -192,17 +244,52 @@ export class LoadClient {
     // (broadcast and probes sent) — the same "online" point on every server.
     this.enter('presence');
     this.send('<presence/>');
-    await this.iq(`<iq type='get' id='%ID%' to='${escapeXml(s.domain)}'><ping xmlns='${NS.PING}'/></iq>`);
+    await this.ping();
     this.enter(undefined);
     this.online = true;
+  }
+
+  /**
+   * XEP-0198 §5: a new connection and authentication, then <resume/> instead of bind. Resolves
+   * once the server has answered a ping sent after <resumed/>: it writes what it retransmits
+   * before that answer (RFC 6120 §10.1), so by then every retransmitted stanza has arrived.
+   */
+  async resume(): Promise<void> {
+    if (this.smId === undefined) throw new LoginError('resume', 'stream management was not enabled with resumption');
+    this.timing = this.resumeStepMs;
+    this.stepStart = 0;
+    const features = await this.authenticate();
+    this.enter('resume');
+    if (!child(features, 'sm', NS.SM)) throw new LoginError('resume', 'stream management not offered');
+    this.send(`<resume xmlns='${NS.SM}' previd='${escapeXml(this.smId)}' h='${this.h}'/>`);
+    const outcome = await this.expect((el) => (el.name === 'resumed' || el.name === 'failed') && el.attrs.xmlns === NS.SM);
+    if (outcome.name !== 'resumed') throw new LoginError('resume', `refused: ${describeFailure(outcome)}`);
+    await this.ping();
+    this.enter(undefined);
+    this.online = true;
+  }
+
+  /** A ping round trip to the server: everything sent before has been handled once it returns (RFC 6120 §10.1). */
+  async ping(): Promise<void> {
+    await this.iq(`<iq type='get' id='%ID%' to='${escapeXml(this.settings.domain)}'><ping xmlns='${NS.PING}'/></iq>`);
+  }
+
+  /** XEP-0198 §4: an unrequested <a/>, telling the server everything received so far has been handled. */
+  ack(): void {
+    this.send(`<a xmlns='${NS.SM}' h='${this.h}'/>`);
   }
 
   /** Charges the time since the last step change to the current step; undefined ends the login's timing. */
   private enter(step: LoginStep | undefined): void {
     const now = performance.now();
-    if (this.stepStart > 0) this.stepMs[this.step] = (this.stepMs[this.step] ?? 0) + (now - this.stepStart);
+    if (this.stepStart > 0) this.timing[this.step] = (this.timing[this.step] ?? 0) + (now - this.stepStart);
     if (step !== undefined) this.step = step;
     this.stepStart = now;
+  }
+
+  /** Whether `conn` is still the client's connection (events from one given up are ignored). */
+  private live(conn: number): boolean {
+    return conn === this.conn;
   }
 
   send(data: string): void {
@@ -232,7 +319,23 @@ export class LoadClient {
     if (!this.closed) this.onClose();
   }
 
-  private async startTls(raw: net.Socket): Promise<void> {
+  /**
+   * Loses the connection the way a dead network or a killed client does: a TCP reset, no
+   * </stream:stream>, no TLS close_notify. The server must keep the session for a resume
+   * (XEP-0198 §5). Not a problem to report: the generator asked for it.
+   */
+  drop(): void {
+    const raw = this.socket;
+    const secure = this.secure;
+    this.closing = true;
+    this.conn++;
+    // resetAndDestroy needs the TCP handle: the raw socket's, not the TLS wrapper's.
+    if (raw && !raw.destroyed) raw.resetAndDestroy();
+    secure?.destroy();
+    this.onClose();
+  }
+
+  private async startTls(raw: net.Socket, conn: number): Promise<void> {
     this.enter('tls');
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
@@ -256,9 +359,15 @@ export class LoadClient {
     this.tlsProtocol = this.secure.getProtocol() ?? '';
     this.tlsCipher = this.secure.getCipher()?.name ?? '';
     this.secure.setEncoding('utf8');
-    this.secure.on('data', (d: string) => this.reader.write(d));
-    this.secure.on('error', (err) => this.fault(`TLS error: ${err.message}`));
-    this.secure.on('close', () => this.onClose());
+    this.secure.on('data', (d: string) => {
+      if (this.live(conn)) this.reader.write(d);
+    });
+    this.secure.on('error', (err) => {
+      if (this.live(conn)) this.fault(`TLS error: ${err.message}`);
+    });
+    this.secure.on('close', () => {
+      if (this.live(conn)) this.onClose();
+    });
   }
 
   /** RFC 6120 §4.3.3: a new stream on the same connection; returns its features. */
@@ -292,6 +401,8 @@ export class LoadClient {
       const condition = el.children.find((c) => c.name !== 'text')?.name ?? 'unknown';
       return this.fault(`stream error: ${condition}`);
     }
+    // XEP-0198 §4: every stanza counts, whoever consumes it (an IQ result awaited below included).
+    if (this.smId !== undefined && (el.name === 'message' || el.name === 'presence' || el.name === 'iq')) this.h = (this.h + 1) % H_MOD;
     const w = this.waiter;
     if (w && w.pred(el)) {
       this.waiter = undefined;
@@ -312,6 +423,9 @@ export class LoadClient {
         return;
       case 'iq':
         return this.answerIq(el);
+      case 'r':
+        if (el.attrs.xmlns === NS.SM) this.ack();
+        return;
       default:
         return;
     }

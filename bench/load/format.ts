@@ -19,15 +19,24 @@ export function formatReport(r: LoadReport): string {
         `latency p50 ${m.latencyMs.p50} ms p95 ${m.latencyMs.p95} ms p99 ${m.latencyMs.p99} ms`,
     );
   }
+  if (r.resume) {
+    const m = r.resume;
+    lines.push(
+      `resume: ${m.resumed}/${m.dropped} in ${(m.elapsedMs / 1000).toFixed(2)} s = ${m.perSecond}/s, latency p50 ${m.latencyMs.p50} ms p99 ${m.latencyMs.p99} ms; ` +
+        `messages while gone ${m.received}/${m.expected} received, lost ${m.lost}, duplicated ${m.duplicates}`,
+    );
+    lines.push(`  median per step (ms): ${Object.entries(m.stepP50Ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const [k, n] of Object.entries(m.failures)) lines.push(`  failed ${n}x: ${k}`);
+  }
   if (r.server) {
     const s = r.server;
     lines.push(
       `server pid ${s.pid}: RSS ${(s.rssBeforeKiB / 1024).toFixed(1)} -> ${(s.rssOnlineKiB / 1024).toFixed(1)} MiB (${s.rssPerClientKiB} KiB per client); ` +
-        `CPU ${s.cpuPer1000Logins} s per 1000 logins, ${s.cpuPer100kMessages} s per 100k messages, idle ${s.idleCpuPercent}%`,
+        `CPU ${s.cpuPer1000Logins} s per 1000 logins, ${s.cpuPer100kMessages} s per 100k messages, ${s.cpuPer1000Resumes} s per 1000 resumes, idle ${s.idleCpuPercent}%`,
     );
   }
   const g = r.generator;
-  lines.push(`generator: ${g.cpuS} s CPU (${g.loginCpuPercent}% of a core during login, ${g.messagesCpuPercent}% during messages), max RSS ${g.maxRssMiB} MiB`);
+  lines.push(`generator: ${g.cpuS} s CPU (${g.loginCpuPercent}% of a core during login, ${g.messagesCpuPercent}% during messages, ${g.resumeCpuPercent}% during resume), max RSS ${g.maxRssMiB} MiB`);
   if (r.problems.count > 0) lines.push(`problems on ${r.problems.count} clients: ${r.problems.examples.join('; ')}`);
   return lines.join('\n');
 }

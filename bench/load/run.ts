@@ -1,7 +1,8 @@
 // The load generator's programmatic API: log N clients in with bounded
 // concurrency, optionally wait for presence fan-out, hold them idle, exchange
-// chat messages between pairs, and report rates, latencies, and the server's
-// memory and CPU read from /proc by pid. Everything is bounded in count and
+// chat messages between pairs, drop and resume stream-managed sessions
+// (XEP-0198), and report rates, latencies, and the server's memory and CPU
+// read from /proc by pid. Everything is bounded in count and
 // time: a phase that runs past its bound ends and reports what it got.
 import { createSecureContext } from 'node:tls';
 import { ScramCache } from './scram.js';
@@ -49,6 +50,15 @@ export interface LoadOptions {
   scramCache?: ScramCache;
   /** Resource requested at bind. */
   resource?: string;
+  /** XEP-0198: every client enables stream management with resumption after bind. */
+  sm?: boolean;
+  /**
+   * Needs `sm`. After the other phases, the first client of each pair (1,2), (3,4), ... loses its
+   * connection, its partner sends it `resumeMessages` messages, then all of them resume.
+   */
+  resume?: boolean;
+  /** Messages each dropped client gets while it is gone (default 5). */
+  resumeMessages?: number;
   /** Progress lines (e.g. to stderr). */
   progress?: (line: string) => void;
 }
@@ -97,6 +107,29 @@ export interface LoadReport {
     latencyMs: Percentiles;
     mode: string;
   };
+  resume?: {
+    /** Clients that lost their connection (the first of each pair). */
+    dropped: number;
+    resumed: number;
+    failed: number;
+    /** Failure counts by "step: reason". */
+    failures: Record<string, number>;
+    /** From the first reconnect to the last resume done (retransmissions received). */
+    elapsedMs: number;
+    /** resumed / elapsed. */
+    perSecond: number;
+    /** Per client: reconnect, TLS, SASL, <resume/>, retransmissions, a ping round trip. */
+    latencyMs: Percentiles;
+    /** Median time spent in each step of a resume. */
+    stepP50Ms: Record<string, number>;
+    /** Messages sent to the dropped clients while they were gone. */
+    expected: number;
+    /** Distinct ones of those received after resuming. */
+    received: number;
+    lost: number;
+    /** Receptions beyond the first of the same message. */
+    duplicates: number;
+  };
   server?: {
     pid: number;
     rssBeforeKiB: number;
@@ -110,6 +143,8 @@ export interface LoadReport {
     idleCpuPercent: number;
     cpuMessagesS: number;
     cpuPer100kMessages: number;
+    cpuResumeS: number;
+    cpuPer1000Resumes: number;
   };
   generator: {
     cpuS: number;
@@ -118,6 +153,7 @@ export interface LoadReport {
     /** Share of one core the generator used while logging in / exchanging messages. */
     loginCpuPercent: number;
     messagesCpuPercent: number;
+    resumeCpuPercent: number;
     maxRssMiB: number;
     scramCacheHits: number;
     scramCacheMisses: number;
@@ -137,12 +173,44 @@ export function percentiles(values: ArrayLike<number>): Percentiles {
   return { count: n, min: sorted[0]!, p50: at(50), p95: at(95), p99: at(99), max: sorted[n - 1]!, mean: sum / n };
 }
 
+/** Bodies of the messages sent to dropped clients start with this (then pair:number, unique in a run). */
+const RESUME_MARK = 'resume:';
+
 const fill = (pattern: string, i: number): string => pattern.replace(/%d/g, String(i));
 const round = (v: number, digits = 2): number => Number(v.toFixed(digits));
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Runs `task(0..count-1)` with at most `concurrency` in flight, starting none after `deadline`
+ * (performance.now() ms).
+ */
+async function pool(count: number, concurrency: number, deadline: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count && performance.now() < deadline) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, () => worker()));
+}
+
+/** Clients (1,2), (3,4), ... where both are online, in order. */
+function pairsOf(clients: (LoadClient | undefined)[]): [LoadClient, LoadClient][] {
+  const pairs: [LoadClient, LoadClient][] = [];
+  for (let k = 0; k + 1 < clients.length; k += 2) {
+    const a = clients[k];
+    const b = clients[k + 1];
+    if (a && b) pairs.push([a, b]);
+  }
+  return pairs;
+}
+
+/** Counts a failed login or resume under "step: reason". */
+function countFailure(failures: Record<string, number>, err: unknown): void {
+  const key = err instanceof LoginError ? err.message : `error: ${(err as Error).message}`;
+  failures[key] = (failures[key] ?? 0) + 1;
 }
 
 /** Polls `done` every few ms until it holds or `timeoutMs` passes; returns whether it held. */
@@ -156,6 +224,7 @@ async function until(done: () => boolean, timeoutMs: number, everyMs = 10): Prom
 }
 
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
+  if (opts.resume && !opts.sm) throw new Error('resuming needs stream management (sm)');
   const first = opts.first ?? 1;
   const stepTimeoutMs = opts.stepTimeoutMs ?? 30_000;
   const phaseTimeoutMs = opts.phaseTimeoutMs ?? 300_000;
@@ -186,9 +255,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     // The body carries the send time; sender and receiver share this process's clock.
     from.sendMessage(partner.get(from)!.bare, `${performance.now().toFixed(3)} ${sent}`);
   };
+  // Messages sent to dropped clients, by receiver: how often each arrived.
+  const resumeSeen = new Map<LoadClient, Map<string, number>>();
   const onMessage = (to: LoadClient, el: XmlElement): void => {
     const body = el.children.find((c) => c.name === 'body')?.text;
     if (body === undefined || el.attrs.type === 'error') return;
+    if (body.startsWith(RESUME_MARK)) {
+      const seen = resumeSeen.get(to);
+      seen?.set(body, (seen.get(body) ?? 0) + 1);
+      return;
+    }
     const t = Number.parseFloat(body);
     if (!Number.isFinite(t)) return;
     latencies.push(performance.now() - t);
@@ -207,51 +283,45 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const completions: number[] = [];
   const failures: Record<string, number> = {};
   let failed = 0;
-  let next = 0;
   const loginStart = performance.now();
   const loginCpu = process.cpuUsage();
-  const loginDeadline = loginStart + phaseTimeoutMs;
   let lastReport = loginStart;
-  const worker = async (): Promise<void> => {
-    while (next < opts.clients && performance.now() < loginDeadline) {
-      const i = next++;
-      const c = new LoadClient(
-        {
-          host: opts.host,
-          port: opts.port,
-          domain: opts.domain,
-          user: fill(opts.users, first + i),
-          password: fill(opts.passwordPattern, first + i),
-          cache,
-          secureContext,
-          verify: opts.ca !== undefined,
-          stepTimeoutMs,
-          resource: opts.resource,
-        },
-        { message: onMessage },
-      );
-      const t0 = performance.now();
-      try {
-        await c.login();
-        const t1 = performance.now();
-        loginTimes.push(t1 - t0);
-        completions.push(t1 - loginStart);
-        clients[i] = c;
-      } catch (err) {
-        failed++;
-        const key = err instanceof LoginError ? err.message : `error: ${(err as Error).message}`;
-        failures[key] = (failures[key] ?? 0) + 1;
-        c.destroy();
-      }
-      const now = performance.now();
-      if (now - lastReport > 2000) {
-        lastReport = now;
-        noteRss();
-        progress(`login: ${loginTimes.length} online, ${failed} failed, ${(now - loginStart) / 1000}s`);
-      }
+  await pool(opts.clients, opts.concurrency, loginStart + phaseTimeoutMs, async (i) => {
+    const c = new LoadClient(
+      {
+        host: opts.host,
+        port: opts.port,
+        domain: opts.domain,
+        user: fill(opts.users, first + i),
+        password: fill(opts.passwordPattern, first + i),
+        cache,
+        secureContext,
+        verify: opts.ca !== undefined,
+        stepTimeoutMs,
+        resource: opts.resource,
+        sm: opts.sm,
+      },
+      { message: onMessage },
+    );
+    const t0 = performance.now();
+    try {
+      await c.login();
+      const t1 = performance.now();
+      loginTimes.push(t1 - t0);
+      completions.push(t1 - loginStart);
+      clients[i] = c;
+    } catch (err) {
+      failed++;
+      countFailure(failures, err);
+      c.destroy();
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, opts.clients)) }, () => worker()));
+    const now = performance.now();
+    if (now - lastReport > 2000) {
+      lastReport = now;
+      noteRss();
+      progress(`login: ${loginTimes.length} online, ${failed} failed, ${(now - loginStart) / 1000}s`);
+    }
+  });
   const loginEnd = performance.now();
   const loginCpuUsed = cpuSeconds(process.cpuUsage(loginCpu));
   const afterLogin = sample();
@@ -292,10 +362,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   let msgEndSample: ProcSample | undefined;
   if (requested > 0) {
     const senders: LoadClient[] = [];
-    for (let k = 0; k + 1 < clients.length; k += 2) {
-      const a = clients[k];
-      const b = clients[k + 1];
-      if (!a || !b) continue;
+    for (const [a, b] of pairsOf(clients)) {
       partner.set(a, b).set(b, a);
       senders.push(a, b);
     }
@@ -363,6 +430,84 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     progress(`messages done: ${received}/${requested} in ${(elapsed / 1000).toFixed(2)}s`);
   }
 
+  // --- Resume (XEP-0198 §5) ---
+  let resume: LoadReport['resume'];
+  let resumeCpuPercent = 0;
+  let resumeStartSample: ProcSample | undefined;
+  let resumeEndSample: ProcSample | undefined;
+  if (opts.resume) {
+    const pairs = pairsOf(clients);
+    const dropped = pairs.map(([a]) => a);
+    const each = opts.resumeMessages ?? 5;
+    // Acknowledge everything received so far (presences, pushes, the login's results), so that
+    // what is retransmitted is what arrived while the client was gone; the ping's answer means
+    // the server has taken the <a/> into account.
+    for (const a of dropped) a.ack();
+    await Promise.all(dropped.map((a) => a.ping()));
+    for (const a of dropped) resumeSeen.set(a, new Map());
+    // All at once, with no </stream:stream>: the server finds out from the TCP reset.
+    for (const a of dropped) a.drop();
+    progress(`resume: ${dropped.length} connections dropped`);
+    // Each partner writes to its dropped client; the answer to a ping sent after the messages
+    // means the server has handled them (RFC 6120 §10.1): queued them for the gone session, or
+    // written them to a connection it has not yet seen die (then they are unacknowledged).
+    pairs.forEach(([a, b], k) => {
+      for (let m = 1; m <= each; m++) b.sendMessage(a.bare, `${RESUME_MARK}${k + 1}:${m}`);
+    });
+    await Promise.all(pairs.map(([, b]) => b.ping()));
+
+    const times: number[] = [];
+    const resumeFailures: Record<string, number> = {};
+    let resumeFailed = 0;
+    resumeStartSample = sample();
+    const resumeCpu = process.cpuUsage();
+    const t0 = performance.now();
+    let lastResumeReport = t0;
+    await pool(dropped.length, opts.concurrency, t0 + phaseTimeoutMs, async (i) => {
+      const a = dropped[i]!;
+      const s0 = performance.now();
+      try {
+        await a.resume();
+        times.push(performance.now() - s0);
+      } catch (err) {
+        resumeFailed++;
+        countFailure(resumeFailures, err);
+        a.destroy();
+      }
+      const now = performance.now();
+      if (now - lastResumeReport > 2000) {
+        lastResumeReport = now;
+        progress(`resume: ${times.length} resumed, ${resumeFailed} failed, ${((now - t0) / 1000).toFixed(1)}s`);
+      }
+    });
+    const elapsed = performance.now() - t0;
+    resumeEndSample = sample();
+    resumeCpuPercent = (cpuSeconds(process.cpuUsage(resumeCpu)) / (elapsed / 1000)) * 100;
+    noteRss();
+    let received = 0;
+    let duplicates = 0;
+    for (const seen of resumeSeen.values()) {
+      received += seen.size;
+      for (const n of seen.values()) duplicates += n - 1;
+    }
+    const expected = pairs.length * each;
+    resume = {
+      dropped: dropped.length,
+      resumed: times.length,
+      failed: resumeFailed,
+      failures: resumeFailures,
+      elapsedMs: round(elapsed),
+      perSecond: round(times.length / (elapsed / 1000)),
+      latencyMs: roundAll(percentiles(times)),
+      stepP50Ms: stepMedians(dropped.filter((a) => a.online), 'resumeStepMs'),
+      expected,
+      received,
+      lost: expected - received,
+      duplicates,
+    };
+    progress(`resume done: ${times.length}/${dropped.length} in ${(elapsed / 1000).toFixed(2)}s, ${received}/${expected} messages, ${duplicates} duplicates`);
+  }
+
   const problemsSeen = online.filter((c) => c.problem !== undefined);
   const examples = [...new Set(problemsSeen.map((c) => c.problem!))].slice(0, 10);
   const end = sample();
@@ -375,6 +520,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   if (pid !== undefined && before && afterLogin && afterPresence && settled && afterIdle && end) {
     const cpuLogin = afterLogin.cpuSeconds - before.cpuSeconds;
     const cpuMsg = msgStartSample && msgEndSample ? msgEndSample.cpuSeconds - msgStartSample.cpuSeconds : 0;
+    const cpuResume = resumeStartSample && resumeEndSample ? resumeEndSample.cpuSeconds - resumeStartSample.cpuSeconds : 0;
     const idleS = afterIdle.cpuSeconds - settled.cpuSeconds;
     server = {
       pid,
@@ -389,6 +535,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       idleCpuPercent: idleMs > 0 ? round((idleS / ((afterIdle.at - settled.at) / 1000)) * 100) : 0,
       cpuMessagesS: round(cpuMsg, 3),
       cpuPer100kMessages: messages && messages.received > 0 ? round((cpuMsg / messages.received) * 100_000, 3) : 0,
+      cpuResumeS: round(cpuResume, 3),
+      cpuPer1000Resumes: resume && resume.resumed > 0 ? round((cpuResume / resume.resumed) * 1000, 3) : 0,
     };
   }
 
@@ -413,12 +561,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     roster: { minItems: roster.length ? Math.min(...roster) : 0, maxItems: roster.length ? Math.max(...roster) : 0 },
     presence: { awaited, complete: presenceComplete, elapsedMs: round(presenceElapsed), received: online.reduce((n, c) => n + c.presences, 0) },
     messages,
+    resume,
     server,
     generator: {
       cpuS: round(cpuSeconds(process.cpuUsage(genStart)), 3),
       processCpuS: round(cpuSeconds(process.cpuUsage()), 3),
       loginCpuPercent: round((loginCpuUsed / (loginElapsed / 1000)) * 100, 1),
       messagesCpuPercent: round(messagesCpuPercent, 1),
+      resumeCpuPercent: round(resumeCpuPercent, 1),
       maxRssMiB: round(maxRss / 1048576, 1),
       scramCacheHits: cache.hits,
       scramCacheMisses: cache.misses,
@@ -427,11 +577,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   };
 }
 
-function stepMedians(clients: LoadClient[]): Record<string, number> {
+function stepMedians(clients: LoadClient[], which: 'stepMs' | 'resumeStepMs' = 'stepMs'): Record<string, number> {
   const out: Record<string, number> = {};
-  const steps = ['connect', 'stream', 'starttls', 'tls', 'sasl', 'bind', 'session', 'roster', 'presence'] as const;
+  const steps = ['connect', 'stream', 'starttls', 'tls', 'sasl', 'bind', 'session', 'sm', 'roster', 'presence', 'resume'] as const;
   for (const step of steps) {
-    const values = clients.map((c) => c.stepMs[step]).filter((v): v is number => v !== undefined);
+    const values = clients.map((c) => c[which][step]).filter((v): v is number => v !== undefined);
     if (values.length > 0) out[step] = round(percentiles(values).p50);
   }
   return out;
