@@ -4,7 +4,7 @@
 // against each (server pinned to CPU 0, load generator to CPU 1), and writes
 // bench/RESULTS.md and bench/RESULTS.png. Everything listens and connects on
 // 127.0.0.1 only; every phase is bounded in time.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -19,7 +19,7 @@ import { buildTable, targets, type Results, type ScenarioName } from './table.js
 import { summarizeProfile } from './profile.js';
 import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
 import { drawChart } from './chart.js';
-import { commandOutput, ensurePackages, has, machine, nofileLimit } from '../shared/system.js';
+import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLimit } from '../shared/system.js';
 
 const USAGE = `Usage: npm run bench:compare -- [options]
 
@@ -188,9 +188,8 @@ async function main(): Promise<number> {
     process.exit(130);
   });
   try {
-    const tls = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
     // One ECDSA P-256 certificate for all three servers: the same handshake cost everywhere.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', tls.key, '-out', tls.cert, '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    const tls = makeCertificate(dir);
 
     const plainUsers = Math.max(0, ...list.filter((s) => s.name !== 'roster').map((s) => Number(s.args[s.args.indexOf('--clients') + 1])));
     const rosterScenario = list.find((s) => s.name === 'roster');

@@ -133,17 +133,17 @@ function launch(cmd: string, args: string[], opts: Launch, env: NodeJS.ProcessEn
 // --- Shoal -------------------------------------------------------------------
 
 /**
- * Shoal's settings for a benchmark, as shoal.yaml's keys: loopback, STARTTLS required (with
- * these files, or Shoal's own self-signed certificate), SCRAM-SHA-1 (credentials are stored
- * for SHA-1 only), logs at warn, data under `dir`.
+ * Shoal's settings for a benchmark, as shoal.yaml's keys: loopback, STARTTLS required with
+ * this certificate, SCRAM-SHA-1 (credentials are stored for SHA-1 only), logs at warn, data
+ * under `dir`.
  */
-export function shoalConfig(dir: string, port: number, tls: TlsFiles | 'self-signed'): Record<string, unknown> & { limits: Record<string, unknown> } {
+export function shoalConfig(dir: string, port: number, tls: TlsFiles): Record<string, unknown> & { sasl: Record<string, unknown> } {
   return {
     hosts: ['localhost'],
     c2s: { host: '127.0.0.1', port },
     data_dir: join(dir, 'data'),
     storage: { driver: 'sqlite', path: join(dir, 'data', 'shoal.sqlite') },
-    tls: tls === 'self-signed' ? {} : { cert: tls.cert, key: tls.key },
+    tls: { cert: tls.cert, key: tls.key },
     sasl: { mechanisms: ['SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'PLAIN'] },
     // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there),
     // and no traffic shaping, as for the others (ejabberd's listener has no shaper).

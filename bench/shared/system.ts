@@ -4,6 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
 
 export function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -68,4 +69,11 @@ export function machine(): { cpu: string; memory: string; os: string; node: stri
     node: process.version,
     openssl: commandOutput('openssl', ['version']),
   };
+}
+
+/** One ECDSA P-256 self-signed certificate for localhost in `dir` (openssl), as cert.pem and key.pem. */
+export function makeCertificate(dir: string): { cert: string; key: string } {
+  const files = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.key, '-out', files.cert, '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+  return files;
 }
