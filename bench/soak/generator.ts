@@ -70,7 +70,7 @@ type State =
   | 'online'
   /** Chosen to be dropped: nobody sends it anything new. */
   | 'quiescing'
-  /** Socket destroyed, the server has not yet been seen to notice: nobody sends it anything. */
+  /** Socket destroyed, the server has not yet been seen to notice. */
   | 'dropped'
   /** Logging out cleanly. */
   | 'closing';
@@ -91,12 +91,23 @@ interface Account {
   acksOut: number;
   /** A drop or logout cycle (with its reconnect) is running. */
   busy: boolean;
+  /**
+   * Full JIDs of sessions whose connection the client abandoned (destroyed) and that the server
+   * has not yet been seen to end. While there is one, nobody sends the account anything: the
+   * server may route a message to the dead connection, the only available one until the new
+   * session's initial presence, and without stream management that message is lost to everyone.
+   */
+  stale: Set<string>;
+  /** The last state changes, for the report of a lost message. */
+  history: string[];
 }
 
 interface Message {
   from: number;
   to: number;
   sentAt: number;
+  /** The recipient's state when it was sent. */
+  toState: State;
   acked: boolean;
   received: number;
   bounced: boolean;
@@ -125,7 +136,7 @@ export interface SoakCounts {
   logins: number;
   loginFailures: number;
   drops: number;
-  /** Drops whose reconnect began before any contact had seen the unavailable presence. */
+  /** Drops whose reconnect began before the server was seen to end the dropped session (nothing is sent to the account until it is). */
   dropsUnconfirmed: number;
   /** Drops that went ahead after the quiesce timeout (something for the victim had not arrived). */
   quiesceTimeouts: number;
@@ -138,13 +149,34 @@ export interface SoakCounts {
   presenceReceived: number;
 }
 
+/** Durations with the time they ended (performance.now()), so that a window can be picked. */
+class Timings {
+  private readonly at: number[] = [];
+  private readonly ms: number[] = [];
+
+  add(start: number): void {
+    const now = performance.now();
+    this.at.push(now);
+    this.ms.push(now - start);
+  }
+
+  /** Percentiles of what ended between `from` and `to` (performance.now() values). */
+  within(from: number, to: number): Percentiles {
+    return percentiles(this.ms.filter((_, i) => this.at[i]! >= from && this.at[i]! < to));
+  }
+}
+
 export interface GeneratorReport {
   counts: SoakCounts;
-  /** Live deliveries only: from send to receipt. */
+  /** Live deliveries only, from send to receipt, received in the judged window. */
   latencyMs: Percentiles;
+  /** Logins of the ramp, and of the reconnects in the judged window. */
+  rampLoginMs: Percentiles;
   loginMs: Percentiles;
   /** Failure counts by reason (login steps, unexpected closes, bounce conditions). */
   failures: Record<string, number>;
+  /** The first lost messages, with their recipient's state then and its last state changes. */
+  lostDetails: string[];
 }
 
 const SHOWS = [undefined, 'away', 'chat', 'dnd', 'xa'] as const;
@@ -188,14 +220,16 @@ export class SoakGenerator {
   private readonly accounts: Account[];
   private readonly byBare = new Map<string, Account>();
   private readonly messages: Message[] = [];
-  private readonly latencies: number[] = [];
-  private readonly loginTimes: number[] = [];
+  private readonly latencies = new Timings();
+  private readonly loginTimes = new Timings();
   private readonly cycles = new Set<Promise<void>>();
   private readonly secureContext: SecureContext = createSecureContext({});
   /** Set once traffic stops: cycles still running do not reconnect. */
   private stopping = false;
   /** The TLS version and cipher the first login negotiated. */
   tls = '';
+  /** Time zero of the histories (performance.now()). */
+  epoch = performance.now();
 
   constructor(
     private readonly settings: GeneratorSettings,
@@ -213,6 +247,8 @@ export class SoakGenerator {
       inbound: 0,
       acksOut: 0,
       busy: false,
+      stale: new Set(),
+      history: [],
     }));
     specs.forEach((s, i) => (this.accounts[i]!.contacts = s.contacts.map((c) => this.accounts[c]!)));
     for (const a of this.accounts) this.byBare.set(a.bare, a);
@@ -318,11 +354,27 @@ export class SoakGenerator {
     for (const a of this.accounts) a.client?.destroy();
   }
 
-  report(): GeneratorReport {
+  /** `ramp` and `judged`: [from, to) in performance.now() time. */
+  report(ramp: [number, number], judged: [number, number]): GeneratorReport {
     let lost = 0;
-    for (const m of this.messages) if (m.acked && m.received === 0 && !m.bounced) lost++;
+    const lostDetails: string[] = [];
+    this.messages.forEach((m, seq) => {
+      if (!m.acked || m.received > 0 || m.bounced) return;
+      lost++;
+      const to = this.accounts[m.to]!;
+      if (lostDetails.length < 10) {
+        lostDetails.push(`m${seq} ${this.accounts[m.from]!.user} → ${to.user}, sent at ${this.seconds(m.sentAt)} s while the recipient was ${m.toState}; the recipient's last changes: ${to.history.join('; ')}`);
+      }
+    });
     this.counts.lost = lost;
-    return { counts: { ...this.counts }, latencyMs: percentiles(this.latencies), loginMs: percentiles(this.loginTimes), failures: { ...this.failures } };
+    return {
+      lostDetails,
+      counts: { ...this.counts },
+      latencyMs: this.latencies.within(...judged),
+      rampLoginMs: this.loginTimes.within(...ramp),
+      loginMs: this.loginTimes.within(...judged),
+      failures: { ...this.failures },
+    };
   }
 
   usernames(): string[] {
@@ -335,11 +387,26 @@ export class SoakGenerator {
     this.failures[key] = (this.failures[key] ?? 0) + 1;
   }
 
+  private seconds(at: number): string {
+    return ((at - this.epoch) / 1000).toFixed(1);
+  }
+
+  private setState(a: Account, state: State, note = ''): void {
+    a.state = state;
+    a.history.push(`${this.seconds(performance.now())} s ${state}${note}`);
+    if (a.history.length > 12) a.history.shift();
+  }
+
+  /** The client let go of a session without the server ending it (see Account.stale). */
+  private abandon(a: Account, jid: string): void {
+    if (jid !== '') a.stale.add(jid);
+  }
+
   /** Logs the account in (up to three attempts); false if it stayed out. */
   private async connect(a: Account): Promise<boolean> {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt > 0) await sleep(1000 * attempt);
-      a.state = 'connecting';
+      this.setState(a, 'connecting', a.stale.size > 0 ? ` (${a.stale.size} stale)` : '');
       const s = this.settings;
       const c = new LoadClient(
         { host: s.host, port: s.port, domain: s.domain, user: a.user, password: a.password, cache: s.cache, secureContext: this.secureContext, verify: false, stepTimeoutMs: s.stepTimeoutMs },
@@ -353,9 +420,9 @@ export class SoakGenerator {
       const t0 = performance.now();
       try {
         await c.login();
-        this.loginTimes.push(performance.now() - t0);
+        this.loginTimes.add(t0);
         a.jid = c.jid;
-        a.state = 'online';
+        this.setState(a, 'online', ` ${c.jid.slice(c.jid.indexOf('/') + 1, c.jid.indexOf('/') + 9)}`);
         this.tls ||= `${c.tlsProtocol}, ${c.tlsCipher}`;
         this.counts.logins++;
         return true;
@@ -363,7 +430,8 @@ export class SoakGenerator {
         this.counts.loginFailures++;
         this.fail(`login ${err instanceof LoginError ? err.message : `error: ${(err as Error).message}`}`);
         // Its session may have been bound: treated as a drop the server has not yet confirmed.
-        a.state = 'dropped';
+        this.abandon(a, c.jid);
+        this.setState(a, 'dropped', ' (login failed)');
         c.destroy();
       }
     }
@@ -374,7 +442,8 @@ export class SoakGenerator {
     if (a.client !== c || (a.state !== 'online' && a.state !== 'quiescing')) return;
     this.counts.unexpectedCloses++;
     this.fail(`unexpected close: ${c.problem ?? 'connection closed'}`);
-    a.state = 'dropped';
+    this.abandon(a, a.jid);
+    this.setState(a, 'dropped', ' (unexpected close)');
     if (!a.busy) this.track(this.reconnectLater(a, 1000));
   }
 
@@ -409,7 +478,7 @@ export class SoakGenerator {
   }
 
   private async drop(a: Account, pauseMs: number): Promise<void> {
-    a.state = 'quiescing';
+    this.setState(a, 'quiescing');
     const quiet = await until(() => a.inbound === 0 && a.acksOut === 0, this.settings.quiesceTimeoutMs);
     // Unless its connection ended meanwhile (counted as unexpected there): it still comes back below.
     if (a.state === 'quiescing') {
@@ -417,25 +486,29 @@ export class SoakGenerator {
         this.counts.quiesceTimeouts++;
         this.fail('drop went ahead with messages for the victim outstanding');
       }
-      a.state = 'dropped';
+      this.abandon(a, a.jid);
+      this.setState(a, 'dropped');
       a.client?.destroy();
       this.counts.drops++;
     }
     await sleep(pauseMs);
     if (this.stopping) return;
-    if (a.state === 'dropped') this.counts.dropsUnconfirmed++;
+    if (a.stale.size > 0) this.counts.dropsUnconfirmed++;
     await this.connect(a);
   }
 
   private async logout(a: Account): Promise<void> {
-    a.state = 'closing';
+    this.setState(a, 'closing');
     const c = a.client;
     const t0 = performance.now();
     // Long enough for a loaded server; past it the client destroys the socket.
     const timeoutMs = 30_000;
     await c?.close(timeoutMs);
-    if (performance.now() - t0 >= timeoutMs) this.counts.logoutTimeouts++;
-    a.state = 'offline';
+    if (performance.now() - t0 >= timeoutMs) {
+      this.counts.logoutTimeouts++;
+      this.abandon(a, a.jid);
+    }
+    this.setState(a, 'offline');
     this.counts.logouts++;
   }
 
@@ -449,7 +522,7 @@ export class SoakGenerator {
 
   /** Whether a message to this account now can be accounted for (see the top of the file). */
   private static canReceive(a: Account): boolean {
-    return a.state === 'online' || a.state === 'connecting' || a.state === 'offline' || a.state === 'closing';
+    return a.stale.size === 0 && (a.state === 'online' || a.state === 'connecting' || a.state === 'offline' || a.state === 'closing');
   }
 
   private sendMessage(): void {
@@ -461,7 +534,7 @@ export class SoakGenerator {
     }
     const to = options[Math.floor(Math.random() * options.length)]!;
     const seq = this.messages.length;
-    const m: Message = { from: from.index, to: to.index, sentAt: performance.now(), acked: false, received: 0, bounced: false };
+    const m: Message = { from: from.index, to: to.index, sentAt: performance.now(), toState: to.state, acked: false, received: 0, bounced: false };
     this.messages.push(m);
     to.inbound++;
     from.acksOut++;
@@ -517,7 +590,7 @@ export class SoakGenerator {
     if (el.children.some((c) => c.name === 'delay')) this.counts.deliveredOffline++;
     else {
       this.counts.deliveredLive++;
-      this.latencies.push(performance.now() - m.sentAt);
+      this.latencies.add(m.sentAt);
     }
   }
 
@@ -527,7 +600,10 @@ export class SoakGenerator {
     const from = el.attrs.from;
     const slash = from.indexOf('/');
     const a = this.byBare.get(slash < 0 ? from : from.slice(0, slash));
-    // The server has taken the dropped session out of routing: messages for it are stored now.
-    if (a && a.state === 'dropped' && from === a.jid) a.state = 'offline';
+    // The server has taken an abandoned session out of routing (seen by a contact, or by the
+    // account's own new session): messages for the account go where they should again.
+    if (!a || !a.stale.delete(from)) return;
+    a.history.push(`${this.seconds(performance.now())} s server ended ${from.slice(from.indexOf('/') + 1, from.indexOf('/') + 9)}`);
+    if (a.state === 'dropped' && a.stale.size === 0) this.setState(a, 'offline');
   }
 }

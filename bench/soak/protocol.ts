@@ -26,13 +26,14 @@ export interface ServerSample {
   forcedGc: boolean;
 }
 
-export type SoakCommand = { cmd: 'gc' } | { cmd: 'offline-count'; users: string[] } | { cmd: 'stop' };
+export type SoakCommand = { cmd: 'gc' } | { cmd: 'snapshot'; file: string } | { cmd: 'offline-count'; users: string[] } | { cmd: 'stop' };
 export type SoakRequest = SoakCommand & { id: number };
 
 export type SoakReply =
   | { kind: 'ready'; port: number }
   | { kind: 'sample'; sample: ServerSample }
   | { kind: 'gc'; id: number; sample: ServerSample; gcMs: number }
+  | { kind: 'snapshot'; id: number; file: string }
   | { kind: 'offline-count'; id: number; stored: number }
   | { kind: 'stopped'; id: number }
   | { kind: 'error'; id: number; message: string };

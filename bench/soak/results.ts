@@ -8,6 +8,7 @@ import { gnuplot } from '../shared/gnuplot.js';
 import type { Percentiles } from '../load/run.js';
 import type { GeneratorReport } from './generator.js';
 import type { ServerSample } from './protocol.js';
+import type { HeapRow } from '../memory/heap.js';
 
 /** A server sample placed on the run's time axis, with what the generator saw by then. */
 export interface Point extends ServerSample {
@@ -22,7 +23,10 @@ export interface Point extends ServerSample {
 /** Seconds since the ramp began. */
 export interface Markers {
   rampEnd: number;
+  /** The forced GC that ends the warm-up. */
   warmupEnd: number;
+  /** The judged window begins once the backlog of that GC's pause is worked off. */
+  judgedFrom: number;
   soakEnd: number;
   drainStart: number;
   drainEnd: number;
@@ -44,14 +48,14 @@ export interface MemoryFits {
 }
 
 export interface Analysis {
-  /** From the end of warm-up to the end of the soak. */
+  /** The judged window: from shortly after the warm-up's end to the end of the soak. */
   postWarmup: MemoryFits;
   /** The second half of the soak (the verdict's window). */
   secondHalf: MemoryFits;
   /** A fit is flat when it would add less than this share of its level in an hour. */
   flatThreshold: number;
   flat: { rss: boolean; heap: boolean };
-  /** After warm-up, intervals with a forced GC left out: the mean and the worst of the 2-s p99s, and the largest delay. */
+  /** In the judged window: the mean and the worst of the intervals' p99s, and the largest delay. */
   lag: { p99Mean: number; p99Worst: number; max: number };
   serverCpu: { mean: number; max: number };
   generatorCpu: { mean: number; max: number };
@@ -64,6 +68,12 @@ export interface GcPoint {
   t: number;
   sample: ServerSample;
   gcMs: number;
+}
+
+/** Heap growth between two forced-GC points, by constructor (self sizes), largest first. */
+export interface HeapDiff {
+  title: string;
+  rows: HeapRow[];
 }
 
 export interface SoakReport {
@@ -80,6 +90,8 @@ export interface SoakReport {
   analysis: Analysis;
   points: Point[];
   serverLog: { warnings: number; errors: number; examples: string[] };
+  /** With heap snapshots (--heap-snapshots). */
+  heapDiffs: HeapDiff[];
   /** Where the soak could not do what it meant to (e.g. the ramp ended with accounts out). */
   notes: string[];
 }
@@ -125,8 +137,8 @@ const stats = (xs: number[]): { mean: number; max: number } =>
   xs.length === 0 ? { mean: 0, max: 0 } : { mean: xs.reduce((a, b) => a + b, 0) / xs.length, max: Math.max(...xs) };
 
 export function analyze(points: Point[], m: Markers, flatThreshold = 0.05): Analysis {
-  const soak = points.filter((p) => p.t > m.warmupEnd && p.t <= m.soakEnd);
-  const half = points.filter((p) => p.t > m.rampEnd + (m.soakEnd - m.rampEnd) / 2 && p.t <= m.soakEnd);
+  const soak = points.filter((p) => p.t > m.judgedFrom && p.t <= m.soakEnd);
+  const half = points.filter((p) => p.t > Math.max(m.judgedFrom, m.rampEnd + (m.soakEnd - m.rampEnd) / 2) && p.t <= m.soakEnd);
   const secondHalf = fits(half);
   // The live heap is the verdict's heap figure when major GCs happened in the window; else heapUsed.
   const heapFit = secondHalf.heapAfterMajorGc.points >= 3 ? secondHalf.heapAfterMajorGc : secondHalf.heapUsed;
@@ -201,7 +213,8 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| setup (accounts derived and written, server started) | ${f1(-r.setupS)} | 0 |`,
     `| ramp (every account logs in) | 0 | ${f1(m.rampEnd)} |`,
     `| warm-up (traffic, not judged) | ${f1(m.rampEnd)} | ${f1(m.warmupEnd)} |`,
-    `| soak (traffic, judged) | ${f1(m.warmupEnd)} | ${f1(m.soakEnd)} |`,
+    `| forced GC and its backlog (traffic, not judged) | ${f1(m.warmupEnd)} | ${f1(m.judgedFrom)} |`,
+    `| soak (traffic, judged) | ${f1(m.judgedFrom)} | ${f1(m.soakEnd)} |`,
     `| settle and log out | ${f1(m.soakEnd)} | ${f1(m.drainStart)} |`,
     `| drain (every account logs in once more for its offline messages) | ${f1(m.drainStart)} | ${f1(m.drainEnd)} |`,
     '',
@@ -223,7 +236,7 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| logins (ramp, reconnects, drain) | ${n0(c.logins)} |`,
     `| login failures | ${n0(c.loginFailures)} |`,
     `| abrupt drops (socket destroyed) | ${n0(c.drops)} |`,
-    `| ... reconnected before a contact saw the unavailable presence | ${n0(c.dropsUnconfirmed)} |`,
+    `| ... reconnected before the server was seen to end the dropped session | ${n0(c.dropsUnconfirmed)} |`,
     `| ... went ahead after the quiesce timeout | ${n0(c.quiesceTimeouts)} |`,
     `| clean logouts (during the soak and at its end) | ${n0(c.logouts)} |`,
     `| ... not closed by the server in time | ${n0(c.logoutTimeouts)} |`,
@@ -232,9 +245,14 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| presence stanzas received | ${n0(c.presenceReceived)} |`,
     `| server log lines at warn / error | ${n0(r.serverLog.warnings)} / ${n0(r.serverLog.errors)} |`,
     '',
-    `Live delivery latency p50 / p99 / max: ${pct(r.generator.latencyMs)} ms. Login (STARTTLS, SCRAM-SHA-1, bind, session, roster, presence, ping) p50 / p99 / max: ${pct(r.generator.loginMs)} ms.`,
+    '| latency (ms) | p50 / p99 / max |',
+    '|---|---:|',
+    `| live delivery, send to receipt (judged window) | ${pct(r.generator.latencyMs)} |`,
+    `| login: STARTTLS, SCRAM-SHA-1, bind, session, roster, presence, ping (ramp) | ${pct(r.generator.rampLoginMs)} |`,
+    `| login (reconnects in the judged window) | ${pct(r.generator.loginMs)} |`,
     '',
     ...(failures.length > 0 ? ['Errors by kind:', '', ...failures.slice(0, 20).map(([k, v]) => `- ${k}: ${v}`), ''] : []),
+    ...(r.generator.lostDetails.length > 0 ? ['Lost messages (the first ten; times in seconds since the ramp began):', '', ...r.generator.lostDetails.map((d) => `- ${d}`), ''] : []),
     ...(r.serverLog.examples.length > 0 ? ['Server log (first lines at warn or above):', '', '```', ...r.serverLog.examples, '```', ''] : []),
     ...(r.notes.length > 0 ? ['Notes:', '', ...r.notes.map((n) => `- ${n}`), ''] : []),
     '## Memory',
@@ -251,9 +269,9 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| connections | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => n0(gc(l)?.sample.connections ?? 0)).join(' | ')} |`,
     `| GC pause (ms) | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => f1(gc(l)?.gcMs ?? Number.NaN)).join(' | ')} |`,
     '',
-    `Linear fits of the 2-s samples (forced-GC intervals left out), MB and MB/min; "per hour" is the second half's slope over an hour as a share of its level. Flat means under ${a.flatThreshold * 100}% per hour.`,
+    `Linear fits of the samples in the judged window (forced-GC intervals left out), MB and MB/min; "second half" is the second half of the traffic time; "per hour" is its slope over an hour as a share of its level. Flat means under ${a.flatThreshold * 100}% per hour.`,
     '',
-    '| series | post-warm-up mean | slope | second half mean | slope | per hour |',
+    '| series | judged window mean | slope | second half mean | slope | per hour |',
     '|---|---:|---:|---:|---:|---:|',
     fitRow('RSS', a.postWarmup.rss, a.secondHalf.rss),
     fitRow('heap used', a.postWarmup.heapUsed, a.secondHalf.heapUsed),
@@ -261,7 +279,15 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     '',
     `RSS: **${a.flat.rss ? 'flat' : 'not flat'}**; live heap: **${a.flat.heap ? 'flat' : 'not flat'}** (${liveHeap(a).points} points).`,
     '',
-    '## Event loop and CPU after warm-up',
+    ...r.heapDiffs.flatMap((d) => [
+      `Heap growth ${d.title} (heap snapshots after forced GCs, self sizes by constructor):`,
+      '',
+      '| bytes | objects | constructor |',
+      '|---:|---:|---|',
+      ...d.rows.map((row) => `| ${n0(row.size)} | ${f2(row.count)} | ${row.key.replace(/\|/g, '\\|')} |`),
+      '',
+    ]),
+    '## Event loop and CPU in the judged window',
     '',
     '| figure | value |',
     '|---|---:|',
@@ -303,14 +329,15 @@ export function chart(r: SoakReport, png: string, workDir: string): boolean {
     ['drain', m.drainStart],
   ] as const;
   const arrows = lines.map(([, t], i) => `set arrow ${i + 1} from first ${(t / 60).toFixed(3)}, graph 0 to first ${(t / 60).toFixed(3)}, graph 1 nohead dt 2 lc rgb "#888888"`);
-  const labels = lines.map(([name, t], i) => `set label ${i + 1} "${name}" at first ${(t / 60).toFixed(3)}, graph 0.97 offset 0.3,0 font ",8" tc rgb "#666666"`);
+  // Written down along each line from the top, so that neighbouring markers do not overlap.
+  const labels = lines.map(([name, t], i) => `set label ${i + 1} "${name}" at first ${(t / 60).toFixed(3)}, graph 0.98 rotate by 90 right offset -0.7,0 font ",8" tc rgb "#666666"`);
   const d = JSON.stringify(data);
   const script = [
     'set terminal pngcairo size 1200,1000 font "DejaVu Sans,10" noenhanced',
     `set output ${JSON.stringify(png)}`,
     'set multiplot layout 3,1 title "Shoal soak: ' + `${r.params.connections} connections, ${r.params['messages/s']} msg/s, ${r.params['drops/s']} drops/s` + '"',
     'set grid',
-    'set key top left horizontal',
+    'set key outside top center horizontal',
     'set xlabel "minutes since the ramp began"',
     'set lmargin 10',
     'set rmargin 10',
@@ -320,7 +347,7 @@ export function chart(r: SoakReport, png: string, workDir: string): boolean {
     'set ylabel "MB"',
     'set yrange [0:*]',
     `plot ${d} using 1:2 with lines lw 2 lc rgb "#3b7dd8" title "RSS", '' using 1:3 with lines lc rgb "#d8703b" title "heap used", '' using 1:4 with points pt 7 ps 0.6 lc rgb "#2a9d4b" title "heap after major GC"`,
-    'set title "server event-loop lag (ms, per 2-s interval) and CPU (% of a core)"',
+    `set title "server event-loop lag (ms, per ${r.params['sample interval (s)']}-s interval) and CPU (% of a core)"`,
     'set ylabel "ms"',
     'set y2label "% CPU"',
     'set y2tics',

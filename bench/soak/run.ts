@@ -28,6 +28,9 @@ const USAGE = `Usage: npm run bench:soak -- [options]
   --no-out               write no result files
   --no-pin               do not pin the server and the generator to separate CPUs
   --keep                 keep the temp dir (config, database, server log)
+  --server-flag FLAG     a Node.js flag for the server process (repeatable), e.g. --server-flag=--trace-gc
+  --heap-snapshots       snapshot the server's heap at each forced GC and diff them
+                         (slow and big: use with a few thousand connections)
   --help
 `;
 
@@ -59,6 +62,8 @@ function parse(argv: string[]): Partial<SoakOptions> | undefined {
       'no-out': { type: 'boolean', default: false },
       'no-pin': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
+      'heap-snapshots': { type: 'boolean', default: false },
+      'server-flag': { type: 'string', multiple: true },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -88,6 +93,8 @@ function parse(argv: string[]): Partial<SoakOptions> | undefined {
     outDir: v['no-out'] ? undefined : (v['out-dir'] ?? dirname(fileURLToPath(import.meta.url))),
     pin: !v['no-pin'],
     keep: v.keep,
+    heapSnapshots: v['heap-snapshots'],
+    serverFlags: v['server-flag'] ?? [],
   };
 }
 
@@ -117,12 +124,16 @@ async function main(): Promise<number> {
       `sent ${c.sent}, acknowledged ${c.acked}, delivered live ${c.deliveredLive}, from offline ${c.deliveredOffline}, lost ${c.lost}, duplicated ${c.duplicates}, bounced ${c.bounced}`,
       `logins ${c.logins} (failed ${c.loginFailures}), drops ${c.drops}, clean logouts ${c.logouts}, unexpected disconnects ${c.unexpectedCloses}, presence changes ${c.presenceSent}`,
       `offline messages left after the drain: ${report.offlineLeft}; server log: ${report.serverLog.warnings} warnings, ${report.serverLog.errors} errors`,
+      ...report.generator.lostDetails.map((d) => `lost: ${d}`),
       verdict(report),
       '',
     ].join('\n'),
   );
   return c.lost > 0 || c.duplicates > 0 || c.misrouted > 0 ? 1 : 0;
 }
+
+// Exiting runs runSoak's exit handler: the server is killed and the temp dir removed.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 main().then(
   (code) => process.exit(code),

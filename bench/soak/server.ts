@@ -2,10 +2,11 @@
 // bench/soak/soak.ts with `node --expose-gc --import tsx`), so that the memory,
 // CPU and event-loop lag it reports are the server's alone. Every interval it
 // sends a ServerSample to the parent over IPC; on request it forces a GC and
-// samples at once, counts stored offline messages, or stops.
+// samples at once, writes a heap snapshot, counts stored offline messages, or stops.
 //
 //   argv: <shoal.yaml> <sample interval ms>
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../../src/config/load.js';
 import { XmppServer } from '../../src/server.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -89,6 +90,10 @@ async function handle(req: SoakRequest): Promise<void> {
       send({ kind: 'gc', id: req.id, sample: { ...s, heapAfterMajorGc: s.heapUsed, forcedGc: true }, gcMs });
       return;
     }
+    case 'snapshot':
+      // Right after a forced GC (the runner asks for one first): what is in it is live.
+      send({ kind: 'snapshot', id: req.id, file: writeHeapSnapshot(req.file) });
+      return;
     case 'offline-count': {
       const offline = server.module<OfflineApi>('offline');
       let stored = 0;

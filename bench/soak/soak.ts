@@ -16,7 +16,8 @@ import { repoRoot, shoalConfig } from '../compare/servers.js';
 import { has, machine, makeCertificate } from '../shared/system.js';
 import { SoakGenerator, type AccountSpec, type TrafficPlan } from './generator.js';
 import type { ServerSample, SoakCommand, SoakReply, SoakRequest } from './protocol.js';
-import { analyze, chart, markdown, type GcPoint, type Markers, type Point, type SoakReport } from './results.js';
+import { analyze, chart, markdown, type GcPoint, type HeapDiff, type Markers, type Point, type SoakReport } from './results.js';
+import { perConnection, summarize } from '../memory/heap.js';
 
 export interface SoakOptions {
   connections: number;
@@ -40,6 +41,12 @@ export interface SoakOptions {
   settleMs: number;
   /** The drain ends when nothing outstanding has arrived for this long, ms. */
   stallMs: number;
+  /**
+   * Wait after the last logout before the final forced-GC sample, ms: past the grace period a
+   * closed connection's socket is kept for (TcpTransport.end() waits 5 s for a peer that never
+   * closes its side), so that the figure shows what stays for good.
+   */
+  lingerMs: number;
   /** Server on CPU 0, this process on CPU 1 (taskset), on a machine with two cores or more. */
   pin: boolean;
   /** Where RESULTS.md and RESULTS.png go; none written without. */
@@ -48,6 +55,14 @@ export interface SoakOptions {
   cmdline?: string;
   /** Keep the temp dir (config, database, server log). */
   keep: boolean;
+  /**
+   * A heap snapshot of the server at each forced-GC point, diffed by constructor at the end
+   * (bench/memory/heap.ts): what the soak left behind. Snapshots of a large heap are slow and
+   * big (V8 cannot read one much over 500 MB back as a string): a few thousand connections.
+   */
+  heapSnapshots: boolean;
+  /** Extra Node.js flags for the server process (e.g. --trace-gc, --cpu-prof). */
+  serverFlags: string[];
   progress: (line: string) => void;
 }
 
@@ -66,8 +81,11 @@ export const DEFAULTS: SoakOptions = {
   quiesceTimeoutMs: 10_000,
   settleMs: 60_000,
   stallMs: 30_000,
+  lingerMs: 6000,
   pin: true,
   keep: false,
+  heapSnapshots: false,
+  serverFlags: [],
   progress: (line) => void process.stderr.write(`[soak] ${line}\n`),
 };
 
@@ -93,9 +111,9 @@ class ServerChild {
   private nextId = 1;
   exited: string | undefined;
 
-  constructor(configFile: string, sampleMs: number, logFd: number, onSample: (s: ServerSample) => void) {
+  constructor(configFile: string, sampleMs: number, logFd: number, flags: string[], onSample: (s: ServerSample) => void) {
     const script = fileURLToPath(new URL('./server.ts', import.meta.url));
-    this.proc = fork(script, [configFile, String(sampleMs)], { cwd: repoRoot, execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', logFd, logFd, 'ipc'] });
+    this.proc = fork(script, [configFile, String(sampleMs)], { cwd: repoRoot, execArgv: ['--expose-gc', ...flags, '--import', 'tsx'], stdio: ['ignore', logFd, logFd, 'ipc'] });
     this.ready = new Promise((resolve, reject) => {
       this.proc.on('message', (r: SoakReply) => {
         if (r.kind === 'ready') resolve(r.port);
@@ -137,6 +155,9 @@ class ServerChild {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Seconds after the warm-up's forced GC before the judged window begins. */
+const RECOVERY_S = 20;
 
 /** pino's JSON lines at warn (40) or above, counted, with the first few kept. */
 function readServerLog(file: string): SoakReport['serverLog'] {
@@ -181,6 +202,12 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
   let server: ServerChild | undefined;
   let gen: SoakGenerator | undefined;
   const notes: string[] = [];
+  // A run ended by a signal (the CLI exits on SIGINT and SIGTERM) still leaves nothing behind.
+  const onExit = (): void => {
+    server?.proc.kill('SIGKILL');
+    if (!o.keep) rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
   try {
     // --- Accounts and rosters, written before the server starts ---
     say(`deriving SCRAM-SHA-1 credentials for ${o.connections} accounts (4096 iterations)`);
@@ -203,7 +230,7 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     let t0Wall = Date.now();
     let genCpu = process.cpuUsage();
     let genAt = performance.now();
-    server = new ServerChild(configFile, o.sampleMs, logFd, (s) => {
+    server = new ServerChild(configFile, o.sampleMs, logFd, o.serverFlags, (s) => {
       const now = performance.now();
       const used = process.cpuUsage(genCpu);
       const genCpuPercent = ((used.user + used.system) / 1000 / Math.max(1, now - genAt)) * 100;
@@ -231,10 +258,12 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     );
     const g = gen;
     const srv = server;
+    const snapshotFile = (label: string): string => join(dir, `${label.replace(/\W+/g, '-')}.heapsnapshot`);
     const gcPoints: GcPoint[] = [];
     const forceGc = async (label: string): Promise<void> => {
       const r = await srv.request({ cmd: 'gc' }, 'gc');
       gcPoints.push({ label, t: (r.sample.at - t0Wall) / 1000, sample: r.sample, gcMs: r.gcMs });
+      if (o.heapSnapshots) await srv.request({ cmd: 'snapshot', file: snapshotFile(label) }, 'snapshot');
       say(`${label}: after forced GC RSS ${(r.sample.rss / 1048576).toFixed(1)} MB, heap ${(r.sample.heapUsed / 1048576).toFixed(1)} MB, ${r.sample.connections} connections (GC ${r.gcMs.toFixed(0)} ms)`);
     };
     await forceGc('baseline');
@@ -243,6 +272,7 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     // --- Progress ---
     let phase = 'ramp';
     const t0 = performance.now();
+    g.epoch = t0;
     t0Wall = Date.now();
     for (const p of points) p.t = (p.at - t0Wall) / 1000;
     const genLag = monitorEventLoopDelay({ resolution: 20 });
@@ -269,10 +299,14 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
       // --- Traffic; the warm-up's end is marked by a forced GC while traffic goes on ---
       phase = 'warm-up';
       let warmupEnd = rampEnd + o.warmupS;
+      let judgedFrom = warmupEnd;
       const warm = sleep(o.warmupS * 1000).then(async () => {
         phase = 'soak';
         warmupEnd = since();
         await forceGc('warm-up end');
+        // The forced GC stops the server for a second or more and the traffic piles up meanwhile:
+        // the backlog it leaves is the measurement's doing, not the soak's, and is not judged.
+        judgedFrom = since() + Math.min(RECOVERY_S, (o.durationS - o.warmupS) / 4);
       });
       await g.traffic(o.traffic, o.durationS);
       await warm;
@@ -294,10 +328,9 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
       const offlineLeft = (await srv.request({ cmd: 'offline-count', users: g.usernames() }, 'offline-count')).stored;
       phase = 'end';
       await g.logoutAll();
-      // The server ends a session when it closes the stream; let the last closes land.
-      await sleep(1000);
+      await sleep(o.lingerMs);
       await forceGc('after drain');
-      const markers: Markers = { rampEnd, warmupEnd, soakEnd, drainStart, drainEnd };
+      const markers: Markers = { rampEnd, warmupEnd, judgedFrom, soakEnd, drainStart, drainEnd };
       const report: SoakReport = {
         startedAt,
         params: {
@@ -319,16 +352,30 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
         markers,
         setupS,
         totalS: (performance.now() - setupStart) / 1000,
-        generator: g.report(),
+        generator: g.report([t0, t0 + rampEnd * 1000], [t0 + judgedFrom * 1000, t0 + soakEnd * 1000]),
         offlineLeft,
         gcPoints,
         analysis: analyze(points, markers),
         points,
         serverLog: { warnings: 0, errors: 0, examples: [] },
+        heapDiffs: [],
         notes,
       };
       await srv.stop();
       report.serverLog = readServerLog(logFile);
+      if (o.heapSnapshots) {
+        const diff = (from: string, to: string, per: number, what: string): HeapDiff => {
+          const rows = perConnection(summarize(snapshotFile(from)), summarize(snapshotFile(to)), per);
+          return { title: `${from} → ${to}, ${what}`, rows: rows.slice(0, 25) };
+        };
+        say('diffing heap snapshots');
+        report.heapDiffs.push(diff('warm-up end', 'soak end', 1, 'bytes and objects in all'));
+        report.heapDiffs.push(diff('baseline', 'after drain', o.connections, 'per account (everyone has logged out)'));
+        for (const d of report.heapDiffs) {
+          say(`heap growth ${d.title}:`);
+          for (const r of d.rows.slice(0, 12)) say(`  ${r.size.toFixed(0).padStart(9)} B ${r.count.toFixed(2).padStart(9)}x  ${r.key}`);
+        }
+      }
       if (o.outDir) {
         mkdirSync(o.outDir, { recursive: true });
         const png = join(o.outDir, 'RESULTS.png');
@@ -346,6 +393,7 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     const tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
     throw new Error(`${(err as Error).message}${server?.exited ? `\nserver log (last lines):\n${tail}` : ''}`, { cause: err });
   } finally {
+    process.off('exit', onExit);
     gen?.destroyAll();
     await server?.stop(5000);
     closeSync(logFd);
