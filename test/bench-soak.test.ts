@@ -76,5 +76,8 @@ test('rosters are a symmetric ring; the memory slope is a least-squares fit in M
   const MB = 1024 * 1024;
   // 1 MB per 30 s = 2 MB/min, around 100 MB.
   const f = fit([0, 30, 60, 90].map((t) => ({ t, y: (100 + t / 30) * MB })));
-  assert.ok(Math.abs(f.slope - 2) < 1e-9 && Math.abs(f.mean - 101.5) < 1e-9);
+  assert.ok(Math.abs(f.slope - 2) < 1e-9 && Math.abs(f.mean - 101.5) < 1e-9 && f.se < 1e-9);
+  // Noise around a level: a small slope, but within its standard errors.
+  const noisy = fit([0, 30, 60, 90, 120, 150].map((t, i) => ({ t, y: (100 + (i % 2 === 0 ? 1 : -1)) * MB })));
+  assert.ok(Math.abs(noisy.slope) < 2 * noisy.se, JSON.stringify(noisy));
 });

@@ -170,9 +170,10 @@ export interface GeneratorReport {
   counts: SoakCounts;
   /** Live deliveries only, from send to receipt, received in the judged window. */
   latencyMs: Percentiles;
-  /** Logins of the ramp, and of the reconnects in the judged window. */
+  /** Logins of the ramp, of the reconnects in the judged window, and of the drain. */
   rampLoginMs: Percentiles;
   loginMs: Percentiles;
+  drainLoginMs: Percentiles;
   /** Failure counts by reason (login steps, unexpected closes, bounce conditions). */
   failures: Record<string, number>;
   /** The first lost messages, with their recipient's state then and its last state changes. */
@@ -354,8 +355,8 @@ export class SoakGenerator {
     for (const a of this.accounts) a.client?.destroy();
   }
 
-  /** `ramp` and `judged`: [from, to) in performance.now() time. */
-  report(ramp: [number, number], judged: [number, number]): GeneratorReport {
+  /** `ramp`, `judged` and `drain`: [from, to) in performance.now() time. */
+  report(ramp: [number, number], judged: [number, number], drain: [number, number]): GeneratorReport {
     let lost = 0;
     const lostDetails: string[] = [];
     this.messages.forEach((m, seq) => {
@@ -373,6 +374,7 @@ export class SoakGenerator {
       latencyMs: this.latencies.within(...judged),
       rampLoginMs: this.loginTimes.within(...ramp),
       loginMs: this.loginTimes.within(...judged),
+      drainLoginMs: this.loginTimes.within(...drain),
       failures: { ...this.failures },
     };
   }

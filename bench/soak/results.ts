@@ -18,6 +18,12 @@ export interface Point extends ServerSample {
   delivered: number;
   /** The generator's CPU in the interval, % of one core. */
   genCpuPercent: number;
+  /**
+   * The whole machine's busy CPU in the interval, % of all its cores (/proc/stat). A virtual
+   * machine whose host is busy may not report steal time: lag while the server, the generator
+   * and the machine are all far from busy means the CPU was taken from outside.
+   */
+  machineCpuPercent: number;
 }
 
 /** Seconds since the ramp began. */
@@ -35,6 +41,11 @@ export interface Markers {
 export interface Fit {
   /** MB per minute. */
   slope: number;
+  /**
+   * Its standard error, MB per minute (from the residuals; they are not independent, a sawtooth
+   * least of all, so take it as a floor on the uncertainty).
+   */
+  se: number;
   /** Mean of the fitted values, MB. */
   mean: number;
   points: number;
@@ -59,6 +70,7 @@ export interface Analysis {
   lag: { p99Mean: number; p99Worst: number; max: number };
   serverCpu: { mean: number; max: number };
   generatorCpu: { mean: number; max: number };
+  machineCpu: { mean: number; max: number };
   connections: { min: number; max: number };
 }
 
@@ -101,7 +113,7 @@ const MB = 1024 * 1024;
 /** Least-squares slope of y (bytes) over t (seconds), in MB per minute; NaN without two points. */
 export function fit(points: { t: number; y: number }[]): Fit {
   const n = points.length;
-  if (n < 2) return { slope: Number.NaN, mean: n === 1 ? points[0]!.y / MB : Number.NaN, points: n };
+  if (n < 2) return { slope: Number.NaN, se: Number.NaN, mean: n === 1 ? points[0]!.y / MB : Number.NaN, points: n };
   let st = 0;
   let sy = 0;
   for (const p of points) {
@@ -116,7 +128,12 @@ export function fit(points: { t: number; y: number }[]): Fit {
     num += (p.t - mt) * (p.y - my);
     den += (p.t - mt) ** 2;
   }
-  return { slope: den === 0 ? Number.NaN : (num / den / MB) * 60, mean: my / MB, points: n };
+  if (den === 0) return { slope: Number.NaN, se: Number.NaN, mean: my / MB, points: n };
+  const b = num / den;
+  let rss = 0;
+  for (const p of points) rss += (p.y - my - b * (p.t - mt)) ** 2;
+  const se = n > 2 ? Math.sqrt(rss / (n - 2) / den) : Number.NaN;
+  return { slope: (b / MB) * 60, se: (se / MB) * 60, mean: my / MB, points: n };
 }
 
 function fits(points: Point[]): MemoryFits {
@@ -128,10 +145,15 @@ function fits(points: Point[]): MemoryFits {
   };
 }
 
-/** Flat: the slope would add less than `threshold` of the level in an hour (NaN slopes are not flat). */
+/**
+ * Flat: the slope would change the level by less than `threshold` of it in an hour, or it is
+ * within two standard errors of zero (no trend the samples can tell). NaN slopes are not flat.
+ */
 function isFlat(f: Fit, threshold: number): boolean {
-  return Number.isFinite(f.slope) && Math.abs(f.slope) * 60 < threshold * f.mean;
+  return Number.isFinite(f.slope) && (Math.abs(f.slope) * 60 < threshold * f.mean || Math.abs(f.slope) < 2 * f.se);
 }
+
+const trend = (flat: boolean, f: Fit): string => (flat ? 'flat' : f.slope > 0 ? 'rising' : 'falling');
 
 const stats = (xs: number[]): { mean: number; max: number } =>
   xs.length === 0 ? { mean: 0, max: 0 } : { mean: xs.reduce((a, b) => a + b, 0) / xs.length, max: Math.max(...xs) };
@@ -152,6 +174,7 @@ export function analyze(points: Point[], m: Markers, flatThreshold = 0.05): Anal
     lag: { p99Mean: stats(p99s).mean, p99Worst: stats(p99s).max, max: stats(calm.map((p) => p.lagMaxMs)).max },
     serverCpu: stats(soak.map((p) => p.cpuPercent)),
     generatorCpu: stats(soak.map((p) => p.genCpuPercent)),
+    machineCpu: stats(soak.map((p) => p.machineCpuPercent)),
     connections: { min: soak.length ? Math.min(...soak.map((p) => p.connections)) : 0, max: soak.length ? Math.max(...soak.map((p) => p.connections)) : 0 },
   };
 }
@@ -172,8 +195,12 @@ function pct(p: Percentiles): string {
 export function verdict(r: SoakReport): string {
   const c = r.generator.counts;
   const a = r.analysis;
-  const memory = a.flat.rss && a.flat.heap ? 'memory flat after warm-up' : `memory NOT flat after warm-up (RSS ${a.flat.rss ? 'flat' : 'rising'}, heap ${a.flat.heap ? 'flat' : 'rising'})`;
-  return `${c.lost === 0 && c.duplicates === 0 ? 'nothing lost' : `${c.lost} LOST, ${c.duplicates} duplicated`} (${n0(c.acked)} acknowledged messages); ${memory}: RSS ${signed(a.secondHalf.rss.slope)} MB/min, live heap ${signed(liveHeap(a).slope)} MB/min over the second half`;
+  const memory = a.flat.rss && a.flat.heap ? 'memory flat after warm-up' : `memory NOT flat after warm-up (RSS ${trend(a.flat.rss, a.secondHalf.rss)}, live heap ${trend(a.flat.heap, liveHeap(a))})`;
+  const warm = r.gcPoints.find((g) => g.label === 'warm-up end')?.sample;
+  const end = r.gcPoints.find((g) => g.label === 'soak end')?.sample;
+  // The fits see garbage and V8's heap growing between major GCs; forced GCs at both ends do not.
+  const forced = warm && end ? `; after forced GCs, warm-up end → soak end: RSS ${mb(warm.rss)} → ${mb(end.rss)} MB, heap ${mb(warm.heapUsed)} → ${mb(end.heapUsed)} MB` : '';
+  return `${c.lost === 0 && c.duplicates === 0 ? 'nothing lost' : `${c.lost} LOST, ${c.duplicates} duplicated`} (${n0(c.acked)} acknowledged messages); ${memory}: RSS ${signed(a.secondHalf.rss.slope)} MB/min, live heap ${signed(liveHeap(a).slope)} MB/min over the second half${forced}`;
 }
 
 function liveHeap(a: Analysis): Fit {
@@ -187,7 +214,8 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
   const gc = (label: string): GcPoint | undefined => r.gcPoints.find((g) => g.label === label);
   const memRow = (label: string, key: 'rss' | 'heapUsed' | 'heapTotal' | 'external' | 'arrayBuffers'): string =>
     `| ${label} | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => mb(gc(l)?.sample[key])).join(' | ')} |`;
-  const fitRow = (label: string, pw: Fit, sh: Fit): string => `| ${label} | ${f1(pw.mean)} | ${signed(pw.slope)} | ${f1(sh.mean)} | ${signed(sh.slope)} | ${f1((sh.slope * 60 * 100) / sh.mean)}% |`;
+  const slope = (f: Fit): string => `${signed(f.slope)}${Number.isFinite(f.se) ? ` ± ${f2(2 * f.se)}` : ''}`;
+  const fitRow = (label: string, pw: Fit, sh: Fit): string => `| ${label} | ${f1(pw.mean)} | ${slope(pw)} | ${f1(sh.mean)} | ${slope(sh)} | ${f1((sh.slope * 60 * 100) / sh.mean)}% |`;
   const failures = Object.entries(r.generator.failures).sort((x, y) => y[1] - x[1]);
   const params = Object.entries(r.params).map(([k, v]) => `| ${k} | ${v} |`);
   return [
@@ -250,6 +278,7 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| live delivery, send to receipt (judged window) | ${pct(r.generator.latencyMs)} |`,
     `| login: STARTTLS, SCRAM-SHA-1, bind, session, roster, presence, ping (ramp) | ${pct(r.generator.rampLoginMs)} |`,
     `| login (reconnects in the judged window) | ${pct(r.generator.loginMs)} |`,
+    `| login (the drain: everyone at once after a mass logout) | ${pct(r.generator.drainLoginMs)} |`,
     '',
     ...(failures.length > 0 ? ['Errors by kind:', '', ...failures.slice(0, 20).map(([k, v]) => `- ${k}: ${v}`), ''] : []),
     ...(r.generator.lostDetails.length > 0 ? ['Lost messages (the first ten; times in seconds since the ramp began):', '', ...r.generator.lostDetails.map((d) => `- ${d}`), ''] : []),
@@ -269,7 +298,7 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| connections | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => n0(gc(l)?.sample.connections ?? 0)).join(' | ')} |`,
     `| GC pause (ms) | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => f1(gc(l)?.gcMs ?? Number.NaN)).join(' | ')} |`,
     '',
-    `Linear fits of the samples in the judged window (forced-GC intervals left out), MB and MB/min; "second half" is the second half of the traffic time; "per hour" is its slope over an hour as a share of its level. Flat means under ${a.flatThreshold * 100}% per hour.`,
+    `Linear fits of the samples in the judged window (forced-GC intervals left out), MB and MB/min; "second half" is the second half of the traffic time; slopes ± two standard errors; "per hour" is the second half's slope over an hour as a share of its level. Flat means under ${a.flatThreshold * 100}% per hour, or a slope within two standard errors of zero.`,
     '',
     '| series | judged window mean | slope | second half mean | slope | per hour |',
     '|---|---:|---:|---:|---:|---:|',
@@ -277,7 +306,7 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     fitRow('heap used', a.postWarmup.heapUsed, a.secondHalf.heapUsed),
     fitRow('heap after each major GC (live heap)', a.postWarmup.heapAfterMajorGc, a.secondHalf.heapAfterMajorGc),
     '',
-    `RSS: **${a.flat.rss ? 'flat' : 'not flat'}**; live heap: **${a.flat.heap ? 'flat' : 'not flat'}** (${liveHeap(a).points} points).`,
+    `RSS: **${trend(a.flat.rss, a.secondHalf.rss)}**; live heap: **${trend(a.flat.heap, liveHeap(a))}** (${liveHeap(a).points} points).`,
     '',
     ...r.heapDiffs.flatMap((d) => [
       `Heap growth ${d.title} (heap snapshots after forced GCs, self sizes by constructor):`,
@@ -296,12 +325,13 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     `| event-loop lag max (ms) | ${f1(a.lag.max)} |`,
     `| server CPU, mean / max of the intervals (% of a core) | ${f1(a.serverCpu.mean)} / ${f1(a.serverCpu.max)} |`,
     `| load generator CPU, mean / max (% of a core) | ${f1(a.generatorCpu.mean)} / ${f1(a.generatorCpu.max)} |`,
+    `| the whole machine's CPU, mean / max (% of all cores) | ${f1(a.machineCpu.mean)} / ${f1(a.machineCpu.max)} |`,
     `| server connections, min / max | ${n0(a.connections.min)} / ${n0(a.connections.max)} |`,
     '',
-    '<details><summary>Samples (CSV: t s, RSS MB, heap used MB, live heap MB, lag p99 ms, lag max ms, server CPU %, connections, delivered)</summary>',
+    '<details><summary>Samples (CSV: t s, RSS MB, heap used MB, live heap MB, heap total MB, lag p99 ms, lag max ms, server CPU %, machine CPU %, connections, delivered)</summary>',
     '',
     '```',
-    ...r.points.map((p) => [f1(p.t), mb(p.rss), mb(p.heapUsed), mb(p.heapAfterMajorGc), f2(p.lagP99Ms), f2(p.lagMaxMs), f1(p.cpuPercent), p.connections, p.delivered].join(',')),
+    ...r.points.map((p) => [f1(p.t), mb(p.rss), mb(p.heapUsed), mb(p.heapAfterMajorGc), mb(p.heapTotal), f2(p.lagP99Ms), f2(p.lagMaxMs), f1(p.cpuPercent), f1(p.machineCpuPercent), p.connections, p.delivered].join(',')),
     '```',
     '',
     '</details>',
@@ -317,7 +347,7 @@ export function chart(r: SoakReport, png: string, workDir: string): boolean {
   for (const p of r.points) {
     const rate = prev && p.t > prev.t ? (p.delivered - prev.delivered) / (p.t - prev.t) : 0;
     const live = p.heapAfterMajorGc === undefined ? 'NaN' : (p.heapAfterMajorGc / MB).toFixed(2);
-    rows.push([(p.t / 60).toFixed(4), (p.rss / MB).toFixed(2), (p.heapUsed / MB).toFixed(2), live, p.lagP99Ms.toFixed(2), p.lagMaxMs.toFixed(2), p.cpuPercent.toFixed(1), p.connections, rate.toFixed(1)].join(' '));
+    rows.push([(p.t / 60).toFixed(4), (p.rss / MB).toFixed(2), (p.heapUsed / MB).toFixed(2), live, p.lagP99Ms.toFixed(2), p.lagMaxMs.toFixed(2), p.cpuPercent.toFixed(1), p.connections, rate.toFixed(1), p.machineCpuPercent.toFixed(1)].join(' '));
     prev = p;
   }
   writeFileSync(data, rows.join('\n') + '\n');
@@ -353,7 +383,7 @@ export function chart(r: SoakReport, png: string, workDir: string): boolean {
     'set y2tics',
     'set yrange [0:*]',
     'set y2range [0:100]',
-    `plot ${d} using 1:6 with lines lc rgb "#e0a0a0" title "lag max", '' using 1:5 with lines lw 2 lc rgb "#c0392b" title "lag p99", '' using 1:7 axes x1y2 with lines lc rgb "#555555" title "CPU %"`,
+    `plot ${d} using 1:6 with lines lc rgb "#e0a0a0" title "lag max", '' using 1:5 with lines lw 2 lc rgb "#c0392b" title "lag p99", '' using 1:7 axes x1y2 with lines lc rgb "#555555" title "server CPU % of a core", '' using 1:10 axes x1y2 with lines lc rgb "#9b59b6" title "machine CPU % of all cores"`,
     'set title "connections held by the server, and messages delivered per second"',
     'set ylabel "connections"',
     'set y2label "messages/s"',

@@ -14,6 +14,7 @@ import { makeBenchData, scramCacheFor } from '../compare/accounts.js';
 import { provisionShoal } from '../compare/provision.js';
 import { repoRoot, shoalConfig } from '../compare/servers.js';
 import { has, machine, makeCertificate } from '../shared/system.js';
+import { machineBusySeconds } from '../load/proc.js';
 import { SoakGenerator, type AccountSpec, type TrafficPlan } from './generator.js';
 import type { ServerSample, SoakCommand, SoakReply, SoakRequest } from './protocol.js';
 import { analyze, chart, markdown, type GcPoint, type HeapDiff, type Markers, type Point, type SoakReport } from './results.js';
@@ -230,14 +231,19 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     let t0Wall = Date.now();
     let genCpu = process.cpuUsage();
     let genAt = performance.now();
+    let busyMark = machineBusySeconds().busy;
+    const cores = cpus().length;
     server = new ServerChild(configFile, o.sampleMs, logFd, o.serverFlags, (s) => {
       const now = performance.now();
       const used = process.cpuUsage(genCpu);
       const genCpuPercent = ((used.user + used.system) / 1000 / Math.max(1, now - genAt)) * 100;
+      const busy = machineBusySeconds().busy;
+      const machineCpuPercent = ((busy - busyMark) / cores / (Math.max(1, now - genAt) / 1000)) * 100;
+      busyMark = busy;
       genCpu = process.cpuUsage();
       genAt = now;
       const c = gen?.counts;
-      points.push({ ...s, t: (s.at - t0Wall) / 1000, delivered: c ? c.deliveredLive + c.deliveredOffline : 0, genCpuPercent });
+      points.push({ ...s, t: (s.at - t0Wall) / 1000, delivered: c ? c.deliveredLive + c.deliveredOffline : 0, genCpuPercent, machineCpuPercent });
     });
     const port = await server.ready;
     const pinned = o.pin && cpus().length >= 2 && has('taskset') && pin(server.proc.pid!, 0) && pin(process.pid, 1);
@@ -352,7 +358,7 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
         markers,
         setupS,
         totalS: (performance.now() - setupStart) / 1000,
-        generator: g.report([t0, t0 + rampEnd * 1000], [t0 + judgedFrom * 1000, t0 + soakEnd * 1000]),
+        generator: g.report([t0, t0 + rampEnd * 1000], [t0 + judgedFrom * 1000, t0 + soakEnd * 1000], [t0 + drainStart * 1000, t0 + drainEnd * 1000]),
         offlineLeft,
         gcPoints,
         analysis: analyze(points, markers),
