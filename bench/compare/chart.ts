@@ -1,10 +1,10 @@
 // The ratios as a PNG bar chart, drawn by gnuplot (Debian gnuplot-nox). Each bar
 // is Shoal's advantage factor for one figure: Shoal/X for rates, X/Shoal for
 // costs, so a bar above 1 always means Shoal did better.
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { METRICS, advantage, type Results } from './table.js';
+import { gnuplot } from '../shared/gnuplot.js';
 
 export function drawChart(results: Results, png: string, workDir: string): boolean {
   const rows: string[] = [];
@@ -40,11 +40,5 @@ export function drawChart(results: Results, png: string, workDir: string): boole
     'set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"',
     `plot ${JSON.stringify(data)} using 2:xtic(1) title "vs Prosody" lc rgb "#3b7dd8", '' using 3 title "vs ejabberd" lc rgb "#d8703b"`,
   ].join('\n');
-  const r = spawnSync('gnuplot', [], { input: script, encoding: 'utf8' });
-  if (r.status !== 0) {
-    // Without cairo (gnuplot-nox has it; a minimal build may not), fall back to the plain png terminal.
-    const plain = script.replace(/^set terminal pngcairo.*$/m, 'set terminal png size 1100,560 noenhanced');
-    return spawnSync('gnuplot', [], { input: plain, encoding: 'utf8' }).status === 0;
-  }
-  return true;
+  return gnuplot(script);
 }

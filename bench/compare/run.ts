@@ -4,9 +4,9 @@
 // against each (server pinned to CPU 0, load generator to CPU 1), and writes
 // bench/RESULTS.md and bench/RESULTS.png. Everything listens and connects on
 // 127.0.0.1 only; every phase is bounded in time.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpus, loadavg, totalmem, release } from 'node:os';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { buildTable, failedChecks, targets, type Results, type ScenarioName } fr
 import { summarizeProfile } from './profile.js';
 import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
 import { drawChart } from './chart.js';
+import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLimit } from '../shared/system.js';
 
 const USAGE = `Usage: npm run bench:compare -- [options]
 
@@ -39,33 +40,6 @@ const USAGE = `Usage: npm run bench:compare -- [options]
 
 const log = (line: string): void => void process.stderr.write(`[compare] ${line}\n`);
 
-function has(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
-function pkgInstalled(pkg: string): boolean {
-  const r = spawnSync('dpkg-query', ['-W', '-f', '${Status}', pkg], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.includes('install ok installed');
-}
-
-/** apt-get install for whatever is missing; returns the packages still missing. */
-function ensurePackages(pkgs: string[], install: boolean): string[] {
-  const missing = pkgs.filter((p) => !pkgInstalled(p));
-  if (missing.length === 0 || !install) return missing;
-  if (process.getuid?.() !== 0) {
-    log(`missing ${missing.join(', ')} and not root: install them with apt-get install -y ${missing.join(' ')}`);
-    return missing;
-  }
-  log(`installing ${missing.join(', ')} from Debian (apt-get)`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  // A fresh machine has no package lists yet: update first when the plain install fails.
-  if (spawnSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env }).status !== 0) {
-    spawnSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    spawnSync('apt-get', ['install', '-y', '-q', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
-  }
-  return missing.filter((p) => !pkgInstalled(p));
-}
-
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = net.createServer();
@@ -75,43 +49,6 @@ async function freePort(): Promise<number> {
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
     });
   });
-}
-
-/**
- * The open-file limit for servers and the generator (10,000 idle clients need 10,000 sockets
- * on each side): 65536 where prlimit may raise the hard limit (root with CAP_SYS_RESOURCE),
- * else the current hard limit.
- */
-function nofileLimit(): number {
-  if (spawnSync('prlimit', ['--nofile=65536:65536', 'true'], { stdio: 'ignore' }).status === 0) return 65536;
-  const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
-  return Number.isFinite(hard) ? hard : 4096;
-}
-
-function machine(): Record<string, string> {
-  const cpu = cpus()[0]?.model ?? 'unknown';
-  let os = '';
-  try {
-    os = readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)/m)?.[1] ?? '';
-  } catch {
-    // not Linux
-  }
-  const run = (cmd: string, args: string[]): string => {
-    try {
-      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-    } catch {
-      return 'unknown';
-    }
-  };
-  return {
-    cpu: `${cpu}, ${cpus().length} cores`,
-    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    os: `${os}, Linux ${release()}`,
-    node: process.version,
-    openssl: run('openssl', ['version']),
-    erlang: `OTP ${run('erl', ['-noshell', '-eval', 'io:format("~s", [erlang:system_info(otp_release)]), halt().'])}`,
-    lua: run('lua5.4', ['-v']).split('\n')[0] ?? '',
-  };
 }
 
 interface Scenario {
@@ -262,7 +199,7 @@ async function main(): Promise<number> {
 
   // --- Packages ---
   const needed = [...(wanted.includes('prosody') ? ['prosody'] : []), ...(wanted.includes('ejabberd') ? ['ejabberd'] : []), 'gnuplot-nox'];
-  const stillMissing = ensurePackages(needed, !v['no-install']);
+  const stillMissing = ensurePackages(needed, !v['no-install'], log);
   if (!has('openssl')) throw new Error('openssl is needed to make the test certificate');
 
   // --- Shoal build ---
@@ -284,9 +221,8 @@ async function main(): Promise<number> {
     process.exit(130);
   });
   try {
-    const tls = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
     // One ECDSA P-256 certificate for all three servers: the same handshake cost everywhere.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', tls.key, '-out', tls.cert, '-days', '30', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    const tls = makeCertificate(dir);
 
     const clientsOf = (s: Scenario): number => Number(s.args[s.args.indexOf('--clients') + 1]);
     const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf));
@@ -406,7 +342,11 @@ async function main(): Promise<number> {
     for (const c of checks) log(`CHECK FAILED (must be 0): ${c}`);
     const tgt = targets(results);
     process.stdout.write(`\n${tgt}\n`);
-    const m = machine();
+    const m = {
+      ...machine(),
+      erlang: `OTP ${commandOutput('erl', ['-noshell', '-eval', 'io:format("~s", [erlang:system_info(otp_release)]), halt().'])}`,
+      lua: commandOutput('lua5.4', ['-v']).split('\n')[0] ?? '',
+    };
     const cmdline = `npm run bench:compare${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
     const md = [
       '# Shoal, Prosody and ejabberd side by side',

@@ -10,7 +10,9 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
 import { processTree } from '../load/proc.js';
+import { has } from '../shared/system.js';
 
 export interface Launch {
   /** CPU list for taskset (e.g. '0'), or undefined to not pin. */
@@ -52,15 +54,6 @@ export interface TlsFiles {
   cert: string;
   key: string;
 }
-
-const has = (cmd: string): boolean => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** prlimit and taskset wrap the command (both exec it, so the pid stays the server's or its launcher's). */
 export function wrap(cmd: string, args: string[], launch: Launch): [string, string[]] {
@@ -153,6 +146,29 @@ function launch(cmd: string, args: string[], opts: Launch, env: NodeJS.ProcessEn
 
 // --- Shoal -------------------------------------------------------------------
 
+/**
+ * Shoal's settings for a benchmark, as shoal.yaml's keys: loopback, STARTTLS required with
+ * this certificate, SCRAM-SHA-1 (credentials are stored for SHA-1 only), logs at warn, data
+ * under `dir`.
+ */
+export function shoalConfig(dir: string, port: number, tls: TlsFiles): Record<string, unknown> & { sasl: Record<string, unknown> } {
+  return {
+    hosts: ['localhost'],
+    c2s: { host: '127.0.0.1', port },
+    data_dir: join(dir, 'data'),
+    storage: { driver: 'sqlite', path: join(dir, 'data', 'shoal.sqlite') },
+    tls: { cert: tls.cert, key: tls.key },
+    sasl: { mechanisms: ['SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'PLAIN'] },
+    // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there),
+    // and no traffic shaping, as for the others (ejabberd's listener has no shaper).
+    limits: {
+      max_connections_per_ip: 0,
+      rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } },
+    },
+    log: { level: 'warn', format: 'json' },
+  };
+}
+
 /** `useDist`: run the build in dist/ (only right after a successful build: provisioning uses src/, and both must agree on the schema). */
 export function shoal(repo: string, useDist: boolean): ServerKind {
   let dir = '';
@@ -177,27 +193,10 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       dir = d;
       port = p;
       mkdirSync(dir, { recursive: true });
-      // Same settings as the others: loopback, required STARTTLS, SCRAM-SHA-1 (credentials
-      // are stored for SHA-1 only), logs at warn.
       for (const sm of SM_VARIANTS) {
-        writeFileSync(
-          join(dir, sm ? 'shoal-sm.yaml' : 'shoal.yaml'),
-          [
-            'hosts: [localhost]',
-            `c2s: { host: 127.0.0.1, port: ${port} }`,
-            `data_dir: ${JSON.stringify(join(dir, 'data'))}`,
-            `storage: { driver: sqlite, path: ${JSON.stringify(join(dir, 'data', 'shoal.sqlite'))} }`,
-            `tls: { cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)} }`,
-            'sasl: { mechanisms: [SCRAM-SHA-1-PLUS, SCRAM-SHA-1, PLAIN] }',
-            // Every load client connects from 127.0.0.1, as Prosody's and ejabberd's do (no cap there),
-            // and no traffic shaping, as for the others (ejabberd's listener has no shaper).
-            'limits: { max_connections_per_ip: 0, rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } } }',
-            // Shoal offers XEP-0198 by default; the others do not unless their module is loaded.
-            sm ? `stream_management: { enabled: true, resume_timeout: ${RESUME_TIMEOUT_S} }` : 'stream_management: { enabled: false }',
-            'log: { level: warn, format: json }',
-            '',
-          ].join('\n'),
-        );
+        // Shoal offers XEP-0198 by default; the others do not unless their module is loaded.
+        const cfg = { ...shoalConfig(dir, port, tls), stream_management: sm ? { enabled: true, resume_timeout: RESUME_TIMEOUT_S } : { enabled: false } };
+        writeFileSync(join(dir, sm ? 'shoal-sm.yaml' : 'shoal.yaml'), stringify(cfg));
       }
       const dist = join(repo, 'dist', 'cli', 'main.js');
       entry = useDist && existsSync(dist) ? [dist] : ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts')];

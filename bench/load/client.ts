@@ -50,6 +50,10 @@ export interface ClientSettings {
 
 export interface ClientEvents {
   message(client: LoadClient, el: XmlElement): void;
+  /** Every presence stanza received once online (available, unavailable, errors). */
+  presence?(client: LoadClient, el: XmlElement): void;
+  /** The connection is gone, whoever ended it. */
+  closed?(client: LoadClient): void;
 }
 
 /** The step a login was in, for failure reports. */
@@ -102,6 +106,8 @@ export class LoadClient {
   private waiter: Waiter | undefined;
   private step: LoginStep = 'connect';
   private ids = 0;
+  /** Pings sent with ping(), by id: several may be in flight beside other traffic. */
+  private readonly pings = new Map<string, { resolve: (ok: boolean) => void; timer: NodeJS.Timeout }>();
   private closeWaiters: (() => void)[] = [];
   private closing = false;
   /** Counts up with every connection: events of a connection given up (drop()) are ignored. */
@@ -244,7 +250,7 @@ export class LoadClient {
     // (broadcast and probes sent) — the same "online" point on every server.
     this.enter('presence');
     this.send('<presence/>');
-    await this.ping();
+    await this.roundTrip();
     this.enter(undefined);
     this.online = true;
   }
@@ -264,13 +270,13 @@ export class LoadClient {
     this.send(`<resume xmlns='${NS.SM}' previd='${escapeXml(this.smId)}' h='${this.h}'/>`);
     const outcome = await this.expect((el) => (el.name === 'resumed' || el.name === 'failed') && el.attrs.xmlns === NS.SM);
     if (outcome.name !== 'resumed') throw new LoginError('resume', `refused: ${describeFailure(outcome)}`);
-    await this.ping();
+    await this.roundTrip();
     this.enter(undefined);
     this.online = true;
   }
 
-  /** A ping round trip to the server: everything sent before has been handled once it returns (RFC 6120 §10.1). */
-  async ping(): Promise<void> {
+  /** A ping round trip to the server during a login or resume: everything sent before has been handled once it returns (RFC 6120 §10.1). */
+  async roundTrip(): Promise<void> {
     await this.iq(`<iq type='get' id='%ID%' to='${escapeXml(this.settings.domain)}'><ping xmlns='${NS.PING}'/></iq>`);
   }
 
@@ -297,9 +303,27 @@ export class LoadClient {
     if (s && !s.destroyed) s.write(data);
   }
 
-  /** Sends a chat message to a bare JID with `body`. */
-  sendMessage(to: string, body: string): void {
-    this.send(`<message to='${to}' type='chat'><body>${body}</body></message>`);
+  /** Sends a chat message to a bare JID with `body` (and `id`, when given). */
+  sendMessage(to: string, body: string, id?: string): void {
+    this.send(`<message to='${to}' type='chat'${id === undefined ? '' : ` id='${escapeXml(id)}'`}><body>${body}</body></message>`);
+  }
+
+  /**
+   * XEP-0199 ping to the server once online; resolves true on its result, false on an error,
+   * a timeout or the end of the connection. RFC 6120 §10.1: the server handles a client's
+   * stanzas in order, so the result means everything sent before has been handled.
+   */
+  ping(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    const id = `p${++this.ids}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(id);
+        resolve(false);
+      }, timeoutMs);
+      this.pings.set(id, { resolve, timer });
+      this.send(`<iq type='get' id='${id}' to='${escapeXml(this.settings.domain)}'><ping xmlns='${NS.PING}'/></iq>`);
+    });
   }
 
   /** Ends the stream politely (RFC 6120 §4.4), waiting at most `timeoutMs` for the server to close. */
@@ -420,9 +444,18 @@ export class LoadClient {
           this.presences++;
           this.presenceFrom.add(el.attrs.from);
         }
+        this.events.presence?.(this, el);
         return;
-      case 'iq':
+      case 'iq': {
+        const ping = el.attrs.type === 'result' || el.attrs.type === 'error' ? this.pings.get(el.attrs.id ?? '') : undefined;
+        if (ping) {
+          this.pings.delete(el.attrs.id!);
+          clearTimeout(ping.timer);
+          ping.resolve(el.attrs.type === 'result');
+          return;
+        }
         return this.answerIq(el);
+      }
       case 'r':
         if (el.attrs.xmlns === NS.SM) this.ack();
         return;
@@ -460,7 +493,13 @@ export class LoadClient {
     this.closed = true;
     this.online = false;
     this.fault('connection closed');
+    for (const p of this.pings.values()) {
+      clearTimeout(p.timer);
+      p.resolve(false);
+    }
+    this.pings.clear();
     for (const cb of this.closeWaiters.splice(0)) cb();
+    this.events.closed?.(this);
   }
 }
 

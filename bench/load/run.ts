@@ -443,7 +443,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     // what is retransmitted is what arrived while the client was gone; the ping's answer means
     // the server has taken the <a/> into account.
     for (const a of dropped) a.ack();
-    await Promise.all(dropped.map((a) => a.ping()));
+    await Promise.all(dropped.map((a) => a.roundTrip()));
     for (const a of dropped) resumeSeen.set(a, new Map());
     // All at once, with no </stream:stream>: the server finds out from the TCP reset.
     for (const a of dropped) a.drop();
@@ -454,7 +454,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     pairs.forEach(([a, b], k) => {
       for (let m = 1; m <= each; m++) b.sendMessage(a.bare, `${RESUME_MARK}${k + 1}:${m}`);
     });
-    await Promise.all(pairs.map(([, b]) => b.ping()));
+    await Promise.all(pairs.map(([, b]) => b.roundTrip()));
 
     const times: number[] = [];
     const resumeFailures: Record<string, number> = {};
