@@ -2,6 +2,7 @@
 // drives any XMPP server over real sockets and prints what it measured.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseOrUsage } from '../shared/cli.js';
 import { runLoad, type LoadOptions } from './run.js';
 import { formatReport } from './format.js';
 import { ScramCache } from './scram.js';
@@ -110,17 +111,8 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
 }
 
 async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseCli(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!opts) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const opts = parseOrUsage(parseCli, USAGE);
+  if (typeof opts === 'number') return opts;
   let cache: ScramCache | undefined;
   if (opts.scramCacheFile) {
     try {

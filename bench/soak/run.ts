@@ -2,6 +2,7 @@
 // (logins, messages, presence, abrupt drops); writes bench/soak/RESULTS.md and
 // RESULTS.png. See bench/soak/README.md.
 import { parseArgs } from 'node:util';
+import { parseOrUsage } from '../shared/cli.js';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensurePackages, nofileLimit } from '../shared/system.js';
@@ -99,17 +100,8 @@ function parse(argv: string[]): Partial<SoakOptions> | undefined {
 }
 
 async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parse(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!opts) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const opts = parseOrUsage(parse, USAGE);
+  if (typeof opts === 'number') return opts;
   const log = DEFAULTS.progress;
   ensurePackages(['gnuplot-nox'], true, log);
   // Both ends hold a socket per connection: the server child inherits this process's limit.
