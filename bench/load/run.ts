@@ -180,7 +180,7 @@ const fill = (pattern: string, i: number): string => pattern.replace(/%d/g, Stri
 const round = (v: number, digits = 2): number => Number(v.toFixed(digits));
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
@@ -214,7 +214,7 @@ function countFailure(failures: Record<string, number>, err: unknown): void {
 }
 
 /** Polls `done` every few ms until it holds or `timeoutMs` passes; returns whether it held. */
-async function until(done: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
+export async function until(done: () => boolean, timeoutMs: number, everyMs = 10): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   while (!done()) {
     if (performance.now() >= deadline) return false;

@@ -13,15 +13,15 @@
 // client then destroys cannot be accounted for by anyone, so an abrupt drop is
 // prepared as a real client could not, but a fair test must: the victim is
 // quiesced first (nobody sends it anything new, and the drop waits until all
-// that was sent to it has arrived and its own messages are acknowledged). Once
-// its socket is destroyed, nobody sends to it until a contact has seen its
-// unavailable presence: the server sends that after taking the session out of
-// routing (src/core/dispatcher.ts ended()), so from then on messages for it go
-// to offline storage. A clean logout needs no such care: the server delivers
+// that was sent to it has arrived and its own messages are acknowledged; if that
+// takes too long the drop is called off). Once its socket is destroyed, nobody
+// sends to it until its unavailable presence has been seen: the server sends
+// that after taking the session out of routing (src/core/dispatcher.ts ended()),
+// so from then on messages for it go to offline storage (see Account.stale). A clean logout needs no such care: the server delivers
 // what it routed before its closing tag, and stores what comes after.
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { LoadClient, LoginError } from '../load/client.js';
-import { percentiles, type Percentiles } from '../load/run.js';
+import { percentiles, sleep, until, type Percentiles } from '../load/run.js';
 import type { ScramCache } from '../load/scram.js';
 import type { XmlElement } from '../load/xml.js';
 
@@ -138,8 +138,11 @@ export interface SoakCounts {
   drops: number;
   /** Drops whose reconnect began before the server was seen to end the dropped session (nothing is sent to the account until it is). */
   dropsUnconfirmed: number;
-  /** Drops that went ahead after the quiesce timeout (something for the victim had not arrived). */
-  quiesceTimeouts: number;
+  /**
+   * Drops called off because what was sent to the victim had not all arrived (or its own
+   * messages were not acknowledged) within the quiesce timeout: the server was stalled.
+   */
+  dropsCalledOff: number;
   logouts: number;
   /** Clean logouts the server did not close within the timeout. */
   logoutTimeouts: number;
@@ -182,18 +185,6 @@ export interface GeneratorReport {
 
 const SHOWS = [undefined, 'away', 'chat', 'dnd', 'xa'] as const;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `done` until it holds or `timeoutMs` passes; returns whether it held. */
-async function until(done: () => boolean, timeoutMs: number, everyMs = 20): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (!done()) {
-    if (performance.now() >= deadline) return false;
-    await sleep(everyMs);
-  }
-  return true;
-}
-
 export class SoakGenerator {
   readonly counts: SoakCounts = {
     sent: 0,
@@ -210,7 +201,7 @@ export class SoakGenerator {
     loginFailures: 0,
     drops: 0,
     dropsUnconfirmed: 0,
-    quiesceTimeouts: 0,
+    dropsCalledOff: 0,
     logouts: 0,
     logoutTimeouts: 0,
     unexpectedCloses: 0,
@@ -269,12 +260,11 @@ export class SoakGenerator {
   }
 
   /** Logs every account that is not connected in, at the configured rate and concurrency. */
-  async loginAll(progress: (done: number) => void = () => undefined): Promise<void> {
+  async loginAll(): Promise<void> {
     const todo = this.accounts.filter((a) => a.state === 'offline' || a.state === 'dropped');
     const { loginRate, loginConcurrency } = this.settings;
     const t0 = performance.now();
     let next = 0;
-    let done = 0;
     const worker = async (): Promise<void> => {
       while (next < todo.length) {
         const k = next++;
@@ -283,18 +273,16 @@ export class SoakGenerator {
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         await this.connect(todo[k]!);
-        progress(++done);
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(loginConcurrency, todo.length)) }, () => worker()));
   }
 
-  /** Runs the traffic plan for `seconds`; `tick` is called about every 100 ms. */
-  async traffic(plan: TrafficPlan, seconds: number, tick: () => void = () => undefined): Promise<void> {
+  /** Runs the traffic plan for `seconds`. */
+  async traffic(plan: TrafficPlan, seconds: number): Promise<void> {
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     const done = { msg: 0, presence: 0, drop: 0, logout: 0 };
-    let lastTick = t0;
     for (let now = t0; now < end; now = performance.now()) {
       const s = (now - t0) / 1000;
       // Open loop on a schedule, whatever the server does: the offered load stays known.
@@ -302,10 +290,6 @@ export class SoakGenerator {
       for (; done.presence < Math.floor(s * plan.presenceRate); done.presence++) this.changePresence(done.presence);
       for (; done.drop < Math.floor(s * plan.dropRate); done.drop++) this.startCycle('drop', plan);
       for (; done.logout < Math.floor(s * plan.logoutRate); done.logout++) this.startCycle('logout', plan);
-      if (now - lastTick >= 100) {
-        lastTick = now;
-        tick();
-      }
       await sleep(5);
     }
   }
@@ -482,12 +466,17 @@ export class SoakGenerator {
   private async drop(a: Account, pauseMs: number): Promise<void> {
     this.setState(a, 'quiescing');
     const quiet = await until(() => a.inbound === 0 && a.acksOut === 0, this.settings.quiesceTimeoutMs);
+    if (a.state === 'quiescing' && !quiet) {
+      // The server has not handled what is in flight (it was stalled, e.g. by a GC or a heap
+      // snapshot): destroying the socket now would lose what it routes there later, by the
+      // generator's doing, so the drop is off. A message the server really lost for a
+      // connected client stays outstanding and is counted at the end.
+      this.counts.dropsCalledOff++;
+      this.setState(a, 'online', ' (drop called off)');
+      return;
+    }
     // Unless its connection ended meanwhile (counted as unexpected there): it still comes back below.
     if (a.state === 'quiescing') {
-      if (!quiet) {
-        this.counts.quiesceTimeouts++;
-        this.fail('drop went ahead with messages for the victim outstanding');
-      }
       this.abandon(a, a.jid);
       this.setState(a, 'dropped');
       a.client?.destroy();

@@ -15,6 +15,7 @@ import { provisionShoal } from '../compare/provision.js';
 import { repoRoot, shoalConfig } from '../compare/servers.js';
 import { has, machine, makeCertificate } from '../shared/system.js';
 import { machineBusySeconds } from '../load/proc.js';
+import { sleep } from '../load/run.js';
 import { SoakGenerator, type AccountSpec, type TrafficPlan } from './generator.js';
 import type { ServerSample, SoakCommand, SoakReply, SoakRequest } from './protocol.js';
 import { analyze, chart, markdown, type GcPoint, type HeapDiff, type Markers, type Point, type SoakReport } from './results.js';
@@ -155,10 +156,11 @@ class ServerChild {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Seconds after the warm-up's forced GC before the judged window begins. */
 const RECOVERY_S = 20;
+
+/** The server's timeouts.ping_after in the soak (the default is 300). */
+const PING_AFTER_S = 60;
 
 /** pino's JSON lines at warn (40) or above, counted, with the first few kept. */
 function readServerLog(file: string): SoakReport['serverLog'] {
@@ -221,6 +223,10 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     // offline storage must take whatever the soak leaves there (all its senders are contacts).
     cfg.sasl.rate_limit = { enabled: false };
     cfg.offline = { max_per_user: 100_000, max_bytes_per_user: 100 * 1024 * 1024 };
+    // The server's idle ping (XEP-0199) every minute instead of every five: it is exercised
+    // several times per connection, and its timers reach their steady state (Node keeps a list
+    // per distinct delay, and each re-armed idle timer has its own) within the warm-up.
+    cfg.timeouts = { ping_after: PING_AFTER_S };
     const configFile = join(dir, 'shoal.yaml');
     writeFileSync(configFile, stringify(cfg));
     say(`writing ${data.accounts.length} accounts and ${specs.reduce((n, s) => n + s.contacts.length, 0)} roster items`);
@@ -352,6 +358,7 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
           'login rate (/s) and concurrency': `${o.loginRate}, ${o.loginConcurrency}`,
           transport: `STARTTLS required (${g.tls || 'not negotiated'}), an ECDSA P-256 certificate`,
           storage: 'SQLite (WAL) in a temp dir',
+          'server idle ping (timeouts.ping_after, s)': PING_AFTER_S,
           'sample interval (s)': o.sampleMs / 1000,
           pinning: pinned ? 'server on CPU 0, generator on CPU 1 (taskset)' : 'none',
         },
