@@ -10,11 +10,16 @@ import type { Session } from '../../core/session.js';
 import { CapsCache, capsHash, capsOf, verifies, type CapsAnnouncement } from './caps.js';
 
 const NOTIFY = '+notify';
+/** Nodes one resource may ask for; more +notify features than this are ignored (the work per presence stays bounded). */
+export const MAX_NOTIFY_NODES = 256;
 
 /** The nodes a feature list asks notifications for (XEP-0060 §9.2: 'NODE+notify'). */
 export function notifyNodes(features: Iterable<string>): Set<string> {
   const out = new Set<string>();
-  for (const f of features) if (f.endsWith(NOTIFY) && f.length > NOTIFY.length) out.add(f.slice(0, -NOTIFY.length));
+  for (const f of features) {
+    if (out.size >= MAX_NOTIFY_NODES) break;
+    if (f.endsWith(NOTIFY) && f.length > NOTIFY.length) out.add(f.slice(0, -NOTIFY.length));
+  }
   return out;
 }
 
@@ -32,6 +37,8 @@ export class Interest {
   private readonly latest = new WeakMap<Session, string>();
   /** Queries on their way, by 'hash ver', so many resources announcing one ver cost one query. */
   private readonly resolving = new Map<string, Promise<ReadonlySet<string> | undefined>>();
+  /** Resources with a query of their own on its way: at most one each (a flood of new vers costs one query at a time). */
+  private readonly asking = new WeakSet<Session>();
 
   constructor(
     private readonly server: ServerApi,
@@ -97,7 +104,10 @@ export class Interest {
     const key = keyOf(caps);
     let pending = supported ? this.resolving.get(key) : undefined;
     if (pending === undefined) {
-      pending = this.query(session, caps, supported);
+      // Still waiting for this resource's answer about other caps: these are asked at its next presence.
+      if (this.asking.has(session)) return undefined;
+      this.asking.add(session);
+      pending = this.query(session, caps, supported).finally(() => this.asking.delete(session));
       if (supported) {
         this.resolving.set(key, pending);
         void pending.finally(() => this.resolving.delete(key));

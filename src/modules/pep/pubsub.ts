@@ -12,7 +12,7 @@ import { Jid } from '../../jid/jid.js';
 import { StanzaError } from '../../core/errors.js';
 import type { IqRequest, ServerApi } from '../../core/api.js';
 import type { Session } from '../../core/session.js';
-import type { RosterItem, Storage } from '../../storage/types.js';
+import type { Storage } from '../../storage/types.js';
 import { accessError, seesPresence, type Relation } from './access.js';
 import { PubsubError } from './errors.js';
 import type { Interest } from './interest.js';
@@ -343,27 +343,39 @@ export class PepService {
   async sendLastItems(session: Session, nodes: ReadonlySet<string>): Promise<void> {
     if (nodes.size === 0) return;
     const user = session.jid.bare;
-    const owners: { owner: Jid; item: RosterItem | undefined }[] = [{ owner: user, item: undefined }];
+    const wanted = [...nodes];
+    const send = async (owner: Jid, node: string, config: NodeConfig, rel: Relation): Promise<void> => {
+      if (config.sendLast !== 'on_sub_and_presence' || !config.deliverNotifications || accessError(config, rel) !== undefined) return;
+      const last = await this.store.lastItem(owner.domain, owner.local, node);
+      if (!last) return;
+      const event = x('event', NS_PUBSUB_EVENT, {}, x('items', NS_PUBSUB_EVENT, { node }, itemElement(NS_PUBSUB_EVENT, last, config.deliverPayloads)));
+      this.send(owner, [{ session, contact: !rel.owner }], event, undefined, last.publishedAt);
+    };
+    for (const n of await this.store.nodesOf(user.domain, [user.local], wanted)) await send(user, n.node, n.config, { owner: true });
+    // The contacts whose presence the user receives ('to' or 'both' from the user's side), by host.
     const roster = await this.storage.roster.get(user.domain, user.local);
+    const byHost = new Map<string, string[]>();
     for (const item of roster.items) {
-      // The user receives the contact's presence: 'to' or 'both' from the user's side.
       if (item.subscription !== 'to' && item.subscription !== 'both') continue;
       const contact = Jid.parse(item.jid);
-      if (contact.local === '' || !this.server.isLocalDomain(contact.domain)) continue;
-      owners.push({ owner: contact, item });
+      if (contact.local === '' || !contact.isBare() || !this.server.isLocalDomain(contact.domain)) continue;
+      let list = byHost.get(contact.domain);
+      if (!list) byHost.set(contact.domain, (list = []));
+      list.push(contact.local);
     }
-    for (const { owner } of owners) {
-      const isOwner = owner.equals(user);
-      const candidates = (await this.store.listNodes(owner.domain, owner.local)).filter((n) => nodes.has(n.node) && n.config.sendLast === 'on_sub_and_presence');
-      if (candidates.length === 0) continue;
-      const rel: Relation = isOwner ? { owner: true } : { owner: false, item: await this.storage.roster.getItem(owner.domain, owner.local, user.bareString()) };
-      if (!isOwner && !(await this.server.mayExchange(owner, session.jid))) continue;
-      for (const { node, config } of candidates) {
-        if (accessError(config, rel) !== undefined || !config.deliverNotifications) continue;
-        const last = await this.store.lastItem(owner.domain, owner.local, node);
-        if (!last) continue;
-        const event = x('event', NS_PUBSUB_EVENT, {}, x('items', NS_PUBSUB_EVENT, { node }, itemElement(NS_PUBSUB_EVENT, last, config.deliverPayloads)));
-        this.send(owner, [{ session, contact: !isOwner }], event, undefined, last.publishedAt);
+    for (const [host, usernames] of byHost) {
+      const found = await this.store.nodesOf(host, usernames, wanted);
+      const owners = new Map<string, (typeof found)[number][]>();
+      for (const n of found) {
+        let l = owners.get(n.username);
+        if (!l) owners.set(n.username, (l = []));
+        l.push(n);
+      }
+      for (const [username, ownerNodes] of owners) {
+        const owner = new Jid(username, host);
+        if (!(await this.server.mayExchange(owner, session.jid))) continue;
+        const rel: Relation = { owner: false, item: await this.storage.roster.getItem(host, username, user.bareString()) };
+        for (const n of ownerNodes) await send(owner, n.node, n.config, rel);
       }
     }
   }

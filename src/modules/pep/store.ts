@@ -33,6 +33,8 @@ export type PublishOutcome = { stored: true; removed: string[] } | { stored: fal
 export interface PepStore {
   getNode(host: string, username: string, node: string): Promise<NodeConfig | undefined>;
   listNodes(host: string, username: string): Promise<StoredNode[]>;
+  /** The nodes named `nodes` of the accounts `usernames` of `host`, in a few queries whatever the number of accounts. */
+  nodesOf(host: string, usernames: readonly string[], nodes: readonly string[]): Promise<(StoredNode & { username: string })[]>;
   /** 'limit' when the account already has `maxNodes` nodes. */
   createNode(host: string, username: string, node: string, config: NodeConfig, maxNodes: number): Promise<'created' | 'exists' | 'limit'>;
   /** Replaces the configuration; the items beyond what it keeps are removed (their ids returned). */
@@ -162,6 +164,25 @@ export class SqlPepStore implements PepStore {
   async listNodes(host: string, username: string): Promise<StoredNode[]> {
     const rows = await this.db.selectFrom('pep_nodes').select(['node', 'config']).where('host', '=', host).where('username', '=', username).orderBy('node').execute();
     return rows.map((r) => ({ node: r.node, config: loadConfig(r.config) }));
+  }
+
+  async nodesOf(host: string, usernames: readonly string[], nodes: readonly string[]): Promise<(StoredNode & { username: string })[]> {
+    const out: (StoredNode & { username: string })[] = [];
+    if (nodes.length === 0) return out;
+    // Chunks keep each statement under SQLite's limit of bound parameters; the primary key
+    // (host, username, node) answers each lookup.
+    const CHUNK = 400;
+    for (let i = 0; i < usernames.length; i += CHUNK) {
+      const rows = await this.db
+        .selectFrom('pep_nodes')
+        .select(['username', 'node', 'config'])
+        .where('host', '=', host)
+        .where('username', 'in', usernames.slice(i, i + CHUNK))
+        .where('node', 'in', nodes.slice(0, CHUNK))
+        .execute();
+      for (const r of rows) out.push({ username: r.username, node: r.node, config: loadConfig(r.config) });
+    }
+    return out;
   }
 
   createNode(host: string, username: string, node: string, config: NodeConfig, maxNodes: number): Promise<'created' | 'exists' | 'limit'> {
