@@ -338,6 +338,35 @@ describe('avatars (XEP-0084 with XEP-0398) and limits', () => {
     assert.equal(p.getChild('x', 'vcard-temp:x:update')?.getChildText('photo', 'vcard-temp:x:update'), id);
   });
 
+  test('a vCard photo stored with XEP-0054 is published as the PEP avatar (XEP-0398 §3.2); a refused vCard is not', async () => {
+    const image = Buffer.from('another image, from a vCard');
+    const id = createHash('sha1').update(image).digest('hex');
+    const set = await iq(dave.client, 'set', `<vCard xmlns='vcard-temp'><FN>Dave</FN><PHOTO><TYPE>image/jpeg</TYPE><BINVAL>${image.toString('base64')}</BINVAL></PHOTO></vCard>`);
+    assert.equal(set.attrs.type, 'result', set.toString());
+    let meta: Element | undefined;
+    for (let i = 0; i < 50 && !meta; i++) {
+      const r = await items(dave.client, 'urn:xmpp:avatar:metadata', 'dave@localhost');
+      meta = r.attrs.type === 'result' ? r.getChild('pubsub', PUBSUB)?.getChild('items', PUBSUB)?.getChild('item', PUBSUB) : undefined;
+      if (!meta) await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.ok(meta, 'a metadata item was published');
+    assert.equal(meta.attrs.id, id);
+    const info = meta.getChild('metadata', 'urn:xmpp:avatar:metadata')!.getChild('info', 'urn:xmpp:avatar:metadata')!;
+    assert.deepEqual([info.attrs.id, info.attrs.type, info.attrs.bytes], [id, 'image/jpeg', String(image.length)]);
+    const data = await items(dave.client, 'urn:xmpp:avatar:data', 'dave@localhost', '', `<item id='${id}'/>`);
+    assert.equal(data.getChild('pubsub', PUBSUB)!.getChild('items', PUBSUB)!.getChild('item', PUBSUB)!.getChildText('data', 'urn:xmpp:avatar:data'), image.toString('base64'));
+    // The vCard keeps its other fields (the PEP to vCard way does not rewrite it).
+    const v = await iq(dave.client, 'get', `<vCard xmlns='vcard-temp'/>`);
+    assert.equal(v.getChild('vCard', NS.VCARD)!.getChildText('FN', NS.VCARD), 'Dave');
+    // A vCard the server refuses (over vcard.max_bytes) publishes nothing.
+    const other = Buffer.alloc(70_000, 1);
+    const refusedSet = await iq(dave.client, 'set', `<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>${other.toString('base64')}</BINVAL></PHOTO></vCard>`);
+    assertError(refusedSet, 'not-acceptable');
+    await roundTrip(dave.client);
+    const after = await items(dave.client, 'urn:xmpp:avatar:metadata', 'dave@localhost');
+    assert.deepEqual(itemIds(after), [id]);
+  });
+
   test('one node more than max_nodes: policy-violation + max-nodes-exceeded', async () => {
     let last: Element | undefined;
     for (let i = 0; i < 15; i++) {
