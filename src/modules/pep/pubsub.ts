@@ -330,7 +330,7 @@ export class PepService {
       if (contact && publisher && !publisher.isBare()) {
         msg.append(x('addresses', NS_ADDRESS, {}, x('address', NS_ADDRESS, { type: 'replyto', jid: publisher.toString() })));
       }
-      if (delay) msg.append(x('delay', NS_DELAY, { xmlns: NS_DELAY, stamp: delay, from: owner.toString() }));
+      if (delay) msg.append(x('delay', NS_DELAY, { stamp: delay, from: owner.toString() }));
       this.server.track(this.server.routeTo(msg, owner, session.jid), 'PEP notification');
     }
   }
