@@ -234,8 +234,39 @@ describe('notifications (XEP-0163 §4.3)', () => {
       await bob2.client.waitFor(eventFor('urn:example:open', (its) => its.getChild('item', EVENT)?.attrs.id === 'o2'), 'the next open item');
       assert.equal(bob2.client.elements.filter(eventFor(TUNE)).length, 1, 'the last tune was sent once');
       assert.equal(bob2.client.elements.filter((el) => el.name === 'iq' && el.getChild('query', NS.DISCO_INFO) !== undefined).length, 0, 'no caps query for a known ver');
+      // Unavailable, then available again: an initial presence again (XEP-0163 §4.3.3), the last tune again.
+      bob2.client.send(`<presence type='unavailable'/>`);
+      await roundTrip(bob2.client);
+      bob2.client.send(`<presence><c xmlns='${CAPS}' hash='sha-1' node='urn:test:raw' ver='${ver}'/></presence>`);
+      await bob2.client.waitFor((el) => bob2.client.elements.filter(eventFor(TUNE)).length === 2 && eventFor(TUNE)(el), 'the last tune once more');
     } finally {
       bob2.client.close();
+    }
+  });
+
+  test('caps whose disco#info answer does not match the hash are not used (XEP-0115 §5.4): no notifications', async () => {
+    await srv.addUser('erin', 'erin-pass');
+    await srv.server.storage.roster.setItem('localhost', 'alice', contact('erin@localhost'));
+    await srv.server.storage.roster.setItem('localhost', 'erin', contact('alice@localhost'));
+    const erin = await login(srv.port, 'erin', 'erin-pass');
+    try {
+      // The ver claims the features without the +notify; the answer adds it.
+      const honest = discoInfo(['urn:example:lie']);
+      const ver = capsHash('sha-1', verificationString(honest)!)!;
+      erin.client.send(`<presence><c xmlns='${CAPS}' hash='sha-1' node='urn:test:liar' ver='${ver}'/></presence>`);
+      const q = await erin.client.waitFor((el) => el.name === 'iq' && el.attrs.type === 'get' && el.getChild('query', NS.DISCO_INFO) !== undefined, 'the caps query');
+      const lie = discoInfo(['urn:example:lie', `${TUNE}+notify`]);
+      lie.attrs.node = `urn:test:liar#${ver}`;
+      erin.client.send(x('iq', NS.CLIENT, { type: 'result', id: q.attrs.id, to: q.attrs.from }, lie).toString());
+      await roundTrip(erin.client);
+      const r = await publish(alice.client, TUNE, `<tune xmlns='${TUNE}'><artist>Holst</artist></tune>`, 'holst');
+      assert.equal(r.attrs.type, 'result');
+      await bob.client.waitFor(eventFor(TUNE, (its) => its.getChild('item', EVENT)?.attrs.id === 'holst'), 'the tune at bob');
+      await roundTrip(erin.client);
+      assert.equal(erin.client.elements.filter(eventFor(TUNE)).length, 0, 'no notification on the strength of a false answer');
+      assert.equal(erin.client.elements.filter((el) => el.name === 'message').length, 0);
+    } finally {
+      erin.client.close();
     }
   });
 
