@@ -336,7 +336,7 @@ describe('private storage (XEP-0049) and bookmarks (XEP-0402 with XEP-0048 compa
     const byId = new Map(pep.getChild('pubsub', PUBSUB)!.getChild('items', PUBSUB)!.getChildren('item', PUBSUB).map((i) => [i.attrs.id, i.getChild('conference', B)!]));
     assert.deepEqual([...byId.keys()].sort(), ['orchard@conference.localhost', 'theplay@conference.localhost']);
     assert.equal(byId.get('theplay@conference.localhost')!.attrs.name, 'Renamed');
-    assert.ok(byId.get('theplay@conference.localhost')!.getChild('extensions', B)?.getChild('state', 'urn:example:state'), 'extensions preserved (XEP-0402 §3)');
+    assert.ok(byId.get('theplay@conference.localhost')!.getChild('extensions', B)?.getChild('state', 'urn:example:state'), 'extensions preserved (XEP-0402 §2)');
     // A list without the orchard retracts it, with a notification.
     await iq(alice.client, 'set', `<query xmlns='${PRIVATE}'><storage xmlns='storage:bookmarks'><conference jid='theplay@conference.localhost' name='Renamed' autojoin='1'><nick>JC</nick></conference></storage></query>`);
     await alice.client.waitFor(eventFor(B, (its) => its.getChild('retract', EVENT)?.attrs.id === 'orchard@conference.localhost'), 'the retraction at alice');

@@ -1,6 +1,6 @@
 // What the disco module offers other modules (ModuleContext.use('disco')): what an
 // account's disco#info and disco#items show besides the account itself (XEP-0163
-// §9: a PEP service's identity and nodes on the account's bare JID).
+// §6: a PEP service's identity and nodes on the account's bare JID).
 import type { Element } from '../../xml/element.js';
 import type { Jid } from '../../jid/jid.js';
 

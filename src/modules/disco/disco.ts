@@ -12,7 +12,7 @@ export type { DiscoApi } from './api.js';
 
 /**
  * Whether `from` may discover `account`: the account itself, or a contact that receives its
- * presence (subscription from or both, from the account's side; XEP-0163 §9.2, RFC 6121 §2.1.2.5).
+ * presence (subscription from or both, from the account's side; XEP-0163 §6.2, RFC 6121 §2.1.2.5).
  * Anyone else gets the same answer as for a non-existent account, so disco cannot probe who has one.
  */
 async function mayDiscover(storage: Storage, from: Jid, account: Jid): Promise<boolean> {

@@ -14,10 +14,10 @@ export function seesPresence(item: Pick<RosterItem, 'subscription'> | undefined)
 
 /**
  * Undefined when the requester may read the node; else the error XEP-0060 §6.5.9 names for
- * retrieving items (§6.1.3 for subscribing uses the same conditions):
- * presence: not-authorized + presence-subscription-required (§6.5.9.3 / §4.5 "presence");
- * roster: not-authorized + not-in-roster-group (§6.5.9.4);
- * whitelist: not-allowed + closed-node (§6.5.9.5); only the owner is on a PEP whitelist here.
+ * retrieving items (§6.1.3 names the same for subscribing):
+ * presence: not-authorized + presence-subscription-required (§6.5.9.6);
+ * roster: not-authorized + not-in-roster-group (§6.5.9.7);
+ * whitelist: not-allowed + closed-node (§6.5.9.8); only the owner is on a PEP whitelist here.
  */
 export function accessError(config: Pick<NodeConfig, 'accessModel' | 'rosterGroups'>, rel: Relation): PubsubError | undefined {
   if (rel.owner) return undefined;

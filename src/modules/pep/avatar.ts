@@ -97,7 +97,7 @@ export class AvatarConversion {
   /**
    * XEP-0398 §3.1: the info without an external URL names an item of the data node; its image
    * (checked against the SHA-1 the id says it has) goes into the vCard. An empty <metadata/>
-   * (XEP-0084 §4.4: no avatar) removes the photo.
+   * (XEP-0084 §3.5: avatar publishing disabled) removes the photo.
    */
   private async metadataPublished(owner: Jid, metadata: Element): Promise<void> {
     if (metadata.name !== 'metadata' || metadata.xmlns !== NS_AVATAR_METADATA) return;

@@ -17,7 +17,7 @@ export interface CapsAnnouncement {
 export function capsOf(presence: Element | undefined): CapsAnnouncement | undefined {
   const c = presence?.getChild('c', NS_CAPS);
   const { hash, node, ver } = c?.attrs ?? {};
-  // Legacy caps (no 'hash', §8.4 'ext') cannot be verified: ignored.
+  // Legacy caps (no 'hash', the §13 legacy format) cannot be verified: ignored.
   if (hash === undefined || node === undefined || ver === undefined || ver === '') return undefined;
   return { hash, node, ver };
 }

@@ -1,5 +1,5 @@
-// The configuration of a PEP node (XEP-0060 §16.4.4 pubsub#node_config, the
-// subset a PEP service needs), its defaults (XEP-0163 §6), the owner's data form
+// The configuration of a PEP node (XEP-0060 §17.4.4 pubsub#node_config, the
+// subset a PEP service needs), its defaults (XEP-0163 §5), the owner's data form
 // (XEP-0060 §8.2) and publish-options preconditions (XEP-0060 §7.1.5).
 import { x, type Element } from '../../xml/element.js';
 import { StanzaError } from '../../core/errors.js';
@@ -33,7 +33,7 @@ export interface ConfigLimits {
   maxItems: number;
 }
 
-/** XEP-0163 §6 smart defaults: presence access, last item on presence, notifications with payloads. */
+/** XEP-0163 §5 recommended defaults: presence access, last item on presence, notifications with payloads. */
 export function defaultConfig(): NodeConfig {
   return {
     accessModel: 'presence',
@@ -125,7 +125,7 @@ function applyField(c: NodeConfig, name: string, values: string[], limits: Confi
       c.title = (v ?? '').slice(0, 256);
       return true;
     case 'pubsub#publish_model':
-      // One publisher per node (XEP-0163 §3.2): only the owner publishes.
+      // One publisher per node (XEP-0163 §2.2): only the owner publishes.
       if (v !== 'publishers') throw new StanzaError('not-acceptable', 'only the publishers model (the owner) is supported');
       return true;
     default:

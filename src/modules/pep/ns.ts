@@ -5,7 +5,7 @@ export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
 export const NS_PUBSUB_EVENT = 'http://jabber.org/protocol/pubsub#event';
 export const NS_PUBSUB_ERRORS = 'http://jabber.org/protocol/pubsub#errors';
-/** XEP-0060 §16.4.4: the FORM_TYPE of node configuration. */
+/** XEP-0060 §17.4.4: the FORM_TYPE of node configuration. */
 export const FORM_NODE_CONFIG = 'http://jabber.org/protocol/pubsub#node_config';
 /** XEP-0060 §7.1.5: the FORM_TYPE of publish options. */
 export const FORM_PUBLISH_OPTIONS = 'http://jabber.org/protocol/pubsub#publish-options';
@@ -30,7 +30,7 @@ export const NS_AVATAR_METADATA = 'urn:xmpp:avatar:metadata';
 /** XEP-0398 */
 export const FEATURE_AVATAR_CONVERSION = 'urn:xmpp:pep-vcard-conversion:0';
 
-/** XEP-0060 §10: the pubsub features a PEP service offers (advertised as `${NS_PUBSUB}#name`). */
+/** XEP-0060 §11: the pubsub features a PEP service offers (advertised as `${NS_PUBSUB}#name`). */
 export const PUBSUB_FEATURES = [
   'access-open',
   'access-presence',

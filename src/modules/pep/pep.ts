@@ -26,10 +26,10 @@ export const pepModule: Module = {
     const priv = new PrivateStorage(server, store, pep);
     new AvatarConversion(server, storage, pep).start();
 
-    // XEP-0163 §9.1: the account is a pubsub/pep service with the XEP-0060 features it offers.
+    // XEP-0163 §6.1: the account is a pubsub/pep service with the XEP-0060 features it offers.
     const disco = use<DiscoApi>('disco');
     disco.addAccountIdentity({ category: 'pubsub', type: 'pep' });
-    // XEP-0163 §9.2: only the nodes the requester may read.
+    // XEP-0163 §6.2: only the nodes the requester may read.
     disco.addAccountItems(async (requester, account) =>
       (await pep.visibleNodes(requester, account)).map((node) => x('item', NS.DISCO_ITEMS, { jid: account.toString(), node })),
     );

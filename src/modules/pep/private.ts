@@ -18,7 +18,7 @@ function reserved(ns: string): boolean {
 
 const keyOf = (el: Element): string => `{${el.xmlns}}${el.name}`;
 
-/** XEP-0402 §3 (conference element) -> XEP-0048 §3.2 (conference with jid). */
+/** XEP-0402 §2 (conference element) -> XEP-0048 §2.1 (conference with jid). */
 export function toLegacyConference(item: StoredItem): Element | undefined {
   let conf: Element;
   try {
@@ -37,7 +37,7 @@ export function toLegacyConference(item: StoredItem): Element | undefined {
 
 /**
  * XEP-0048 conference -> XEP-0402 conference (the room JID becomes the item id), keeping the
- * <extensions/> of the item it replaces (XEP-0402 §3: they MUST be preserved).
+ * <extensions/> of the item it replaces (XEP-0402 §2: they MUST be preserved).
  */
 export function fromLegacyConference(conf: Element, previous: Element | undefined): { id: string; payload: Element } | undefined {
   const jid = tryParseJid(conf.attrs.jid ?? '');

@@ -54,11 +54,11 @@ export class PepService {
     return { maxItems: this.cfg.max_items };
   }
 
-  /** The configuration a new node gets (XEP-0163 §6), before publish-options or a configure form. */
+  /** The configuration a new node gets (XEP-0163 §5), before publish-options or a configure form. */
   defaultsFor(node: string): NodeConfig {
     const c = defaultConfig();
     if (PRIVATE_BY_DEFAULT.has(node)) {
-      // XEP-0402 §3.3 / XEP-0223 §4: private, persistent, every item, not pushed on presence.
+      // XEP-0402 §3.3 / XEP-0223 §2: private, persistent, every item, not pushed on presence.
       c.accessModel = 'whitelist';
       c.maxItems = this.cfg.max_items;
       c.sendLast = 'never';
@@ -91,7 +91,7 @@ export class PepService {
     return { owner: false, item: await this.storage.roster.getItem(owner.domain, owner.local, requester.bareString()) };
   }
 
-  /** The nodes of `owner` that `requester` may read (XEP-0163 §9.2: what disco#items lists). */
+  /** The nodes of `owner` that `requester` may read (XEP-0163 §6.2: what disco#items lists). */
   async visibleNodes(requester: Jid, owner: Jid): Promise<string[]> {
     const rel = await this.relation(owner, requester);
     return (await this.store.listNodes(owner.domain, owner.local)).filter((n) => accessError(n.config, rel) === undefined).map((n) => n.node);
@@ -227,7 +227,7 @@ export class PepService {
   async publish(owner: Jid, publisher: Jid, node: string, itemId: string | undefined, payload: Element, options: Element | undefined, req?: IqRequest): Promise<string> {
     const xml = storeXml(payload);
     const max = this.cfg.max_item_bytes;
-    // XEP-0060 §7.1.3.4
+    // XEP-0060 §7.1.3.5
     if (Buffer.byteLength(xml, 'utf8') > max) throw new PubsubError('not-acceptable', 'payload-too-big', `item payloads are limited to ${max} bytes`);
     const existing = await this.store.getNode(owner.domain, owner.local, node);
     const config = options !== undefined ? applyPublishOptions(existing, this.defaultsFor(node), options, this.limits) : (existing ?? this.defaultsFor(node));
@@ -259,7 +259,7 @@ export class PepService {
   /** XEP-0060 §8.1 create (and §8.1.3 create-and-configure). */
   private async createRequest(req: IqRequest, create: Element): Promise<void> {
     const node = create.attrs.node;
-    // §8.1.2 instant nodes are not offered.
+    // §8.1.2: instant nodes (no NodeID) are not offered.
     if (node === undefined || node === '') throw new PubsubError('not-acceptable', 'nodeid-required');
     const form = req.payload.getChild('configure', NS_PUBSUB)?.getChild('x', 'jabber:x:data');
     const config = form ? applyConfigForm(this.defaultsFor(node), form, this.limits) : this.defaultsFor(node);
@@ -278,7 +278,7 @@ export class PepService {
 
   async retract(owner: Jid, node: string, id: string, notify: boolean | undefined, req?: IqRequest): Promise<void> {
     const config = await this.existing(owner, node);
-    // §7.2.3.5
+    // §7.2.3: no such item
     if (!(await this.store.retract(owner.domain, owner.local, node, id))) throw new StanzaError('item-not-found');
     const after = async (): Promise<void> => {
       if (notify ?? config.notifyRetract) {
@@ -398,13 +398,13 @@ function onlyAction(pubsub: Element, ns: string): Element {
 
 function nodeAttr(el: Element): string {
   const node = el.attrs.node;
-  // XEP-0060 §6.5.9.2 (items) and the like: a request without a node.
+  // XEP-0060 §7.2.3.3, §8.2.3.3 and the like: NodeID required.
   if (node === undefined || node === '') throw new PubsubError('bad-request', 'nodeid-required');
   return node;
 }
 
 function ownerOnly(req: IqRequest): void {
-  // XEP-0163 §3.2: one publisher per node, the owner; XEP-0060 §7.1.3.1 / §8.2.3.2: forbidden.
+  // XEP-0163 §2.2: one publisher per node, the owner; XEP-0060 §7.1.3.1 / §8.2.3.2: forbidden.
   if (!req.from.bare.equals(req.to)) throw new StanzaError('forbidden');
 }
 
