@@ -244,6 +244,24 @@ describe('notifications (XEP-0163 §4.3)', () => {
     }
   });
 
+  test('a new subscriber gets the last items once the owner approves (XEP-0163 §4.3.4)', async () => {
+    await srv.addUser('gina', 'gina-pass');
+    const gina = await login(srv.port, 'gina', 'gina-pass');
+    try {
+      await online(gina, [`${TUNE}+notify`]);
+      assertError(await items(gina.client, TUNE, 'alice@localhost'), 'not-authorized', 'presence-subscription-required');
+      gina.client.send(`<presence type='subscribe' to='alice@localhost'/>`);
+      await alice.client.waitFor((el) => el.name === 'presence' && el.attrs.type === 'subscribe' && el.attrs.from === 'gina@localhost', 'the request at alice');
+      assert.equal(gina.client.elements.filter(eventFor(TUNE)).length, 0, 'nothing before the approval');
+      alice.client.send(`<presence type='subscribed' to='gina@localhost'/>`);
+      const last = await gina.client.waitFor(eventFor(TUNE), "alice's last tune at the new subscriber");
+      assert.equal(last.attrs.to, gina.jid);
+      assert.equal(itemIds(await items(gina.client, TUNE, 'alice@localhost')).length, 1, 'and she may read the node now');
+    } finally {
+      gina.client.close();
+    }
+  });
+
   test('caps whose disco#info answer does not match the hash are not used (XEP-0115 §5.4): no notifications', async () => {
     await srv.addUser('erin', 'erin-pass');
     await srv.server.storage.roster.setItem('localhost', 'alice', contact('erin@localhost'));

@@ -10,6 +10,7 @@ import type { Session } from '../../core/session.js';
 import { CapsCache, capsHash, capsOf, verifies, type CapsAnnouncement } from './caps.js';
 
 const NOTIFY = '+notify';
+const NONE: ReadonlySet<string> = new Set();
 /** Nodes one resource may ask for; more +notify features than this are ignored (the work per presence stays bounded). */
 export const MAX_NOTIFY_NODES = 256;
 
@@ -50,12 +51,17 @@ export class Interest {
 
   /** Whether the resource's current caps announce NODE+notify. */
   wants(session: Session, node: string): boolean {
+    return this.nodes(session).has(node);
+  }
+
+  /** The nodes the resource's current caps ask for (none while they are not known). */
+  nodes(session: Session): ReadonlySet<string> {
     const caps = capsOf(session.presence);
-    if (caps === undefined) return false;
+    if (caps === undefined) return NONE;
     const known = this.bySession.get(session);
-    if (known !== undefined && known.key === keyOf(caps)) return known.nodes.has(node);
+    if (known !== undefined && known.key === keyOf(caps)) return known.nodes;
     const features = this.cache.get(caps);
-    return features !== undefined && notifyNodes(features).has(node);
+    return features === undefined ? NONE : notifyNodes(features);
   }
 
   /** The resource went unavailable: its next available presence is an initial one again (XEP-0163 §4.3.3). */

@@ -65,5 +65,17 @@ export const pepModule: Module = {
       },
       Priority.DEFAULT,
     );
+    // XEP-0163 §4.3.4: a new subscriber gets the last items. The owner's roster already says so when
+    // its 'subscribed' reaches the subscriber (RFC 6121 §3.1.5: the owner's server updates it first).
+    server.hookInbound(
+      'presence',
+      ({ stanza, from, to }) => {
+        if (stanza.attrs.type === 'subscribed' && from.local !== '' && server.isLocalDomain(from.domain)) {
+          server.track(pep.newSubscriber(from.bare, to.bare), 'PEP last items for a new subscriber');
+        }
+        return false;
+      },
+      Priority.DEFAULT,
+    );
   },
 };

@@ -26,7 +26,7 @@ import {
   type NodeConfig,
 } from './node-config.js';
 import { NS_ADDRESS, NS_BOOKMARKS, NS_BOOKMARKS_LEGACY, NS_DELAY, NS_PUBSUB, NS_PUBSUB_EVENT, NS_PUBSUB_OWNER } from './ns.js';
-import type { PepStore, StoredItem } from './store.js';
+import type { PepStore, StoredItem, StoredNode } from './store.js';
 
 /** A change of a node, for the conversions built on PEP (bookmarks, avatars). */
 export type NodeListener = (owner: Jid, change: { kind: 'publish'; id: string; payload: Element | undefined } | { kind: 'retract'; id: string } | { kind: 'purge' | 'delete' }) => Promise<void> | void;
@@ -336,7 +336,7 @@ export class PepService {
   }
 
   /**
-   * XEP-0163 §4.3.4: a resource's initial presence (or caps that now ask for more nodes): the last
+   * XEP-0163 §4.3.4: a resource's initial presence (or new caps asking for more nodes): the last
    * item of each such node it may read, of the user's own account and of every contact whose
    * presence the user receives, where the node sends its last item on presence.
    */
@@ -344,14 +344,7 @@ export class PepService {
     if (nodes.size === 0) return;
     const user = session.jid.bare;
     const wanted = [...nodes];
-    const send = async (owner: Jid, node: string, config: NodeConfig, rel: Relation): Promise<void> => {
-      if (config.sendLast !== 'on_sub_and_presence' || !config.deliverNotifications || accessError(config, rel) !== undefined) return;
-      const last = await this.store.lastItem(owner.domain, owner.local, node);
-      if (!last) return;
-      const event = x('event', NS_PUBSUB_EVENT, {}, x('items', NS_PUBSUB_EVENT, { node }, itemElement(NS_PUBSUB_EVENT, last, config.deliverPayloads)));
-      this.send(owner, [{ session, contact: !rel.owner }], event, undefined, last.publishedAt);
-    };
-    for (const n of await this.store.nodesOf(user.domain, [user.local], wanted)) await send(user, n.node, n.config, { owner: true });
+    for (const n of await this.store.nodesOf(user.domain, [user.local], wanted)) await this.sendLast(session, user, n, { owner: true });
     // The contacts whose presence the user receives ('to' or 'both' from the user's side), by host.
     const roster = await this.storage.roster.get(user.domain, user.local);
     const byHost = new Map<string, string[]>();
@@ -375,9 +368,37 @@ export class PepService {
         const owner = new Jid(username, host);
         if (!(await this.server.mayExchange(owner, session.jid))) continue;
         const rel: Relation = { owner: false, item: await this.storage.roster.getItem(host, username, user.bareString()) };
-        for (const n of ownerNodes) await send(owner, n.node, n.config, rel);
+        for (const n of ownerNodes) await this.sendLast(session, owner, n, rel);
       }
     }
+  }
+
+  /**
+   * XEP-0163 §4.3.4 ("MUST send the last published item to all new subscribers"): `subscriber`
+   * now receives `owner`'s presence; each of its available resources gets the last item of the
+   * owner's nodes it asks for and may read.
+   */
+  async newSubscriber(owner: Jid, subscriber: Jid): Promise<void> {
+    const sessions = this.server.router.getSessions(subscriber.bareString()).filter((s) => s.available && this.interest.nodes(s).size > 0);
+    if (sessions.length === 0) return;
+    const rel: Relation = { owner: false, item: await this.storage.roster.getItem(owner.domain, owner.local, subscriber.bareString()) };
+    const all = new Set<string>();
+    for (const s of sessions) for (const n of this.interest.nodes(s)) all.add(n);
+    const found = await this.store.nodesOf(owner.domain, [owner.local], [...all]);
+    for (const s of sessions) {
+      if (!(await this.server.mayExchange(owner, s.jid))) continue;
+      const wanted = this.interest.nodes(s);
+      for (const n of found) if (wanted.has(n.node)) await this.sendLast(s, owner, n, rel);
+    }
+  }
+
+  /** The last item of one node to one resource, when the node sends it on presence and the resource may read it. */
+  private async sendLast(session: Session, owner: Jid, { node, config }: StoredNode, rel: Relation): Promise<void> {
+    if (config.sendLast !== 'on_sub_and_presence' || !config.deliverNotifications || accessError(config, rel) !== undefined) return;
+    const last = await this.store.lastItem(owner.domain, owner.local, node);
+    if (!last) return;
+    const event = x('event', NS_PUBSUB_EVENT, {}, x('items', NS_PUBSUB_EVENT, { node }, itemElement(NS_PUBSUB_EVENT, last, config.deliverPayloads)));
+    this.send(owner, [{ session, contact: !rel.owner }], event, undefined, last.publishedAt);
   }
 }
 
