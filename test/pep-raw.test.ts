@@ -44,7 +44,7 @@ before(async () => {
   carol = await login(srv.port, 'carol', 'carol-pass');
   dave = await login(srv.port, 'dave', 'dave-pass');
   // alice asks for tune notifications (her own), bob for tune, dave for nothing but a marker node.
-  await online(alice, [`${TUNE}+notify`, 'urn:xmpp:bookmarks:1+notify']);
+  await online(alice, [`${TUNE}+notify`, 'urn:xmpp:bookmarks:1+notify', 'urn:example:open:transient+notify']);
   await online(bob, [`${TUNE}+notify`, 'urn:example:open+notify']);
   await online(dave, ['urn:example:marker+notify']);
   carol.client.send('<presence/>');
@@ -167,6 +167,17 @@ describe('publishing (XEP-0060 §7.1, XEP-0163 §3)', () => {
     assertError(await publish(alice.client, node, `<o xmlns='urn:example'/>`, '3', { 'pubsub#frobnicate': '1' }), 'conflict', 'precondition-not-met');
     assertError(await publish(alice.client, 'urn:example:new', `<o xmlns='urn:example'/>`, '3', { 'pubsub#access_model': 'authorize' }), 'conflict', 'precondition-not-met');
     assert.deepEqual(itemIds(await items(alice.client, node, 'alice@localhost')), ['1', '2'], 'nothing was published by the refused requests');
+  });
+
+  test('persist_items=false keeps the last item only; deliver_payloads=false notifies without the payload', async () => {
+    const node = 'urn:example:open:transient';
+    const opts = { 'pubsub#access_model': 'open', 'pubsub#persist_items': 'false', 'pubsub#max_items': '5', 'pubsub#deliver_payloads': 'false' };
+    for (const id of ['t1', 't2', 't3']) assert.equal((await publish(alice.client, node, `<t xmlns='urn:example'>${id}</t>`, id, opts)).attrs.type, 'result');
+    const got = await items(carol.client, node, 'alice@localhost');
+    assert.deepEqual(itemIds(got), ['t3']);
+    assert.ok(got.getChild('pubsub', PUBSUB)!.getChild('items', PUBSUB)!.getChild('item', PUBSUB)!.getChild('t', 'urn:example'), 'a read returns the payload');
+    const ev = await alice.client.waitFor(eventFor(node, (its) => its.getChild('item', EVENT)?.attrs.id === 't3'), 'the event at alice');
+    assert.equal(ev.getChild('event', EVENT)!.getChild('items', EVENT)!.getChild('item', EVENT)!.children.length, 0, 'no payload in the notification');
   });
 
   test('only the owner publishes; an empty item and a payload over max_item_bytes are refused', async () => {
