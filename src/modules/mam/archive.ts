@@ -53,8 +53,13 @@ export interface ArchiveReader {
    * (fromEnd false), or newest first from its end (fromEnd true; offset is not used).
    */
   page(range: ArchiveRange, limit: number, fromEnd: boolean, offset?: number): Promise<ArchivedMessage[]>;
-  /** How many messages the range holds. */
-  count(range: ArchiveRange): Promise<number>;
+  /**
+   * How many messages the range holds, or undefined when that is more than `cap` (counting
+   * further would cost more than the query is worth; XEP-0059 §2.6 allows leaving it out).
+   */
+  count(range: ArchiveRange, cap: number): Promise<number | undefined>;
+  /** How many messages the whole archive holds (kept as it changes, so this is cheap). */
+  total(): Promise<number>;
   /** The first and last message of the whole archive (XEP-0313 §6 metadata), if any. */
   bounds(): Promise<{ first: ArchivedMessage; last: ArchivedMessage } | undefined>;
 }

@@ -60,13 +60,22 @@ export interface PageLimits {
 /** One page of results, oldest first. */
 export interface Page {
   items: ArchivedMessage[];
-  /** Messages in the whole result set (XEP-0059 §2.6). */
-  count: number;
+  /** Messages in the whole result set (XEP-0059 §2.6); undefined when too costly to count. */
+  count: number | undefined;
   /** Position of items[0] in the result set (XEP-0059 §2.4). */
   index: number | undefined;
   /** XEP-0313 §4.3.2: nothing further in the paging direction. */
   complete: boolean;
 }
+
+/**
+ * Index entries counted at most for <count/> and the 'index' of <first/> (XEP-0059 §2.6: they
+ * may be left out when exceptionally costly): a few milliseconds on SQLite. The whole archive's
+ * count is always known (kept with each change).
+ */
+export const COUNT_CAP = 20_000;
+/** The largest RSM <index/> served (XEP-0059 §2.4): skipping into a set costs what it skips. */
+export const INDEX_CAP = 50_000;
 
 /** The form fields this implementation understands (XEP-0313 §4.1, §4.1.5). */
 const FIELDS = new Set(['FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids']);
@@ -152,6 +161,8 @@ export function parseRsm(set: Element | undefined, limits: PageLimits): Rsm {
   if (index) {
     if (after || before) throw new StanzaError('bad-request', 'RSM <index/> with <after/> or <before/>');
     rsm.index = parseInteger(index, 'index', 0);
+    // XEP-0059 §2.4: a responder that cannot page by index answers feature-not-implemented.
+    if (rsm.index > INDEX_CAP) throw new StanzaError('feature-not-implemented', `RSM <index/> beyond ${INDEX_CAP}`);
   }
   return rsm;
 }
@@ -221,7 +232,7 @@ export function parseQuery(query: Element, limits: PageLimits): MamQuery {
  * after/before only page through it (XEP-0313 §8: that is how they differ). Any id that is not
  * in the archive is item-not-found (§4.1.3, §4.3.2).
  */
-export async function runQuery(reader: ArchiveReader, q: MamQuery): Promise<Page> {
+export async function runQuery(reader: ArchiveReader, q: MamQuery, countCap = COUNT_CAP): Promise<Page> {
   const wanted = new Set<string>();
   for (const id of [q.afterId, q.beforeId, q.rsm.after, q.rsm.before, ...(q.ids ?? [])]) if (id) wanted.add(id);
   const known = new Map<string, ArchivedMessage>();
@@ -269,7 +280,8 @@ export async function runQuery(reader: ArchiveReader, q: MamQuery): Promise<Page
     };
   }
 
-  const count = await reader.count(set);
+  const unfiltered = !set.with && set.start === undefined && set.end === undefined && !set.after && !set.before;
+  const count = unfiltered ? await reader.total() : await reader.count(set, countCap);
   if (max === 0) return { items: [], count, index: undefined, complete: count === 0 };
   const offset = !backward && q.rsm.after === undefined ? q.rsm.index : undefined;
   const rows = await reader.page(page, max + 1, backward, offset);
@@ -279,8 +291,8 @@ export async function runQuery(reader: ArchiveReader, q: MamQuery): Promise<Page
   let index: number | undefined;
   if (first) {
     if (!backward && q.rsm.after === undefined) index = offset ?? 0;
-    else if (backward && !q.rsm.before) index = count - items.length;
-    else index = await reader.count({ ...set, before: first });
+    else if (backward && !q.rsm.before) index = count === undefined ? undefined : count - items.length;
+    else if (count !== undefined) index = await reader.count({ ...set, before: first }, countCap);
   }
   return { items, count, index, complete: rows.length <= max };
 }
@@ -311,7 +323,7 @@ export function finElement(page: Page): Element {
     set.append(x('first', NS_RSM, { index: page.index === undefined ? undefined : String(page.index) }, first.id));
     set.append(x('last', NS_RSM, {}, last.id));
   }
-  set.append(x('count', NS_RSM, {}, String(page.count)));
+  if (page.count !== undefined) set.append(x('count', NS_RSM, {}, String(page.count)));
   return x('fin', NS_MAM, { complete: page.complete ? 'true' : undefined }, set);
 }
 

@@ -125,11 +125,22 @@ export class SqlArchive implements ArchiveReader {
     return (await q.execute()).map(toMessage);
   }
 
-  async count(range: ArchiveRange): Promise<number> {
+  async count(range: ArchiveRange, cap: number): Promise<number | undefined> {
     if (this.archive === undefined) return 0;
-    const q = this.db.selectFrom('mam_messages').select((eb) => eb.fn.countAll<number>().as('n'));
-    const row = await filtered(q, this.archive, range).executeTakeFirst();
-    return Number(row?.n ?? 0);
+    // Counts at most cap + 1 index entries: the cost is bounded whatever the archive's size.
+    const within = filtered(this.db.selectFrom('mam_messages').select('seq'), this.archive, range).limit(cap + 1);
+    const row = await this.db
+      .selectFrom(within.as('w'))
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirst();
+    const n = Number(row?.n ?? 0);
+    return n > cap ? undefined : n;
+  }
+
+  async total(): Promise<number> {
+    if (this.archive === undefined) return 0;
+    const row = await this.db.selectFrom('mam_archives').select('messages').where('archive', '=', this.archive).executeTakeFirst();
+    return Number(row?.messages ?? 0);
   }
 
   async bounds(): Promise<{ first: ArchivedMessage; last: ArchivedMessage } | undefined> {
