@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { openSqliteStorage } from '../../src/storage/sqlite.js';
 import { x } from '../../src/xml/element.js';
 import { SqlMamStore, type NewMessage } from '../../src/modules/mam/store.js';
@@ -71,6 +71,8 @@ for (let done = 0; done < MESSAGES; done += BATCH) {
 const fillSeconds = (performance.now() - fillStart) / 1000;
 process.stderr.write(`\rfilled ${MESSAGES} in ${fillSeconds.toFixed(1)} s\n`);
 
+const loadBefore = loadavg()[0]!;
+
 // --- Queries ---------------------------------------------------------------------------
 function query(fields: Record<string, string>, set: Record<string, string>) {
   const form = x('x', NS_DATA, { type: 'submit' }, x('field', NS_DATA, { var: 'FORM_TYPE' }, x('value', NS_DATA, {}, NS_MAM)));
@@ -91,6 +93,9 @@ interface Row {
   p50: number;
   p99: number;
   max: number;
+  /** CPU time of this process per run (user + system): what the query costs, without waiting for a CPU. */
+  cpu50: number;
+  cpu99: number;
   results: number;
 }
 const rows: Row[] = [];
@@ -103,15 +108,19 @@ const rand = (n: number) => {
 async function measure(name: string, what: string, run: () => Promise<number>): Promise<void> {
   for (let i = 0; i < 20; i++) await run(); // warm-up: statement cache, page cache
   const times: number[] = [];
+  const cpu: number[] = [];
   let results = 0;
   for (let i = 0; i < QUERIES; i++) {
+    const cpuStart = process.cpuUsage();
     const start = performance.now();
     results = await run();
     times.push(performance.now() - start);
+    const used = process.cpuUsage(cpuStart);
+    cpu.push((used.user + used.system) / 1000);
   }
-  const row = { name, what, p50: percentile(times, 50), p99: percentile(times, 99), max: Math.max(...times), results };
+  const row = { name, what, p50: percentile(times, 50), p99: percentile(times, 99), max: Math.max(...times), cpu50: percentile(cpu, 50), cpu99: percentile(cpu, 99), results };
   rows.push(row);
-  process.stderr.write(`${name}: p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms\n`);
+  process.stderr.write(`${name}: p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms (CPU p99 ${row.cpu99.toFixed(2)} ms)\n`);
 }
 
 const middle = () => ids[Math.floor(ids.length / 4) + rand(Math.floor(ids.length / 2))]!;
@@ -142,16 +151,20 @@ const bytes = statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: f
 await storage.close();
 rmSync(dir, { recursive: true, force: true });
 
+const loadAfter = loadavg()[0]!;
 const table = [
-  '| query | what | p50 (ms) | p99 (ms) | max (ms) | results |',
-  '|---|---|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.name} | ${r.what} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(2)} | ${r.results} |`),
+  '| query | what | p50 (ms) | p99 (ms) | max (ms) | CPU p50 (ms) | CPU p99 (ms) | results |',
+  '|---|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.name} | ${r.what} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(2)} | ${r.cpu50.toFixed(2)} | ${r.cpu99.toFixed(2)} | ${r.results} |`),
 ].join('\n');
 const report = [
   `# bench:mam results`,
   '',
   `${MESSAGES.toLocaleString('en')} messages across ${CONTACTS} contacts in one account's archive, SQLite (WAL, synchronous NORMAL), ` +
     `${QUERIES} timed runs per query after 20 warm-up runs; ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+  '',
+  `Load average (1 min) on ${cpus().length} CPUs: ${loadBefore.toFixed(1)} when the queries started, ${loadAfter.toFixed(1)} when they ended ` +
+    '(other work on the machine delays a run without costing it CPU: compare the wall-clock and CPU columns).',
   '',
   `Fill: ${fillSeconds.toFixed(1)} s (${Math.round(MESSAGES / fillSeconds).toLocaleString('en')} messages/s in transactions of ${BATCH.toLocaleString('en')}); database ${(bytes / 1e6).toFixed(0)} MB.`,
   '',
