@@ -61,6 +61,12 @@ describe('mam configuration and shoal mam purge', () => {
       const bad = await runShoal(['mam', 'purge', 'alice@localhost', '--before', 'last tuesday'], { cwd });
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /invalid --before/);
+      // Deleting the account deletes its archive.
+      const del = await runShoal(['user', 'del', 'bob@localhost'], { cwd });
+      assert.equal(del.code, 0, del.stderr);
+      assert.equal(await store.size('localhost', 'bob'), 0);
+      const rows = await srv.server.storage.sql.db<{ mam_messages: { seq: number } }>().selectFrom('mam_messages').select('seq').execute();
+      assert.equal(rows.length, 0, 'no message of bob\'s is left');
       const unknown = await runShoal(['mam', 'purge', 'nobody@localhost'], { cwd });
       assert.equal(unknown.code, 2);
       assert.match(unknown.stderr, /does not exist/);

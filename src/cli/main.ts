@@ -222,7 +222,13 @@ export function buildProgram(): Command {
     .action(async (jidArg: string) => {
       const config = load(program.opts<GlobalOpts>());
       const jid = accountJid(config, jidArg);
-      const ok = await withStorage(config, (s) => s.accounts.remove(jid.domain, jid.local));
+      const ok = await withStorage(config, async (s) => {
+        if (!(await s.accounts.exists(jid.domain, jid.local))) return false;
+        // The archive first, in batches: a large one deleted by the account's cascade would hold
+        // the database's write lock for as long as that takes, and a running server waits on it.
+        await (await SqlMamStore.open(s.sql)).purge(jid.domain, jid.local);
+        return s.accounts.remove(jid.domain, jid.local);
+      });
       if (!ok) throw new UsageError(`${jid.toString()} does not exist`);
       console.log(`deleted ${jid.toString()}`);
     });
