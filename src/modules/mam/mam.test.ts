@@ -106,6 +106,20 @@ describe('mam module', () => {
     assert.deepEqual(await bodies(store, 'alice'), ['from a contact', 'm1', 'now kept', 'm2']);
   });
 
+  test('a message archived and then refused (bounced) leaves the archive, and the bounce shows no archive id', async (t) => {
+    const { store, login } = await setup(t);
+    // No session for alice and no offline storage in this hub: the message comes back as an error.
+    const bob = await login('bob');
+    bob.tr.send(`<message to='alice@localhost' type='chat' id='lost'><body>nobody home</body></message>`);
+    await until(() => bob.tr.received.some((e) => e.attrs.id === 'lost' && e.attrs.type === 'error'), 'the bounce');
+    const bounce = bob.tr.received.find((e) => e.attrs.id === 'lost')!;
+    assert.equal(bounce.getChildText('body'), 'nobody home', 'the payload comes back');
+    assert.deepEqual(bounce.getChildren('stanza-id', NS_SID), [], 'but not alice\'s archive id');
+    for (let i = 0; i < 200 && (await store.size('localhost', 'alice')) > 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(await bodies(store, 'alice'), [], 'refused: not in the recipient\'s archive');
+    assert.deepEqual(await bodies(store, 'bob'), ['nobody home'], 'the sender did send it');
+  });
+
   test('results reach the querying resource before the IQ result; malformed prefs are refused', async (t) => {
     const { login } = await setup(t);
     const alice = await login('alice');

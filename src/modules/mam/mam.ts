@@ -5,16 +5,17 @@
 // its archive id as a XEP-0359 <stanza-id/>. Queries, paging and the form are
 // query.ts's; preferences (XEP-0441) are honoured when archiving; retention runs
 // in the background (retention.ts).
-import type { Element } from '../../xml/element.js';
+import { Element } from '../../xml/element.js';
 import { storeXml } from '../../xml/stored.js';
 import type { Jid } from '../../jid/jid.js';
 import { StanzaError } from '../../core/errors.js';
 import { Priority } from '../../core/hooks.js';
 import type { AddressedStanza, IqRequest, RoutedStanza, ServerApi } from '../../core/api.js';
+import type { Session } from '../../core/session.js';
 import type { Storage } from '../../storage/types.js';
 import type { Module } from '../api.js';
 import { NS_MAM, NS_MAM_EXTENDED, finElement, metadata, parseQuery, queryForm, resultMessage, runQuery, sendOrder, type PageLimits } from './query.js';
-import { NS_SID, allowedByPrefs, archivable, parsePrefs, prefsElement, stanzaId, stripOwnStanzaIds } from './policy.js';
+import { NS_SID, allowedByPrefs, archivable, foreignStanzaIds, parsePrefs, prefsElement, stanzaId, stripOwnStanzaIds } from './policy.js';
 import { SqlMamStore, type Prefs } from './store.js';
 import { enforceRetention } from './retention.js';
 import type { MamApi } from './api.js';
@@ -60,6 +61,9 @@ export class MamModule {
     // Recipient side: after blocking (a message the user blocks is not in their archive,
     // XEP-0313 §7.1), before anything delivers or stores it.
     server.hookInbound('message', (ev) => this.incoming(ev), Priority.STAMP);
+    // A bounce of a message its recipient's archive kept (offline storage refused it, say) must
+    // not show the sender that archive's id (§3.5), and the refused message leaves it (§7.1).
+    server.addOutgoingFilter((session, stanza) => this.outgoingBounce(session, stanza), Priority.STAMP);
     this.scheduleRetention(FIRST_RETENTION_DELAY);
   }
 
@@ -101,10 +105,34 @@ export class MamModule {
     const owner = ev.to.bare;
     // XEP-0359 §4: an id claiming to be from this archive cannot be; only we assign them.
     stripOwnStanzaIds(stanza, owner);
+    if (stanza.attrs.type === 'error') this.refused(stanza, owner);
     if (!archivable(stanza)) return false;
     const id = await this.archive(owner, ev.from, stanza);
     if (id !== undefined) stanza.append(stanzaId(owner, id));
     return false;
+  }
+
+  /**
+   * An error message (a bounce) carrying ids of other accounts' archives: the message it answers
+   * was archived there and then refused, so it leaves those archives; the ids are removed.
+   * Returns whether any was found.
+   */
+  private refused(stanza: Element, reader: Jid): boolean {
+    const foreign = foreignStanzaIds(stanza, reader, (d) => this.server.isLocalDomain(d));
+    for (const f of foreign) {
+      const i = stanza.children.indexOf(f.el);
+      if (i >= 0) stanza.children.splice(i, 1);
+      this.server.track(this.store.remove(f.archive.domain, f.archive.local, f.id), 'removing a refused message from the archive');
+    }
+    return foreign.length > 0;
+  }
+
+  /** The outgoing filter: a bounce to a client (straight from the hub, past the inbound hooks). */
+  private outgoingBounce(session: Session, stanza: Element): Element {
+    if (stanza.name !== 'message' || stanza.attrs.type !== 'error' || !stanza.getChild('stanza-id', NS_SID)) return stanza;
+    // A bounce's payload elements are the original's: work on a copy of the list.
+    const copy = new Element(stanza.name, stanza.xmlns, { ...stanza.attrs }, [...stanza.children]);
+    return this.refused(copy, session.jid.bare) ? copy : stanza;
   }
 
   /** Archives the message in `owner`'s archive unless their preferences say no; returns its id. */

@@ -79,6 +79,27 @@ export function stripOwnStanzaIds(message: Element, archive: Jid): boolean {
   return message.children.length !== before;
 }
 
+/**
+ * The <stanza-id/>s of a message naming an archive of this server other than `reader`'s: ids
+ * `reader` may not see (XEP-0313 §3.5). They appear on a bounce: an error reply to a message
+ * its recipient's server archived and then refused carries the payload back to the sender.
+ */
+export function foreignStanzaIds(message: Element, reader: Jid, isLocalDomain: (domain: string) => boolean): { el: Element; archive: Jid; id: string }[] {
+  const out: { el: Element; archive: Jid; id: string }[] = [];
+  for (const c of message.children) {
+    if (typeof c === 'string' || c.name !== 'stanza-id' || c.xmlns !== NS_SID || c.attrs.id === undefined) continue;
+    let by: Jid;
+    try {
+      by = Jid.parse(c.attrs.by ?? '');
+    } catch (err) {
+      if (err instanceof JidError) continue;
+      throw err;
+    }
+    if (by.local !== '' && by.resource === '' && isLocalDomain(by.domain) && !by.equals(reader.bare)) out.push({ el: c, archive: by, id: c.attrs.id });
+  }
+  return out;
+}
+
 /** XEP-0313 §3.5 / XEP-0359 §3: the archive id the live message carries. */
 export function stanzaId(archive: Jid, id: string): Element {
   return x('stanza-id', NS_SID, { by: archive.bareString(), id });

@@ -149,12 +149,13 @@ export function parseRsm(set: Element | undefined, limits: PageLimits): Rsm {
   const after = set.getChild('after', NS_RSM);
   const before = set.getChild('before', NS_RSM);
   if (after) {
-    const id = after.text();
+    // Archive ids hold no white space; what surrounds one is formatting.
+    const id = after.text().trim();
     // §2.2: after names an item; an empty one names none.
     if (id === '') throw new StanzaError('bad-request', 'empty RSM <after/>');
     rsm.after = id;
   }
-  if (before) rsm.before = before.text();
+  if (before) rsm.before = before.text().trim();
   // XEP-0313 §4.3.2: before and after together are undefined by RSM: before-id/after-id do that.
   if (after && before) throw new StanzaError('bad-request', 'RSM <after/> and <before/> together: use after-id and before-id');
   const index = set.getChild('index', NS_RSM);

@@ -301,6 +301,25 @@ export class SqlMamStore {
   }
 
   /**
+   * Deletes one message by its archive id (a message the account refused after it was archived:
+   * XEP-0313 §7.1, it must not stay in the archive); false when it is not there.
+   */
+  async remove(host: string, username: string, id: string): Promise<boolean> {
+    const archive = await this.archiveKey(host, username);
+    if (archive === undefined) return false;
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx.deleteFrom('mam_messages').where('archive', '=', archive).where('id', '=', id).executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0) return false;
+      await trx
+        .updateTable('mam_archives')
+        .set((eb) => ({ messages: eb('messages', '-', 1) }))
+        .where('archive', '=', archive)
+        .execute();
+      return true;
+    });
+  }
+
+  /**
    * Deletes an account's messages archived before `before` (all without it), `batch` per
    * transaction, calling `pause` between batches (to let other work run). Returns how many.
    */
