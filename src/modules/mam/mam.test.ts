@@ -120,6 +120,21 @@ describe('mam module', () => {
     assert.deepEqual(await bodies(store, 'bob'), ['nobody home'], 'the sender did send it');
   });
 
+  test('an error a client sends cannot remove another account\'s archived message, nor show its id', async (t) => {
+    const { store, login } = await setup(t);
+    const alice = await login('alice');
+    const bob = await login('bob');
+    const carol = await login('carol');
+    bob.tr.send(`<message to='carol@localhost' type='chat'><body>for carol</body></message>`);
+    await until(() => withBody(carol.tr, 'for carol') !== undefined, 'carol\'s message');
+    const id = withBody(carol.tr, 'for carol')!.getChild('stanza-id', NS_SID)!.attrs.id!;
+    bob.tr.send(`<message to='${alice.session.jid.toString()}' type='error' id='e1'><stanza-id xmlns='${NS_SID}' by='carol@localhost' id='${id}'/><error type='cancel'><undefined-condition xmlns='${NS.STANZA_ERRORS}'/></error></message>`);
+    await until(() => alice.tr.received.some((e) => e.attrs.id === 'e1'), 'the error at alice');
+    assert.deepEqual(alice.tr.received.find((e) => e.attrs.id === 'e1')!.getChildren('stanza-id', NS_SID), [], 'carol\'s id is not shown to alice');
+    await marker(bob.tr, carol.tr, 'carol@localhost', 'after');
+    assert.deepEqual(await bodies(store, 'carol'), ['for carol', 'after'], 'still in carol\'s archive');
+  });
+
   test('results reach the querying resource before the IQ result; malformed prefs are refused', async (t) => {
     const { login } = await setup(t);
     const alice = await login('alice');

@@ -7,7 +7,7 @@
 // in the background (retention.ts).
 import { Element } from '../../xml/element.js';
 import { storeXml } from '../../xml/stored.js';
-import type { Jid } from '../../jid/jid.js';
+import { Jid, JidError } from '../../jid/jid.js';
 import { StanzaError } from '../../core/errors.js';
 import { Priority } from '../../core/hooks.js';
 import type { AddressedStanza, IqRequest, RoutedStanza, ServerApi } from '../../core/api.js';
@@ -105,7 +105,7 @@ export class MamModule {
     const owner = ev.to.bare;
     // XEP-0359 §4: an id claiming to be from this archive cannot be; only we assign them.
     stripOwnStanzaIds(stanza, owner);
-    if (stanza.attrs.type === 'error') this.refused(stanza, owner);
+    if (stanza.attrs.type === 'error') this.refused(stanza, owner, ev.from);
     if (!archivable(stanza)) return false;
     const id = await this.archive(owner, ev.from, stanza);
     if (id !== undefined) stanza.append(stanzaId(owner, id));
@@ -113,16 +113,20 @@ export class MamModule {
   }
 
   /**
-   * An error message (a bounce) carrying ids of other accounts' archives: the message it answers
-   * was archived there and then refused, so it leaves those archives; the ids are removed.
+   * An error message carrying ids of other accounts' archives: they are removed (`reader` may
+   * not see them). One naming the archive of the error's sender is a bounce from this server
+   * (only it can put that id there: the account's own clients' are stripped on the way out):
+   * the message it answers was archived and then refused, so it leaves that archive.
    * Returns whether any was found.
    */
-  private refused(stanza: Element, reader: Jid): boolean {
+  private refused(stanza: Element, reader: Jid, from: Jid | undefined): boolean {
     const foreign = foreignStanzaIds(stanza, reader, (d) => this.server.isLocalDomain(d));
     for (const f of foreign) {
       const i = stanza.children.indexOf(f.el);
       if (i >= 0) stanza.children.splice(i, 1);
-      this.server.track(this.store.remove(f.archive.domain, f.archive.local, f.id), 'removing a refused message from the archive');
+      if (from !== undefined && f.archive.equals(from.bare)) {
+        this.server.track(this.store.remove(f.archive.domain, f.archive.local, f.id), 'removing a refused message from the archive');
+      }
     }
     return foreign.length > 0;
   }
@@ -132,7 +136,7 @@ export class MamModule {
     if (stanza.name !== 'message' || stanza.attrs.type !== 'error' || !stanza.getChild('stanza-id', NS_SID)) return stanza;
     // A bounce's payload elements are the original's: work on a copy of the list.
     const copy = new Element(stanza.name, stanza.xmlns, { ...stanza.attrs }, [...stanza.children]);
-    return this.refused(copy, session.jid.bare) ? copy : stanza;
+    return this.refused(copy, session.jid.bare, senderOf(stanza)) ? copy : stanza;
   }
 
   /** Archives the message in `owner`'s archive unless their preferences say no; returns its id. */
@@ -242,6 +246,16 @@ export class MamModule {
       this.server.log.error({ err, event: 'mam-retention-failed' }, 'archive retention failed');
       return 0;
     }
+  }
+}
+
+/** The 'from' of a stanza the hub wrote (always valid there), parsed. */
+function senderOf(stanza: Element): Jid | undefined {
+  try {
+    return stanza.attrs.from === undefined ? undefined : Jid.parse(stanza.attrs.from);
+  } catch (err) {
+    if (err instanceof JidError) return undefined;
+    throw err;
   }
 }
 
