@@ -1,0 +1,59 @@
+// The seed's clean-up for group chat where presence alone would not tell the room:
+// a client that entered a room without ever sending initial presence and then
+// drops, and a stream-management session whose hibernation runs out (the user
+// stays in the room while the session can be resumed, and leaves when it ends).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer, type TestServer } from './support/server.js';
+import { login } from './support/login.js';
+import { SERVICE, codes, createInstant, isGroupchat, isPresenceFrom, join, online } from './support/muc.js';
+
+const SM = 'urn:xmpp:sm:3';
+const RESUME_TIMEOUT = 1;
+let srv: TestServer;
+before(async () => {
+  srv = await startTestServer({ stream_management: { resume_timeout: RESUME_TIMEOUT } });
+  for (const u of ['alice', 'bob', 'carol']) await srv.addUser(u, `${u}-pass`);
+});
+after(() => srv.stop());
+
+test('a client that never sent initial presence and drops its socket leaves the room', async () => {
+  const alice = await online(srv.port, 'alice');
+  const room = `nopresence@${SERVICE}`;
+  await createInstant(alice.client, room, 'A');
+  const bob = await login(srv.port, 'bob', 'bob-pass'); // no <presence/>
+  await join(bob.client, room, 'B');
+  await alice.client.waitFor(isPresenceFrom(`${room}/B`), 'bob entered');
+  bob.client.socket.destroy();
+  const left = await alice.client.waitFor(isPresenceFrom(`${room}/B`, 'unavailable'), 'bob left');
+  assert.deepEqual(codes(left), [], 'not 332: the service is not shutting down');
+  alice.client.send(`<message to='${room}' type='groupchat'><body>marker</body></message>`);
+  await alice.client.waitFor(isGroupchat('marker'));
+  assert.equal(alice.client.elements.filter(isPresenceFrom(`${room}/B`, 'unavailable')).length, 1);
+  alice.client.close();
+});
+
+test('stream management: a hibernating user stays in the room until the session ends, then leaves once', async () => {
+  const alice = await online(srv.port, 'alice');
+  const room = `hibernate@${SERVICE}`;
+  await createInstant(alice.client, room, 'A');
+  const carol = await online(srv.port, 'carol');
+  carol.client.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const enabled = await carol.client.waitFor((el) => el.xmlns === SM && el.name === 'enabled', 'sm enabled');
+  assert.equal(enabled.attrs.resume, 'true');
+  await join(carol.client, room, 'C');
+  await alice.client.waitFor(isPresenceFrom(`${room}/C`), 'carol entered');
+  const dropped = Date.now();
+  carol.client.socket.destroy();
+  // While hibernating, carol is still an occupant: messages to the room still go to her session.
+  alice.client.send(`<message to='${room}' type='groupchat'><body>while you sleep</body></message>`);
+  await alice.client.waitFor(isGroupchat('while you sleep'));
+  assert.equal(alice.client.elements.filter(isPresenceFrom(`${room}/C`, 'unavailable')).length, 0, 'no unavailable while the session can resume');
+  const left = await alice.client.waitFor(isPresenceFrom(`${room}/C`, 'unavailable'), 'carol left when hibernation ended', 10_000);
+  assert.ok(Date.now() - dropped >= RESUME_TIMEOUT * 1000 - 100, 'not before the resume timeout');
+  assert.deepEqual(codes(left), []);
+  alice.client.send(`<message to='${room}' type='groupchat'><body>marker</body></message>`);
+  await alice.client.waitFor(isGroupchat('marker'));
+  assert.equal(alice.client.elements.filter(isPresenceFrom(`${room}/C`, 'unavailable')).length, 1);
+  alice.client.close();
+});
