@@ -43,8 +43,9 @@ export const mucModule: Module = {
 
     // The seed's clean-up: 'session-ended' is emitted once per session, however it ended
     // (logout, a dropped connection, a timeout, a stream-management hibernation running out).
-    server.on('session-ended', (session) => {
-      for (const s of services.values()) s.leaveAll(session.jid);
+    // At shutdown every connection closes at once: occupants are dropped without a broadcast.
+    server.on('session-ended', (session, reason) => {
+      for (const s of services.values()) s.leaveAll(session.jid, undefined, reason === 'shutdown');
     });
     // RFC 6121 §4.5.2: unavailable presence to the server itself ends the session's presence
     // in every room too (the presence module tells directed-presence recipients the same; a

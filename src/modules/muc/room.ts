@@ -254,6 +254,17 @@ export class Room {
     this.remove(occupant, {});
   }
 
+  /**
+   * Takes an occupant out without telling anyone: the server is shutting down and every
+   * connection is closing, so a broadcast per leaver would only cost O(n²) stanzas nobody reads.
+   */
+  forget(occupant: Occupant): void {
+    if (this.occupants.get(occupant.nick) !== occupant) return;
+    this.occupants.delete(occupant.nick);
+    this.byReal.delete(occupant.jid.toString());
+    this.host.occupancy(this, occupant.jid, false);
+  }
+
   /** Takes an occupant out and tells everyone (the occupant last) with `extra`. */
   remove(occupant: Occupant, extra: PresenceExtra): void {
     if (this.occupants.get(occupant.nick) !== occupant) return;

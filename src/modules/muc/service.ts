@@ -161,12 +161,14 @@ export class MucService implements RoomHost, RoomIqContext {
    * The seed's clean-up: a real JID (a session that ended, or sent unavailable presence to
    * the server) leaves every room it is in; its last presence, if given, says why.
    */
-  leaveAll(real: Jid, unavailable?: Element): void {
+  leaveAll(real: Jid, unavailable?: Element, shutdown = false): void {
     const rooms = this.presentIn.get(real.toString());
     if (!rooms) return;
     for (const room of [...rooms]) {
       const occupant = room.occupantByReal(real.toString());
-      if (occupant) room.leave(occupant, unavailable);
+      if (!occupant) continue;
+      if (shutdown) room.forget(occupant);
+      else room.leave(occupant, unavailable);
     }
   }
 
