@@ -17,7 +17,6 @@ import {
   NS_OCCUPANT_ID,
   NS_PING,
   NS_RETRACT,
-  NS_ROOMCONFIG,
   NS_ROOMINFO,
   NS_SELF_PING,
   NS_SID,
@@ -168,7 +167,11 @@ function adminSet(room: Room, payload: Element, from: Jid): void {
   const changes = items.map((item) => checkChange(room, item, actor));
   // §10.6 / §10.8: the room keeps at least one owner.
   const owners = new Set([...room.affiliations].filter(([, r]) => r.affiliation === 'owner').map(([j]) => j));
-  for (const c of changes) if (c.kind === 'affiliation') c.value === 'owner' ? owners.add(c.bare) : owners.delete(c.bare);
+  for (const c of changes) {
+    if (c.kind !== 'affiliation') continue;
+    if (c.value === 'owner') owners.add(c.bare);
+    else owners.delete(c.bare);
+  }
   if (owners.size === 0) throw new StanzaError('conflict', 'a room needs an owner');
   for (const c of changes) applyChange(room, c, actor.occupant?.nick);
 }
@@ -277,7 +280,7 @@ function ownerSet(ctx: RoomIqContext, room: Room, payload: Element, from: Jid): 
   const wasLocked = room.locked;
   room.config = after;
   room.locked = false;
-  room.configChanged(before, wasLocked);
+  room.configChanged(before);
   if (!hasFields && wasLocked) return;
   // §10.2.1: occupants learn what changed.
   const codes = [104];

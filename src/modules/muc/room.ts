@@ -345,7 +345,7 @@ export class Room {
   }
 
   /** The owner changed the configuration (§10.2); a temporary room with nobody left goes. */
-  configChanged(before: RoomConfig, wasLocked: boolean): void {
+  configChanged(before: RoomConfig): void {
     this.host.roomChanged(this, before);
     if (this.occupants.size === 0 && !this.config.persistent) this.finish(false);
   }
