@@ -10,13 +10,16 @@ import { parseJid, type Occupant, type Room } from './room.js';
 import {
   NS_CONFERENCE,
   NS_DATA,
+  NS_FASTEN,
   NS_MODERATE,
+  NS_MODERATE_0,
   NS_MUC,
   NS_MUC_ADMIN,
   NS_MUC_OWNER,
   NS_OCCUPANT_ID,
   NS_PING,
   NS_RETRACT,
+  NS_RETRACT_0,
   NS_ROOMINFO,
   NS_SELF_PING,
   NS_SID,
@@ -51,7 +54,8 @@ export async function roomIq(ctx: RoomIqContext, room: Room, iq: Element, from: 
   if (type === 'get' && ns === NS_PING) return undefined;
   if (ns === NS_MUC_ADMIN) return type === 'get' ? adminGet(room, payload, from) : adminSet(room, payload, from);
   if (ns === NS_MUC_OWNER) return type === 'get' ? ownerGet(ctx, room, payload, from) : ownerSet(ctx, room, payload, from);
-  if (type === 'set' && ns === NS_MODERATE && payload.name === 'moderate') return moderate(ctx, room, payload, from);
+  if (type === 'set' && ns === NS_MODERATE && payload.name === 'moderate') return moderate(ctx, room, moderation(payload), from);
+  if (type === 'set' && ns === NS_FASTEN && payload.name === 'apply-to') return moderate(ctx, room, moderation(payload), from);
   throw new StanzaError('service-unavailable');
 }
 
@@ -76,7 +80,9 @@ export function discoInfo(room: Room, payload: Element): Element {
     NS.DISCO_ITEMS,
     NS_SID,
     NS_OCCUPANT_ID,
-    NS_MODERATE,
+    NS_FASTEN,
+  NS_MODERATE,
+  NS_MODERATE_0,
     NS_SELF_PING,
     NS_CONFERENCE,
     c.persistent ? 'muc_persistent' : 'muc_temporary',
@@ -297,14 +303,31 @@ function ownerSet(ctx: RoomIqContext, room: Room, payload: Element, from: Jid): 
 
 // --- XEP-0425 message moderation ---------------------------------------------------------
 
-async function moderate(ctx: RoomIqContext, room: Room, payload: Element, from: Jid): Promise<void> {
+interface Moderation {
+  id: string | undefined;
+  retract: boolean;
+  reason: string | undefined;
+}
+
+/**
+ * A moderation request: XEP-0425 version 1 (<moderate id><retract/><reason/></moderate>) or
+ * version 0 (<apply-to id><moderate><retract/><reason/></moderate></apply-to>, XEP-0422).
+ */
+function moderation(payload: Element): Moderation {
+  if (payload.xmlns === NS_MODERATE) {
+    return { id: payload.attrs.id, retract: payload.getChild('retract', NS_RETRACT) !== undefined, reason: payload.getChildText('reason', NS_MODERATE) };
+  }
+  const m = payload.getChild('moderate', NS_MODERATE_0);
+  return { id: payload.attrs.id, retract: m?.getChild('retract', NS_RETRACT_0) !== undefined, reason: m?.getChildText('reason', NS_MODERATE_0) };
+}
+
+async function moderate(ctx: RoomIqContext, room: Room, req: Moderation, from: Jid): Promise<void> {
   const moderator = room.occupantByReal(from.toString());
   // XEP-0425 §4: only moderators.
   if (moderator?.role !== 'moderator') throw new StanzaError('forbidden', 'only moderators moderate messages');
-  const id = payload.attrs.id;
+  const { id, reason } = req;
   if (id === undefined || id === '') throw new StanzaError('bad-request', 'the stanza id to moderate is missing');
-  if (!payload.getChild('retract', NS_RETRACT)) throw new StanzaError('bad-request', 'only retraction is supported');
-  const reason = payload.getChildText('reason', NS_MODERATE);
+  if (!req.retract) throw new StanzaError('bad-request', 'only retraction is supported');
   const moderated = (): Element => x('moderated', NS_MODERATE, { by: moderator.roomJid.toString() }, x('occupant-id', NS_OCCUPANT_ID, { id: moderator.occupantId }));
   const entry = room.history.find(id);
   const stamp = new Date(ctx.now()).toISOString();
@@ -322,8 +345,12 @@ async function moderate(ctx: RoomIqContext, room: Room, payload: Element, from: 
   if (entry) room.history.remove(id);
   const retract = x('retract', NS_RETRACT, { id }, moderated());
   if (reason !== undefined) retract.append(x('reason', NS_RETRACT, {}, reason));
+  // The same notice in version 0's form, for clients that only know that one.
+  const moderated0 = x('moderated', NS_MODERATE_0, { by: moderator.roomJid.toString() }, x('retract', NS_RETRACT_0));
+  if (reason !== undefined) moderated0.append(x('reason', NS_MODERATE_0, {}, reason));
+  const applyTo = x('apply-to', NS_FASTEN, { id }, moderated0);
   for (const o of room.occupants.values()) {
-    const m = x('message', NS.CLIENT, { type: 'groupchat', from: room.jid.toString(), to: o.jid.toString(), id: ctx.newId() }, retract.clone());
+    const m = x('message', NS.CLIENT, { type: 'groupchat', from: room.jid.toString(), to: o.jid.toString(), id: ctx.newId() }, retract.clone(), applyTo.clone());
     room.sendFromRoom(m, o);
   }
 }

@@ -27,3 +27,7 @@ export const NS_SELF_PING = 'http://jabber.org/protocol/muc#self-ping-optimizati
 export const NS_PING = 'urn:xmpp:ping';
 /** XEP-0313, for the room archive's feature (the query itself comes with the archive). */
 export const NS_MAM = 'urn:xmpp:mam:2';
+/** XEP-0425 version 0 (with XEP-0422 fastening), still what many clients send. */
+export const NS_MODERATE_0 = 'urn:xmpp:message-moderate:0';
+export const NS_RETRACT_0 = 'urn:xmpp:message-retract:0';
+export const NS_FASTEN = 'urn:xmpp:fasten:0';
