@@ -27,7 +27,7 @@ import {
 
 let srv: TestServer;
 before(async () => {
-  srv = await startTestServer({ muc: { max_history: 5 } });
+  srv = await startTestServer({ muc: { max_history: 5, max_rooms_per_user: 2 } });
   for (const u of ['alice', 'bob', 'carol', 'dave']) await srv.addUser(u, `${u}-pass`);
 });
 after(() => srv.stop());
@@ -345,4 +345,28 @@ test('errors: no nick, unknown room, bad requests', async () => {
   const items = await iq(alice.client, `type='get' to='localhost'`, `<query xmlns='${NS.DISCO_ITEMS}'/>`);
   assert.ok(items.getChild('query', NS.DISCO_ITEMS)?.getChildren('item').some((i) => i.attrs.jid === SERVICE));
   alice.client.close();
+
+  // muc.max_rooms_per_user: 2 (a new, still locked room counts).
+  const dave = await online(srv.port, 'dave');
+  await enter(dave.client, `d1@${SERVICE}`, 'D');
+  await enter(dave.client, `d2@${SERVICE}`, 'D');
+  const third = await enter(dave.client, `d3@${SERVICE}`, 'D');
+  assert.equal(errorOf(third), 'not-allowed');
+  assert.match(third.getChild('error')?.getChildText('text', NS.STANZA_ERRORS) ?? '', /max_rooms_per_user/);
+  dave.client.close();
+});
+
+test('muc: false: no service, nothing listed', async () => {
+  const off = await startTestServer({ muc: false });
+  try {
+    await off.addUser('alice', 'alice-pass');
+    const alice = await online(off.port, 'alice');
+    const items = await iq(alice.client, `type='get' to='localhost'`, `<query xmlns='${NS.DISCO_ITEMS}'/>`);
+    assert.deepEqual(items.getChild('query', NS.DISCO_ITEMS)?.getChildren('item'), []);
+    const info = await iq(alice.client, `type='get' to='${SERVICE}'`, `<query xmlns='${NS.DISCO_INFO}'/>`);
+    assert.equal(stanzaErrorCondition(info), 'remote-server-not-found');
+    alice.client.close();
+  } finally {
+    await off.stop();
+  }
 });

@@ -232,8 +232,7 @@ function applyChange(room: Room, c: Change, actorNick: string | undefined): void
       room.remove(target, { codes: [307], actor: actorNick, reason: c.reason });
       return;
     }
-    target.role = c.value as Occupant['role'];
-    room.broadcastPresence(target, { actor: actorNick, reason: c.reason });
+    room.setRole(target, c.value as Occupant['role'], { actor: actorNick, reason: c.reason });
     return;
   }
   const aff = c.value as Affiliation;
@@ -245,8 +244,7 @@ function applyChange(room: Room, c: Change, actorNick: string | undefined): void
     if (aff === 'outcast') room.remove(o, { codes: [301], actor: actorNick, reason: c.reason, affiliation: 'outcast' }); // §9.1 banned
     else if (aff === 'none' && room.config.membersOnly) room.remove(o, { codes: [321], actor: actorNick, reason: c.reason }); // §9.4
     else {
-      o.role = defaultRole(aff, room.config.moderated);
-      room.broadcastPresence(o, { actor: actorNick, reason: c.reason });
+      room.setRole(o, defaultRole(aff, room.config.moderated), { actor: actorNick, reason: c.reason });
     }
   }
 }

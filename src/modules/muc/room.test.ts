@@ -277,3 +277,24 @@ test('history request parsing and selection', () => {
   h.remove('4');
   assert.deepEqual(h.select({}).map((e) => e.id), ['3']);
 });
+
+test('a participant made moderator of a semi-anonymous room is sent everyone again, with real JIDs', async () => {
+  const host = new TestHost();
+  const room = newRoom(host);
+  room.presence(enter('A'), A, 'A');
+  room.presence(enter('B'), B, 'B');
+  room.presence(enter('C'), C, 'C');
+  host.take();
+  await roomIq(host, room, x('iq', NS.CLIENT, { type: 'set' }, x('query', NS_MUC_ADMIN, {}, x('item', NS_MUC_ADMIN, { role: 'moderator', nick: 'B' }))), A, '');
+  const toB = host.take().filter((s) => s.to === B.toString());
+  assert.deepEqual(toB.map((s) => [s.from, itemOf(s.stanza).role, itemOf(s.stanza).jid]), [
+    [`${ROOM.toString()}/B`, 'moderator', B.toString()],
+    [`${ROOM.toString()}/A`, 'moderator', A.toString()],
+    [`${ROOM.toString()}/C`, 'participant', C.toString()],
+  ]);
+  // Only admins and owners make moderators (§9.6).
+  await assert.rejects(
+    roomIq(host, room, x('iq', NS.CLIENT, { type: 'set' }, x('query', NS_MUC_ADMIN, {}, x('item', NS_MUC_ADMIN, { role: 'moderator', nick: 'C' }))), B, ''),
+    (err: unknown) => err instanceof StanzaError && err.condition === 'not-allowed',
+  );
+});

@@ -355,6 +355,19 @@ export class Room {
     this.host.send(stanza, this.jid, to.jid);
   }
 
+  /**
+   * A new role, told to everyone. An occupant who becomes a moderator of a semi-anonymous room
+   * gets everyone's presence again, now with their real JIDs (§7.2.2: moderators see them).
+   */
+  setRole(occupant: Occupant, role: Role, extra: PresenceExtra): void {
+    const wasModerator = occupant.role === 'moderator';
+    occupant.role = role;
+    this.broadcastPresence(occupant, extra);
+    if (role === 'moderator' && !wasModerator && this.config.whois === 'moderators') {
+      for (const o of this.occupants.values()) if (o !== occupant) this.sendPresence(o, occupant, {});
+    }
+  }
+
   /** Every occupant gets a status message from the room (§10.2.1: 104, configuration changed). */
   broadcastStatus(codes: number[]): void {
     for (const o of this.occupants.values()) {
