@@ -57,3 +57,26 @@ test('stream management: a hibernating user stays in the room until the session 
   assert.equal(alice.client.elements.filter(isPresenceFrom(`${room}/C`, 'unavailable')).length, 1);
   alice.client.close();
 });
+
+test('two clients of one user under one nick: one drops, the user stays; the other logs out, the user leaves once', async () => {
+  const bob = await online(srv.port, 'bob');
+  const room = `devices@${SERVICE}`;
+  await createInstant(bob.client, room, 'B');
+  const laptop = await online(srv.port, 'alice');
+  const phone = await online(srv.port, 'alice');
+  await join(laptop.client, room, 'Alice');
+  await bob.client.waitFor(isPresenceFrom(`${room}/Alice`), 'alice entered');
+  await join(phone.client, room, 'Alice');
+  laptop.client.socket.destroy();
+  bob.client.send(`<message to='${room}' type='groupchat'><body>still there?</body></message>`);
+  await phone.client.waitFor(isGroupchat('still there?'), 'the phone still gets the room');
+  await bob.client.waitFor(isGroupchat('still there?'));
+  assert.equal(bob.client.elements.filter(isPresenceFrom(`${room}/Alice`, 'unavailable')).length, 0, 'alice is still in through her phone');
+  assert.equal(bob.client.elements.filter(isPresenceFrom(`${room}/Alice`)).length, 1, "bob saw alice's presence once, not once per client");
+  phone.client.send(`<presence type='unavailable'/></stream:stream>`);
+  await bob.client.waitFor(isPresenceFrom(`${room}/Alice`, 'unavailable'), 'alice left with her last client');
+  bob.client.send(`<message to='${room}' type='groupchat'><body>marker</body></message>`);
+  await bob.client.waitFor(isGroupchat('marker'));
+  assert.equal(bob.client.elements.filter(isPresenceFrom(`${room}/Alice`, 'unavailable')).length, 1);
+  bob.client.close();
+});

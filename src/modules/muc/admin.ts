@@ -348,7 +348,7 @@ async function moderate(ctx: RoomIqContext, room: Room, req: Moderation, from: J
   if (reason !== undefined) moderated0.append(x('reason', NS_MODERATE_0, {}, reason));
   const applyTo = x('apply-to', NS_FASTEN, { id }, moderated0);
   for (const o of room.occupants.values()) {
-    const m = x('message', NS.CLIENT, { type: 'groupchat', from: room.jid.toString(), to: o.jid.toString(), id: ctx.newId() }, retract.clone(), applyTo.clone());
+    const m = x('message', NS.CLIENT, { type: 'groupchat', from: room.jid.toString(), id: ctx.newId() }, retract.clone(), applyTo.clone());
     room.sendFromRoom(m, o);
   }
 }

@@ -178,16 +178,16 @@ test('nick change (303), leaving, the temporary room going with its last occupan
   assert.equal(itemOf(out[0]!.stanza).nick, 'Bobby');
   assert.equal(errorOf(() => room.presence(x('presence', NS.CLIENT), B, 'A')), 'conflict');
 
-  room.leave(room.occupantByReal(B.toString())!, undefined);
+  room.leave(room.occupantByReal(B.toString())!, undefined, B);
   assert.equal(host.goneWith, undefined);
-  room.leave(room.occupantByReal(A.toString())!, undefined);
+  room.leave(room.occupantByReal(A.toString())!, undefined, A);
   assert.equal(host.goneWith, false, 'the empty temporary room is gone');
 
   const host2 = new TestHost();
   const kept = newRoom(host2);
   kept.config = { ...kept.config, persistent: true };
   kept.presence(enter('A'), A, 'A');
-  kept.leave(kept.occupantByReal(A.toString())!, undefined);
+  kept.leave(kept.occupantByReal(A.toString())!, undefined, A);
   assert.equal(host2.goneWith, undefined, 'a persistent room stays empty');
 });
 
@@ -297,4 +297,40 @@ test('a participant made moderator of a semi-anonymous room is sent everyone aga
     roomIq(host, room, x('iq', NS.CLIENT, { type: 'set' }, x('query', NS_MUC_ADMIN, {}, x('item', NS_MUC_ADMIN, { role: 'moderator', nick: 'C' }))), B, ''),
     (err: unknown) => err instanceof StanzaError && err.condition === 'not-allowed',
   );
+});
+
+test('one user with two clients under one nick: one occupant for the others, both sessions get everything', () => {
+  const host = new TestHost();
+  const room = newRoom(host);
+  const A2 = Jid.parse('alice@example/phone');
+  room.presence(enter('A'), A, 'A');
+  room.presence(enter('B'), B, 'B');
+  host.take();
+  // alice's phone enters as A too: only the phone gets the entry sequence.
+  room.presence(enter('A'), A2, 'A');
+  let out = host.take();
+  assert.ok(out.every((s) => s.to === A2.toString()), 'bob sees nothing new');
+  assert.deepEqual(out.map((s) => s.from), [`${ROOM.toString()}/B`, `${ROOM.toString()}/A`, ROOM.toString()]);
+  assert.deepEqual(codes(out[1]!.stanza), [110]);
+  assert.equal(room.occupants.size, 2);
+  // Another user cannot take the nick.
+  assert.equal(errorOf(() => room.presence(enter('A'), C, 'A')), 'conflict');
+
+  // A message to the room reaches both of alice's sessions; a private message to A too.
+  room.message(groupchat('hi'), B, '');
+  out = host.take();
+  assert.deepEqual(out.map((s) => s.to).sort(), [A.toString(), A2.toString(), B.toString()].sort());
+  room.message(x('message', NS.CLIENT, { type: 'chat' }, x('body', NS.CLIENT, {}, 'psst')), B, 'A');
+  assert.deepEqual(host.take().map((s) => s.to).sort(), [A.toString(), A2.toString()].sort());
+
+  // The desktop leaves: only it hears its unavailable; alice is still in, through the phone.
+  room.leave(room.occupantByReal(A.toString())!, undefined, A);
+  out = host.take();
+  assert.deepEqual(out.map((s) => [s.to, s.stanza.attrs.type, itemOf(s.stanza).role]), [[A.toString(), 'unavailable', 'none']]);
+  assert.deepEqual(codes(out[0]!.stanza), [110]);
+  assert.equal(room.occupantByReal(A2.toString())?.nick, 'A');
+  assert.equal(room.occupantByReal(A2.toString())?.jid.toString(), A2.toString(), 'the remaining session is the one shown');
+  // The phone leaves too: now bob sees alice go.
+  room.leave(room.occupantByReal(A2.toString())!, undefined, A2);
+  assert.deepEqual(host.take().map((s) => [s.to, s.stanza.attrs.type]), [[B.toString(), 'unavailable'], [A2.toString(), 'unavailable']]);
 });

@@ -41,8 +41,13 @@ export interface Occupant {
   nick: string;
   /** room@service/nick */
   roomJid: Jid;
-  /** The real full JID. */
-  readonly jid: Jid;
+  /** The real full JID of its first session: what those who may see real JIDs are shown. */
+  jid: Jid;
+  /**
+   * Every session of the user in the room under this nick, by full JID: one user may be in
+   * with several clients, all under one nick (the others see one occupant).
+   */
+  readonly sessions: Map<string, Jid>;
   role: Role;
   /** The occupant's last presence: what the client sent, without the MUC extensions. */
   presence: Element;
@@ -157,12 +162,12 @@ export class Room {
     const type = stanza.attrs.type;
     const occupant = this.byReal.get(from.toString());
     if (type === 'unavailable') {
-      if (occupant) this.leave(occupant, stanza);
+      if (occupant) this.leave(occupant, stanza, from);
       return;
     }
     if (type === 'error') {
       // The occupant's client refused what the room sent: it is not there any more.
-      if (occupant) this.leave(occupant, undefined);
+      if (occupant) this.leave(occupant, undefined, from);
       return;
     }
     if (type !== undefined) return; // subscriptions and probes mean nothing to a room
@@ -183,7 +188,8 @@ export class Room {
     const aff = this.affiliation(bare);
     // §7.12 / §7.2.3: a user who reserved a nick enters with it (status 210 when it asked for another).
     const reserved = this.affiliations.get(bare)?.nick;
-    const nick = reserved !== undefined && reserved !== asked && !this.occupants.has(reserved) ? reserved : asked;
+    const reservedHolder = reserved !== undefined ? this.occupants.get(reserved) : undefined;
+    const nick = reserved !== undefined && reserved !== asked && (!reservedHolder || reservedHolder.jid.bareString() === bare) ? reserved : asked;
     const muc = stanza.getChild('x', NS_MUC);
     if (this.destroyed) throw new StanzaError('item-not-found');
     // §10.1.1: a locked room does not exist for anyone but its owner.
@@ -192,41 +198,75 @@ export class Room {
     if (aff === 'outcast') throw new StanzaError('forbidden', 'you are banned from this room');
     // §7.2.7
     if (this.config.membersOnly && affRank(aff) < affRank('member')) throw new StanzaError('registration-required', 'the room is members-only');
-    // §7.2.9: the nick is someone else's, in the room or reserved (§7.10).
-    if (this.occupants.has(nick)) throw new StanzaError('conflict', 'that nickname is in use');
+    // §7.2.9: the nick is someone else's, in the room or reserved (§7.10). The same user
+    // entering with another client under its nick joins its occupant instead.
+    const holder = this.occupants.get(nick);
+    if (holder && holder.jid.bareString() !== bare) throw new StanzaError('conflict', 'that nickname is in use');
     if (this.nickReservedByOther(nick, bare)) throw new StanzaError('conflict', 'that nickname is reserved');
     // §7.2.10: admins and owners enter a full room.
-    if (this.occupants.size >= this.maxOccupants() && affRank(aff) < affRank('admin')) throw new StanzaError('service-unavailable', 'the room is full');
+    if (!holder && this.occupants.size >= this.maxOccupants() && affRank(aff) < affRank('admin')) throw new StanzaError('service-unavailable', 'the room is full');
     // §7.2.6: owners know the password they set and enter without it.
     if (this.config.password !== '' && aff !== 'owner' && muc?.getChildText('password', NS_MUC) !== this.config.password) {
       throw new StanzaError('not-authorized', 'a password is needed to enter');
     }
-    const occupant: Occupant = {
-      nick,
-      roomJid: this.occupantJid(nick),
-      jid: from,
-      role: defaultRole(aff, this.config.moderated),
-      presence: ownPresence(stanza),
-      occupantId: this.occupantId(bare),
-    };
-    // §7.2.3: the new occupant first gets the presence of everyone already there.
-    for (const other of this.occupants.values()) this.sendPresence(other, occupant, {});
-    this.occupants.set(nick, occupant);
-    this.byReal.set(from.toString(), occupant);
-    this.host.occupancy(this, from, true);
     const selfCodes: number[] = [];
     if (this.config.whois === 'anyone') selfCodes.push(100); // §7.2.5 non-anonymous
     if (this.config.logging) selfCodes.push(170); // §7.2.12 logged
     if (created) selfCodes.push(201); // §10.1.1 created
     if (nick !== asked) selfCodes.push(210); // §7.2.3 nick modified by the service
+    const history = (to: Occupant): void => {
+      // §7.2.14: history, unless the client asked for none; then §7.2.15 the subject.
+      const req = parseHistoryRequest(muc?.getChild('history', NS_MUC), this.host.now());
+      if (muc !== undefined || req.maxStanzas !== 0) {
+        for (const entry of this.history.select(req)) this.sendHistory(entry, to, from);
+      }
+      this.sendSubject(to, undefined, from);
+    };
+    if (holder) {
+      // Another client of an occupant: it alone gets the entry sequence; the others see nothing new.
+      for (const other of this.occupants.values()) if (other !== holder) this.sendPresence(other, holder, {}, from);
+      this.addSession(holder, from);
+      this.sendPresence(holder, holder, { selfCodes }, from);
+      history(holder);
+      return;
+    }
+    const occupant: Occupant = {
+      nick,
+      roomJid: this.occupantJid(nick),
+      jid: from,
+      sessions: new Map(),
+      role: defaultRole(aff, this.config.moderated),
+      presence: ownPresence(stanza),
+      occupantId: this.occupantId(bare),
+    };
+    // §7.2.3: the new occupant first gets the presence of everyone already there.
+    for (const other of this.occupants.values()) this.sendPresence(other, occupant, {}, from);
+    this.occupants.set(nick, occupant);
+    this.addSession(occupant, from);
     // Then everyone (the new occupant last, with 110) gets its presence.
     this.broadcastPresence(occupant, { selfCodes });
-    // §7.2.14: history, unless the client asked for none; then §7.2.15 the subject.
-    const req = parseHistoryRequest(muc?.getChild('history', NS_MUC), this.host.now());
-    if (muc !== undefined || req.maxStanzas !== 0) {
-      for (const entry of this.history.select(req)) this.sendHistory(entry, occupant);
-    }
-    this.sendSubject(occupant);
+    history(occupant);
+  }
+
+  private addSession(occupant: Occupant, real: Jid): void {
+    occupant.sessions.set(real.toString(), real);
+    this.byReal.set(real.toString(), occupant);
+    this.host.occupancy(this, real, true);
+  }
+
+  /** Takes one session out of the maps; true when it was the occupant's last. */
+  private dropSession(occupant: Occupant, real: Jid): boolean {
+    const key = real.toString();
+    if (!occupant.sessions.delete(key)) return occupant.sessions.size === 0;
+    this.byReal.delete(key);
+    this.host.occupancy(this, real, false);
+    const next = occupant.sessions.values().next();
+    if (!next.done && occupant.jid.toString() === key) occupant.jid = next.value;
+    return occupant.sessions.size === 0;
+  }
+
+  private dropAllSessions(occupant: Occupant): void {
+    for (const real of [...occupant.sessions.values()]) this.dropSession(occupant, real);
   }
 
   private nickReservedByOther(nick: string, bare: string): boolean {
@@ -247,8 +287,20 @@ export class Room {
     this.broadcastPresence(occupant, {});
   }
 
-  /** §7.14: the occupant leaves (its unavailable presence, if it sent one, carries its status). */
-  leave(occupant: Occupant, stanza: Element | undefined): void {
+  /**
+   * §7.14: a session of the occupant leaves (its unavailable presence, if it sent one, carries
+   * its status). When the occupant has other sessions in the room, only the leaving one hears
+   * it; otherwise everyone does.
+   */
+  leave(occupant: Occupant, stanza: Element | undefined, real: Jid): void {
+    if (occupant.sessions.size > 1 && occupant.sessions.has(real.toString())) {
+      const p = this.presenceFor(occupant, occupant, { type: 'unavailable' });
+      p.removeChildren('status', NS.CLIENT);
+      p.getChild('x', NS_MUC_USER)?.getChild('item', NS_MUC_USER)?.setAttr('role', 'none');
+      this.dropSession(occupant, real);
+      this.deliver(p, occupant.roomJid, occupant, real);
+      return;
+    }
     if (stanza) occupant.presence = ownPresence(stanza);
     else occupant.presence = x('presence', NS.CLIENT);
     this.remove(occupant, {});
@@ -258,11 +310,9 @@ export class Room {
    * Takes an occupant out without telling anyone: the server is shutting down and every
    * connection is closing, so a broadcast per leaver would only cost O(n²) stanzas nobody reads.
    */
-  forget(occupant: Occupant): void {
+  forget(occupant: Occupant, real: Jid): void {
     if (this.occupants.get(occupant.nick) !== occupant) return;
-    this.occupants.delete(occupant.nick);
-    this.byReal.delete(occupant.jid.toString());
-    this.host.occupancy(this, occupant.jid, false);
+    if (this.dropSession(occupant, real)) this.occupants.delete(occupant.nick);
   }
 
   /** Takes an occupant out and tells everyone (the occupant last) with `extra`. */
@@ -271,8 +321,7 @@ export class Room {
     occupant.role = 'none';
     this.broadcastPresence(occupant, { ...extra, type: 'unavailable' });
     this.occupants.delete(occupant.nick);
-    this.byReal.delete(occupant.jid.toString());
-    this.host.occupancy(this, occupant.jid, false);
+    this.dropAllSessions(occupant);
     // §10.1.1 / §10.2: a temporary room goes with its last occupant; a never configured one too.
     if (this.occupants.size === 0 && (!this.config.persistent || this.locked)) this.finish(false);
   }
@@ -290,8 +339,7 @@ export class Room {
       o.role = 'none';
       this.sendPresence(o, o, { type: 'unavailable', affiliation: 'none', destroy: { jid: alternate, reason } });
       this.occupants.delete(o.nick);
-      this.byReal.delete(o.jid.toString());
-      this.host.occupancy(this, o.jid, false);
+      this.dropAllSessions(o);
     }
     this.finish(true);
   }
@@ -311,7 +359,6 @@ export class Room {
   presenceFor(about: Occupant, to: Occupant, extra: PresenceExtra): Element {
     const p = about.presence.clone();
     p.attrs.from = about.roomJid.toString();
-    p.attrs.to = to.jid.toString();
     if (extra.type) p.attrs.type = extra.type;
     const item = x('item', NS_MUC_USER, {
       affiliation: extra.affiliation ?? this.affiliation(about.jid.bareString()),
@@ -334,8 +381,27 @@ export class Room {
     return p;
   }
 
-  private sendPresence(about: Occupant, to: Occupant, extra: PresenceExtra): void {
-    this.host.send(this.presenceFor(about, to, extra), about.roomJid, to.jid);
+  private sendPresence(about: Occupant, to: Occupant, extra: PresenceExtra, only?: Jid): void {
+    this.deliver(this.presenceFor(about, to, extra), about.roomJid, to, only);
+  }
+
+  /**
+   * Sends to every session of an occupant (or only to `only`), setting 'to' on each copy.
+   * The stanza itself goes out as the first copy.
+   */
+  deliver(stanza: Element, from: Jid, to: Occupant, only?: Jid): void {
+    if (only) {
+      stanza.attrs.to = only.toString();
+      this.host.send(stanza, from, only);
+      return;
+    }
+    let first = true;
+    for (const real of to.sessions.values()) {
+      const copy = first ? stanza : stanza.clone();
+      first = false;
+      copy.attrs.to = real.toString();
+      this.host.send(copy, from, real);
+    }
   }
 
   /** To every occupant, the one it is about last (§7.2.3: its own presence closes the list). */
@@ -352,7 +418,7 @@ export class Room {
 
   /** Sends a stanza from the room's own JID to an occupant. */
   sendFromRoom(stanza: Element, to: Occupant): void {
-    this.host.send(stanza, this.jid, to.jid);
+    this.deliver(stanza, this.jid, to);
   }
 
   /**
@@ -372,7 +438,7 @@ export class Room {
   broadcastStatus(codes: number[]): void {
     for (const o of this.occupants.values()) {
       const mucUser = x('x', NS_MUC_USER, {}, ...codes.map((c) => x('status', NS_MUC_USER, { code: String(c) })));
-      this.host.send(x('message', NS.CLIENT, { type: 'groupchat', from: this.jid.toString(), to: o.jid.toString(), id: this.host.newId() }, mucUser), this.jid, o.jid);
+      this.deliver(x('message', NS.CLIENT, { type: 'groupchat', from: this.jid.toString(), id: this.host.newId() }, mucUser), this.jid, o);
     }
   }
 
@@ -391,14 +457,14 @@ export class Room {
     }
     const sender = this.byReal.get(from.toString());
     if (nick !== '') return this.privateMessage(stanza, sender, nick, type);
-    if (type === 'groupchat') return this.groupchat(stanza, sender);
+    if (type === 'groupchat') return this.groupchat(stanza, sender, from);
     const mucUser = stanza.getChild('x', NS_MUC_USER);
     if (mucUser?.getChild('invite', NS_MUC_USER)) return this.invite(mucUser, from, sender);
     if (mucUser?.getChild('decline', NS_MUC_USER)) return this.decline(mucUser, from);
     throw new StanzaError('bad-request', 'a message to the room is groupchat, an invitation or a decline');
   }
 
-  private groupchat(stanza: Element, sender: Occupant | undefined): void {
+  private groupchat(stanza: Element, sender: Occupant | undefined, from: Jid): void {
     // §7.4: only occupants speak; §8.4 / §7.4: a visitor has no voice.
     if (!sender) throw new StanzaError('not-acceptable', 'only occupants may send messages to the room');
     if (sender.role === 'visitor' || sender.role === 'none') throw new StanzaError('forbidden', 'you have no voice in this room');
@@ -415,15 +481,11 @@ export class Room {
     const id = this.host.newId();
     out.append(x('occupant-id', NS_OCCUPANT_ID, { id: sender.occupantId }), x('stanza-id', NS_SID, { id, by: this.jid.toString() }));
     // §7.4: to every occupant, the sender included.
-    for (const o of this.occupants.values()) {
-      const copy = out.clone();
-      copy.attrs.to = o.jid.toString();
-      this.host.send(copy, sender.roomJid, o.jid);
-    }
+    for (const o of this.occupants.values()) this.deliver(out.clone(), sender.roomJid, o);
     if (body === undefined) return; // chat states and the like are not history
     const entry: HistoryEntry = { id, stamp: this.host.now(), stanza: out, chars: out.toString().length };
     this.history.push(entry);
-    this.host.messageSent(this, entry, sender.jid);
+    this.host.messageSent(this, entry, from);
   }
 
   /** §8.1: a message with a subject and no body sets the subject. */
@@ -437,19 +499,18 @@ export class Room {
     for (const o of this.occupants.values()) this.sendSubject(o, stanza.attrs.id);
   }
 
-  private sendSubject(to: Occupant, id?: string): void {
+  private sendSubject(to: Occupant, id?: string, only?: Jid): void {
     const from = this.subjectFrom === '' ? this.jid : this.occupantJid(this.subjectFrom);
     // §7.2.15: an empty <subject/> when there is none, which also ends the join.
-    const m = x('message', NS.CLIENT, { type: 'groupchat', from: from.toString(), to: to.jid.toString(), id: id ?? this.host.newId() }, x('subject', NS.CLIENT, {}, this.subject));
-    this.host.send(m, from, to.jid);
+    const m = x('message', NS.CLIENT, { type: 'groupchat', from: from.toString(), id: id ?? this.host.newId() }, x('subject', NS.CLIENT, {}, this.subject));
+    this.deliver(m, from, to, only);
   }
 
-  private sendHistory(entry: HistoryEntry, to: Occupant): void {
+  private sendHistory(entry: HistoryEntry, to: Occupant, only?: Jid): void {
     const copy = entry.stanza.clone();
-    copy.attrs.to = to.jid.toString();
     // §7.2.14: each with a delay from the room, when the room received it (XEP-0203).
     copy.append(x('delay', NS_DELAY, { from: this.jid.toString(), stamp: new Date(entry.stamp).toISOString() }));
-    this.host.send(copy, Jid.parse(copy.attrs.from!), to.jid);
+    this.deliver(copy, Jid.parse(copy.attrs.from!), to, only);
   }
 
   /** §7.5: a private message to one occupant, from an occupant. */
@@ -463,14 +524,14 @@ export class Room {
     if (policy === 'none' || (policy === 'moderators' && sender.role !== 'moderator') || (policy === 'participants' && sender.role === 'visitor')) {
       throw new StanzaError('forbidden', 'private messages are not allowed here');
     }
-    const out = x('message', NS.CLIENT, { type: stanza.attrs.type, from: sender.roomJid.toString(), to: target.jid.toString(), id: stanza.attrs.id });
+    const out = x('message', NS.CLIENT, { type: stanza.attrs.type, from: sender.roomJid.toString(), id: stanza.attrs.id });
     for (const c of stanza.children) {
       if (typeof c === 'string' || c.xmlns === NS_OCCUPANT_ID || c.xmlns === NS_MUC_USER) continue;
       out.children.push(c.clone());
     }
     // §7.5: marked as coming through the room (clients and carbons tell it from a direct chat).
     out.append(x('x', NS_MUC_USER), x('occupant-id', NS_OCCUPANT_ID, { id: sender.occupantId }));
-    this.host.send(out, sender.roomJid, target.jid);
+    this.deliver(out, sender.roomJid, target);
   }
 
   /** §7.8.2: a mediated invitation, sent on by the room. */

@@ -167,8 +167,8 @@ export class MucService implements RoomHost, RoomIqContext {
     for (const room of [...rooms]) {
       const occupant = room.occupantByReal(real.toString());
       if (!occupant) continue;
-      if (shutdown) room.forget(occupant);
-      else room.leave(occupant, unavailable);
+      if (shutdown) room.forget(occupant, real);
+      else room.leave(occupant, unavailable, real);
     }
   }
 
