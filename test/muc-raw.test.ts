@@ -370,3 +370,47 @@ test('muc: false: no service, nothing listed', async () => {
     await off.stop();
   }
 });
+
+test('IQs between occupants go through the room without revealing real JIDs (vCards to the bare JID)', async () => {
+  const alice = await online(srv.port, 'alice');
+  const bob = await online(srv.port, 'bob');
+  const carol = await online(srv.port, 'carol');
+  const room = `iqs@${SERVICE}`;
+  await createInstant(alice.client, room, 'A');
+  await join(bob.client, room, 'B');
+  await join(carol.client, room, 'C');
+  const set = await iq(bob.client, `type='set'`, `<vCard xmlns='vcard-temp'><FN>Bob the Builder</FN></vCard>`);
+  assert.equal(set.attrs.type, 'result');
+
+  // A vCard request to bob's occupant JID is answered by the server for bob's account.
+  const card = await iq(carol.client, `type='get' to='${room}/B'`, `<vCard xmlns='vcard-temp'/>`);
+  assert.equal(card.attrs.type, 'result', card.toString());
+  assert.equal(card.attrs.from, `${room}/B`);
+  assert.equal(card.getChild('vCard', 'vcard-temp')?.getChildText('FN'), 'Bob the Builder');
+
+  // Any other request reaches bob's client from carol's occupant JID; his answer comes back.
+  carol.client.send(`<iq type='get' id='ver1' to='${room}/B'><query xmlns='jabber:iq:version'/></iq>`);
+  const request = await bob.client.waitFor((el) => el.name === 'iq' && el.attrs.type === 'get' && el.getChild('query', 'jabber:iq:version') !== undefined, 'forwarded request');
+  assert.equal(request.attrs.from, `${room}/C`, 'bob does not learn carol\'s real JID');
+  assert.notEqual(request.attrs.id, 'ver1');
+  bob.client.send(`<iq type='result' id='${request.attrs.id}' to='${room}/C'><query xmlns='jabber:iq:version'><name>raw</name></query></iq>`);
+  const answer = await carol.client.waitFor((el) => el.name === 'iq' && el.attrs.id === 'ver1', 'forwarded answer');
+  assert.equal(answer.attrs.type, 'result');
+  assert.equal(answer.attrs.from, `${room}/B`);
+  assert.equal(answer.getChild('query', 'jabber:iq:version')?.getChildText('name'), 'raw');
+  // A made-up answer from someone else is dropped: alice cannot answer for bob.
+  carol.client.send(`<iq type='get' id='ver2' to='${room}/B'><query xmlns='jabber:iq:version'/></iq>`);
+  const second = await bob.client.waitFor((el) => el.name === 'iq' && el.attrs.type === 'get' && el.attrs.from === `${room}/C` && el.attrs.id !== request.attrs.id);
+  alice.client.send(`<iq type='result' id='${second.attrs.id}' to='${room}/C'><query xmlns='jabber:iq:version'><name>forged</name></query></iq>`);
+  bob.client.send(`<iq type='error' id='${second.attrs.id}' to='${room}/C'><query xmlns='jabber:iq:version'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
+  const answer2 = await carol.client.waitFor((el) => el.name === 'iq' && el.attrs.id === 'ver2');
+  assert.equal(stanzaErrorCondition(answer2), 'service-unavailable', 'the real answer, not the forged one');
+  // Outsiders cannot use the room to reach occupants (§7.5 / XEP-0410).
+  const dave = await online(srv.port, 'dave');
+  const outsider = await iq(dave.client, `type='get' to='${room}/B'`, `<query xmlns='jabber:iq:version'/>`);
+  assert.equal(stanzaErrorCondition(outsider), 'not-acceptable');
+  // One item may not change both role and affiliation (§17.3).
+  const both = await iq(alice.client, `type='set' to='${room}'`, `<query xmlns='${MUC_ADMIN}'><item nick='B' role='none' affiliation='member'/></query>`);
+  assert.equal(stanzaErrorCondition(both), 'bad-request');
+  for (const c of [alice, bob, carol, dave]) c.client.close();
+});

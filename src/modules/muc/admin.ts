@@ -44,6 +44,7 @@ export async function roomIq(ctx: RoomIqContext, room: Room, iq: Element, from: 
   const type = iq.attrs.type;
   if (!payload) throw new StanzaError('bad-request');
   if (nick !== '') return occupantIq(room, payload, from, nick);
+  // The service forwards requests between occupants; what reaches here is for the room.
   const ns = payload.xmlns;
   if (type === 'get' && ns === NS.DISCO_INFO) return discoInfo(room, payload);
   if (type === 'get' && ns === NS.DISCO_ITEMS) {
@@ -67,7 +68,7 @@ function occupantIq(room: Room, payload: Element, from: Jid, nick: string): Elem
   const target = room.occupants.get(nick);
   if (!target) throw new StanzaError('item-not-found', 'no occupant with that nickname');
   if (payload.xmlns === NS_PING && target === sender) return undefined;
-  throw new StanzaError('service-unavailable', 'requests to other occupants are not forwarded');
+  throw new StanzaError('service-unavailable');
 }
 
 /** §6.4: identity, features and the muc#roominfo form. */
@@ -186,6 +187,8 @@ function checkChange(room: Room, item: Element, actor: { aff: Affiliation; occup
   const reason = item.getChildText('reason', NS_MUC_ADMIN);
   const role = item.attrs.role;
   const affiliation = item.attrs.affiliation;
+  // §17.3 (bizrules-iq): an item changes a role or an affiliation, not both.
+  if (role !== undefined && affiliation !== undefined) throw new StanzaError('bad-request', 'an item changes a role or an affiliation, not both');
   if (role !== undefined) {
     if (!isRole(role)) throw new StanzaError('bad-request', 'unknown role');
     const nick = item.attrs.nick;

@@ -18,6 +18,24 @@ import type { AffiliationRecord } from './roles.js';
 import type { MucStore } from './store.js';
 import { NS_CONFERENCE, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SELF_PING, NS_SID } from './ns.js';
 
+/** IQs forwarded between occupants (XEP-0045 §17.3) and waiting for their answer, per service. */
+const MAX_FORWARDED_IQS = 10_000;
+/** How long a forwarded IQ waits for its answer before the sender gets remote-server-timeout. */
+const FORWARDED_IQ_TIMEOUT_MS = 60_000;
+const NS_VCARD = 'vcard-temp';
+
+interface ForwardedIq {
+  /** The sender's own id. */
+  id: string;
+  /** The sender's real JID and occupant JID. */
+  requester: Jid;
+  requesterRoomJid: Jid;
+  /** The target's occupant JID, and the real bare JID the answer must come from. */
+  targetRoomJid: Jid;
+  targetBare: string;
+  timer: NodeJS.Timeout;
+}
+
 export interface MucLimits {
   readonly maxOccupants: number;
   readonly maxHistory: number;
@@ -31,6 +49,8 @@ export class MucService implements RoomHost, RoomIqContext {
   /** Storage writes, one after another, in the order the rooms made them. */
   private writes: Promise<void> = Promise.resolve();
   private readonly jid: Jid;
+  /** Forwarded IQs by the id the service gave them. */
+  private readonly forwarded = new Map<string, ForwardedIq>();
 
   constructor(
     private readonly server: ServerApi,
@@ -98,8 +118,12 @@ export class MucService implements RoomHost, RoomIqContext {
       return room.message(stanza, from, nick);
     }
     const type = stanza.attrs.type;
-    if (type !== 'get' && type !== 'set') return; // requests to occupants are not forwarded, so no answers either
+    if (type !== 'get' && type !== 'set') {
+      if (nick !== '') this.forwardedAnswer(stanza, from, to);
+      return;
+    }
     if (!room || (room.locked && room.affiliation(from.bareString()) !== 'owner')) throw new StanzaError('item-not-found', 'no such room');
+    if (nick !== '' && this.forwardIq(room, stanza, from, nick)) return;
     const result = await roomIq(this, room, stanza, from, nick);
     this.reply(stanza, from, to, result);
   }
@@ -108,6 +132,51 @@ export class MucService implements RoomHost, RoomIqContext {
     const reply = x('iq', NS.CLIENT, { type: 'result', id: iq.attrs.id, from: to.toString(), to: from.toString() });
     if (payload) reply.append(payload);
     this.send(reply, to, from);
+  }
+
+  /**
+   * XEP-0045 §17.3 (bizrules-iq): an IQ from an occupant to another occupant's JID goes to that
+   * occupant's real JID (a vCard request to its bare JID, where the server answers for it),
+   * with the sender's occupant JID as 'from', so that neither learns the other's real JID.
+   * False when the room answers it itself (a self-ping, a sender who is not in the room, a nick
+   * nobody has).
+   */
+  private forwardIq(room: Room, iq: Element, from: Jid, nick: string): boolean {
+    const sender = room.occupantByReal(from.toString());
+    const target = room.occupants.get(nick);
+    const payload = iq.firstElement();
+    if (!sender || !target || !payload || (target === sender && payload.xmlns === NS_PING)) return false;
+    if (this.forwarded.size >= MAX_FORWARDED_IQS) throw new StanzaError('resource-constraint', 'too many requests between occupants are waiting');
+    const id = this.newId();
+    const toReal = payload.xmlns === NS_VCARD ? target.jid.bare : target.jid;
+    const out = iq.clone();
+    out.attrs.id = id;
+    out.attrs.from = sender.roomJid.toString();
+    out.attrs.to = toReal.toString();
+    const timer = setTimeout(() => {
+      const pending = this.forwarded.get(id);
+      if (!pending) return;
+      this.forwarded.delete(id);
+      const error = x('iq', NS.CLIENT, { type: 'error', id: pending.id, from: pending.targetRoomJid.toString(), to: pending.requester.toString() }, new StanzaError('remote-server-timeout').toElement());
+      this.send(error, pending.targetRoomJid, pending.requester);
+    }, FORWARDED_IQ_TIMEOUT_MS);
+    timer.unref();
+    this.forwarded.set(id, { id: iq.attrs.id ?? '', requester: from, requesterRoomJid: sender.roomJid, targetRoomJid: target.roomJid, targetBare: target.jid.bareString(), timer });
+    this.send(out, sender.roomJid, toReal);
+    return true;
+  }
+
+  /** The answer to a forwarded IQ, back to the sender from the target's occupant JID. */
+  private forwardedAnswer(answer: Element, from: Jid, to: Jid): void {
+    const pending = this.forwarded.get(answer.attrs.id ?? '');
+    if (!pending || !pending.requesterRoomJid.equals(to) || from.bareString() !== pending.targetBare) return;
+    this.forwarded.delete(answer.attrs.id!);
+    clearTimeout(pending.timer);
+    const reply = answer.clone();
+    reply.attrs.id = pending.id;
+    reply.attrs.from = pending.targetRoomJid.toString();
+    reply.attrs.to = pending.requester.toString();
+    this.send(reply, pending.targetRoomJid, pending.requester);
   }
 
   /** §10.1.1: a new room, owned by its creator, locked until configured when the creator speaks MUC. */
@@ -176,6 +245,8 @@ export class MucService implements RoomHost, RoomIqContext {
   async shutdown(): Promise<void> {
     for (const room of this.rooms.values()) room.shutdown();
     this.presentIn.clear();
+    for (const f of this.forwarded.values()) clearTimeout(f.timer);
+    this.forwarded.clear();
     await this.writes;
   }
 
