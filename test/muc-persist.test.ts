@@ -8,6 +8,9 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { iq, stanzaErrorCondition } from './support/raw-client.js';
 import { NS } from '../src/xml/namespaces.js';
 import { loadXml } from '../src/xml/stored.js';
+import { Jid } from '../src/jid/jid.js';
+import { StanzaError } from '../src/core/errors.js';
+import type { MucApi } from '../src/modules/muc/muc.js';
 import { MUC_ADMIN, MUC_OWNER, MUC_USER, SERVICE, codes, configure, enter, isGroupchat, isPresenceFrom, isSelfPresence, item, join, listedRooms, online } from './support/muc.js';
 
 let srv: TestServer | undefined;
@@ -106,6 +109,17 @@ test('a persistent room survives a restart with its configuration, affiliations,
   const features = info.getChild('query', NS.DISCO_INFO)?.getChildren('feature').map((f) => f.attrs.var) ?? [];
   assert.ok(features.includes('muc_persistent') && features.includes('muc_membersonly'), info.toString());
   assert.equal(info.getChild('query', NS.DISCO_INFO)?.getChild('identity')?.attrs.name, 'Forever');
+
+  // The room archive, as an XEP-0313 query at the room JID will read it (the mam module's reader shape).
+  const muc = srv.server.module<MucApi>('muc');
+  const archive = muc.roomArchive(Jid.parse(room), Jid.parse('bob@localhost/x'));
+  const page = await archive.page({}, 10, false);
+  assert.deepEqual(page.map((m) => loadXml(m.stanza).getChildText('body') ?? 'tombstone'), ['first', 'tombstone', 'third']);
+  assert.equal(page[1]!.id, spamId);
+  assert.deepEqual(page.map((m) => m.withResource), ['Bobby', 'Bobby', 'Bobby']);
+  // Members-only: only members read it; no such room is item-not-found.
+  assert.throws(() => muc.roomArchive(Jid.parse(room), Jid.parse('eve@localhost/x')), (e: unknown) => e instanceof StanzaError && e.condition === 'forbidden');
+  assert.throws(() => muc.roomArchive(Jid.parse(`nope@${SERVICE}`), Jid.parse('bob@localhost/x')), (e: unknown) => e instanceof StanzaError && e.condition === 'item-not-found');
 
   // The owner is still owner (no 201: the room exists); bob is still a member with his nick; the subject is kept.
   const own = await enter(alice.client, room, 'A');

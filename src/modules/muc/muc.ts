@@ -7,16 +7,25 @@
 // sends unavailable presence to the server (RFC 6121 §4.5.2 / §4.6.3: directed
 // presence recipients, the rooms among them, learn it went).
 import { Priority } from '../../core/hooks.js';
+import { StanzaError } from '../../core/errors.js';
+import type { Jid } from '../../jid/jid.js';
 import type { Module } from '../api.js';
 import { MucService } from './service.js';
-import { MucStore } from './store.js';
+import { MucStore, type RoomArchive } from './store.js';
 
 export { MucService } from './service.js';
+export type { RoomArchive, RoomArchivedMessage, RoomArchiveRange } from './store.js';
 
 /** What other modules may ask of the MUC services (the room archive's queries will, later). */
 export interface MucApi {
   /** The service on `domain`, if there is one. */
   service(domain: string): MucService | undefined;
+  /**
+   * The archive of `room` (a room's bare JID) for an XEP-0313 query from `from`; throws the
+   * StanzaError to answer with (item-not-found, forbidden). Its reader has the methods of the
+   * mam module's ArchiveReader, so that module's query code can serve room JIDs.
+   */
+  roomArchive(room: Jid, from: Jid): RoomArchive;
 }
 
 /** The service domain for `host` from the configured pattern. */
@@ -61,7 +70,14 @@ export const mucModule: Module = {
       Priority.DEFAULT,
     );
 
-    const api: MucApi = { service: (domain) => services.get(domain) };
+    const api: MucApi = {
+      service: (domain) => services.get(domain),
+      roomArchive(room, from) {
+        const service = services.get(room.domain);
+        if (!service) throw new StanzaError('item-not-found', 'no such room');
+        return service.archiveFor(room, from);
+      },
+    };
     return {
       api,
       async stop() {

@@ -14,8 +14,8 @@ import type { HistoryEntry } from './history.js';
 import { Room, type RoomHost } from './room.js';
 import { roomIq, type RoomIqContext } from './admin.js';
 import { parseStoredConfig, type RoomConfig } from './roomconfig.js';
-import type { AffiliationRecord } from './roles.js';
-import type { MucStore } from './store.js';
+import { affRank, type AffiliationRecord } from './roles.js';
+import type { MucStore, RoomArchive } from './store.js';
 import { NS_CONFERENCE, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SELF_PING, NS_SID } from './ns.js';
 
 /** IQs forwarded between occupants (XEP-0045 §17.3) and waiting for their answer, per service. */
@@ -114,7 +114,7 @@ export class MucService implements RoomHost, RoomIqContext {
     }
     if (kind === 'message') {
       if (stanza.attrs.type === 'error') return;
-      if (!room || room.locked) throw new StanzaError('item-not-found', 'no such room');
+      if (!room || (room.locked && room.affiliation(from.bareString()) !== 'owner')) throw new StanzaError('item-not-found', 'no such room');
       return room.message(stanza, from, nick);
     }
     const type = stanza.attrs.type;
@@ -241,6 +241,19 @@ export class MucService implements RoomHost, RoomIqContext {
     }
   }
 
+  /**
+   * A room's archive for an XEP-0313 query at the room JID by `from`: item-not-found for no
+   * such room, forbidden for an outcast, or for a non-member of a members-only room (issue:
+   * "only for members where the room is members-only"). Only persistent rooms archive.
+   */
+  archiveFor(room: Jid, from: Jid): RoomArchive {
+    const r = this.rooms.get(room.local);
+    if (!r || !room.bare.equals(r.jid) || (r.locked && r.affiliation(from.bareString()) !== 'owner')) throw new StanzaError('item-not-found', 'no such room');
+    const aff = r.affiliation(from.bareString());
+    if (aff === 'outcast' || (r.config.membersOnly && affRank(aff) < affRank('member'))) throw new StanzaError('forbidden', "only members read this room's archive");
+    return this.store.archive(this.domain, r.jid.local);
+  }
+
   /** The service stops: everyone is told (332) and the pending writes finish. */
   async shutdown(): Promise<void> {
     for (const room of this.rooms.values()) room.shutdown();
@@ -300,7 +313,9 @@ export class MucService implements RoomHost, RoomIqContext {
 
   messageSent(room: Room, entry: HistoryEntry, sender: Jid): void {
     if (!room.config.persistent) return;
-    const m = { id: entry.id, stamp: entry.stamp, sender: sender.toString(), xml: storeXml(entry.stanza) };
+    const from = entry.stanza.attrs.from ?? '';
+    const nick = from.slice(from.indexOf('/') + 1);
+    const m = { id: entry.id, stamp: entry.stamp, nick, sender: sender.toString(), xml: storeXml(entry.stanza) };
     this.write('archiving a room message', () => this.store.addMessage(this.domain, room.jid.local, m));
   }
 
