@@ -38,6 +38,9 @@ test('a persistent room survives a restart with its configuration, affiliations,
     await enter(alice.client, room, 'A');
     const r = await configure(alice.client, room, { 'muc#roomconfig_persistentroom': '1', 'muc#roomconfig_roomname': 'Forever', 'muc#roomconfig_membersonly': '1' });
     assert.equal(r.attrs.type, 'result', r.toString());
+    // §10.2.1: the configuration changed (104) and the room is now archived (170).
+    const changed = await alice.client.waitFor((el) => el.name === 'message' && el.attrs.from === room && codes(el).includes(104), 'status message');
+    assert.deepEqual(codes(changed), [104, 170]);
     await iq(alice.client, `type='set' to='${room}'`, `<query xmlns='${MUC_ADMIN}'><item affiliation='member' jid='bob@localhost' nick='Bobby'/></query>`);
     alice.client.send(`<message to='${room}' type='groupchat'><subject>Kept</subject></message>`);
     await alice.client.waitFor((el) => el.getChildText('subject') === 'Kept');
@@ -45,7 +48,7 @@ test('a persistent room survives a restart with its configuration, affiliations,
     // bob reserved 'Bobby': entering as 'bob' gives him his nick, with 210 (§7.2.3).
     bob.client.send(`<presence to='${room}/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>`);
     const self = await bob.client.waitFor(isSelfPresence(`${room}/Bobby`), 'entered with the reserved nick');
-    assert.deepEqual(codes(self), [110, 210]);
+    assert.deepEqual(codes(self), [110, 170, 210], 'a persistent room is archived (170)');
 
     // Mediated invitation (§7.8.2): the owner invites carol, who becomes a member and can enter.
     alice.client.send(`<message to='${room}'><x xmlns='${MUC_USER}'><invite to='carol@localhost'><reason>join us</reason></invite></x></message>`);

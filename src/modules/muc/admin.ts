@@ -4,7 +4,7 @@ import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import type { Jid } from '../../jid/jid.js';
 import { StanzaError } from '../../core/errors.js';
-import { applyConfigForm, configForm } from './roomconfig.js';
+import { applyConfigForm, configForm, isArchived } from './roomconfig.js';
 import { affRank, defaultRole, isAffiliation, isRole, type Affiliation, type AffiliationRecord } from './roles.js';
 import { parseJid, type Occupant, type Room } from './room.js';
 import {
@@ -292,7 +292,7 @@ function ownerSet(ctx: RoomIqContext, room: Room, payload: Element, from: Jid): 
   // §10.2.1: occupants learn what changed.
   const codes = [104];
   if (before.whois !== after.whois) codes.push(after.whois === 'anyone' ? 172 : 173);
-  if (before.logging !== after.logging) codes.push(after.logging ? 170 : 171);
+  if (isArchived(before) !== isArchived(after)) codes.push(isArchived(after) ? 170 : 171); // §10.2.1
   room.broadcastStatus(codes);
   // §9.4 / §10.2: a room that becomes members-only loses its occupants who are not members (322).
   if (after.membersOnly && !before.membersOnly) {

@@ -11,7 +11,7 @@ import { NS } from '../../xml/namespaces.js';
 import { Jid, JidError } from '../../jid/jid.js';
 import { StanzaError } from '../../core/errors.js';
 import { RoomHistory, parseHistoryRequest, type HistoryEntry } from './history.js';
-import { defaultRoomConfig, type RoomConfig } from './roomconfig.js';
+import { defaultRoomConfig, isArchived, type RoomConfig } from './roomconfig.js';
 import { affRank, defaultRole, type Affiliation, type AffiliationRecord, type Role } from './roles.js';
 import { NS_DELAY, NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_SID } from './ns.js';
 
@@ -211,7 +211,7 @@ export class Room {
     }
     const selfCodes: number[] = [];
     if (this.config.whois === 'anyone') selfCodes.push(100); // §7.2.5 non-anonymous
-    if (this.config.logging) selfCodes.push(170); // §7.2.12 logged
+    if (isArchived(this.config)) selfCodes.push(170); // §7.2.12 logged
     if (created) selfCodes.push(201); // §10.1.1 created
     if (nick !== asked) selfCodes.push(210); // §7.2.3 nick modified by the service
     const history = (to: Occupant): void => {

@@ -26,7 +26,7 @@ export interface RoomConfig {
   allowPm: AllowPm;
   /** 0: the service's limit. */
   maxUsers: number;
-  /** muc#roomconfig_enablelogging: messages are archived (status 170). */
+  /** muc#roomconfig_enablelogging: a persistent room archives its messages (status 170). */
   logging: boolean;
 }
 
@@ -44,7 +44,7 @@ export function defaultRoomConfig(): RoomConfig {
     allowInvites: false,
     allowPm: 'anyone',
     maxUsers: 0,
-    logging: false,
+    logging: true,
   };
 }
 
@@ -105,7 +105,7 @@ export function configForm(config: RoomConfig, maxUsersLimit: number): Element {
       ['none', 'Nobody'],
     ]),
     field('muc#roomconfig_maxusers', 'text-single', `Most occupants (0: ${maxUsersLimit})`, [String(config.maxUsers)]),
-    field('muc#roomconfig_enablelogging', 'boolean', 'Archive messages', [bool(config.logging)]),
+    field('muc#roomconfig_enablelogging', 'boolean', 'Archive messages (persistent rooms)', [bool(config.logging)]),
   );
 }
 
@@ -186,4 +186,9 @@ export function applyConfigForm(current: RoomConfig, form: Element, maxUsersLimi
   if (passwordProtected === false) next.password = '';
   else if (passwordProtected === true && next.password === '') throw new StanzaError('not-acceptable', 'a password-protected room needs a password');
   return next;
+}
+
+/** Whether the room's messages go to its archive (§7.2.12: the room is logged, status 170). */
+export function isArchived(config: RoomConfig): boolean {
+  return config.persistent && config.logging;
 }

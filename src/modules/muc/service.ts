@@ -13,7 +13,7 @@ import type { AddressedStanza, ServerApi } from '../../core/api.js';
 import type { HistoryEntry } from './history.js';
 import { Room, type RoomHost } from './room.js';
 import { roomIq, type RoomIqContext } from './admin.js';
-import { parseStoredConfig, type RoomConfig } from './roomconfig.js';
+import { isArchived, parseStoredConfig, type RoomConfig } from './roomconfig.js';
 import { affRank, type AffiliationRecord } from './roles.js';
 import type { MucStore, RoomArchive } from './store.js';
 import { NS_CONFERENCE, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SELF_PING, NS_SID } from './ns.js';
@@ -312,7 +312,7 @@ export class MucService implements RoomHost, RoomIqContext {
   }
 
   messageSent(room: Room, entry: HistoryEntry, sender: Jid): void {
-    if (!room.config.persistent) return;
+    if (!isArchived(room.config)) return;
     const from = entry.stanza.attrs.from ?? '';
     const nick = from.slice(from.indexOf('/') + 1);
     const m = { id: entry.id, stamp: entry.stamp, nick, sender: sender.toString(), xml: storeXml(entry.stanza) };
