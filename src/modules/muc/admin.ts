@@ -133,9 +133,9 @@ function adminGet(room: Room, payload: Element, from: Jid): Element {
   if (item.attrs.affiliation !== undefined) {
     const wanted = item.attrs.affiliation;
     if (!isAffiliation(wanted) || wanted === 'none') throw new StanzaError('bad-request', 'unknown affiliation');
-    // §9.5 / §10.5: admins and owners see the lists (members may see the member list of a members-only room).
-    const memberView = wanted === 'member' && room.config.membersOnly && aff === 'member';
-    if (affRank(aff) < affRank('admin') && !memberView) throw new StanzaError('forbidden');
+    // §9.5 / §10.5: admins and owners see the lists (they name real JIDs, which a semi-anonymous
+    // room shows to no one else).
+    if (affRank(aff) < affRank('admin')) throw new StanzaError('forbidden');
     for (const [jid, rec] of room.affiliations) {
       if (rec.affiliation !== wanted) continue;
       const i = x('item', NS_MUC_ADMIN, { affiliation: wanted, jid, nick: rec.nick });
