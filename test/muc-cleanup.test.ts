@@ -1,7 +1,9 @@
-// The seed's clean-up for group chat where presence alone would not tell the room:
-// a client that entered a room without ever sending initial presence and then
-// drops, and a stream-management session whose hibernation runs out (the user
-// stays in the room while the session can be resumed, and leaves when it ends).
+// The seed's clean-up for group chat beyond a plain logout or dropped socket
+// (test/muc-raw.test.ts): a client that entered a room without ever sending
+// initial presence and then drops (presence alone would not tell the room), a
+// stream-management session whose hibernation runs out (the user stays in the
+// room while the session can be resumed, and leaves when it ends), one user with
+// two clients under one nick, and a client cut off by the ping timeout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -79,4 +81,30 @@ test('two clients of one user under one nick: one drops, the user stays; the oth
   await bob.client.waitFor(isGroupchat('marker'));
   assert.equal(bob.client.elements.filter(isPresenceFrom(`${room}/Alice`, 'unavailable')).length, 1);
   bob.client.close();
+});
+
+test('a client that stops answering (ping timeout) leaves the room', async () => {
+  const quick = await startTestServer({ timeouts: { ping_after: 0.5, ping_timeout: 0.5 } });
+  try {
+    for (const u of ['alice', 'bob']) await quick.addUser(u, `${u}-pass`);
+    const alice = await online(quick.port, 'alice');
+    const room = `timeout@${SERVICE}`;
+    await createInstant(alice.client, room, 'A');
+    const bob = await online(quick.port, 'bob');
+    await join(bob.client, room, 'B');
+    await alice.client.waitFor(isPresenceFrom(`${room}/B`), 'bob entered');
+    // alice keeps her connection busy (whitespace keepalives); bob goes silent and ignores the server's ping.
+    const keepalive = setInterval(() => alice.client.send(' '), 100);
+    try {
+      const left = await alice.client.waitFor(isPresenceFrom(`${room}/B`, 'unavailable'), 'bob timed out', 10_000);
+      assert.deepEqual(codes(left), []);
+      assert.ok(bob.client.received.includes('connection-timeout'), 'bob was cut off for the timeout');
+    } finally {
+      clearInterval(keepalive);
+    }
+    alice.client.close();
+    bob.client.close();
+  } finally {
+    await quick.stop();
+  }
 });
