@@ -159,6 +159,15 @@ test('groupchat: one copy per occupant with stanza id and occupant id; history b
   assert.deepEqual(bodies([x('history', NS_MUC, { maxstanzas: '2' })]), ['m5', 'm6']);
   assert.deepEqual(bodies([x('history', NS_MUC, { seconds: '2' })]), ['m5', 'm6'], 'newer than 2 s: the last two (one second apart)');
   assert.deepEqual(bodies([x('history', NS_MUC, { since: new Date(host.clock - 500).toISOString() })]), ['m6']);
+  // What a client may not claim is not passed on (XEP-0359, XEP-0421, XEP-0045 §17.2).
+  const forged = groupchat('forged');
+  forged.append(x('stanza-id', 'urn:xmpp:sid:0', { id: 'mine', by: ROOM.toString() }), x('occupant-id', 'urn:xmpp:occupant-id:0', { id: 'fake' }), x('x', NS_MUC_USER, {}, x('status', NS_MUC_USER, { code: '104' })));
+  room.message(forged, B, '');
+  const copy = host.take()[0]!.stanza;
+  assert.equal(copy.getChild('x', NS_MUC_USER), undefined);
+  assert.deepEqual(copy.getChildren('stanza-id').map((e) => e.attrs.id), [copy.getChild('stanza-id')!.attrs.id]);
+  assert.notEqual(copy.getChild('stanza-id')!.attrs.id, 'mine');
+  assert.equal(copy.getChild('occupant-id')!.attrs.id, room.occupantId('bob@example'));
 });
 
 test('nick change (303), leaving, the temporary room going with its last occupant; a persistent one stays', () => {

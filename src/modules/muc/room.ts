@@ -474,8 +474,9 @@ export class Room {
     const out = x('message', NS.CLIENT, { type: 'groupchat', from: sender.roomJid.toString(), id: stanza.attrs.id });
     for (const c of stanza.children) {
       if (typeof c === 'string') continue;
-      // XEP-0359 §3.1 / XEP-0421 §4: ids a client claims for the room are not passed on.
-      if ((c.name === 'stanza-id' && c.xmlns === NS_SID) || c.xmlns === NS_OCCUPANT_ID) continue;
+      // XEP-0359 §3.1 / XEP-0421 §4: ids a client claims for the room are not passed on; nor
+      // muc#user data, which only the room itself may state (§17.2).
+      if ((c.name === 'stanza-id' && c.xmlns === NS_SID) || c.xmlns === NS_OCCUPANT_ID || c.xmlns === NS_MUC_USER) continue;
       out.children.push(c.clone());
     }
     const id = this.host.newId();
