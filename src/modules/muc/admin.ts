@@ -46,7 +46,8 @@ export async function roomIq(ctx: RoomIqContext, room: Room, iq: Element, from: 
   if (nick !== '') return occupantIq(room, payload, from, nick);
   // The service forwards requests between occupants; what reaches here is for the room.
   const ns = payload.xmlns;
-  if (type === 'get' && ns === NS.DISCO_INFO) return discoInfo(room, payload);
+  if (type === 'get' && ns === NS.DISCO_INFO) return payload.attrs.node === NODE_ROOMUSER ? reservedNick(room, payload, from) : discoInfo(room, payload);
+  if (ns === NS_REGISTER) return type === 'get' ? registrationForm(room, from) : register(room, payload, from);
   if (type === 'get' && ns === NS.DISCO_ITEMS) {
     if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
     // §6.5: the occupant list is left out, so that disco does not reveal who is in a room.
@@ -58,6 +59,96 @@ export async function roomIq(ctx: RoomIqContext, room: Room, iq: Element, from: 
   if (type === 'set' && ns === NS_MODERATE && payload.name === 'moderate') return moderate(ctx, room, moderation(payload), from);
   if (type === 'set' && ns === NS_FASTEN && payload.name === 'apply-to') return moderate(ctx, room, moderation(payload), from);
   throw new StanzaError('service-unavailable');
+}
+
+const NS_REGISTER = 'jabber:iq:register';
+/** XEP-0045 §15.5.2 */
+const NS_MUC_REGISTER = 'http://jabber.org/protocol/muc#register';
+/** XEP-0045 §7.11: the disco node that answers with one's reserved nick. */
+const NODE_ROOMUSER = 'x-roomuser-item';
+
+/** §7.11: the user's reserved nick as the name of an identity, or an empty answer. */
+function reservedNick(room: Room, payload: Element, from: Jid): Element {
+  const nick = room.affiliations.get(from.bareString())?.nick;
+  const q = x('query', NS.DISCO_INFO, { node: payload.attrs.node });
+  if (nick !== undefined) q.append(x('identity', NS.DISCO_INFO, { category: 'conference', type: 'text', name: nick }));
+  return q;
+}
+
+/**
+ * §7.10: who may register: anyone not banned in an open room (becoming a member), only those
+ * already on the member list in a members-only room (so registration does not open it).
+ */
+function mayRegister(room: Room, aff: Affiliation): boolean {
+  if (aff === 'outcast') return false;
+  return !room.config.membersOnly || affRank(aff) >= affRank('member');
+}
+
+/** §7.10: the registration form, or what the user registered. */
+function registrationForm(room: Room, from: Jid): Element {
+  const bare = from.bareString();
+  const rec = room.affiliations.get(bare);
+  if (rec?.nick !== undefined) {
+    return x('query', NS_REGISTER, {}, x('registered', NS_REGISTER), x('username', NS_REGISTER, {}, rec.nick));
+  }
+  if (!mayRegister(room, room.affiliation(bare))) throw new StanzaError('not-allowed', 'you may not register with this room');
+  return x(
+    'query',
+    NS_REGISTER,
+    {},
+    x('instructions', NS_REGISTER, {}, 'Choose the nickname to reserve in this room.'),
+    x(
+      'x',
+      NS_DATA,
+      { type: 'form' },
+      x('title', NS_DATA, {}, 'Registration'),
+      x('field', NS_DATA, { var: 'FORM_TYPE', type: 'hidden' }, x('value', NS_DATA, {}, NS_MUC_REGISTER)),
+      x('field', NS_DATA, { var: 'muc#register_roomnick', type: 'text-single', label: 'Nickname' }, x('required', NS_DATA)),
+    ),
+  );
+}
+
+/** §7.10: registering (a member with a reserved nick) or, with <remove/>, unregistering (XEP-0077 §3.2). */
+function register(room: Room, payload: Element, from: Jid): void {
+  const bare = from.bareString();
+  const aff = room.affiliation(bare);
+  const rec = room.affiliations.get(bare);
+  if (payload.getChild('remove', NS_REGISTER)) {
+    if (!rec) throw new StanzaError('item-not-found', 'you are not registered');
+    if (rec.affiliation === 'outcast') throw new StanzaError('forbidden');
+    // A member goes back to none; an admin or owner keeps the affiliation, without the nick.
+    changeAffiliation(room, bare, rec.affiliation === 'member' ? undefined : { ...rec, nick: undefined });
+    return;
+  }
+  if (!mayRegister(room, aff)) throw new StanzaError('not-allowed', 'you may not register with this room');
+  const form = payload.getChild('x', NS_DATA);
+  if (form?.attrs.type === 'cancel') return;
+  const nick = form?.getChildren('field', NS_DATA).find((f) => f.attrs.var === 'muc#register_roomnick')?.getChildText('value', NS_DATA)?.trim() ?? '';
+  // XEP-0077 §3.1: a missing required field is not-acceptable.
+  if (form?.attrs.type !== 'submit' || nick === '') throw new StanzaError('not-acceptable', 'muc#register_roomnick is required');
+  let valid: string;
+  try {
+    valid = room.occupantJid(nick).resource;
+  } catch {
+    throw new StanzaError('not-acceptable', 'not a valid nickname');
+  }
+  // §7.10: a nick reserved by, or in use by, someone else.
+  for (const [jid, r] of room.affiliations) if (jid !== bare && r.nick === valid) throw new StanzaError('conflict', 'that nickname is reserved');
+  const holder = room.occupants.get(valid);
+  if (holder && holder.jid.bareString() !== bare) throw new StanzaError('conflict', 'that nickname is in use');
+  changeAffiliation(room, bare, { affiliation: rec?.affiliation ?? 'member', nick: valid, reason: rec?.reason });
+}
+
+/** Records an affiliation and tells the room when its holder is in (a new member is shown as one). */
+function changeAffiliation(room: Room, bare: string, record: AffiliationRecord | undefined): void {
+  const before = room.affiliation(bare);
+  room.setAffiliation(bare, record);
+  const after = record?.affiliation ?? 'none';
+  if (before === after) return;
+  for (const o of room.occupantsOf(bare)) {
+    if (after === 'none' && room.config.membersOnly) room.remove(o, { codes: [321] });
+    else room.setRole(o, defaultRole(after, room.config.moderated), {});
+  }
 }
 
 /** XEP-0410 §3: a ping to one's own occupant JID says whether one is still in the room. */
@@ -86,6 +177,7 @@ export function discoInfo(room: Room, payload: Element): Element {
   NS_MODERATE_0,
     NS_SELF_PING,
     NS_CONFERENCE,
+    NS_REGISTER,
     c.persistent ? 'muc_persistent' : 'muc_temporary',
     c.public ? 'muc_public' : 'muc_hidden',
     c.membersOnly ? 'muc_membersonly' : 'muc_open',

@@ -343,3 +343,54 @@ test('one user with two clients under one nick: one occupant for the others, bot
   room.leave(room.occupantByReal(A2.toString())!, undefined, A2);
   assert.deepEqual(host.take().map((s) => [s.to, s.stanza.attrs.type]), [[B.toString(), 'unavailable'], [A2.toString(), 'unavailable']]);
 });
+
+test('registration (§7.10) and the reserved nick (§7.11): a member with a nick; conflicts; members-only rooms stay closed', async () => {
+  const host = new TestHost();
+  const room = newRoom(host);
+  const REG = 'jabber:iq:register';
+  const iq = (from: Jid, type: 'get' | 'set', payload: Element): Promise<Element | void> => roomIq(host, room, x('iq', NS.CLIENT, { type, id: '1' }, payload), from, '');
+  const submit = (nick: string): Element =>
+    x('query', REG, {}, x('x', NS_DATA, { type: 'submit' }, x('field', NS_DATA, { var: 'FORM_TYPE' }, x('value', NS_DATA, {}, 'http://jabber.org/protocol/muc#register')), x('field', NS_DATA, { var: 'muc#register_roomnick' }, x('value', NS_DATA, {}, nick))));
+  const fails = async (p: Promise<unknown>): Promise<string> => {
+    try {
+      await p;
+    } catch (err) {
+      if (err instanceof StanzaError) return err.condition;
+      throw err;
+    }
+    return 'no error';
+  };
+  const roomUser = (from: Jid): Promise<Element | void> => iq(from, 'get', x('query', NS.DISCO_INFO, { node: 'x-roomuser-item' }));
+
+  const form = (await iq(B, 'get', x('query', REG))) as Element;
+  assert.ok(form.getChild('x', NS_DATA)?.getChildren('field').some((f) => f.attrs.var === 'muc#register_roomnick'));
+  assert.equal(((await roomUser(B)) as Element).getChild('identity'), undefined, 'no reserved nick yet: an empty answer');
+  assert.equal(await fails(iq(B, 'set', x('query', REG, {}, x('x', NS_DATA, { type: 'submit' })))), 'not-acceptable');
+
+  room.presence(enter('Bee'), B, 'Bee');
+  host.take();
+  await iq(B, 'set', submit('Bobby'));
+  assert.deepEqual(room.affiliations.get('bob@example'), { affiliation: 'member', nick: 'Bobby', reason: undefined });
+  const shown = host.take().find((s) => s.to === B.toString())!.stanza;
+  assert.equal(itemOf(shown).affiliation, 'member', 'the room shows the new member');
+  assert.equal(((await roomUser(B)) as Element).getChild('identity')?.attrs.name, 'Bobby');
+  const registered = (await iq(B, 'get', x('query', REG))) as Element;
+  assert.ok(registered.getChild('registered'));
+  assert.equal(registered.getChildText('username'), 'Bobby');
+
+  // Someone else cannot reserve bob's nick, nor one in use in the room.
+  assert.equal(await fails(iq(C, 'set', submit('Bobby'))), 'conflict');
+  assert.equal(await fails(iq(C, 'set', submit('Bee'))), 'conflict');
+
+  // Unregistering (XEP-0077 <remove/>): bob is no longer a member.
+  await iq(B, 'set', x('query', REG, {}, x('remove', REG)));
+  assert.equal(room.affiliation('bob@example'), 'none');
+
+  // A members-only room does not let outsiders in through registration.
+  room.config = { ...room.config, membersOnly: true };
+  assert.equal(await fails(iq(C, 'get', x('query', REG))), 'not-allowed');
+  assert.equal(await fails(iq(C, 'set', submit('Carol'))), 'not-allowed');
+  room.setAffiliation('carol@example', { affiliation: 'member' });
+  await iq(C, 'set', submit('Carol'));
+  assert.equal(room.affiliations.get('carol@example')?.nick, 'Carol');
+});

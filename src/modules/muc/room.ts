@@ -442,6 +442,15 @@ export class Room {
     }
   }
 
+  private subjectJidCache: { nick: string; jid: Jid } | undefined;
+
+  /** Who the subject comes from: the room, or the occupant JID of the nick that set it. */
+  private subjectJid(): Jid {
+    if (this.subjectFrom === '') return this.jid;
+    if (this.subjectJidCache?.nick !== this.subjectFrom) this.subjectJidCache = { nick: this.subjectFrom, jid: this.occupantJid(this.subjectFrom) };
+    return this.subjectJidCache.jid;
+  }
+
   occupantJid(nick: string): Jid {
     return Jid.parse(`${this.jid.bareString()}/${nick}`);
   }
@@ -501,7 +510,7 @@ export class Room {
   }
 
   private sendSubject(to: Occupant, id?: string, only?: Jid): void {
-    const from = this.subjectFrom === '' ? this.jid : this.occupantJid(this.subjectFrom);
+    const from = this.subjectJid();
     // §7.2.15: an empty <subject/> when there is none, which also ends the join.
     const m = x('message', NS.CLIENT, { type: 'groupchat', from: from.toString(), id: id ?? this.host.newId() }, x('subject', NS.CLIENT, {}, this.subject));
     this.deliver(m, from, to, only);
