@@ -31,3 +31,5 @@ export const NS_MAM = 'urn:xmpp:mam:2';
 export const NS_MODERATE_0 = 'urn:xmpp:message-moderate:0';
 export const NS_RETRACT_0 = 'urn:xmpp:message-retract:0';
 export const NS_FASTEN = 'urn:xmpp:fasten:0';
+/** XEP-0045 §15.5.5: the FORM_TYPE of voice requests. */
+export const NS_MUC_REQUEST = 'http://jabber.org/protocol/muc#request';

@@ -394,3 +394,32 @@ test('registration (§7.10) and the reserved nick (§7.11): a member with a nick
   await iq(C, 'set', submit('Carol'));
   assert.equal(room.affiliations.get('carol@example')?.nick, 'Carol');
 });
+
+test('voice requests (§7.13, §8.6): moderators get the approval form; submitting it grants voice', () => {
+  const host = new TestHost();
+  const room = newRoom(host);
+  room.config = { ...room.config, moderated: true };
+  room.presence(enter('A'), A, 'A');
+  room.presence(enter('B'), B, 'B');
+  assert.equal(room.occupantByReal(B.toString())?.role, 'visitor');
+  host.take();
+  const request = (fields: Record<string, string>, type = 'submit'): Element =>
+    x('message', NS.CLIENT, {}, x('x', NS_DATA, { type }, ...Object.entries({ FORM_TYPE: 'http://jabber.org/protocol/muc#request', ...fields }).map(([k, v]) => x('field', NS_DATA, { var: k }, x('value', NS_DATA, {}, v)))));
+  room.message(request({ 'muc#role': 'participant' }), B, '');
+  const out = host.take();
+  assert.deepEqual(out.map((s) => s.to), [A.toString()], 'only the moderator');
+  const form = out[0]!.stanza.getChild('x', NS_DATA)!;
+  const value = (v: string): string | undefined => form.getChildren('field').find((f) => f.attrs.var === v)?.getChildText('value');
+  assert.equal(value('muc#roomnick'), 'B');
+  assert.equal(value('muc#jid'), B.toString());
+  room.message(request({ 'muc#role': 'participant' }), B, '');
+  assert.deepEqual(host.take(), [], 'a second request within a minute is not passed on');
+  assert.equal(errorOf(() => room.message(request({ 'muc#role': 'participant' }), C, '')), 'not-acceptable');
+  // Not approved: nothing changes. Approved: voice.
+  room.message(request({ 'muc#roomnick': 'B', 'muc#request_allow': 'false' }), A, '');
+  assert.equal(room.occupantByReal(B.toString())?.role, 'visitor');
+  room.message(request({ 'muc#roomnick': 'B', 'muc#request_allow': 'true' }), A, '');
+  assert.equal(room.occupantByReal(B.toString())?.role, 'participant');
+  const voiced = host.take().find((s) => s.to === B.toString())!.stanza;
+  assert.equal(itemOf(voiced).role, 'participant');
+});

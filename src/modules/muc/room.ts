@@ -13,7 +13,7 @@ import { StanzaError } from '../../core/errors.js';
 import { RoomHistory, parseHistoryRequest, type HistoryEntry } from './history.js';
 import { defaultRoomConfig, isArchived, type RoomConfig } from './roomconfig.js';
 import { affRank, defaultRole, type Affiliation, type AffiliationRecord, type Role } from './roles.js';
-import { NS_DELAY, NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_SID } from './ns.js';
+import { NS_DATA, NS_DELAY, NS_MUC, NS_MUC_REQUEST, NS_MUC_USER, NS_OCCUPANT_ID, NS_SID } from './ns.js';
 
 /** What a room needs from the service around it. */
 export interface RoomHost {
@@ -86,6 +86,7 @@ function ownPresence(stanza: Element): Element {
 }
 
 const MAX_INVITES = 10;
+const VOICE_REQUEST_INTERVAL_MS = 60_000;
 
 export class Room {
   readonly occupants = new Map<string, Occupant>();
@@ -99,6 +100,8 @@ export class Room {
   /** §10.1.1: a new room admits no one but its owner until it is configured. */
   locked: boolean;
   private destroyed = false;
+  /** When each occupant last asked for voice (§7.13). */
+  private readonly voiceRequested = new WeakMap<Occupant, number>();
 
   constructor(
     private readonly host: RoomHost,
@@ -470,7 +473,9 @@ export class Room {
     const mucUser = stanza.getChild('x', NS_MUC_USER);
     if (mucUser?.getChild('invite', NS_MUC_USER)) return this.invite(mucUser, from, sender);
     if (mucUser?.getChild('decline', NS_MUC_USER)) return this.decline(mucUser, from);
-    throw new StanzaError('bad-request', 'a message to the room is groupchat, an invitation or a decline');
+    const form = stanza.getChild('x', NS_DATA);
+    if (form && formField(form, 'FORM_TYPE') === NS_MUC_REQUEST) return this.voiceRequest(form, sender);
+    throw new StanzaError('bad-request', 'a message to the room is groupchat, an invitation, a decline or a voice request');
   }
 
   private groupchat(stanza: Element, sender: Occupant | undefined, from: Jid): void {
@@ -569,6 +574,44 @@ export class Room {
     });
   }
 
+  /**
+   * §7.13 / §8.6: a visitor asks for voice: each moderator gets the approval form; a moderator
+   * who submits it with muc#request_allow true grants voice (§8.3).
+   */
+  private voiceRequest(form: Element, sender: Occupant | undefined): void {
+    if (!sender) throw new StanzaError('not-acceptable', 'only occupants may ask for voice');
+    if (form.attrs.type !== 'submit') throw new StanzaError('bad-request', 'the form is not submitted');
+    if (sender.role === 'moderator') {
+      const allow = formField(form, 'muc#request_allow');
+      if (allow !== 'true' && allow !== '1') return;
+      const target = this.occupants.get(formField(form, 'muc#roomnick') ?? '');
+      if (target?.role === 'visitor') this.setRole(target, 'participant', { actor: sender.nick });
+      return;
+    }
+    if (sender.role !== 'visitor' || formField(form, 'muc#role') !== 'participant') return;
+    // One request a minute per occupant reaches the moderators; the rest would only be noise.
+    const now = this.host.now();
+    const last = this.voiceRequested.get(sender);
+    if (last !== undefined && now - last < VOICE_REQUEST_INTERVAL_MS) return;
+    this.voiceRequested.set(sender, now);
+    const field = (v: string, type: string, label: string, value: string): Element => x('field', NS_DATA, { var: v, type, label }, x('value', NS_DATA, {}, value));
+    const approval = x(
+      'x',
+      NS_DATA,
+      { type: 'form' },
+      x('title', NS_DATA, {}, 'Voice request'),
+      x('instructions', NS_DATA, {}, 'To grant voice, set "Grant voice" and submit this form.'),
+      field('FORM_TYPE', 'hidden', '', NS_MUC_REQUEST),
+      field('muc#role', 'list-single', 'Requested role', 'participant'),
+      field('muc#jid', 'jid-single', 'User ID', sender.jid.toString()),
+      field('muc#roomnick', 'text-single', 'Room nickname', sender.nick),
+      field('muc#request_allow', 'boolean', 'Grant voice', 'false'),
+    );
+    for (const o of this.occupants.values()) {
+      if (o.role === 'moderator') this.deliver(x('message', NS.CLIENT, { from: this.jid.toString(), id: this.host.newId() }, approval.clone()), this.jid, o);
+    }
+  }
+
   /** §7.8.2: the invitee declines; the room tells the inviter. */
   private decline(mucUser: Element, from: Jid): void {
     const d = mucUser.getChild('decline', NS_MUC_USER)!;
@@ -585,6 +628,14 @@ export class Room {
     else this.affiliations.set(bare, record);
     this.host.affiliationChanged(this, bare, record);
   }
+}
+
+/** The first value of a data form field (XEP-0004). */
+function formField(form: Element, name: string): string | undefined {
+  return form
+    .getChildren('field', NS_DATA)
+    .find((f) => f.attrs.var === name)
+    ?.getChildText('value', NS_DATA);
 }
 
 export function parseJid(s: string | undefined): Jid {
