@@ -333,7 +333,7 @@ function applyChange(room: Room, c: Change, actorNick: string | undefined): void
   const aff = c.value as Affiliation;
   const previous = room.affiliations.get(c.bare);
   const record: AffiliationRecord | undefined =
-    aff === 'none' ? undefined : { affiliation: aff, nick: aff === 'member' ? (c.nick ?? previous?.nick) : undefined, reason: c.reason };
+    aff === 'none' ? undefined : { affiliation: aff, nick: aff === 'outcast' ? undefined : (c.nick ?? previous?.nick), reason: c.reason };
   room.setAffiliation(c.bare, record);
   for (const o of room.occupantsOf(c.bare)) {
     if (aff === 'outcast') room.remove(o, { codes: [301], actor: actorNick, reason: c.reason, affiliation: 'outcast' }); // §9.1 banned

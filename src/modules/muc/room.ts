@@ -429,6 +429,7 @@ export class Room {
    * gets everyone's presence again, now with their real JIDs (§7.2.2: moderators see them).
    */
   setRole(occupant: Occupant, role: Role, extra: PresenceExtra): void {
+    if (this.occupants.get(occupant.nick) !== occupant) return; // removed meanwhile (an earlier item of the same request)
     const wasModerator = occupant.role === 'moderator';
     occupant.role = role;
     this.broadcastPresence(occupant, extra);
