@@ -1,5 +1,5 @@
 // XEP-0045 with real client libraries on a real server: slixmpp's own xep_0045,
-// xep_0249, xep_0425 and xep_0199 plugins (test/slixmpp/muc_client.py) and
+// xep_0249, xep_0425, xep_0199 and xep_0313 plugins (test/slixmpp/muc_client.py) and
 // xmpp.js (@xmpp/client, stanzas built with its xml()). Three users in a room:
 // creation, entry, semi-anonymity as each library sees it, reflection, nick
 // conflict, kick and ban, self-ping, moderation, a direct invitation, and the
@@ -188,4 +188,22 @@ test('xmpp.js: an owner configures a members-only, password-protected room with 
   await bob.xmpp.send(xml('presence', { to: `${room}/B` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' }, xml('password', {}, 'pw'))));
   const refused = await bob.next((s) => presence(`${room}/B`, 'error')(s), 'refused');
   assert.equal(refused.error?.condition, 'registration-required');
+});
+
+test('slixmpp xep_0313: the archive of a persistent room, queried at the room JID', { skip: noSlix || undefined }, async (t) => {
+  const alice = await slix('alice');
+  t.after(() => alice.dispose());
+  const room = `archived@${SERVICE}`;
+  await alice.command('muc_join', { room, nick: 'Alice' });
+  await alice.command('muc_configure', { room, fields: { 'muc#roomconfig_persistentroom': '1' } });
+  for (const body of ['one', 'two']) {
+    await alice.command('muc_send', { room, body });
+    await alice.next(groupchat(body), body);
+  }
+  const got = (await alice.command('mam_room', { room })) as unknown as { messages: { id: string; from: string; body: string | null }[] };
+  assert.deepEqual(got.messages.map((m) => [m.from, m.body]), [
+    [`${room}/Alice`, 'one'],
+    [`${room}/Alice`, 'two'],
+  ]);
+  assert.ok(got.messages.every((m) => m.id.length > 0));
 });

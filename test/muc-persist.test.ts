@@ -28,7 +28,7 @@ interface MessageRow {
 
 test('a persistent room survives a restart with its configuration, affiliations, subject and history; moderation leaves a tombstone', async () => {
   srv = await startTestServer({});
-  for (const u of ['alice', 'bob', 'carol']) await srv.addUser(u, `${u}-pass`);
+  for (const u of ['alice', 'bob', 'carol', 'dave']) await srv.addUser(u, `${u}-pass`);
   const room = `forever@${SERVICE}`;
   let spamId: string;
   {
@@ -123,6 +123,26 @@ test('a persistent room survives a restart with its configuration, affiliations,
   // Members-only: only members read it; no such room is item-not-found.
   assert.throws(() => muc.roomArchive(Jid.parse(room), Jid.parse('eve@localhost/x')), (e: unknown) => e instanceof StanzaError && e.condition === 'forbidden');
   assert.throws(() => muc.roomArchive(Jid.parse(`nope@${SERVICE}`), Jid.parse('bob@localhost/x')), (e: unknown) => e instanceof StanzaError && e.condition === 'item-not-found');
+
+  // XEP-0313 at the room JID, through the mam module's query code: a member reads it, in order,
+  // with the tombstone in place of the moderated message; the room advertises it.
+  assert.ok(features.includes('urn:xmpp:mam:2'), 'the archived room advertises MAM');
+  bob.client.send(`<iq type='set' id='mam1' to='${room}'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>`);
+  const fin = await bob.client.waitFor((el) => el.name === 'iq' && el.attrs.id === 'mam1', 'the end of the query');
+  assert.equal(fin.attrs.type, 'result', fin.toString());
+  assert.equal(fin.getChild('fin', 'urn:xmpp:mam:2')?.attrs.complete, 'true');
+  const results = bob.client.elements.filter((el) => el.name === 'message' && el.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === 'q1');
+  assert.equal(bob.client.elements.indexOf(results.at(-1)!) < bob.client.elements.indexOf(fin), true, 'results before the IQ result');
+  const forwarded = results.map((r) => r.getChild('result', 'urn:xmpp:mam:2')!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!);
+  assert.deepEqual(forwarded.map((m) => m.getChildText('body') ?? (m.getChild('retracted', RETRACT) ? 'tombstone' : '?')), ['first', 'tombstone', 'third']);
+  assert.deepEqual(forwarded.map((m) => m.attrs.from), [`${room}/Bobby`, `${room}/Bobby`, `${room}/Bobby`]);
+  assert.equal(results[0]!.attrs.from, room);
+  assert.equal(results[1]!.getChild('result', 'urn:xmpp:mam:2')!.attrs.id, spamId, 'archive ids are the room stanza ids');
+  // A non-member of a members-only room may not read it.
+  const dave = await online(srv.port, 'dave');
+  const refused = await iq(dave.client, `type='set' to='${room}'`, `<query xmlns='urn:xmpp:mam:2'/>`);
+  assert.equal(stanzaErrorCondition(refused), 'forbidden');
+  dave.client.close();
 
   // The owner is still owner (no 201: the room exists); bob is still a member with his nick; the subject is kept.
   const own = await enter(alice.client, room, 'A');

@@ -21,6 +21,10 @@ commands, each through the plugin's own API:
   muc_invite      xep_0249 send_invitation (a direct invitation)
   muc_moderate    xep_0425 moderate (version 0 of message moderation)
   muc_self_ping   an XEP-0199 ping to one's own occupant JID (XEP-0410)
+  muc_configure   xep_0045 set_room_config with a submitted muc#roomconfig form
+                  of the given fields
+  mam_room        xep_0313 retrieve at a room JID: {"messages": [{"id", "from",
+                  "body"}]} (a tombstone has body null and "retracted" true)
 """
 
 import sys
@@ -37,7 +41,7 @@ from slixmpp.exceptions import PresenceError  # noqa: E402
 class MucSession(im_client.Session):
     def __init__(self, args):
         super().__init__(args)
-        for plugin in ('xep_0004', 'xep_0045', 'xep_0199', 'xep_0249', 'xep_0359', 'xep_0421', 'xep_0425'):
+        for plugin in ('xep_0004', 'xep_0045', 'xep_0199', 'xep_0249', 'xep_0313', 'xep_0359', 'xep_0421', 'xep_0425'):
             self.register_plugin(plugin)
         self.add_event_handler('groupchat_direct_invite',
                                lambda msg: emit('direct_invite', room=str(msg['groupchat_invite']['jid']),
@@ -98,6 +102,24 @@ class MucSession(im_client.Session):
 
     async def cmd_muc_self_ping(self, c):
         await self['xep_0199'].send_ping(JID(c['jid']), timeout=5)
+
+
+    async def cmd_muc_configure(self, c):
+        form = self['xep_0004'].make_form(ftype='submit')
+        form.add_field(var='FORM_TYPE', ftype='hidden', value='http://jabber.org/protocol/muc#roomconfig')
+        for var, value in c['fields'].items():
+            form.add_field(var=var, value=value)
+        await self['xep_0045'].set_room_config(JID(c['room']), form, timeout=5)
+
+    async def cmd_mam_room(self, c):
+        iq = await self['xep_0313'].retrieve(jid=JID(c['room']), timeout=5)
+        out = []
+        for msg in iq['mam']['results']:
+            inner = msg['mam_result']['forwarded']['stanza']
+            out.append({'id': msg['mam_result']['id'], 'from': str(inner['from']),
+                        'body': inner['body'] or None,
+                        'retracted': inner.xml.find('{urn:xmpp:message-retract:1}retracted') is not None})
+        return {'messages': out}
 
 
 # im_client's main() builds its own Session; this script's is the one with MUC.

@@ -15,6 +15,7 @@ import {
   NS_MODERATE_0,
   NS_MUC,
   NS_MUC_ADMIN,
+  NS_MAM,
   NS_MUC_OWNER,
   NS_OCCUPANT_ID,
   NS_PING,
@@ -28,6 +29,8 @@ import {
 /** What an IQ to a room sees of the service around it. */
 export interface RoomIqContext {
   readonly maxOccupants: number;
+  /** Whether XEP-0313 queries at room JIDs are answered (the mam module runs). */
+  readonly archiveQueries: boolean;
   /** A new id for a message the room sends. */
   newId(): string;
   now(): number;
@@ -46,7 +49,7 @@ export async function roomIq(ctx: RoomIqContext, room: Room, iq: Element, from: 
   if (nick !== '') return occupantIq(room, payload, from, nick);
   // The service forwards requests between occupants; what reaches here is for the room.
   const ns = payload.xmlns;
-  if (type === 'get' && ns === NS.DISCO_INFO) return payload.attrs.node === NODE_ROOMUSER ? reservedNick(room, payload, from) : discoInfo(room, payload);
+  if (type === 'get' && ns === NS.DISCO_INFO) return payload.attrs.node === NODE_ROOMUSER ? reservedNick(room, payload, from) : discoInfo(room, payload, ctx.archiveQueries);
   if (ns === NS_REGISTER) return type === 'get' ? registrationForm(room, from) : register(room, payload, from);
   if (type === 'get' && ns === NS.DISCO_ITEMS) {
     if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
@@ -163,7 +166,7 @@ function occupantIq(room: Room, payload: Element, from: Jid, nick: string): Elem
 }
 
 /** §6.4: identity, features and the muc#roominfo form. */
-export function discoInfo(room: Room, payload: Element): Element {
+export function discoInfo(room: Room, payload: Element, archiveQueries = false): Element {
   if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
   const c = room.config;
   const features = [
@@ -185,6 +188,8 @@ export function discoInfo(room: Room, payload: Element): Element {
     c.password !== '' ? 'muc_passwordprotected' : 'muc_unsecured',
     c.whois === 'anyone' ? 'muc_nonanonymous' : 'muc_semianonymous',
   ];
+  // XEP-0313 §7: the room's archive answers queries (persistent rooms that archive).
+  if (archiveQueries && isArchived(c)) features.push(NS_MAM);
   const field = (v: string, value: string, label?: string): Element => x('field', NS_DATA, { var: v, label }, x('value', NS_DATA, {}, value));
   const form = x(
     'x',

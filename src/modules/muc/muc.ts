@@ -7,6 +7,7 @@
 // sends unavailable presence to the server (RFC 6121 §4.5.2 / §4.6.3: directed
 // presence recipients, the rooms among them, learn it went).
 import { Priority } from '../../core/hooks.js';
+import type { MamApi } from '../mam/api.js';
 import { StanzaError } from '../../core/errors.js';
 import type { Jid } from '../../jid/jid.js';
 import type { Module } from '../api.js';
@@ -35,16 +36,19 @@ export function serviceDomain(pattern: string, host: string): string {
 
 export const mucModule: Module = {
   name: 'muc',
-  async start({ server, storage }) {
+  // XEP-0313 queries at room JIDs run on the mam module's query code (when it is enabled).
+  depends: ['mam'],
+  async start({ server, storage, use }) {
     const settings = server.config.muc;
     if (settings === false) return;
+    const mam = server.config.mam.enabled ? use<MamApi>('mam') : undefined;
     const store = await MucStore.open(storage.sql);
     const services = new Map<string, MucService>();
     const unregister: (() => void)[] = [];
     const limits = { maxOccupants: settings.max_occupants, maxHistory: settings.max_history, maxRoomsPerUser: settings.max_rooms_per_user };
     for (const host of server.hosts) {
       const domain = serviceDomain(settings.domain, host);
-      const service = new MucService(server, domain, store, limits);
+      const service = new MucService(server, domain, store, limits, mam);
       await service.load();
       services.set(domain, service);
       unregister.push(server.registerService(domain, (ev) => service.handle(ev), { name: 'Chatrooms' }));

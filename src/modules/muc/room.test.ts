@@ -27,6 +27,7 @@ class TestHost implements RoomHost, RoomIqContext {
   private ids = 0;
   readonly limits = { maxOccupants: 3, maxHistory: 4 };
   readonly maxOccupants = 3;
+  readonly archiveQueries = false;
   send(stanza: Element, from: Jid, to: Jid): void {
     assert.equal(stanza.attrs.to, to.toString(), 'to is set on what is sent');
     this.sent.push({ stanza, from: from.toString(), to: to.toString() });

@@ -16,7 +16,8 @@ import { roomIq, type RoomIqContext } from './admin.js';
 import { isArchived, parseStoredConfig, type RoomConfig } from './roomconfig.js';
 import { affRank, type AffiliationRecord } from './roles.js';
 import type { MucStore, RoomArchive } from './store.js';
-import { NS_CONFERENCE, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SELF_PING, NS_SID } from './ns.js';
+import type { MamApi } from '../mam/api.js';
+import { NS_CONFERENCE, NS_MAM, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SELF_PING, NS_SID } from './ns.js';
 
 /** IQs forwarded between occupants (XEP-0045 §17.3) and waiting for their answer, per service. */
 const MAX_FORWARDED_IQS = 10_000;
@@ -57,12 +58,18 @@ export class MucService implements RoomHost, RoomIqContext {
     readonly domain: string,
     private readonly store: MucStore,
     readonly limits: MucLimits,
+    /** The archive query code (XEP-0313), when the mam module runs. */
+    private readonly mam?: MamApi,
   ) {
     this.jid = Jid.parse(domain);
   }
 
   get maxOccupants(): number {
     return this.limits.maxOccupants;
+  }
+
+  get archiveQueries(): boolean {
+    return this.mam !== undefined;
   }
 
   /** Restores the persistent rooms (§10.2: they exist with nobody in them). */
@@ -124,6 +131,8 @@ export class MucService implements RoomHost, RoomIqContext {
     }
     if (!room || (room.locked && room.affiliation(from.bareString()) !== 'owner')) throw new StanzaError('item-not-found', 'no such room');
     if (nick !== '' && this.forwardIq(room, stanza, from, nick)) return;
+    const payload = stanza.firstElement();
+    if (nick === '' && payload?.xmlns === NS_MAM && this.mam) return this.archiveQuery(this.mam, room, stanza, payload, from, to);
     const result = await roomIq(this, room, stanza, from, nick);
     this.reply(stanza, from, to, result);
   }
@@ -177,6 +186,22 @@ export class MucService implements RoomHost, RoomIqContext {
     reply.attrs.from = pending.targetRoomJid.toString();
     reply.attrs.to = pending.requester.toString();
     this.send(reply, pending.targetRoomJid, pending.requester);
+  }
+
+  /**
+   * XEP-0313 at the room JID (§5.1.2 of its MUC section): the form, the metadata, or a query
+   * whose results go to the querying occupant's real JID before the IQ result.
+   */
+  private async archiveQuery(mam: MamApi, room: Room, iq: Element, payload: Element, from: Jid, to: Jid): Promise<void> {
+    const archive = this.archiveFor(room.jid, from);
+    if (iq.attrs.type === 'get') {
+      if (payload.name === 'query') return this.reply(iq, from, to, mam.queryForm());
+      if (payload.name === 'metadata') return this.reply(iq, from, to, await mam.metadata(archive));
+      throw new StanzaError('bad-request', 'expected query or metadata');
+    }
+    if (payload.name !== 'query') throw new StanzaError('bad-request', 'expected query');
+    const fin = await mam.query(archive, payload, room.jid.toString(), from.toString(), (result) => this.server.routeTo(result, room.jid, from));
+    this.reply(iq, from, to, fin);
   }
 
   /** §10.1.1: a new room, owned by its creator, locked until configured when the creator speaks MUC. */
