@@ -43,6 +43,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     mam: MAM_DEFAULTS,
     vcard: { max_bytes: 65536 },
     pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
+    muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
     log: { level: 'info', format: 'auto' },
   };
 }
@@ -135,6 +136,7 @@ describe('loadConfig', () => {
       mam: MAM_DEFAULTS,
       vcard: { max_bytes: 65536 },
       pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
+      muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
       log: { level: 'debug', format: 'json' },
     } satisfies Config);
   });

@@ -328,6 +328,34 @@ export const configSchema = z
       /** Seconds between two retention passes. */
       retention_interval: seconds(3600),
     }),
+    /** XEP-0045 multi-user chat: one service per host; false turns it off. */
+    muc: z
+      .preprocess(
+        (v) => (v === null || v === true ? {} : v),
+        z.union([
+          z.literal(false),
+          z.strictObject({
+            /** The service's domain; {host} stands for each entry of hosts. */
+            domain: z
+              .string()
+              .default('conference.{host}')
+              .transform((s) => s.toLowerCase().replace(/\.$/, ''))
+              .pipe(
+                z
+                  .string()
+                  .min(1, 'must not be empty')
+                  .refine((s) => !/[\s@/]/.test(s), 'not a domain name'),
+              ),
+            /** Rooms one user may own at once; one more is refused (not-allowed). */
+            max_rooms_per_user: z.number().int().min(0).default(100),
+            /** Occupants of one room (an owner may set a lower number per room); beyond, service-unavailable (XEP-0045 §7.2.10). */
+            max_occupants: z.number().int().min(1).default(1000),
+            /** Messages each room keeps in memory for the history sent on entry (XEP-0045 §7.2.14). */
+            max_history: z.number().int().min(0).default(50),
+          }),
+        ]),
+      )
+      .prefault({}),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),
@@ -359,6 +387,19 @@ export const configSchema = z
     components: components.optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.muc !== false) {
+      const pattern = c.muc.domain;
+      if (c.hosts.length > 1 && !pattern.includes('{host}')) {
+        ctx.addIssue({ code: 'custom', path: ['muc', 'domain'], message: 'with more than one host, the domain must contain {host}', input: pattern });
+      }
+      for (const h of c.hosts) {
+        const d = pattern.split('{host}').join(h);
+        if (c.hosts.includes(d)) ctx.addIssue({ code: 'custom', path: ['muc', 'domain'], message: `${d} is an account host, not a service domain`, input: pattern });
+        if (c.components?.services.some((s) => s.domain === d)) {
+          ctx.addIssue({ code: 'custom', path: ['muc', 'domain'], message: `${d} is also a component's domain`, input: pattern });
+        }
+      }
+    }
     c.components?.services.forEach((s, i) => {
       if (c.hosts.includes(s.domain)) {
         ctx.addIssue({ code: 'custom', path: ['components', 'services', i, 'domain'], message: `${s.domain} is an account host, not a component domain`, input: s.domain });

@@ -266,7 +266,18 @@ export const mamModule: Module = {
     const store = await SqlMamStore.open(storage.sql);
     const mam = new MamModule(server, storage, store);
     mam.start();
-    const api: MamApi = { retention: () => mam.runRetention() };
+    const api: MamApi = {
+      retention: () => mam.runRetention(),
+      queryForm,
+      metadata,
+      async query(archive, query, archiveJid, to, send) {
+        const limits: PageLimits = { defaultPage: Math.min(DEFAULT_PAGE, server.config.mam.max_page), maxPage: server.config.mam.max_page };
+        const q = parseQuery(query, limits);
+        const page = await runQuery(archive, q);
+        for (const m of sendOrder(page, q.flip)) await send(resultMessage(m, q.queryId, archiveJid, to));
+        return finElement(page);
+      },
+    };
     return { api, stop: () => mam.stop() };
   },
 };
