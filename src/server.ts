@@ -208,12 +208,15 @@ export class XmppServer {
     }
   }
 
-  /** RFC 6120 §4.9.3.22: every stream ends with system-shutdown; then modules stop and storage closes. */
+  /** RFC 6120 §4.9.3.22: modules hear 'server-stopping', every stream ends with system-shutdown; then modules stop and storage closes. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     for (const w of this.watchers.splice(0)) w.close();
     if (this.tlsReload) clearTimeout(this.tlsReload);
+    // Last words before the streams close: what modules route now is written before the stream error.
+    this.dispatcher.emit('server-stopping');
+    await this.dispatcher.drain();
     await Promise.all(this.listeners.map((l) => l.close()));
     this.components?.close();
     await this.dispatcher.drain();

@@ -115,6 +115,12 @@ export interface ServerEvents {
   'session-resumed': (session: Session) => void;
   /** A client was silent for timeouts.ping_after; its connection pings it next. */
   'session-idle': (session: Session) => void;
+  /**
+   * The server is stopping: every client stream is about to end with system-shutdown (RFC 6120
+   * §4.9.3.22). What a module routes now still reaches the clients first (XEP-0045 §15.6.2: the
+   * rooms tell their occupants with status 332).
+   */
+  'server-stopping': () => void;
 }
 
 /** Handles every stanza routed to a service domain (and, with `subdomains`, to its subdomains). */

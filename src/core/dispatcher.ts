@@ -93,6 +93,7 @@ export class Dispatcher implements ServerApi, SessionHost {
     'session-drained': [],
     'session-idle': [],
     'session-resumed': [],
+    'server-stopping': [],
   };
   /** Presence held for congested sessions: the latest from each sender, sent when they drain. */
   private readonly heldPresence = new WeakMap<Session, Map<string, Element>>();

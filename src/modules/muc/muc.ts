@@ -56,7 +56,11 @@ export const mucModule: Module = {
 
     // The seed's clean-up: 'session-ended' is emitted once per session, however it ended
     // (logout, a dropped connection, a timeout, a stream-management hibernation running out).
-    // At shutdown every connection closes at once: occupants are dropped without a broadcast.
+    // At shutdown every occupant is first told with 332 ('server-stopping', below); the
+    // connections then close at once and are dropped without a broadcast.
+    server.on('server-stopping', () => {
+      for (const s of services.values()) server.track(s.shutdown(), 'muc shutdown');
+    });
     server.on('session-ended', (session, reason) => {
       for (const s of services.values()) s.leaveAll(session.jid, undefined, reason === 'shutdown');
     });
