@@ -7,7 +7,7 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import type { Config } from './config/schema.js';
+import { configSchema, type Config } from './config/schema.js';
 import { loadOrCreateTlsMaterial } from './config/tls.js';
 import type { Logger } from './log/logger.js';
 import { openStorage } from './storage/index.js';
@@ -22,6 +22,7 @@ import { ComponentDomains, ComponentStream, type ComponentContext } from './stre
 import { TcpFraming } from './stream/framing.js';
 import { TcpTransport, type TlsSettings } from './stream/transport.js';
 import { ListenerRegistry, listenTcp, type Listener } from './stream/listeners.js';
+import { listenHttp } from './stream/http/server.js';
 import { AccountShapers } from './stream/shaper.js';
 import { certificateSignatureHash } from './stream/certificate.js';
 import { findMechanism, offeredMechanisms } from './sasl/registry.js';
@@ -107,6 +108,11 @@ export class XmppServer {
     return this.listeners.find((l) => l.kind === 'c2s')?.address.port ?? 0;
   }
 
+  /** The port a listener of this kind listens on, 0 when there is none. */
+  portOf(kind: 'c2s' | 'component' | 'http' | 'https' | 'c2s_direct_tls'): number {
+    return this.listeners.find((l) => l.kind === kind)?.address.port ?? 0;
+  }
+
   /** The port the component listener listens on, 0 when there is none. */
   get componentPort(): number {
     return this.listeners.find((l) => l.kind === 'component')?.address.port ?? 0;
@@ -123,6 +129,9 @@ export class XmppServer {
     try {
       this.listeners.push(await this.listenerKinds.start('c2s', cfg.c2s));
       if (cfg.components) this.listeners.push(await this.listenerKinds.start('component', cfg.components.listen));
+      if (cfg.c2s_direct_tls) this.listeners.push(await this.listenerKinds.start('c2s_direct_tls', cfg.c2s_direct_tls));
+      if (cfg.http?.listen) this.listeners.push(await this.listenerKinds.start('http', cfg.http));
+      if (cfg.https) this.listeners.push(await this.listenerKinds.start('https', cfg.https));
     } catch (err) {
       for (const l of this.listeners.splice(0)) await l.close();
       throw err;
@@ -238,6 +247,32 @@ export class XmppServer {
         },
       }),
     );
+    // XEP-0368: TLS from the first byte; the stream then offers SASL at once, never STARTTLS.
+    this.listenerKinds.define('c2s_direct_tls', (address) =>
+      listenTcp('c2s_direct_tls', address, log, (socket) => new C2SStream(c2s, new TcpTransport(socket, this.tls, true), new TcpFraming()), {
+        logFields: { hosts: this.config.hosts, tls: true },
+        maxPerAddress: () => this.config.limits.max_connections_per_ip,
+        tls: { context: () => this.tls!.context, alpn: ['xmpp-client'] },
+      }),
+    );
+    // Over HTTP, whether the connection counts as encrypted is the HTTP layer's to say
+    // (TLS, loopback, a trusted TLS proxy); STARTTLS does not exist there.
+    const web: C2SContext = { ...c2s, tlsRequired: false };
+    for (const kind of ['http', 'https'] as const) {
+      this.listenerKinds.define(kind, (address) =>
+        listenHttp({
+          kind,
+          address,
+          log,
+          tls: () => this.tls,
+          secureListener: kind === 'https',
+          settings: () => this.httpSettings(),
+          maxStanzaBytes: () => this.config.limits.max_stanza_bytes,
+          maxPerAddress: () => this.config.limits.max_connections_per_ip,
+          openStream: (transport, framing) => new C2SStream(web, transport, framing),
+        }),
+      );
+    }
     this.listenerKinds.define('component', (address) => {
       const d = this.dispatcher;
       this.components ??= new ComponentDomains(
@@ -255,6 +290,14 @@ export class XmppServer {
       return listenTcp('component', address, log, (socket) => new ComponentStream(ctx, new TcpTransport(socket, undefined)));
     });
   }
+
+  /** The http section's settings, its defaults when only https is configured. */
+  private httpSettings(): NonNullable<Config['http']> {
+    this.defaultHttp ??= configSchema.parse({ http: {} }).http!;
+    return this.config.http ?? this.defaultHttp;
+  }
+
+  private defaultHttp: NonNullable<Config['http']> | undefined;
 
   private c2sContext(): C2SContext {
     const d = this.dispatcher;

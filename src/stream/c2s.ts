@@ -279,7 +279,8 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   private async startTls(): Promise<void> {
     if (!this.transport.canStartTls) {
       // RFC 6120 §5.4.2.2: failure, then the stream and connection are closed.
-      this.transport.write(this.framing.element(x('failure', NS.TLS)) + this.framing.footer());
+      this.transport.write(this.framing.element(x('failure', NS.TLS)));
+      this.transport.write(this.framing.footer());
       this.stage = 'closing';
       this.transport.end();
       return;

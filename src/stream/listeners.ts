@@ -2,6 +2,7 @@
 // later direct TLS, HTTP) registers a factory here, and the server starts one
 // listener per configured address without knowing what the kinds are.
 import net from 'node:net';
+import tls, { type SecureContext } from 'node:tls';
 import type { Logger } from '../log/logger.js';
 import { StreamError } from '../core/errors.js';
 import { addressKey } from '../core/address.js';
@@ -61,6 +62,11 @@ export interface TcpListenOptions {
   maxPerAddress?: () => number;
   /** Answers a connection over that limit (then it is closed). */
   refuse?: (socket: net.Socket) => void;
+  /**
+   * TLS from the first byte (XEP-0368): connections are handed over once the handshake is
+   * done. The context is asked for at each connection (a reloaded certificate applies).
+   */
+  tls?: { context: () => SecureContext; alpn: string[] };
 }
 
 /** How long a refused connection may take to read its answer before it is destroyed. */
@@ -80,7 +86,7 @@ export async function listenTcp(
   const held = new Set<HeldConnection>();
   const perAddress = new Map<string, number>();
   let closing = false;
-  const server = net.createServer((socket) => {
+  const onSocket = (socket: net.Socket): void => {
     if (closing) {
       socket.destroy();
       return;
@@ -105,7 +111,21 @@ export async function listenTcp(
       if (n <= 0) perAddress.delete(key);
       else perAddress.set(key, n);
     });
-  });
+  };
+  const t = options.tls;
+  const server = t
+    ? tls.createServer(
+        {
+          secureContext: t.context(),
+          SNICallback: (_name, cb) => cb(null, t.context()),
+          ALPNProtocols: t.alpn,
+          // A client that never finishes its handshake does not hold a socket for long.
+          handshakeTimeout: 10_000,
+        },
+        onSocket,
+      )
+    : net.createServer(onSocket);
+  if (t) server.on('tlsClientError', (err) => log.debug({ event: 'tls-failed', kind, err: err.message }, 'TLS handshake failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {
