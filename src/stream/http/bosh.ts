@@ -238,6 +238,8 @@ export class BoshSession implements Transport {
     // XEP-0124 §14.2: no further ahead than the number of requests the client may have open.
     if (rid >= this.nextRid + this.requests) return this.fail('item-not-found', reply, 'rid out of the window');
     this.clearInactivity();
+    // A pause lasts until the client's next request.
+    this.pauseMs = undefined;
     this.waiting.set(rid, { request, reply });
     if (this.held.length + this.waiting.size > this.requests) {
       // XEP-0124 §11: more requests open at once than 'requests' allows.
@@ -411,7 +413,6 @@ export class BoshSession implements Transport {
     if (this.gone || this.ending) return;
     this.clearInactivity();
     const ms = this.pauseMs ?? this.env.settings().inactivity * 1000;
-    this.pauseMs = undefined;
     this.inactivityTimer = setTimeout(() => {
       // XEP-0124 §7.1 'inactivity': the client is gone; the same clean-up as a dropped socket.
       this.env.log.info({ event: 'bosh-inactive', sid: this.sid }, 'BOSH session expired');
