@@ -41,7 +41,7 @@ interface StropheConnection {
   addHandler(fn: (el: StropheElement) => boolean, ns: string | null, name: string | null, type?: string | null): unknown;
 }
 interface StropheModule {
-  Strophe: { Connection: new (url: string, opts?: Record<string, unknown>) => StropheConnection; Status: Record<string, number> };
+  Strophe: { Connection: new (url: string, opts?: Record<string, unknown>) => StropheConnection; Status: Record<"CONNECTED" | "DISCONNECTED" | "AUTHFAIL" | "CONNFAIL", number> };
   $msg(attrs: Record<string, string>): { c(name: string, attrs?: Record<string, string>): { t(text: string): unknown } };
   $pres(attrs?: Record<string, string>): unknown;
 }
