@@ -252,7 +252,7 @@ export class XmppServer {
       listenTcp('c2s_direct_tls', address, log, (socket) => new C2SStream(c2s, new TcpTransport(socket, this.tls, true), new TcpFraming()), {
         logFields: { hosts: this.config.hosts, tls: true },
         maxPerAddress: () => this.config.limits.max_connections_per_ip,
-        tls: { context: () => this.tls!.context, alpn: ['xmpp-client'] },
+        tls: { settings: () => this.tls!, alpn: ['xmpp-client'] },
       }),
     );
     // Over HTTP, whether the connection counts as encrypted is the HTTP layer's to say
@@ -346,5 +346,5 @@ function makeTlsSettings(cert: string, key: string): TlsSettings {
   // RFC 5929 §4.1: hash the certificate with its signature's hash, SHA-256 when that is MD5/SHA-1.
   const hash = certificateSignatureHash(x509.raw);
   const serverEndPoint = createHash(hash).update(x509.raw).digest();
-  return { context, serverEndPoint };
+  return { context, serverEndPoint, pem: { cert, key } };
 }

@@ -2,7 +2,8 @@
 // later direct TLS, HTTP) registers a factory here, and the server starts one
 // listener per configured address without knowing what the kinds are.
 import net from 'node:net';
-import tls, { type SecureContext } from 'node:tls';
+import tls from 'node:tls';
+import type { TlsSettings } from './transport.js';
 import type { Logger } from '../log/logger.js';
 import { StreamError } from '../core/errors.js';
 import { addressKey } from '../core/address.js';
@@ -66,7 +67,7 @@ export interface TcpListenOptions {
    * TLS from the first byte (XEP-0368): connections are handed over once the handshake is
    * done. The context is asked for at each connection (a reloaded certificate applies).
    */
-  tls?: { context: () => SecureContext; alpn: string[] };
+  tls?: { settings: () => TlsSettings; alpn: string[] };
 }
 
 /** How long a refused connection may take to read its answer before it is destroyed. */
@@ -113,18 +114,7 @@ export async function listenTcp(
     });
   };
   const t = options.tls;
-  const server = t
-    ? tls.createServer(
-        {
-          secureContext: t.context(),
-          SNICallback: (_name, cb) => cb(null, t.context()),
-          ALPNProtocols: t.alpn,
-          // A client that never finishes its handshake does not hold a socket for long.
-          handshakeTimeout: 10_000,
-        },
-        onSocket,
-      )
-    : net.createServer(onSocket);
+  const server = t ? tlsServer(t.settings, { ALPNProtocols: t.alpn }, onSocket) : net.createServer(onSocket);
   if (t) server.on('tlsClientError', (err) => log.debug({ event: 'tls-failed', kind, err: err.message }, 'TLS handshake failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -156,4 +146,32 @@ export async function listenTcp(
       await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
     },
   };
+}
+
+/**
+ * A TLS server with the current certificate: a client that names a host (SNI) gets the one in
+ * force now; one that does not gets the one in force when the previous connection arrived
+ * (a reloaded certificate reaches the server with the next connection).
+ */
+export function tlsServer(settings: () => TlsSettings, options: tls.TlsOptions, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
+  let current = settings();
+  const server = tls.createServer(
+    {
+      ...current.pem,
+      minVersion: 'TLSv1.2',
+      SNICallback: (_name, cb) => cb(null, settings().context),
+      // A client that never finishes its handshake does not hold a socket for long.
+      handshakeTimeout: 10_000,
+      ...options,
+    },
+    onSecure,
+  );
+  server.on('connection', () => {
+    const now = settings();
+    if (now !== current) {
+      current = now;
+      server.setSecureContext({ ...now.pem, minVersion: 'TLSv1.2' });
+    }
+  });
+  return server;
 }

@@ -36,6 +36,8 @@ export interface Transport {
 
 export interface TlsSettings {
   context: SecureContext;
+  /** The PEM certificate chain and key (a listening TLS server takes these, not a context). */
+  pem: { cert: string; key: string };
   /** RFC 5929 §4.1: hash of the server certificate, precomputed once. */
   serverEndPoint: Buffer;
 }

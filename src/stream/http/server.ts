@@ -250,16 +250,28 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
     });
   };
 
+  let certificate = o.tls();
   const server = o.secureListener
     ? https.createServer(
         {
-          secureContext: o.tls()!.context,
+          ...certificate!.pem,
+          minVersion: 'TLSv1.2',
           // The current certificate for every new connection that names a host (a reload applies at once).
           SNICallback: (_name, cb) => cb(null, o.tls()!.context),
         },
         handler,
       )
     : http.createServer(handler);
+  if (o.secureListener) {
+    // And for those that do not, from the next connection on (as in listeners.ts' tlsServer).
+    server.on('connection', () => {
+      const now = o.tls();
+      if (now !== undefined && now !== certificate) {
+        certificate = now;
+        (server as https.Server).setSecureContext({ ...now.pem, minVersion: 'TLSv1.2' });
+      }
+    });
+  }
   server.on('tlsClientError', (err) => log.debug({ event: 'tls-failed', kind: o.kind, err: err.message }, 'TLS handshake failed'));
   server.on('clientError', (_err, socket: Socket) => socket.destroy());
 
