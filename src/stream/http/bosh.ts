@@ -111,6 +111,8 @@ interface Waiting {
 /** What a session needs from the server: a client stream over it, the time, its settings. */
 export interface BoshEnv {
   readonly settings: () => BoshSettings;
+  /** Input one session may have waiting for its stream to read (see BoshSession.feed). */
+  readonly maxInputBytes: () => number;
   readonly log: Logger;
 }
 
@@ -139,6 +141,8 @@ export class BoshSession implements Transport {
   private outBytes = 0;
   private flushScheduled = false;
   private paused = false;
+  private input: string[] = [];
+  private inputBytes = 0;
   private inactivityTimer: NodeJS.Timeout | undefined;
   /** A client 'pause' (XEP-0124 §10) stretches the next inactivity period. */
   private pauseMs: number | undefined;
@@ -181,7 +185,7 @@ export class BoshSession implements Transport {
   start(first: BoshRequest, rid: number, reply: BoshReply, open: OpenStream): void {
     open(this, new BoshFraming(this));
     this.lastRequestAt = Date.now();
-    this.openStream(first.attrs);
+    this.feed(this.openTag(first.attrs));
     const s = this.env.settings();
     const attrs: Record<string, string | undefined> = {
       xmlns: NS_HTTPBIND,
@@ -250,7 +254,7 @@ export class BoshSession implements Transport {
 
   /** Processes the waiting requests that are next in 'rid' order, unless reading is paused. */
   private processReady(): void {
-    while (!this.paused && !this.gone) {
+    while (!this.gone) {
       const next = this.waiting.get(this.nextRid);
       if (next === undefined) break;
       this.waiting.delete(this.nextRid);
@@ -273,13 +277,18 @@ export class BoshSession implements Transport {
       this.lastEmpty = { at: now, answeredEmpty: true, rid };
     }
     this.lastRequestAt = now;
-    for (const el of request.elements) this.handler?.data(Buffer.from(el.toString()));
-    if (a['xmpp:restart'] === 'true') this.openStream(a);
+    // What the request carries goes to the stream in rid order, when the stream reads (see pause()).
+    for (const el of request.elements) this.feed(el.toString());
+    if (a['xmpp:restart'] === 'true') this.feed(this.openTag(a));
     if (a.type === 'terminate') {
       // XEP-0124 §13: the payload first, then the stream ends (logout); the stream's end answers this request.
-      this.held.push({ rid, reply });
-      this.handler?.data(Buffer.from(`<close xmlns='${NS_FRAMING}'/>`));
+      this.held.push(this.holdEntry(rid, reply));
+      this.feed(`<close xmlns='${NS_FRAMING}'/>`);
       return;
+    }
+    if (this.inputBytes > this.env.maxInputBytes()) {
+      // The stream is not reading (rate or flood control) and the client keeps sending.
+      return this.fail('policy-violation', reply, 'sending faster than the stream is read');
     }
     const pause = parseInt10(a.pause);
     if (pause !== undefined) {
@@ -308,13 +317,32 @@ export class BoshSession implements Transport {
     return { rid, reply, timer };
   }
 
+  /**
+   * Input for the stream, in order. While the stream does not read (its flood and rate
+   * control paused it), input waits here, bounded; requests are still held and answered,
+   * since answering them is how the client reads what the stream writes.
+   */
+  private feed(data: string): void {
+    this.input.push(data);
+    this.inputBytes += Buffer.byteLength(data);
+    this.drainInput();
+  }
+
+  private drainInput(): void {
+    while (!this.paused && this.input.length > 0 && !this.closedOnce) {
+      const data = this.input.shift()!;
+      this.inputBytes -= Buffer.byteLength(data);
+      this.handler?.data(Buffer.from(data));
+    }
+  }
+
   /** The header of a (re)started stream, as a WebSocket client would send it (XEP-0206 §5). */
-  private openStream(a: Record<string, string>): void {
+  private openTag(a: Record<string, string>): string {
     let open = `<open xmlns='${NS_FRAMING}' to='${escapeAttr(a.to ?? this.to)}' xml:lang='${escapeAttr(a['xml:lang'] ?? this.lang)}'`;
     const version = a['xmpp:version'];
     if (version !== undefined) open += ` version='${escapeAttr(version)}'`;
     else if (a['xmpp:restart'] === 'true') open += ` version='1.0'`;
-    this.handler?.data(Buffer.from(open + '/>'));
+    return open + '/>';
   }
 
   // --- Answers ---------------------------------------------------------------------------
@@ -476,7 +504,7 @@ export class BoshSession implements Transport {
 
   resume(): void {
     this.paused = false;
-    this.processReady();
+    this.drainInput();
   }
 
   /** The stream closed (our <close/> or a stream error is written): answer with a terminate body. */

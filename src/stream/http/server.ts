@@ -169,7 +169,7 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
   };
 
   const bosh = new BoshSessions(
-    { settings: () => o.settings().bosh, log },
+    { settings: () => o.settings().bosh, log, maxInputBytes: () => 8 * o.maxStanzaBytes() },
     o.tls,
   );
 
