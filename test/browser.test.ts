@@ -94,8 +94,8 @@ describe('Chromium', { skip }, () => {
       try {
         const query = new URLSearchParams({ service, jid: 'browser@localhost', password: 'browser-pass' });
         await tab.goto(`${pageBase}/page.html?${query.toString()}`);
-        await tab.waitForFunction(() => (window as unknown as { state: PageState }).state.status === 'CONNECTED' || (window as unknown as { state: PageState }).state.error !== null, undefined, { timeout: WAIT });
-        const state = (await tab.evaluate(() => (window as unknown as { state: PageState }).state)) as PageState;
+        await tab.waitForFunction(() => (globalThis as unknown as { state: PageState }).state.status === 'CONNECTED' || (globalThis as unknown as { state: PageState }).state.error !== null, undefined, { timeout: WAIT });
+        const state = (await tab.evaluate(() => (globalThis as unknown as { state: PageState }).state)) as PageState;
         assert.equal(state.error, null, `login failed: ${state.error}; console: ${consoleErrors.join(' | ')}`);
         assert.match(state.jid ?? '', /^browser@localhost\//);
         const browserJid = state.jid!;
@@ -103,19 +103,22 @@ describe('Chromium', { skip }, () => {
         // The TCP user sees the page come online, and they exchange messages.
         await tcp.nextStanza((el) => el.is('presence') && el.attrs.from === browserJid && el.attrs.type === undefined, 'the page online', WAIT);
         const id = `from-page-${name}`;
-        await tab.evaluate(([to, mid, text]) => (window as unknown as { sendChat(a: string, b: string, c: string): void }).sendChat(to, mid, text), [tcp.jid, id, `hello from Chromium over ${name}`]);
+        await tab.evaluate(
+          ({ to, mid, text }) => (globalThis as unknown as { sendChat(a: string, b: string, c: string): void }).sendChat(to, mid, text),
+          { to: tcp.jid, mid: id, text: `hello from Chromium over ${name}` },
+        );
         const atTcp = await tcp.nextStanza((el) => el.is('message') && el.attrs.id === id, 'the page message at the TCP user', WAIT);
         assert.equal(atTcp.getChildText('body'), `hello from Chromium over ${name}`);
         assert.equal(atTcp.attrs.from, browserJid);
         const replyId = `to-page-${name}`;
         await tcp.xmpp.send(xml('message', { to: browserJid, type: 'chat', id: replyId }, xml('body', {}, `hello browser (${name})`)));
-        await tab.waitForFunction((rid) => (window as unknown as { received: Received[] }).received.some((r) => r.id === rid), replyId, { timeout: WAIT });
-        const got = (await tab.evaluate(() => (window as unknown as { received: Received[] }).received)) as Received[];
+        await tab.waitForFunction((rid) => (globalThis as unknown as { received: Received[] }).received.some((r) => r.id === rid), replyId, { timeout: WAIT });
+        const got = (await tab.evaluate(() => (globalThis as unknown as { received: Received[] }).received)) as Received[];
         assert.equal(got.find((r) => r.id === replyId)?.body, `hello browser (${name})`);
         await tab.screenshot({ path: join(ARTIFACTS, `browser-${name.toLowerCase()}.png`), fullPage: true });
 
         // The page logs out (unavailable presence, then the stream's end): the TCP user sees it leave.
-        await tab.evaluate(() => (window as unknown as { conn: { disconnect(r: string): void } }).conn.disconnect('test over'));
+        await tab.evaluate(() => (globalThis as unknown as { conn: { disconnect(r: string): void } }).conn.disconnect('test over'));
         await tcp.nextStanza((el) => el.is('presence') && el.attrs.from === browserJid && el.attrs.type === 'unavailable', 'the page offline', WAIT);
       } finally {
         await context.close();
