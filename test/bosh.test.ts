@@ -167,6 +167,17 @@ describe('rid rules (XEP-0124 §14)', () => {
     assert.equal(gone.attrs.type, 'terminate');
   });
 
+  test('a gap never filled ends the session after inactivity; the request waiting behind it is answered', async () => {
+    const c = new BoshRaw(url);
+    await c.create({ hold: 1 });
+    c.rid++; // the next request skips one rid
+    const t0 = Date.now();
+    const a = await c.send();
+    assert.equal(a.attrs.type, 'terminate');
+    // inactivity is 1 s on this server.
+    assert.ok(Date.now() - t0 >= 900, `answered after ${Date.now() - t0} ms`);
+  });
+
   test('an old rid no longer cached is item-not-found', async () => {
     const c = new BoshRaw(url);
     await c.create({ hold: 1, wait: 1 });

@@ -235,6 +235,7 @@ export class BoshSession implements Transport {
     }
     const queued = this.waiting.get(rid);
     if (queued !== undefined) {
+      queued.reply(`<body xmlns='${NS_HTTPBIND}'/>`);
       queued.reply = reply;
       return;
     }
@@ -261,7 +262,7 @@ export class BoshSession implements Transport {
       this.nextRid++;
       this.process(next.request, this.nextRid - 1, next.reply);
     }
-    if (this.held.length === 0 && this.waiting.size === 0) this.armInactivity();
+    if (this.held.length === 0) this.armInactivity();
   }
 
   private process(request: BoshRequest, rid: number, reply: BoshReply): void {
@@ -311,7 +312,7 @@ export class BoshSession implements Transport {
       if (i < 0) return;
       const [h] = this.held.splice(i, 1);
       this.answer(h!);
-      if (this.held.length === 0 && this.waiting.size === 0) this.armInactivity();
+      if (this.held.length === 0) this.armInactivity();
     }, this.wait * 1000);
     timer.unref();
     return { rid, reply, timer };
@@ -397,7 +398,7 @@ export class BoshSession implements Transport {
     process.nextTick(() => {
       this.flushScheduled = false;
       if (this.out.length > 0 && this.held.length > 0) this.answerOldest();
-      if (this.held.length === 0 && this.waiting.size === 0) this.armInactivity();
+      if (this.held.length === 0) this.armInactivity();
     });
   }
 
