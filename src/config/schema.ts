@@ -360,6 +360,24 @@ export const configSchema = z
     http: httpSettings.optional(),
     /** The same over TLS with the tls certificate. Absent: off. */
     https: z.preprocess(nullToEmpty, z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port: port(5281) })).optional(),
+    /** XEP-0215: STUN servers to tell clients about (besides the TURN server). */
+    stun: z.array(z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(3478) })).optional(),
+    /** XEP-0215: a TURN server sharing a secret with this server (coturn's use-auth-secret). Absent: none. */
+    turn: z
+      .strictObject({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(3478),
+        /** TURN over TLS ('turns'), when the TURN server offers it. */
+        tls_port: z.number().int().min(1).max(65535).optional(),
+        /** coturn's static-auth-secret. */
+        secret: z.string().min(16, 'a TURN secret must be at least 16 characters'),
+        /** Seconds the credentials given to a client work. */
+        ttl: z.number().int().min(60).default(86400),
+        transports: z.array(z.enum(['udp', 'tcp'])).min(1).superRefine(unique('transport')).default(['udp', 'tcp']),
+        /** Also list it as a STUN server. */
+        stun: z.boolean().default(true),
+      })
+      .optional(),
     /** XEP-0368 direct TLS for clients. Absent: off. */
     c2s_direct_tls: z.preprocess(nullToEmpty, z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port: port(5223) })).optional(),
   })
