@@ -23,6 +23,8 @@ import { TcpFraming } from './stream/framing.js';
 import { TcpTransport, type TlsSettings } from './stream/transport.js';
 import { ListenerRegistry, listenTcp, type Listener } from './stream/listeners.js';
 import { listenHttp } from './stream/http/server.js';
+import { Metrics } from './core/metrics.js';
+import type { OfflineApi } from './modules/offline/api.js';
 import { AccountShapers } from './stream/shaper.js';
 import { certificateSignatureHash } from './stream/certificate.js';
 import { findMechanism, offeredMechanisms } from './sasl/registry.js';
@@ -71,6 +73,7 @@ export class XmppServer {
   ) {
     this.router = router;
     this.dispatcher = new Dispatcher({ config, log, router, accounts: storage.accounts });
+    if (config.metrics.enabled) this.metrics = this.startMetrics();
     this.defineListenerKinds();
   }
 
@@ -270,6 +273,10 @@ export class XmppServer {
           maxStanzaBytes: () => this.config.limits.max_stanza_bytes,
           maxPerAddress: () => this.config.limits.max_connections_per_ip,
           openStream: (transport, framing) => new C2SStream(web, transport, framing),
+          metrics: () =>
+            this.metrics && this.config.metrics.enabled
+              ? { text: () => this.metrics!.text(), contentType: this.metrics.contentType, allowedIps: this.config.metrics.allowed_ips }
+              : undefined,
         }),
       );
     }
@@ -299,6 +306,32 @@ export class XmppServer {
 
   private defaultHttp: NonNullable<Config['http']> | undefined;
 
+  /** The operator's numbers (/metrics on the HTTP listeners), unless metrics.enabled is false. */
+  readonly metrics: Metrics | undefined;
+
+  private startMetrics(): Metrics {
+    const metrics = new Metrics();
+    const transportOf: Record<string, string> = { c2s: 'tcp', c2s_direct_tls: 'direct_tls', component: 'component' };
+    metrics.setSources({
+      connections: () => {
+        const counts: Record<string, number> = { tcp: 0, direct_tls: 0, websocket: 0, bosh: 0, component: 0 };
+        for (const l of this.listeners) {
+          const by = l.byTransport?.() ?? { [transportOf[l.kind] ?? l.kind]: l.connections };
+          for (const [t, n] of Object.entries(by)) counts[t] = (counts[t] ?? 0) + n;
+        }
+        return counts;
+      },
+      sessions: () => this.router.size,
+      offline: async () => {
+        const offline = this.modules?.api('offline') as OfflineApi | undefined;
+        return offline?.totals();
+      },
+    });
+    // Every stanza written to a client's connection.
+    this.dispatcher.observeWritten((_session, stanza) => metrics.stanzaOut(stanza.name));
+    return metrics;
+  }
+
   private c2sContext(): C2SContext {
     const d = this.dispatcher;
     const cfg = this.config;
@@ -323,8 +356,17 @@ export class XmppServer {
       nonzaHandler: (xmlns) => d.nonzaHandler(xmlns),
       preBindHandler: (xmlns) => d.preBindHandler(xmlns),
       accountShapers: new AccountShapers(() => cfg.limits.rate.account),
-      handleStanza: (session, stanza) => d.handleStanza(session, stanza),
+      handleStanza: this.metrics
+        ? async (session, stanza) => {
+            const metrics = this.metrics!;
+            const start = process.hrtime.bigint();
+            metrics.stanzaIn(stanza.name);
+            await d.handleStanza(session, stanza);
+            metrics.handled(stanza.name, start);
+          }
+        : (session, stanza) => d.handleStanza(session, stanza),
       sessionBound: (session) => d.sessionBound(session),
+      countLogin: this.metrics ? (mechanism, ok) => this.metrics!.login(mechanism, ok) : undefined,
     };
   }
 }

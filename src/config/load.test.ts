@@ -41,6 +41,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
     vcard: { max_bytes: 65536 },
     log: { level: 'info', format: 'auto' },
+    metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
   };
 }
 
@@ -159,6 +160,7 @@ describe('loadConfig', () => {
       push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
       vcard: { max_bytes: 65536 },
       log: { level: 'debug', format: 'json' },
+      metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
     } satisfies Config);
   });
 

@@ -378,6 +378,12 @@ export const configSchema = z
         stun: z.boolean().default(true),
       })
       .optional(),
+    /** /metrics on the HTTP listeners (Prometheus text format). */
+    metrics: section({
+      enabled: z.boolean().default(true),
+      /** Client addresses that may read /metrics. */
+      allowed_ips: z.array(z.string().refine((a) => isIP(a) !== 0, 'an IP address')).default(['127.0.0.1', '::1']),
+    }),
     /** XEP-0368 direct TLS for clients. Absent: off. */
     c2s_direct_tls: z.preprocess(nullToEmpty, z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port: port(5223) })).optional(),
   })

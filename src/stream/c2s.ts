@@ -48,6 +48,8 @@ export interface C2SContext extends StreamEnv {
   readonly accountShapers: AccountShapers;
   handleStanza(session: ClientSession, stanza: Element): Promise<void>;
   sessionBound(session: ClientSession): void;
+  /** Counts logins and their failures by mechanism (core/metrics.ts), when metrics are on. */
+  readonly countLogin?: (mechanism: string, ok: boolean) => void;
 }
 
 export class C2SStream extends StreamConnection implements SessionConnection {
@@ -354,10 +356,12 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     const step = this.rateLimited(sasl.exchange, outcome);
     if (step.kind === 'failure') {
       this.log.info({ event: 'auth-failure', mechanism: sasl.mechanism.name, condition: step.condition, user: sasl.exchange.authcid }, 'authentication failed');
+      this.ctx.countLogin?.(sasl.mechanism.name, false);
       return this.saslFailure(step.condition, step.text);
     }
     this.username = step.username;
     this.log.info({ event: 'auth', mechanism: sasl.mechanism.name, user: `${step.username}@${this.host}` }, 'authenticated');
+    this.ctx.countLogin?.(sasl.mechanism.name, true);
     const extra = step.additionalData;
     this.writeNonza(x('success', NS.SASL, {}, extra && extra.length ? extra.toString('base64') : undefined));
     this.restart();

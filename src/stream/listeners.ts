@@ -21,6 +21,8 @@ export interface Listener {
   readonly address: ListenAddress;
   /** How many connections it holds now. */
   readonly connections: number;
+  /** The same, by transport, when a listener has several (HTTP: websocket, bosh). */
+  byTransport?(): Record<string, number>;
   /** Stops accepting, and ends every connection (with system-shutdown for XML streams). */
   close(): Promise<void>;
 }

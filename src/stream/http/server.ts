@@ -47,6 +47,15 @@ export interface HttpListenerOptions {
   maxPerAddress: () => number;
   /** Starts a client stream (C2SStream) over a transport. */
   openStream(transport: Transport, framing: Framing): HeldConnection;
+  /** /metrics, when metrics are on: the exposition text and who may read it. */
+  metrics?: () => MetricsEndpoint | undefined;
+}
+
+export interface MetricsEndpoint {
+  text(): Promise<string>;
+  readonly contentType: string;
+  /** Client addresses allowed to read the metrics. */
+  readonly allowedIps: readonly string[];
 }
 
 /** How long shutdown waits for streams to close after system-shutdown. */
@@ -143,6 +152,7 @@ function hostMeta(base: string, json: boolean): string {
 export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
   const { log } = o;
   const held = new Set<HeldConnection>();
+  const transports = { websocket: 0, bosh: 0 };
   const perAddress = new Map<string, number>();
   let closing = false;
 
@@ -158,10 +168,12 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
     perAddress.set(key, n + 1);
     return key;
   };
-  const track = (conn: HeldConnection, key: string): void => {
+  const track = (conn: HeldConnection, key: string, transport: keyof typeof transports): void => {
     held.add(conn);
+    transports[transport]++;
     conn.onFinished(() => {
       held.delete(conn);
+      transports[transport]--;
       const n = (perAddress.get(key) ?? 1) - 1;
       if (n <= 0) perAddress.delete(key);
       else perAddress.set(key, n);
@@ -206,6 +218,21 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
       if (req.method !== 'POST') return send(405, 'text/plain', 'BOSH: POST a <body/> (XEP-0124)\n', { Allow: 'POST, OPTIONS' });
       return readBosh(req, res, settings, cors);
     }
+    if (path === '/metrics') {
+      const m = o.metrics?.();
+      if (m === undefined) return send(404, 'text/plain', 'not found\n');
+      const peer = peerOf(req, settings);
+      // Only from the addresses of metrics.allowed_ips (the scraper), loopback by default.
+      if (!m.allowedIps.map(normaliseIp).includes(normaliseIp(peer.remoteAddress))) return send(403, 'text/plain', 'forbidden\n');
+      m.text().then(
+        (body) => send(200, m.contentType, body),
+        (err: unknown) => {
+          log.error({ err }, 'metrics collection failed');
+          send(500, 'text/plain', 'metrics collection failed\n');
+        },
+      );
+      return;
+    }
     if (path === WEBSOCKET_PATH) return send(426, 'text/plain', 'XMPP over WebSocket (RFC 7395): upgrade with subprotocol xmpp\n', { Upgrade: 'websocket' });
     send(404, 'text/plain', 'not found\n');
   };
@@ -243,7 +270,7 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
       if (isCreation(parsed)) {
         const key = admit(peer);
         if (key === undefined) return reply(`<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='policy-violation'/>`);
-        bosh.request(parsed, peer, reply, (transport, framing) => track(o.openStream(transport, framing), key));
+        bosh.request(parsed, peer, reply, (transport, framing) => track(o.openStream(transport, framing), key, 'bosh'));
         return;
       }
       bosh.request(parsed, peer, reply);
@@ -295,7 +322,7 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
     if (key === undefined) return refuse(503, 'Service Unavailable: too many connections from your address');
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       const transport = new WebSocketTransport(ws, peer, o.tls(), settings.websocket_ping * 1000);
-      track(o.openStream(transport, new WebSocketFraming()), key);
+      track(o.openStream(transport, new WebSocketFraming()), key, 'websocket');
     });
   });
 
@@ -315,6 +342,7 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
     get connections() {
       return held.size;
     },
+    byTransport: () => ({ ...transports }),
     async close() {
       if (closing) return;
       closing = true;
