@@ -37,7 +37,8 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
-    const self = this;
+    // The gauges' collect() has the gauge as `this`; the sources are reached through this arrow.
+    const sources = (): MetricsSources | undefined => this.sources;
     new Gauge({
       name: 'shoal_connections',
       help: 'Open client and component connections, by transport',
@@ -45,7 +46,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [transport, n] of Object.entries(self.sources?.connections() ?? {})) this.set({ transport }, n);
+        for (const [transport, n] of Object.entries(sources()?.connections() ?? {})) this.set({ transport }, n);
       },
     });
     new Gauge({
@@ -53,7 +54,7 @@ export class Metrics {
       help: 'Bound client sessions (resumable ones included)',
       registers,
       collect() {
-        this.set(self.sources?.sessions() ?? 0);
+        this.set(sources()?.sessions() ?? 0);
       },
     });
     new Gauge({
@@ -61,7 +62,7 @@ export class Metrics {
       help: 'Messages in offline storage',
       registers,
       async collect() {
-        const o = await self.sources?.offline();
+        const o = await sources()?.offline();
         if (o !== undefined) this.set(o.messages);
       },
     });
@@ -70,7 +71,7 @@ export class Metrics {
       help: 'Bytes of messages in offline storage',
       registers,
       async collect() {
-        const o = await self.sources?.offline();
+        const o = await sources()?.offline();
         if (o !== undefined) this.set(o.bytes);
       },
     });
