@@ -272,6 +272,7 @@ export class XmppServer {
           settings: () => this.httpSettings(),
           maxStanzaBytes: () => this.config.limits.max_stanza_bytes,
           maxPerAddress: () => this.config.limits.max_connections_per_ip,
+          defaultDomain: this.config.hosts[0]!,
           openStream: (transport, framing) => new C2SStream(web, transport, framing),
           metrics: () =>
             this.metrics && this.config.metrics.enabled

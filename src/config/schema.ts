@@ -112,6 +112,8 @@ const httpSettings = z.preprocess(
     public_url: z.url({ protocol: /^https?$/ }).optional(),
     /** Seconds between WebSocket pings; a connection that answered nothing since the last one is dropped. */
     websocket_ping: seconds(30),
+    /** Serve the Converse.js web client at / (from the converse.js package's files). */
+    web_client: z.boolean().default(true),
     /** XEP-0124 limits. */
     bosh: section({
       max_wait: z.number().int().min(1).default(60),

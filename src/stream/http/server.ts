@@ -17,9 +17,11 @@ import type { TlsSettings, Transport } from '../transport.js';
 import { WebSocketFraming } from './frames.js';
 import { WebSocketTransport, type PeerInfo } from './websocket.js';
 import { BoshSessions, isCreation, parseBoshBody, type BoshSettings } from './bosh.js';
+import { BOSH_PATH_NAME, WEBSOCKET_PATH_NAME } from './paths.js';
+import { CONVERSE_PREFIX, converseDist, indexHtml, initScript, preScript, serveConverseFile } from './webclient.js';
 
-export const WEBSOCKET_PATH = '/xmpp-websocket';
-export const BOSH_PATH = '/http-bind';
+export const WEBSOCKET_PATH = WEBSOCKET_PATH_NAME;
+export const BOSH_PATH = BOSH_PATH_NAME;
 
 /** The http section of the configuration, as this listener uses it. */
 export interface HttpSettings {
@@ -31,6 +33,8 @@ export interface HttpSettings {
   public_url?: string;
   /** Seconds between WebSocket pings (RFC 6455 §5.5.2). */
   websocket_ping: number;
+  /** Serve the Converse.js web client at /. */
+  web_client: boolean;
   bosh: BoshSettings;
 }
 
@@ -47,6 +51,8 @@ export interface HttpListenerOptions {
   maxPerAddress: () => number;
   /** Starts a client stream (C2SStream) over a transport. */
   openStream(transport: Transport, framing: Framing): HeldConnection;
+  /** The domain the web client logs in to by default. */
+  defaultDomain: string;
   /** /metrics, when metrics are on: the exposition text and who may read it. */
   metrics?: () => MetricsEndpoint | undefined;
 }
@@ -185,6 +191,9 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
     o.tls,
   );
 
+  const dist = converseDist();
+  if (o.settings().web_client && dist === undefined) log.warn({ event: 'no-web-client' }, 'http.web_client is on but the converse.js package is not installed');
+
   const wss = new WebSocketServer({
     noServer: true,
     // A hard cap on what is buffered at all; the stream parser enforces max_stanza_bytes
@@ -232,6 +241,14 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
         },
       );
       return;
+    }
+    if (settings.web_client && (req.method === 'GET' || req.method === 'HEAD')) {
+      if (path === '/' || path === '/index.html') return send(200, 'text/html; charset=utf-8', indexHtml(), { 'X-Content-Type-Options': 'nosniff' });
+      if (path === '/converse-pre.js') return send(200, 'text/javascript; charset=utf-8', preScript());
+      if (path === '/converse-init.js') return send(200, 'text/javascript; charset=utf-8', initScript({ defaultDomain: o.defaultDomain }));
+      if (path.startsWith(CONVERSE_PREFIX) && dist !== undefined && serveConverseFile(dist, path.slice(CONVERSE_PREFIX.length), req, res)) return;
+      // OMEMO's WebAssembly is fetched relative to the page, not to the script.
+      if (path === '/curve25519_compiled.wasm' && dist !== undefined && serveConverseFile(dist, 'curve25519_compiled.wasm', req, res)) return;
     }
     if (path === WEBSOCKET_PATH) return send(426, 'text/plain', 'XMPP over WebSocket (RFC 7395): upgrade with subprotocol xmpp\n', { Upgrade: 'websocket' });
     send(404, 'text/plain', 'not found\n');
