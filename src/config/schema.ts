@@ -348,9 +348,43 @@ export const configSchema = z
       /** Seconds to wait for the push service's answer to a notification (no answer does not disable it). */
       timeout: seconds(30),
     }),
+    /** XEP-0313 message archives, one per account. */
+    mam: section({
+      /** Archive messages and answer archive queries at all. */
+      enabled: z.boolean().default(true),
+      /** XEP-0441 default for accounts that set no preference: always, never, or roster (contacts only). */
+      default: z.enum(['always', 'never', 'roster']).default('always'),
+      /** Messages older than this many days are deleted by the retention job; absent: kept. */
+      max_age_days: z.number().positive().optional(),
+      /** An archive keeps at most this many messages (the newest) after each retention pass; absent: no limit. */
+      max_per_user: z.number().int().min(0).optional(),
+      /** The largest page one query is sent, whatever <max/> asks (XEP-0313 §4.3.1). */
+      max_page: z.number().int().min(1).max(1000).default(250),
+      /** Seconds between two retention passes. */
+      retention_interval: seconds(3600),
+    }),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),
+    }),
+    /** XEP-0163 personal eventing (PEP), XEP-0049 private XML storage. */
+    pep: section({
+      /** Nodes one account may have; one more is refused with policy-violation. */
+      max_nodes: z.number().int().min(1).default(100),
+      /** The largest pubsub#max_items of a node (what 'max' means). */
+      max_items: z.number().int().min(1).default(256),
+      /** One item's payload (serialised, in bytes); a larger one is refused with not-acceptable. */
+      max_item_bytes: z.number().int().min(1).default(256 * 1024),
+      /** All items of one account together (bytes); beyond, a publish is refused with policy-violation. */
+      max_bytes_per_account: z.number().int().min(1).default(16 * 1024 * 1024),
+      /** XEP-0049: one stored element (serialised, in bytes); larger is refused with not-acceptable. */
+      private_max_bytes: z.number().int().min(1).default(64 * 1024),
+      /** XEP-0049: stored elements (one per name and namespace) per account; one more is policy-violation. */
+      private_max_entries: z.number().int().min(1).default(100),
+      /** XEP-0115: verified disco#info answers kept, by hash (least recently used dropped first). */
+      caps_cache_size: z.number().int().min(1).default(1000),
+      /** Seconds to wait for a client's disco#info answer about its caps. */
+      caps_timeout: seconds(10),
     }),
     log: section({
       level: z.enum(LOG_LEVELS).default('info'),
