@@ -221,10 +221,10 @@ describe('wait, hold, pause, polling, inactivity', () => {
     await c.login('bob', 'bob-pass');
     const held = postRaw(url, c.body().text);
     await new Promise((r) => setTimeout(r, 100));
-    const p = await c.send('', { pause: 2 });
+    const p = await c.send('', { pause: 3 });
     await held;
     assert.equal(p.attrs.type, undefined);
-    // Longer than inactivity (1 s), shorter than the pause (2 s).
+    // Longer than inactivity (1 s), well within the pause (3 s).
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(sessionsOf('bob@localhost'), 1, 'the session survives the pause');
     const back = await c.until((a) => ids(a).includes('back'), ping('back'));

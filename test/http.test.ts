@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { TLSSocket } from 'node:tls';
 import { WebSocket } from 'ws';
 import { startTestServer, type TestServer } from './support/server.js';
-import { serverCertificate, startXmppJs, trustCertificate } from './support/xmppjs.js';
+import { serverCertificate, startXmppJs, trustCertificate, waitUntil } from './support/xmppjs.js';
 import { OPEN, WsClient, NS_FRAMING } from './support/ws-client.js';
 import { BoshRaw } from './support/bosh-client.js';
 import { ScramClient } from '../src/sasl/scram-client.js';
@@ -99,6 +99,8 @@ describe('allowed origins', () => {
 
 describe('limits', () => {
   test('WebSockets and BOSH sessions count against limits.max_connections_per_ip', async () => {
+    // The streams of the tests before have ended (their closing handshakes are asynchronous).
+    await waitUntil(() => srv.server.connectionCount === 0, 'the earlier connections to end');
     srv.server.config.limits.max_connections_per_ip = 2;
     const url = `ws://127.0.0.1:${httpPort}/xmpp-websocket`;
     const open: WsClient[] = [];
