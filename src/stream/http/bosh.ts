@@ -245,15 +245,15 @@ export class BoshSession implements Transport {
     this.clearInactivity();
     // A pause lasts until the client's next request.
     this.pauseMs = undefined;
-    this.waiting.set(rid, { request, reply });
-    if (this.held.length + this.waiting.size > this.requests) {
+    if (this.held.length + this.waiting.size + 1 > this.requests) {
       // XEP-0124 §11: more requests open at once than 'requests' allows.
       return this.fail('policy-violation', reply, 'too many simultaneous requests');
     }
+    this.waiting.set(rid, { request, reply });
     this.processReady();
   }
 
-  /** Processes the waiting requests that are next in 'rid' order, unless reading is paused. */
+  /** Processes the waiting requests that are next in 'rid' order (what they carry may still wait: see feed()). */
   private processReady(): void {
     while (!this.gone) {
       const next = this.waiting.get(this.nextRid);
