@@ -7,7 +7,7 @@ import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import type { Config } from './config/schema.js';
+import { configSchema, type Config } from './config/schema.js';
 import { loadOrCreateTlsMaterial } from './config/tls.js';
 import type { Logger } from './log/logger.js';
 import { openStorage } from './storage/index.js';
@@ -22,6 +22,9 @@ import { ComponentDomains, ComponentStream, type ComponentContext } from './stre
 import { TcpFraming } from './stream/framing.js';
 import { TcpTransport, type TlsSettings } from './stream/transport.js';
 import { ListenerRegistry, listenTcp, type Listener } from './stream/listeners.js';
+import { listenHttp } from './stream/http/server.js';
+import { Metrics } from './core/metrics.js';
+import type { OfflineApi } from './modules/offline/api.js';
 import { AccountShapers } from './stream/shaper.js';
 import { certificateSignatureHash } from './stream/certificate.js';
 import { findMechanism, offeredMechanisms } from './sasl/registry.js';
@@ -70,6 +73,7 @@ export class XmppServer {
   ) {
     this.router = router;
     this.dispatcher = new Dispatcher({ config, log, router, accounts: storage.accounts });
+    if (config.metrics.enabled) this.metrics = this.startMetrics();
     this.defineListenerKinds();
   }
 
@@ -107,6 +111,11 @@ export class XmppServer {
     return this.listeners.find((l) => l.kind === 'c2s')?.address.port ?? 0;
   }
 
+  /** The port a listener of this kind listens on, 0 when there is none. */
+  portOf(kind: 'c2s' | 'component' | 'http' | 'https' | 'c2s_direct_tls'): number {
+    return this.listeners.find((l) => l.kind === kind)?.address.port ?? 0;
+  }
+
   /** The port the component listener listens on, 0 when there is none. */
   get componentPort(): number {
     return this.listeners.find((l) => l.kind === 'component')?.address.port ?? 0;
@@ -123,6 +132,9 @@ export class XmppServer {
     try {
       this.listeners.push(await this.listenerKinds.start('c2s', cfg.c2s));
       if (cfg.components) this.listeners.push(await this.listenerKinds.start('component', cfg.components.listen));
+      if (cfg.c2s_direct_tls) this.listeners.push(await this.listenerKinds.start('c2s_direct_tls', cfg.c2s_direct_tls));
+      if (cfg.http?.listen) this.listeners.push(await this.listenerKinds.start('http', cfg.http));
+      if (cfg.https) this.listeners.push(await this.listenerKinds.start('https', cfg.https));
     } catch (err) {
       for (const l of this.listeners.splice(0)) await l.close();
       throw err;
@@ -241,6 +253,37 @@ export class XmppServer {
         },
       }),
     );
+    // XEP-0368: TLS from the first byte; the stream then offers SASL at once, never STARTTLS.
+    this.listenerKinds.define('c2s_direct_tls', (address) =>
+      listenTcp('c2s_direct_tls', address, log, (socket) => new C2SStream(c2s, new TcpTransport(socket, this.tls, true), new TcpFraming()), {
+        logFields: { hosts: this.config.hosts, tls: true },
+        maxPerAddress: () => this.config.limits.max_connections_per_ip,
+        tls: { settings: () => this.tls!, alpn: ['xmpp-client'] },
+      }),
+    );
+    // Over HTTP, whether the connection counts as encrypted is the HTTP layer's to say
+    // (TLS, loopback, a trusted TLS proxy); STARTTLS does not exist there.
+    const web: C2SContext = { ...c2s, tlsRequired: false };
+    for (const kind of ['http', 'https'] as const) {
+      this.listenerKinds.define(kind, (address) =>
+        listenHttp({
+          kind,
+          address,
+          log,
+          tls: () => this.tls,
+          secureListener: kind === 'https',
+          settings: () => this.httpSettings(),
+          maxStanzaBytes: () => this.config.limits.max_stanza_bytes,
+          maxPerAddress: () => this.config.limits.max_connections_per_ip,
+          defaultDomain: this.config.hosts[0]!,
+          openStream: (transport, framing) => new C2SStream(web, transport, framing),
+          metrics: () =>
+            this.metrics && this.config.metrics.enabled
+              ? { text: () => this.metrics!.text(), contentType: this.metrics.contentType, allowedIps: this.config.metrics.allowed_ips }
+              : undefined,
+        }),
+      );
+    }
     this.listenerKinds.define('component', (address) => {
       const d = this.dispatcher;
       this.components ??= new ComponentDomains(
@@ -257,6 +300,40 @@ export class XmppServer {
       // Components are trusted peers with a shared secret, not TLS clients: plain TCP (XEP-0114).
       return listenTcp('component', address, log, (socket) => new ComponentStream(ctx, new TcpTransport(socket, undefined)));
     });
+  }
+
+  /** The http section's settings, its defaults when only https is configured. */
+  private httpSettings(): NonNullable<Config['http']> {
+    this.defaultHttp ??= configSchema.parse({ http: {} }).http!;
+    return this.config.http ?? this.defaultHttp;
+  }
+
+  private defaultHttp: NonNullable<Config['http']> | undefined;
+
+  /** The operator's numbers (/metrics on the HTTP listeners), unless metrics.enabled is false. */
+  readonly metrics: Metrics | undefined;
+
+  private startMetrics(): Metrics {
+    const metrics = new Metrics();
+    const transportOf: Record<string, string> = { c2s: 'tcp', c2s_direct_tls: 'direct_tls', component: 'component' };
+    metrics.setSources({
+      connections: () => {
+        const counts: Record<string, number> = { tcp: 0, direct_tls: 0, websocket: 0, bosh: 0, component: 0 };
+        for (const l of this.listeners) {
+          const by = l.byTransport?.() ?? { [transportOf[l.kind] ?? l.kind]: l.connections };
+          for (const [t, n] of Object.entries(by)) counts[t] = (counts[t] ?? 0) + n;
+        }
+        return counts;
+      },
+      sessions: () => this.router.size,
+      offline: async () => {
+        const offline = this.modules?.api('offline') as OfflineApi | undefined;
+        return offline?.totals();
+      },
+    });
+    // Every stanza written to a client's connection.
+    this.dispatcher.observeWritten((_session, stanza) => metrics.stanzaOut(stanza.name));
+    return metrics;
   }
 
   private c2sContext(): C2SContext {
@@ -283,8 +360,17 @@ export class XmppServer {
       nonzaHandler: (xmlns) => d.nonzaHandler(xmlns),
       preBindHandler: (xmlns) => d.preBindHandler(xmlns),
       accountShapers: new AccountShapers(() => cfg.limits.rate.account),
-      handleStanza: (session, stanza) => d.handleStanza(session, stanza),
+      handleStanza: this.metrics
+        ? async (session, stanza) => {
+            const metrics = this.metrics!;
+            const start = process.hrtime.bigint();
+            metrics.stanzaIn(stanza.name);
+            await d.handleStanza(session, stanza);
+            metrics.handled(stanza.name, start);
+          }
+        : (session, stanza) => d.handleStanza(session, stanza),
       sessionBound: (session) => d.sessionBound(session),
+      countLogin: this.metrics ? (mechanism, ok) => this.metrics!.login(mechanism, ok) : undefined,
     };
   }
 }
@@ -306,5 +392,5 @@ function makeTlsSettings(cert: string, key: string): TlsSettings {
   // RFC 5929 §4.1: hash the certificate with its signature's hash, SHA-256 when that is MD5/SHA-1.
   const hash = certificateSignatureHash(x509.raw);
   const serverEndPoint = createHash(hash).update(x509.raw).digest();
-  return { context, serverEndPoint };
+  return { context, serverEndPoint, pem: { cert, key } };
 }

@@ -45,6 +45,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
     muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
     log: { level: 'info', format: 'auto' },
+    metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
   };
 }
 
@@ -76,9 +77,37 @@ describe('loadConfig', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  test('without any file: all defaults, TLS on with a self-signed certificate', async () => {
+  test('without any file: all defaults, TLS on with a self-signed certificate, HTTP on loopback:5280', async () => {
     const cwd = await freshDir();
-    assert.deepEqual(loadConfig({ cwd, env: {} }), { ...defaults(cwd), tls: {} });
+    const config = loadConfig({ cwd, env: {} });
+    const { http, ...rest } = config;
+    assert.deepEqual(rest, { ...defaults(cwd), tls: {} });
+    assert.equal(http?.host, '127.0.0.1');
+    assert.equal(http?.port, 5280);
+    assert.equal(http?.listen, true);
+    assert.equal(config.https, undefined);
+    assert.equal(config.c2s_direct_tls, undefined);
+  });
+
+  test('a file: no HTTP, HTTPS or direct TLS listener unless its section is there; those over TLS need tls', async () => {
+    const cwd = await freshDir();
+    await writeFile(join(cwd, 'shoal.yaml'), 'hosts: [example.org]\n');
+    const plain = loadConfig({ cwd, env: {} });
+    assert.equal(plain.http, undefined);
+    await writeFile(join(cwd, 'shoal.yaml'), 'tls: {}\nhttp:\nhttps:\nc2s_direct_tls:\n');
+    const all = loadConfig({ cwd, env: {} });
+    assert.equal(all.http?.port, 5280);
+    assert.equal(all.https?.port, 5281);
+    assert.equal(all.c2s_direct_tls?.port, 5223);
+    await writeFile(join(cwd, 'shoal.yaml'), 'https: {}\nc2s_direct_tls: {}\nhttp: { allowed_origins: [example.com], trust_proxy: [nope] }\n');
+    assert.throws(
+      () => loadConfig({ cwd, env: {} }),
+      (err: Error) =>
+        /https: https needs a tls section/.test(err.message) &&
+        /c2s_direct_tls: c2s_direct_tls needs a tls section/.test(err.message) &&
+        /http\.allowed_origins\[0\]/.test(err.message) &&
+        /http\.trust_proxy\[0\]/.test(err.message),
+    );
   });
 
   test('a file without a tls section turns TLS off; an empty file is all defaults', async () => {
@@ -138,6 +167,7 @@ describe('loadConfig', () => {
       pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
       muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
       log: { level: 'debug', format: 'json' },
+      metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
     } satisfies Config);
   });
 

@@ -56,8 +56,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const file = findConfigFile(opts);
   if (file === undefined) {
     // No file at all: a bare `shoal start` must still be secure, so TLS is on
-    // (self-signed) rather than off as for a file without a tls section.
-    return parseConfig({ tls: {} }, cwd);
+    // (self-signed) rather than off as for a file without a tls section; and the
+    // HTTP endpoints (WebSocket, BOSH) are served on loopback only.
+    return parseConfig({ tls: {}, http: { host: '127.0.0.1' } }, cwd);
   }
   let text: string;
   try {

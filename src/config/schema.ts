@@ -3,6 +3,7 @@
 // defaults, so `{}` is a complete configuration. Paths stay as written here;
 // load.ts resolves them against the config file's directory.
 import { join } from 'node:path';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** SASL mechanisms offered by default, strongest first. */
@@ -88,6 +89,40 @@ const tls = z.preprocess(
     .refine((t) => (t.cert === undefined) === (t.key === undefined), {
       message: 'cert and key must be given together (omit both for a generated self-signed certificate)',
     }),
+);
+
+const port = (def: number) => z.number().int().min(0).max(65535).default(def);
+
+/** An origin as browsers send it (RFC 6454 §6.1): scheme, host and optional port, nothing else; or '*'. */
+const origin = z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, "an origin such as https://chat.example.com, or '*'");
+
+/** The HTTP side (WebSocket, BOSH, discovery); absent in a config file: no plain-HTTP listener. */
+const httpSettings = z.preprocess(
+  nullToEmpty,
+  z.strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: port(5280),
+    /** false: no plain-HTTP listener, the settings below still apply to https. */
+    listen: z.boolean().default(true),
+    /** Origins whose pages may use BOSH and WebSocket (CORS, WebSocket Origin check); '*': any. */
+    allowed_origins: z.array(origin).default(['*']),
+    /** Reverse proxies (IP addresses) whose X-Forwarded-For and X-Forwarded-Proto are believed. */
+    trust_proxy: z.array(z.string().refine((a) => isIP(a) !== 0, 'an IP address')).default([]),
+    /** The base URL clients use (XEP-0156 discovery); default: the URL of the request. */
+    public_url: z.url({ protocol: /^https?$/ }).optional(),
+    /** Seconds between WebSocket pings; a connection that answered nothing since the last one is dropped. */
+    websocket_ping: seconds(30),
+    /** Serve the Converse.js web client at / (from the converse.js package's files). */
+    web_client: z.boolean().default(true),
+    /** XEP-0124 limits. */
+    bosh: section({
+      max_wait: z.number().int().min(1).default(60),
+      max_hold: z.number().int().min(0).default(1),
+      inactivity: z.number().int().min(1).default(60),
+      max_pause: z.number().int().min(0).default(300),
+      polling: z.number().min(0).default(2),
+    }),
+  }),
 );
 
 const mechanism = z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(SASL_MECHANISMS));
@@ -385,6 +420,36 @@ export const configSchema = z
     }),
     /** Absent: no component listener. */
     components: components.optional(),
+    /** HTTP listener: WebSocket (RFC 7395), BOSH (XEP-0206), host-meta (XEP-0156). Absent in a file: off. */
+    http: httpSettings.optional(),
+    /** The same over TLS with the tls certificate. Absent: off. */
+    https: z.preprocess(nullToEmpty, z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port: port(5281) })).optional(),
+    /** XEP-0215: STUN servers to tell clients about (besides the TURN server). */
+    stun: z.array(z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535).default(3478) })).optional(),
+    /** XEP-0215: a TURN server sharing a secret with this server (coturn's use-auth-secret). Absent: none. */
+    turn: z
+      .strictObject({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(3478),
+        /** TURN over TLS ('turns'), when the TURN server offers it. */
+        tls_port: z.number().int().min(1).max(65535).optional(),
+        /** coturn's static-auth-secret. */
+        secret: z.string().min(16, 'a TURN secret must be at least 16 characters'),
+        /** Seconds the credentials given to a client work. */
+        ttl: z.number().int().min(60).default(86400),
+        transports: z.array(z.enum(['udp', 'tcp'])).min(1).superRefine(unique('transport')).default(['udp', 'tcp']),
+        /** Also list it as a STUN server. */
+        stun: z.boolean().default(true),
+      })
+      .optional(),
+    /** /metrics on the HTTP listeners (Prometheus text format). */
+    metrics: section({
+      enabled: z.boolean().default(true),
+      /** Client addresses that may read /metrics. */
+      allowed_ips: z.array(z.string().refine((a) => isIP(a) !== 0, 'an IP address')).default(['127.0.0.1', '::1']),
+    }),
+    /** XEP-0368 direct TLS for clients. Absent: off. */
+    c2s_direct_tls: z.preprocess(nullToEmpty, z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port: port(5223) })).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.muc !== false) {
@@ -399,6 +464,9 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['muc', 'domain'], message: `${d} is also a component's domain`, input: pattern });
         }
       }
+    }
+    for (const key of ['https', 'c2s_direct_tls'] as const) {
+      if (c[key] !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} needs a tls section`, input: c[key] });
     }
     c.components?.services.forEach((s, i) => {
       if (c.hosts.includes(s.domain)) {
@@ -420,3 +488,4 @@ export type JwtConfig = NonNullable<TokensConfig['jwt']>;
 export type AuthConfig = Config['auth'];
 export type RateLimitConfig = Config['sasl']['rate_limit'];
 export type ComponentsConfig = NonNullable<Config['components']>;
+export type HttpConfig = NonNullable<Config['http']>;

@@ -57,7 +57,8 @@ export function offeredMechanisms(
       enabled.includes(m.name) &&
       (!m.requiresTls || ctx.secure || opts.allowPlainWithoutTls) &&
       // RFC 5802 §6: channel binding only exists on TLS, whatever else is allowed.
-      (!m.name.endsWith('-PLUS') || ctx.secure) &&
+      // A stream counted as secure without TLS of its own (loopback HTTP, a TLS proxy) has none.
+      (!m.name.endsWith('-PLUS') || (ctx.secure && ctx.channelBindingTypes.length > 0)) &&
       (!opts.externalAccounts || (m.credential ?? 'stored') !== 'stored') &&
       m.available(ctx),
   ).sort((a, b) => b.strength - a.strength);

@@ -48,6 +48,8 @@ export interface C2SContext extends StreamEnv {
   readonly accountShapers: AccountShapers;
   handleStanza(session: ClientSession, stanza: Element): Promise<void>;
   sessionBound(session: ClientSession): void;
+  /** Counts logins and their failures by mechanism (core/metrics.ts), when metrics are on. */
+  readonly countLogin?: (mechanism: string, ok: boolean) => void;
 }
 
 export class C2SStream extends StreamConnection implements SessionConnection {
@@ -279,7 +281,8 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   private async startTls(): Promise<void> {
     if (!this.transport.canStartTls) {
       // RFC 6120 §5.4.2.2: failure, then the stream and connection are closed.
-      this.transport.write(this.framing.element(x('failure', NS.TLS)) + this.framing.footer());
+      this.transport.write(this.framing.element(x('failure', NS.TLS)));
+      this.transport.write(this.framing.footer());
       this.stage = 'closing';
       this.transport.end();
       return;
@@ -353,10 +356,12 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     const step = this.rateLimited(sasl.exchange, outcome);
     if (step.kind === 'failure') {
       this.log.info({ event: 'auth-failure', mechanism: sasl.mechanism.name, condition: step.condition, user: sasl.exchange.authcid }, 'authentication failed');
+      this.ctx.countLogin?.(sasl.mechanism.name, false);
       return this.saslFailure(step.condition, step.text);
     }
     this.username = step.username;
     this.log.info({ event: 'auth', mechanism: sasl.mechanism.name, user: `${step.username}@${this.host}` }, 'authenticated');
+    this.ctx.countLogin?.(sasl.mechanism.name, true);
     const extra = step.additionalData;
     this.writeNonza(x('success', NS.SASL, {}, extra && extra.length ? extra.toString('base64') : undefined));
     this.restart();

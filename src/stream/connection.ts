@@ -269,7 +269,9 @@ export abstract class StreamConnection {
     // RFC 6120 §4.9.1.2: the header goes out first, even when the stream is refused.
     this.sendHeader(this.defaultFrom, undefined);
     this.log.info({ event: 'stream-error', condition: err.condition, text: err.text }, 'closing stream with error');
-    this.transport.write(this.framing.error(err) + this.framing.footer());
+    // Two writes: a framing with one element per message (RFC 7395 §3.3.1) sends them apart.
+    this.transport.write(this.framing.error(err));
+    this.transport.write(this.framing.footer());
     this.shutDown();
   }
 

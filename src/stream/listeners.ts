@@ -2,6 +2,8 @@
 // later direct TLS, HTTP) registers a factory here, and the server starts one
 // listener per configured address without knowing what the kinds are.
 import net from 'node:net';
+import tls from 'node:tls';
+import type { TlsSettings } from './transport.js';
 import type { Logger } from '../log/logger.js';
 import { StreamError } from '../core/errors.js';
 import { addressKey } from '../core/address.js';
@@ -19,6 +21,8 @@ export interface Listener {
   readonly address: ListenAddress;
   /** How many connections it holds now. */
   readonly connections: number;
+  /** The same, by transport, when a listener has several (HTTP: websocket, bosh). */
+  byTransport?(): Record<string, number>;
   /** Stops accepting, and ends every connection (with system-shutdown for XML streams). */
   close(): Promise<void>;
 }
@@ -61,6 +65,11 @@ export interface TcpListenOptions {
   maxPerAddress?: () => number;
   /** Answers a connection over that limit (then it is closed). */
   refuse?: (socket: net.Socket) => void;
+  /**
+   * TLS from the first byte (XEP-0368): connections are handed over once the handshake is
+   * done. The context is asked for at each connection (a reloaded certificate applies).
+   */
+  tls?: { settings: () => TlsSettings; alpn: string[] };
 }
 
 /** How long a refused connection may take to read its answer before it is destroyed. */
@@ -80,7 +89,7 @@ export async function listenTcp(
   const held = new Set<HeldConnection>();
   const perAddress = new Map<string, number>();
   let closing = false;
-  const server = net.createServer((socket) => {
+  const onSocket = (socket: net.Socket): void => {
     if (closing) {
       socket.destroy();
       return;
@@ -105,7 +114,10 @@ export async function listenTcp(
       if (n <= 0) perAddress.delete(key);
       else perAddress.set(key, n);
     });
-  });
+  };
+  const t = options.tls;
+  const server = t ? tlsServer(t.settings, { ALPNProtocols: t.alpn }, onSocket) : net.createServer(onSocket);
+  if (t) server.on('tlsClientError', (err) => log.debug({ event: 'tls-failed', kind, err: err.message }, 'TLS handshake failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {
@@ -136,4 +148,32 @@ export async function listenTcp(
       await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
     },
   };
+}
+
+/**
+ * A TLS server with the current certificate: a client that names a host (SNI) gets the one in
+ * force now; one that does not gets the one in force when the previous connection arrived
+ * (a reloaded certificate reaches the server with the next connection).
+ */
+export function tlsServer(settings: () => TlsSettings, options: tls.TlsOptions, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
+  let current = settings();
+  const server = tls.createServer(
+    {
+      ...current.pem,
+      minVersion: 'TLSv1.2',
+      SNICallback: (_name, cb) => cb(null, settings().context),
+      // A client that never finishes its handshake does not hold a socket for long.
+      handshakeTimeout: 10_000,
+      ...options,
+    },
+    onSecure,
+  );
+  server.on('connection', () => {
+    const now = settings();
+    if (now !== current) {
+      current = now;
+      server.setSecureContext({ ...now.pem, minVersion: 'TLSv1.2' });
+    }
+  });
+  return server;
 }

@@ -36,6 +36,8 @@ export interface Transport {
 
 export interface TlsSettings {
   context: SecureContext;
+  /** The PEM certificate chain and key (a listening TLS server takes these, not a context). */
+  pem: { cert: string; key: string };
   /** RFC 5929 §4.1: hash of the server certificate, precomputed once. */
   serverEndPoint: Buffer;
 }
@@ -50,8 +52,14 @@ export class TcpTransport implements Transport {
   constructor(
     socket: Socket,
     private readonly tls: TlsSettings | undefined,
+    /** XEP-0368 direct TLS: the socket is a TLSSocket whose handshake is done; no STARTTLS. */
+    direct = false,
   ) {
     this.socket = socket;
+    if (direct) {
+      if (!(socket instanceof TLSSocket)) throw new Error('direct TLS needs a TLS socket');
+      this.tlsSocket = socket;
+    }
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     // Dead peers on mobile networks: let the kernel probe idle connections too.
     socket.setKeepAlive(true, 60_000);
@@ -132,21 +140,11 @@ export class TcpTransport implements Transport {
   }
 
   get channelBindingTypes(): readonly ChannelBindingType[] {
-    if (!this.tlsSocket) return [];
-    // RFC 9266 §3: tls-exporter is only defined for TLS 1.3 (or 1.2 with extended master secret,
-    // which Node does not let us check), so offer it on TLS 1.3 only.
-    return this.tlsSocket.getProtocol() === 'TLSv1.3' ? ['tls-exporter', 'tls-server-end-point'] : ['tls-server-end-point'];
+    return tlsChannelBindingTypes(this.tlsSocket);
   }
 
   channelBinding(type: ChannelBindingType): Buffer | undefined {
-    const s = this.tlsSocket;
-    if (!s || !this.tls) return undefined;
-    if (type === 'tls-server-end-point') return this.tls.serverEndPoint;
-    if (type === 'tls-exporter' && s.getProtocol() === 'TLSv1.3') {
-      // RFC 9266 §2: 32 bytes, label "EXPORTER-Channel-Binding", empty context.
-      return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
-    }
-    return undefined;
+    return tlsChannelBinding(this.tlsSocket, this.tls, type);
   }
 
   pause(): void {
@@ -167,4 +165,22 @@ export class TcpTransport implements Transport {
   destroy(): void {
     this.socket.destroy();
   }
+}
+
+/** The channel bindings a TLS connection has (none without TLS). */
+export function tlsChannelBindingTypes(socket: TLSSocket | undefined): readonly ChannelBindingType[] {
+  if (!socket) return [];
+  // RFC 9266 §3: tls-exporter is only defined for TLS 1.3 (or 1.2 with extended master secret,
+  // which Node does not let us check), so offer it on TLS 1.3 only.
+  return socket.getProtocol() === 'TLSv1.3' ? ['tls-exporter', 'tls-server-end-point'] : ['tls-server-end-point'];
+}
+
+export function tlsChannelBinding(socket: TLSSocket | undefined, tls: TlsSettings | undefined, type: ChannelBindingType): Buffer | undefined {
+  if (!socket || !tls) return undefined;
+  if (type === 'tls-server-end-point') return tls.serverEndPoint;
+  if (type === 'tls-exporter' && socket.getProtocol() === 'TLSv1.3') {
+    // RFC 9266 §2: 32 bytes, label "EXPORTER-Channel-Binding", empty context.
+    return socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+  }
+  return undefined;
 }

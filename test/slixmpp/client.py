@@ -159,7 +159,11 @@ async def main(args):
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     xmpp = Session(args, done)
-    xmpp.connect((args.host, args.port), force_starttls=True)
+    if args.direct_tls:
+        # XEP-0368: TLS from the first byte, no STARTTLS.
+        xmpp.connect((args.host, args.port), use_ssl=True, force_starttls=False)
+    else:
+        xmpp.connect((args.host, args.port), force_starttls=True)
     emit('connecting', host=args.host, port=args.port, mech=args.mech)
     try:
         ok = await asyncio.wait_for(asyncio.shield(done), timeout=args.timeout)
@@ -185,6 +189,7 @@ def parse_args():
     p.add_argument('--token', help='access token for X-OAUTH2')
     p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
     p.add_argument('--timeout', type=float, default=15)
+    p.add_argument('--direct-tls', action='store_true', help='connect with TLS from the first byte (XEP-0368)')
     return p.parse_args()
 
 

@@ -38,6 +38,14 @@ export class RawClient {
     });
   }
 
+  /** Connects with TLS from the first byte (XEP-0368 direct TLS) to 127.0.0.1:`port`. */
+  static connectTls(port: number, options: tls.ConnectionOptions = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, servername: 'localhost', ...options }, () => resolve(new RawClient(s)));
+      s.once('error', reject);
+    });
+  }
+
   private attach(s: net.Socket): void {
     s.on('data', (d: Buffer) => {
       this.received += d.toString('utf8');

@@ -171,6 +171,8 @@ export interface XmppJsSession {
 
 export interface XmppJsOptions {
   port: number;
+  /** Another service URL than xmpp://127.0.0.1:port (e.g. ws://127.0.0.1:port/xmpp-websocket). */
+  service?: string;
   username: string;
   password: string;
   resource?: string;
@@ -179,7 +181,7 @@ export interface XmppJsOptions {
 /** Creates an xmpp.js client for the test server without starting it (no automatic reconnect). */
 export function createXmppJs(opts: XmppJsOptions): { xmpp: XmppJsClient; authMechanisms: string[]; errors: Error[] } {
   const xmpp = xmppjs.client({
-    service: `xmpp://127.0.0.1:${opts.port}`,
+    service: opts.service ?? `xmpp://127.0.0.1:${opts.port}`,
     domain: 'localhost',
     // xmpp.js gives each stream step 2 s by default; a loaded CI machine running the
     // suite in parallel can exceed that without anything being wrong.

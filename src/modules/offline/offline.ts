@@ -205,7 +205,7 @@ export const offlineModule: Module = {
   async start({ server, storage }) {
     const store = await SqlOfflineStore.open(storage.sql);
     new OfflineModule(server, storage, store).start();
-    const api: OfflineApi = { count: (host, username) => store.count(host, username) };
+    const api: OfflineApi = { count: (host, username) => store.count(host, username), totals: () => store.totals() };
     return { api };
   },
 };

@@ -48,6 +48,7 @@ export interface OfflineStore {
   /** Removes these messages; returns how many were still there (each is removed by one call only). */
   remove(host: string, username: string, ids: readonly string[]): Promise<number>;
   count(host: string, username: string): Promise<number>;
+  totals(): Promise<{ messages: number; bytes: number }>;
 }
 
 interface OfflineTables {
@@ -180,6 +181,14 @@ export class SqlOfflineStore implements OfflineStore {
       )
       .executeTakeFirst();
     return Number(result.numDeletedRows);
+  }
+
+  async totals(): Promise<{ messages: number; bytes: number }> {
+    const row = await this.db
+      .selectFrom('offline_messages')
+      .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('bytes').as('bytes')])
+      .executeTakeFirst();
+    return { messages: Number(row?.n ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
   async count(host: string, username: string): Promise<number> {
