@@ -150,7 +150,7 @@ async function checkAuthentication(config: Config): Promise<string[]> {
   const legacy = legacyMechanismsIn(mechanisms);
   // Secrets for CRAM-MD5/DIGEST-MD5 are derived from the password when it is set, so
   // accounts whose password predates enabling them cannot use them until it is set again.
-  if (legacy.length > 0 && config.auth.backend === 'internal' && config.storage.driver === 'sqlite' && existsSync(config.storage.path)) {
+  if (legacy.length > 0 && config.auth.backend === 'internal' && (config.storage.driver !== 'sqlite' || existsSync(config.storage.path))) {
     await withStorage(config, async (s) => {
       for (const host of config.hosts) {
         for (const mechanism of legacy) {

@@ -62,16 +62,21 @@ export function pushMigrations(): Record<string, Migration> {
 }
 
 export class SqlPushStore implements PushStore {
-  private constructor(private readonly db: Kysely<PushTables>) {}
+  private constructor(
+    private readonly handle: SqlHandle,
+    private readonly db: Kysely<PushTables>,
+  ) {}
 
   /** Brings the table up to date and returns the store. */
   static async open(sql: SqlHandle): Promise<SqlPushStore> {
     await sql.migrate('push', pushMigrations());
-    return new SqlPushStore(sql.db<PushTables>());
+    return new SqlPushStore(sql, sql.db<PushTables>());
   }
 
   put(host: string, username: string, reg: PushRegistration, max: number): Promise<'stored' | 'limit'> {
     return this.db.transaction().execute(async (trx) => {
+      // The limit is checked then written: one account's puts must not interleave (PostgreSQL).
+      await this.handle.lockAccount(trx, host, username);
       const key = trx
         .selectFrom('push_registrations')
         .where('host', '=', host)
