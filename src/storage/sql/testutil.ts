@@ -65,23 +65,32 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+const TEST_DATABASE = /^shoal_test_[0-9]+_[0-9a-f]{12}$/;
+
+async function runAdmin(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testPostgresAdminUrl() });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Creates a uniquely named, empty PostgreSQL database for one test (never shared between runs). */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const admin = testPostgresAdminUrl();
   const name = `shoal_test_${process.pid}_${randomBytes(6).toString('hex')}`;
-  const run = async (statement: string): Promise<void> => {
-    const client = new pg.Client({ connectionString: admin });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
-  await run(`create database "${name}"`);
-  const url = new URL(admin);
+  await runAdmin(`create database "${name}"`);
+  const url = new URL(testPostgresAdminUrl());
   url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => run(`drop database if exists "${name}" with (force)`) };
+  return { url: url.toString(), drop: () => dropTestDatabase(url.toString()) };
+}
+
+/** Drops a database createTestDatabase made, given its URL (closing its connections). */
+export async function dropTestDatabase(url: string): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!TEST_DATABASE.test(name)) throw new Error(`not a test database: ${name}`);
+  await runAdmin(`drop database if exists "${name}" with (force)`);
 }
 
 /** A fresh PostgreSQL database of the test's own, opened as Storage. */
