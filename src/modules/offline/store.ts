@@ -4,6 +4,7 @@
 // leaves the rest for the next login.
 import { sql, type Generated, type Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 
 /** XEP-0160: one message kept for a user who had no available resource. */
 export interface OfflineMessage {
@@ -109,6 +110,9 @@ export function offlineMigrations(dialect: SqlHandle['dialect']): Record<string,
     },
   };
 }
+
+/** The offline module's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts). */
+export const offlineData: DataOwner = ownedData('offline', offlineMigrations, [{ name: 'offline_messages', key: ['id'], identity: 'id' }]);
 
 export class SqlOfflineStore implements OfflineStore {
   private constructor(

@@ -3,6 +3,7 @@
 // client gave kept as XML text. Rows go with their account.
 import type { Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 
 /** One enabled push service of an account (XEP-0357 §5). */
 export interface PushRegistration {
@@ -60,6 +61,9 @@ export function pushMigrations(): Record<string, Migration> {
     },
   };
 }
+
+/** The push module's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts). */
+export const pushData: DataOwner = ownedData('push', pushMigrations, [{ name: 'push_registrations', key: ['host', 'username', 'service', 'node'] }]);
 
 export class SqlPushStore implements PushStore {
   private constructor(

@@ -30,6 +30,11 @@ export interface SqlHandle {
 
 const OWNER = /^[a-z][a-z0-9_]{0,40}$/;
 
+/** The table Kysely's Migrator records `owner`'s applied migrations in. */
+export function ownerMigrationTable(owner: string): string {
+  return `shoal_migrations_${owner}`;
+}
+
 export function sqlHandle(db: Kysely<unknown>, dialect: SqlDialect): SqlHandle {
   return {
     dialect,
@@ -48,7 +53,7 @@ export function sqlHandle(db: Kysely<unknown>, dialect: SqlDialect): SqlHandle {
       const migrator = new Migrator({
         db,
         provider,
-        migrationTableName: `shoal_migrations_${owner}`,
+        migrationTableName: ownerMigrationTable(owner),
         migrationLockTableName: `shoal_migrations_${owner}_lock`,
       });
       const { error, results } = await migrator.migrateToLatest();
