@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, startXmppJs, trustCertificate, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
-import { postgresSkipped } from '../src/storage/sql/testutil.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { runShoal } from './support/cli.js';
+import { postgresSkipped, testPostgresAdminUrl } from '../src/storage/sql/testutil.js';
 import type { OfflineApi } from '../src/modules/offline/api.js';
 
 const NS_ROSTER = 'jabber:iq:roster';
@@ -128,4 +133,26 @@ test('login, roster, subscription and an offline message round trip on PostgreSQ
     ],
   );
   assert.equal(String(rows.rows[0]?.version), latest);
+});
+
+test('an operator is told in one line when PostgreSQL cannot be reached or the database is missing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-pg-cli-'));
+  try {
+    const write = (url: string): void => writeFileSync(join(dir, 'shoal.yaml'), stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, storage: { driver: 'postgres', url } }));
+    write('postgresql://shoal:s3cret@127.0.0.1:1/xmpp');
+    const down = await runShoal(['start'], { cwd: dir });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /^shoal: cannot connect to PostgreSQL at postgresql:\/\/shoal:\*\*\*@127\.0\.0\.1:1\/xmpp \(storage\.url\)/m, 'the password is not shown');
+    assert.doesNotMatch(down.stderr, /s3cret|\n\s+at /, 'no password, no stack trace');
+
+    if (skip) return;
+    const missing = new URL(testPostgresAdminUrl());
+    missing.pathname = '/shoal_test_no_such_database';
+    write(missing.toString());
+    const migrate = await runShoal(['migrate'], { cwd: dir });
+    assert.equal(migrate.code, 1);
+    assert.match(migrate.stderr, /^shoal: the PostgreSQL database of .*shoal_test_no_such_database \(storage\.url\) does not exist; create it first/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -62,7 +62,15 @@ async function passwordFrom(opt: string | undefined): Promise<string> {
 }
 
 async function withStorage<T>(config: Config, fn: (s: Awaited<ReturnType<typeof openStorage>>) => Promise<T>): Promise<T> {
-  const storage = await openStorage(config.storage);
+  let storage: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    storage = await openStorage(config.storage);
+  } catch (err) {
+    // A database that cannot be opened (PostgreSQL down, a locked SQLite file): one readable line.
+    const why = explainStartError(err, config);
+    if (why === undefined) throw err;
+    throw new StartError(why);
+  }
   try {
     return await fn(storage);
   } finally {
