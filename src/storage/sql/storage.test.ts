@@ -97,7 +97,7 @@ describe('openStorage (sqlite)', () => {
   });
 
   test('migrations name the binary type of the dialect', async () => {
-    // Compiled, not run: PostgreSQL is not available here, but its DDL must use bytea.
+    // Compiled, not run (the PostgreSQL suite below runs it): its DDL must use bytea.
     const compiled = await compilePostgresMigration('0001_initial');
     const credentialsDdl = compiled.find((s) => s.includes('"scram_credentials"'));
     assert.ok(credentialsDdl !== undefined);

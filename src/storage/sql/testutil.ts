@@ -153,7 +153,7 @@ export function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
 
 /**
  * The SQL one PostgreSQL migration compiles to, statement by statement: compiled, not
- * run (no PostgreSQL here), through a driver that executes nothing.
+ * run, through a driver that executes nothing (the DDL itself, without a server).
  */
 export async function compilePostgresMigration(name: string): Promise<string[]> {
   const compiled: string[] = [];
