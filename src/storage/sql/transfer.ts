@@ -284,6 +284,8 @@ export async function importData(storage: Storage, owners: readonly DataOwner[],
         if (line.rows !== summary.rows || line.tables !== summary.tables.length) {
           throw new TransferError(`line ${n}: the file says ${String(line.tables)} tables and ${String(line.rows)} rows, it holds ${summary.tables.length} and ${summary.rows}`);
         }
+        const missing = header.owners.flatMap((h) => byOwner.get(h.owner)!.tables.map((t) => t.name)).filter((t) => !done.has(t));
+        if (missing.length > 0) throw new TransferError(`the file has no section for table(s) ${missing.join(', ')}`);
         break;
       }
       const name = line.table;
