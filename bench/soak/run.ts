@@ -30,6 +30,8 @@ const USAGE = `Usage: npm run bench:soak -- [options]
   --no-pin               do not pin the server and the generator to separate CPUs
   --keep                 keep the temp dir (config, database, server log)
   --server-flag FLAG     a Node.js flag for the server process (repeatable), e.g. --server-flag=--trace-gc
+  --server-env K=V      an environment variable for the server process only (repeatable), e.g.
+                         --server-env LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
   --heap-snapshots       snapshot the server's heap at each forced GC and diff them
                          (slow and big: use with a few thousand connections)
   --help
@@ -65,6 +67,7 @@ function parse(argv: string[]): Partial<SoakOptions> | undefined {
       keep: { type: 'boolean', default: false },
       'heap-snapshots': { type: 'boolean', default: false },
       'server-flag': { type: 'string', multiple: true },
+      'server-env': { type: 'string', multiple: true },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -96,6 +99,13 @@ function parse(argv: string[]): Partial<SoakOptions> | undefined {
     keep: v.keep,
     heapSnapshots: v['heap-snapshots'],
     serverFlags: v['server-flag'] ?? [],
+    serverEnv: Object.fromEntries(
+      (v['server-env'] ?? []).map((kv) => {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw new Error(`--server-env takes NAME=VALUE, not ${kv}`);
+        return [kv.slice(0, eq), kv.slice(eq + 1)];
+      }),
+    ),
   };
 }
 

@@ -65,6 +65,8 @@ export interface SoakOptions {
   heapSnapshots: boolean;
   /** Extra Node.js flags for the server process (e.g. --trace-gc, --cpu-prof). */
   serverFlags: string[];
+  /** Extra environment for the server process (e.g. LD_PRELOAD of another malloc, MALLOC_ARENA_MAX). */
+  serverEnv: Record<string, string>;
   progress: (line: string) => void;
 }
 
@@ -88,6 +90,7 @@ export const DEFAULTS: SoakOptions = {
   keep: false,
   heapSnapshots: false,
   serverFlags: [],
+  serverEnv: {},
   progress: (line) => void process.stderr.write(`[soak] ${line}\n`),
 };
 
@@ -113,9 +116,9 @@ class ServerChild {
   private nextId = 1;
   exited: string | undefined;
 
-  constructor(configFile: string, sampleMs: number, logFd: number, flags: string[], onSample: (s: ServerSample) => void) {
+  constructor(configFile: string, sampleMs: number, logFd: number, flags: string[], env: Record<string, string>, onSample: (s: ServerSample) => void) {
     const script = fileURLToPath(new URL('./server.ts', import.meta.url));
-    this.proc = fork(script, [configFile, String(sampleMs)], { cwd: repoRoot, execArgv: ['--expose-gc', ...flags, '--import', 'tsx'], stdio: ['ignore', logFd, logFd, 'ipc'] });
+    this.proc = fork(script, [configFile, String(sampleMs)], { cwd: repoRoot, execArgv: ['--expose-gc', ...flags, '--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', logFd, logFd, 'ipc'] });
     this.ready = new Promise((resolve, reject) => {
       this.proc.on('message', (r: SoakReply) => {
         if (r.kind === 'ready') resolve(r.port);
@@ -239,7 +242,7 @@ export async function runSoak(options: Partial<SoakOptions> = {}): Promise<SoakR
     let genAt = performance.now();
     let busyMark = machineBusySeconds().busy;
     const cores = cpus().length;
-    server = new ServerChild(configFile, o.sampleMs, logFd, o.serverFlags, (s) => {
+    server = new ServerChild(configFile, o.sampleMs, logFd, o.serverFlags, o.serverEnv, (s) => {
       const now = performance.now();
       const used = process.cpuUsage(genCpu);
       const genCpuPercent = ((used.user + used.system) / 1000 / Math.max(1, now - genAt)) * 100;

@@ -40,6 +40,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     stream_management: { enabled: true, resume_timeout: 300, max_unacked: 1000, request_every: 5 },
     push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
     vcard: { max_bytes: 65536 },
+    pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
     log: { level: 'info', format: 'auto' },
   };
 }
@@ -134,6 +135,7 @@ describe('loadConfig', () => {
       stream_management: { enabled: true, resume_timeout: 300, max_unacked: 1000, request_every: 5 },
       push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
       vcard: { max_bytes: 65536 },
+      pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
       log: { level: 'debug', format: 'json' },
     } satisfies Config);
   });

@@ -327,6 +327,25 @@ export const configSchema = z
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),
     }),
+    /** XEP-0163 personal eventing (PEP), XEP-0049 private XML storage. */
+    pep: section({
+      /** Nodes one account may have; one more is refused with policy-violation. */
+      max_nodes: z.number().int().min(1).default(100),
+      /** The largest pubsub#max_items of a node (what 'max' means). */
+      max_items: z.number().int().min(1).default(256),
+      /** One item's payload (serialised, in bytes); a larger one is refused with not-acceptable. */
+      max_item_bytes: z.number().int().min(1).default(256 * 1024),
+      /** All items of one account together (bytes); beyond, a publish is refused with policy-violation. */
+      max_bytes_per_account: z.number().int().min(1).default(16 * 1024 * 1024),
+      /** XEP-0049: one stored element (serialised, in bytes); larger is refused with not-acceptable. */
+      private_max_bytes: z.number().int().min(1).default(64 * 1024),
+      /** XEP-0049: stored elements (one per name and namespace) per account; one more is policy-violation. */
+      private_max_entries: z.number().int().min(1).default(100),
+      /** XEP-0115: verified disco#info answers kept, by hash (least recently used dropped first). */
+      caps_cache_size: z.number().int().min(1).default(1000),
+      /** Seconds to wait for a client's disco#info answer about its caps. */
+      caps_timeout: seconds(10),
+    }),
     log: section({
       level: z.enum(LOG_LEVELS).default('info'),
       format: z.enum(['auto', 'json', 'pretty']).default('auto'),

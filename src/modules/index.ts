@@ -12,9 +12,10 @@ import { smModule } from './sm/sm.js';
 import { carbonsModule } from './carbons/carbons.js';
 import { pushModule } from './push/push.js';
 import { csiModule } from './csi/csi.js';
+import { pepModule } from './pep/pep.js';
 
 export function defaultModules(): Module[] {
   // The order of their hooks is set by each hook's priority, not by this list; modules
   // start in this order except where `depends` asks for another.
-  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, csiModule, carbonsModule, pushModule];
+  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, csiModule, carbonsModule, pushModule, pepModule];
 }

@@ -1,13 +1,31 @@
 // XEP-0030 Service Discovery for the server's domain and for accounts.
-import { x } from '../../xml/element.js';
+import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { StanzaError } from '../../core/errors.js';
+import type { Jid } from '../../jid/jid.js';
+import type { Storage } from '../../storage/types.js';
 import { SERVER_NAME } from '../../version.js';
 import type { Module } from '../api.js';
+import type { AccountItemsProvider, DiscoApi, DiscoIdentity } from './api.js';
+
+export type { DiscoApi } from './api.js';
+
+/**
+ * Whether `from` may discover `account`: the account itself, or a contact that receives its
+ * presence (subscription from or both, from the account's side; XEP-0163 §6.2, RFC 6121 §2.1.2.5).
+ * Anyone else gets the same answer as for a non-existent account, so disco cannot probe who has one.
+ */
+async function mayDiscover(storage: Storage, from: Jid, account: Jid): Promise<boolean> {
+  if (from.bare.equals(account)) return true;
+  const item = await storage.roster.getItem(account.domain, account.local, from.bareString());
+  return item !== undefined && (item.subscription === 'from' || item.subscription === 'both');
+}
 
 export const discoModule: Module = {
   name: 'disco',
-  start({ server }) {
+  start({ server, storage }) {
+    const identities: DiscoIdentity[] = [{ category: 'account', type: 'registered' }];
+    const itemProviders: AccountItemsProvider[] = [];
     server.addFeature('server', NS.DISCO_INFO);
     server.addFeature('server', NS.DISCO_ITEMS);
     server.addFeature('account', NS.DISCO_INFO);
@@ -30,24 +48,32 @@ export const discoModule: Module = {
       return x('query', NS.DISCO_ITEMS, {}, ...server.services(to.domain).map((s) => x('item', NS.DISCO_ITEMS, { jid: s.domain, name: s.name })));
     });
 
-    // XEP-0030 §3.1 / RFC 6121: the server answers for an account: identity account/registered.
-    // Only the account itself (or, later, its subscribers) learns about it; others get the same
-    // answer as for a non-existent account, so disco cannot probe who has an account.
-    server.handleIq('account', NS.DISCO_INFO, 'get', ({ from, to, payload }) => {
+    // XEP-0030 §3.1 / RFC 6121: the server answers for an account: identity account/registered
+    // (and those other modules add, such as pubsub/pep). Only the account itself and its
+    // subscribed contacts learn about it (mayDiscover).
+    server.handleIq('account', NS.DISCO_INFO, 'get', async ({ from, to, payload }) => {
       if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
-      if (!from.bare.equals(to)) throw new StanzaError('service-unavailable');
+      if (!(await mayDiscover(storage, from, to))) throw new StanzaError('service-unavailable');
       return x(
         'query',
         NS.DISCO_INFO,
         {},
-        x('identity', NS.DISCO_INFO, { category: 'account', type: 'registered' }),
+        ...identities.map((i) => x('identity', NS.DISCO_INFO, { category: i.category, type: i.type, name: i.name })),
         ...[...server.features('account')].sort().map((v) => x('feature', NS.DISCO_INFO, { var: v })),
       );
     });
-    server.handleIq('account', NS.DISCO_ITEMS, 'get', ({ from, to, payload }) => {
+    server.handleIq('account', NS.DISCO_ITEMS, 'get', async ({ from, to, payload }) => {
       if (payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
-      if (!from.bare.equals(to)) throw new StanzaError('service-unavailable');
-      return x('query', NS.DISCO_ITEMS);
+      if (!(await mayDiscover(storage, from, to))) throw new StanzaError('service-unavailable');
+      const items: Element[] = [];
+      for (const provider of itemProviders) items.push(...(await provider(from, to)));
+      return x('query', NS.DISCO_ITEMS, {}, ...items);
     });
+
+    const api: DiscoApi = {
+      addAccountIdentity: (identity) => void identities.push(identity),
+      addAccountItems: (provider) => void itemProviders.push(provider),
+    };
+    return { api };
   },
 };
