@@ -20,6 +20,8 @@ import { dataOwners } from '../src/modules/data.js';
 import { SqlOfflineStore } from '../src/modules/offline/store.js';
 import { SqlPushStore } from '../src/modules/push/store.js';
 import { PendingRequestStore } from '../src/modules/presence/store.js';
+import { SqlPepStore } from '../src/modules/pep/store.js';
+import { defaultConfig } from '../src/modules/pep/node-config.js';
 import { deriveAllScramCredentials } from '../src/sasl/credentials.js';
 import { deriveLegacySecrets } from '../src/sasl/legacy-credentials.js';
 import { hashToken } from '../src/auth/local-tokens.js';
@@ -83,6 +85,14 @@ async function populate(s: Storage): Promise<void> {
   const push = await SqlPushStore.open(s.sql);
   await push.put(HOST, 'alice', { service: 'push.example', node: 'n1', options: '<x xmlns="jabber:x:data" type="submit"><field var="secret"><value>s3</value></field></x>' }, 5);
   await push.put(HOST, 'alice', { service: 'push.example', node: 'n2', options: undefined }, 5);
+
+  const pep = await SqlPepStore.open(s.sql);
+  await pep.createNode(HOST, 'alice', 'urn:xmpp:avatar:metadata', { ...defaultConfig(), accessModel: 'open' }, 10);
+  await pep.createNode(HOST, 'alice', 'urn:xmpp:bookmarks:1', { ...defaultConfig(), accessModel: 'whitelist' }, 10);
+  for (const id of ['a', 'b', 'c']) {
+    await pep.publish(HOST, 'alice', 'urn:xmpp:bookmarks:1', { id: `room-${id}@muc.example`, payload: `<conference xmlns="urn:xmpp:bookmarks:1" name="Room ${id} ✓"/>`, publisher: 'alice@localhost/r', publishedAt: '2030-01-01T00:00:00.000Z' }, { keep: 100, maxAccountBytes: 1e6 });
+  }
+  await pep.setPrivate(HOST, 'alice', '{storage:rosternotes}storage', '<storage xmlns="storage:rosternotes"><note jid="bob@localhost">old friend</note></storage>', 10);
 
   const pending = await PendingRequestStore.open(s.sql);
   await pending.put(HOST, 'alice', 'carol@b.example', '<presence from="carol@b.example" to="alice@localhost" type="subscribe"><status>hi!</status></presence>');
@@ -149,9 +159,9 @@ test('export from SQLite, import into PostgreSQL: every table equal, row by row'
   assert.equal(header.dialect, 'sqlite');
   assert.deepEqual(
     header.owners.map((o) => o.owner),
-    ['core', 'presence', 'offline', 'push'],
+    ['core', 'presence', 'offline', 'push', 'pep'],
   );
-  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":12,"rows":\d+\}$/);
+  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":15,"rows":\d+\}$/);
 
   const database = await createTestDatabase();
   databases.push(database);

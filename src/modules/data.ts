@@ -6,7 +6,8 @@ import { coreData, type DataOwner } from '../storage/sql/transfer.js';
 import { presenceData } from './presence/store.js';
 import { offlineData } from './offline/store.js';
 import { pushData } from './push/store.js';
+import { pepData } from './pep/store.js';
 
 export function dataOwners(): DataOwner[] {
-  return [coreData, presenceData, offlineData, pushData];
+  return [coreData, presenceData, offlineData, pushData, pepData];
 }
