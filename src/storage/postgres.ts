@@ -11,6 +11,9 @@ import { createSqlStorage } from './sql/storage.js';
 /** Connections kept at most, by default (config storage.pool). */
 export const DEFAULT_POOL_SIZE = 10;
 
+/** How long getting a connection (a new one, or a free one from a busy pool) may take. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export interface PostgresOptions {
   /** Connections the pool opens at most. */
   pool?: number;
@@ -50,6 +53,11 @@ export async function openPostgresDatabase(url: string, options: PostgresOptions
     max: options.pool ?? DEFAULT_POOL_SIZE,
     types: typeParsers,
     application_name: 'shoal',
+    // A server that does not answer (network loss) fails a query after this instead of
+    // stalling it forever; the callers' retries (offline storage) then apply.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // TCP keepalive: a connection whose peer vanished is noticed and replaced.
+    keepAlive: true,
   });
   pool.on('error', (err) => options.onIdleError?.(err));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

@@ -9,7 +9,8 @@ import { sql } from 'kysely';
 import { openStorage } from '../index.js';
 import { openSqliteDatabase } from '../sqlite.js';
 import { migrations } from './migrations.js';
-import { compilePostgresMigration, createTestDatabase, credentials, FOREIGN_KEY_ERROR, item, postgresSkipped, type TestDatabase } from './testutil.js';
+import pg from 'pg';
+import { compilePostgresMigration, createTestDatabase, credentials, FOREIGN_KEY_ERROR, item, postgresSkipped, testPostgresAdminUrl, type TestDatabase } from './testutil.js';
 import type { Database } from './schema.js';
 
 describe('openStorage (sqlite)', () => {
@@ -181,6 +182,28 @@ describe('openStorage (postgres)', { skip: postgresSkipped() }, () => {
       }
     } finally {
       await fresh.drop();
+    }
+  });
+
+  test('a pooled connection killed while idle is reported and replaced; the next query works', async () => {
+    const errors: Error[] = [];
+    const storage = await openStorage({ driver: 'postgres', url: database.url, pool: 2 }, { onBackgroundError: (err) => errors.push(err) });
+    try {
+      assert.equal(await storage.accounts.exists('example.org', 'alice'), true);
+      const name = new URL(database.url).pathname.slice(1);
+      const admin = new pg.Client({ connectionString: testPostgresAdminUrl() });
+      await admin.connect();
+      try {
+        const killed = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [name]);
+        assert.ok((killed.rowCount ?? 0) >= 1, 'the idle pooled connection was there');
+      } finally {
+        await admin.end();
+      }
+      for (let i = 0; i < 500 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(errors.length >= 1, 'the idle error reached the callback (not an uncaught exception)');
+      assert.equal(await storage.accounts.exists('example.org', 'alice'), true, 'a new connection serves the next query');
+    } finally {
+      await storage.close();
     }
   });
 
