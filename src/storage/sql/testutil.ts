@@ -77,8 +77,40 @@ async function runAdmin(statement: string): Promise<void> {
   }
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+let staleSwept: Promise<void> | undefined;
+
+/** Test databases left by test processes that died before dropping them (killed runs), dropped once per process. */
+function sweepStaleDatabases(): Promise<void> {
+  staleSwept ??= (async () => {
+    const client = new pg.Client({ connectionString: testPostgresAdminUrl() });
+    await client.connect();
+    try {
+      const rows = await client.query<{ datname: string }>("select datname from pg_database where datname like 'shoal\\_test\\_%'");
+      for (const { datname } of rows.rows) {
+        const pid = Number(/^shoal_test_([0-9]+)_/.exec(datname)?.[1]);
+        if (!TEST_DATABASE.test(datname) || !Number.isSafeInteger(pid) || processAlive(pid)) continue;
+        // Another process may be sweeping it at the same moment: that one wins.
+        await client.query(`drop database if exists "${datname}" with (force)`).catch(() => undefined);
+      }
+    } finally {
+      await client.end();
+    }
+  })();
+  return staleSwept;
+}
+
 /** Creates a uniquely named, empty PostgreSQL database for one test (never shared between runs). */
 export async function createTestDatabase(): Promise<TestDatabase> {
+  await sweepStaleDatabases();
   const name = `shoal_test_${process.pid}_${randomBytes(6).toString('hex')}`;
   await runAdmin(`create database "${name}"`);
   const url = new URL(testPostgresAdminUrl());
