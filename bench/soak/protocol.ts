@@ -24,6 +24,13 @@ export interface ServerSample {
   connections: number;
   /** A forced GC (a 'gc' request) ran in the interval: its pause is in the lag figures. */
   forcedGc: boolean;
+  /**
+   * Only in forced-GC samples, bytes: where the resident memory is. `rssAnon` and `rssFile`
+   * from /proc/self/status (anonymous memory: V8's heap, malloc (OpenSSL, sockets, SQLite's
+   * cache); file-backed: the node binary, libraries); `spaces` is V8's committed size per heap
+   * space (v8.getHeapSpaceStatistics), which heapTotal adds up.
+   */
+  breakdown?: { rssAnon: number; rssFile: number; spaces: Record<string, number> };
 }
 
 export type SoakCommand = { cmd: 'gc' } | { cmd: 'snapshot'; file: string } | { cmd: 'offline-count'; users: string[] } | { cmd: 'stop' };

@@ -203,6 +203,21 @@ export function verdict(r: SoakReport): string {
   return `${c.lost === 0 && c.duplicates === 0 ? 'nothing lost' : `${c.lost} LOST, ${c.duplicates} duplicated`} (${n0(c.acked)} acknowledged messages); ${memory}: RSS ${signed(a.secondHalf.rss.slope)} MB/min, live heap ${signed(liveHeap(a).slope)} MB/min over the second half${forced}`;
 }
 
+/** Rows of the resident-memory breakdown table (forced-GC points). */
+function breakdownRows(r: SoakReport): string[] {
+  const labels = ['baseline', 'warm-up end', 'soak end', 'after drain'];
+  const at = labels.map((l) => r.gcPoints.find((g) => g.label === l)?.sample);
+  const row = (label: string, f: (s: NonNullable<ServerSample['breakdown']>, heapTotal: number) => number): string =>
+    `| ${label} | ${at.map((s) => (s?.breakdown ? mb(f(s.breakdown, s.heapTotal)) : '—')).join(' | ')} |`;
+  const spaces = [...new Set(at.flatMap((s) => Object.keys(s?.breakdown?.spaces ?? {})))];
+  return [
+    row('RSS, file-backed (node, libraries)', (b) => b.rssFile),
+    row('RSS, anonymous', (b) => b.rssAnon),
+    row('... outside the V8 heap (anonymous − heap total)', (b, total) => b.rssAnon - total),
+    ...spaces.map((sp) => row(`V8 ${sp.replace(/_/g, ' ')}`, (b) => b.spaces[sp] ?? Number.NaN)),
+  ];
+}
+
 function liveHeap(a: Analysis): Fit {
   return a.secondHalf.heapAfterMajorGc.points >= 3 ? a.secondHalf.heapAfterMajorGc : a.secondHalf.heapUsed;
 }
@@ -297,6 +312,12 @@ export function markdown(r: SoakReport, cmdline: string, machine: Record<string,
     memRow('array buffers', 'arrayBuffers'),
     `| connections | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => n0(gc(l)?.sample.connections ?? 0)).join(' | ')} |`,
     `| GC pause (ms) | ${['baseline', 'warm-up end', 'soak end', 'after drain'].map((l) => f1(gc(l)?.gcMs ?? Number.NaN)).join(' | ')} |`,
+    '',
+    'Where the resident memory is at the same points, MB: anonymous RSS outside the V8 heap is what malloc holds (OpenSSL per connection, socket buffers, SQLite, and freed memory the allocator has not given back); the V8 spaces are committed sizes.',
+    '',
+    '| | baseline | warm-up end | soak end | after the drain |',
+    '|---|---:|---:|---:|---:|',
+    ...breakdownRows(r),
     '',
     `Linear fits of the samples in the judged window (forced-GC intervals left out), MB and MB/min; "second half" is the second half of the traffic time; slopes ± two standard errors; "per hour" is the second half's slope over an hour as a share of its level. Flat means under ${a.flatThreshold * 100}% per hour, or a slope within two standard errors of zero.`,
     '',

@@ -6,7 +6,8 @@
 //
 //   argv: <shoal.yaml> <sample interval ms>
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { writeHeapSnapshot } from 'node:v8';
+import { readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../../src/config/load.js';
 import { XmppServer } from '../../src/server.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -75,6 +76,15 @@ function sample(reset: boolean): ServerSample {
   return s;
 }
 
+/** Where the resident memory is (see ServerSample.breakdown). */
+function breakdown(): NonNullable<ServerSample['breakdown']> {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+  const spaces: Record<string, number> = {};
+  for (const sp of getHeapSpaceStatistics()) spaces[sp.space_name] = sp.space_size;
+  return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), spaces };
+}
+
 const timer = setInterval(() => send({ kind: 'sample', sample: sample(true) }), intervalMs);
 
 async function handle(req: SoakRequest): Promise<void> {
@@ -87,7 +97,7 @@ async function handle(req: SoakRequest): Promise<void> {
       forcedGc = true;
       // Not a reset: the periodic sample still covers its whole interval.
       const s = sample(false);
-      send({ kind: 'gc', id: req.id, sample: { ...s, heapAfterMajorGc: s.heapUsed, forcedGc: true }, gcMs });
+      send({ kind: 'gc', id: req.id, sample: { ...s, heapAfterMajorGc: s.heapUsed, forcedGc: true, breakdown: breakdown() }, gcMs });
       return;
     }
     case 'snapshot':

@@ -19,6 +19,7 @@ import { explainStartError } from './start-errors.js';
 import { SERVER_VERSION } from '../version.js';
 import { dataOwners } from '../modules/data.js';
 import { exportData, importData, migrateOwners, TransferError, type TransferSummary } from '../storage/sql/transfer.js';
+import { SqlMamStore } from '../modules/mam/store.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -283,7 +284,13 @@ export function buildProgram(): Command {
     .action(async (jidArg: string) => {
       const config = load(program.opts<GlobalOpts>());
       const jid = accountJid(config, jidArg);
-      const ok = await withStorage(config, (s) => s.accounts.remove(jid.domain, jid.local));
+      const ok = await withStorage(config, async (s) => {
+        if (!(await s.accounts.exists(jid.domain, jid.local))) return false;
+        // The archive first, in batches: a large one deleted by the account's cascade would hold
+        // the database's write lock for as long as that takes, and a running server waits on it.
+        await (await SqlMamStore.open(s.sql)).purge(jid.domain, jid.local);
+        return s.accounts.remove(jid.domain, jid.local);
+      });
       if (!ok) throw new UsageError(`${jid.toString()} does not exist`);
       console.log(`deleted ${jid.toString()}`);
     });
@@ -343,6 +350,30 @@ export function buildProgram(): Command {
       const tokens = await withStorage(config, (s) => s.tokens.list(jid.domain, jid.local));
       const now = new Date();
       for (const t of tokens) console.log(describeToken(t, now));
+    });
+  // XEP-0313 message archives.
+  const mam = program.command('mam').description('manage message archives (XEP-0313)');
+  mam
+    .command('purge <jid>')
+    .description("delete an account's archived messages, all of them or those archived before a date")
+    .option('--before <date>', 'only messages archived before this date (ISO 8601, e.g. 2024-01-31 or 2024-01-31T12:00:00Z)')
+    .action(async (jidArg: string, o: { before?: string }) => {
+      const config = load(program.opts<GlobalOpts>());
+      const jid = accountJid(config, jidArg);
+      let before: number | undefined;
+      if (o.before !== undefined) {
+        // A date alone means midnight UTC; anything else must carry its time zone.
+        const text = /^\d{4}-\d{2}-\d{2}$/.test(o.before) ? `${o.before}T00:00:00Z` : o.before;
+        before = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? Date.parse(text) : NaN;
+        if (!Number.isFinite(before)) throw new UsageError(`invalid --before '${o.before}' (e.g. 2024-01-31 or 2024-01-31T12:00:00Z)`);
+      }
+      const deleted = await withStorage(config, async (s) => {
+        if (!(await s.accounts.exists(jid.domain, jid.local))) throw new UsageError(`${jid.toString()} does not exist`);
+        const store = await SqlMamStore.open(s.sql);
+        // Batches: a running server sharing the database waits for one batch at a time, not for all.
+        return store.purge(jid.domain, jid.local, before);
+      });
+      console.log(`deleted ${deleted} archived message(s) of ${jid.toString()}${before === undefined ? '' : ` archived before ${new Date(before).toISOString()}`}`);
     });
   return program;
 }

@@ -21,6 +21,7 @@ const LIMITS_DEFAULTS = {
     abuse_seconds: 60,
   },
 };
+const MAM_DEFAULTS = { enabled: true, default: 'always', max_page: 250, retention_interval: 3600 } as const;
 const RATE_LIMIT_DEFAULTS = { enabled: true, account: { burst: 20, per_minute: 4 }, address: { burst: 40, per_minute: 20 } };
 
 function defaults(base: string): Omit<Config, 'tls'> {
@@ -39,6 +40,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     offline: { max_per_user: 1000, max_bytes_per_user: 10485760, max_per_stranger: 100, strangers_share: 0.5 },
     stream_management: { enabled: true, resume_timeout: 300, max_unacked: 1000, request_every: 5 },
     push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
+    mam: MAM_DEFAULTS,
     vcard: { max_bytes: 65536 },
     pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
     log: { level: 'info', format: 'auto' },
@@ -134,6 +136,7 @@ describe('loadConfig', () => {
       offline: { max_per_user: 1000, max_bytes_per_user: 10485760, max_per_stranger: 100, strangers_share: 0.5 },
       stream_management: { enabled: true, resume_timeout: 300, max_unacked: 1000, request_every: 5 },
       push: { include_body: false, max_per_account: 10, min_interval: 2, timeout: 30 },
+      mam: MAM_DEFAULTS,
       vcard: { max_bytes: 65536 },
       pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
       log: { level: 'debug', format: 'json' },

@@ -323,6 +323,21 @@ export const configSchema = z
       /** Seconds to wait for the push service's answer to a notification (no answer does not disable it). */
       timeout: seconds(30),
     }),
+    /** XEP-0313 message archives, one per account. */
+    mam: section({
+      /** Archive messages and answer archive queries at all. */
+      enabled: z.boolean().default(true),
+      /** XEP-0441 default for accounts that set no preference: always, never, or roster (contacts only). */
+      default: z.enum(['always', 'never', 'roster']).default('always'),
+      /** Messages older than this many days are deleted by the retention job; absent: kept. */
+      max_age_days: z.number().positive().optional(),
+      /** An archive keeps at most this many messages (the newest) after each retention pass; absent: no limit. */
+      max_per_user: z.number().int().min(0).optional(),
+      /** The largest page one query is sent, whatever <max/> asks (XEP-0313 §4.3.1). */
+      max_page: z.number().int().min(1).max(1000).default(250),
+      /** Seconds between two retention passes. */
+      retention_interval: seconds(3600),
+    }),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),

@@ -13,9 +13,10 @@ import { carbonsModule } from './carbons/carbons.js';
 import { pushModule } from './push/push.js';
 import { csiModule } from './csi/csi.js';
 import { pepModule } from './pep/pep.js';
+import { mamModule } from './mam/mam.js';
 
 export function defaultModules(): Module[] {
   // The order of their hooks is set by each hook's priority, not by this list; modules
   // start in this order except where `depends` asks for another.
-  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, csiModule, carbonsModule, pushModule, pepModule];
+  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, csiModule, mamModule, carbonsModule, pushModule, pepModule];
 }
