@@ -7,7 +7,8 @@ import { presenceData } from './presence/store.js';
 import { offlineData } from './offline/store.js';
 import { pushData } from './push/store.js';
 import { pepData } from './pep/store.js';
+import { mamData } from './mam/store.js';
 
 export function dataOwners(): DataOwner[] {
-  return [coreData, presenceData, offlineData, pushData, pepData];
+  return [coreData, presenceData, offlineData, pushData, pepData, mamData];
 }
