@@ -22,6 +22,7 @@ import { SqlPushStore } from '../src/modules/push/store.js';
 import { PendingRequestStore } from '../src/modules/presence/store.js';
 import { SqlPepStore } from '../src/modules/pep/store.js';
 import { defaultConfig } from '../src/modules/pep/node-config.js';
+import { SqlMamStore } from '../src/modules/mam/store.js';
 import { deriveAllScramCredentials } from '../src/sasl/credentials.js';
 import { deriveLegacySecrets } from '../src/sasl/legacy-credentials.js';
 import { hashToken } from '../src/auth/local-tokens.js';
@@ -94,6 +95,11 @@ async function populate(s: Storage): Promise<void> {
   }
   await pep.setPrivate(HOST, 'alice', '{storage:rosternotes}storage', '<storage xmlns="storage:rosternotes"><note jid="bob@localhost">old friend</note></storage>', 10);
 
+  const mam = await SqlMamStore.open(s.sql);
+  await mam.append(HOST, 'alice', Array.from({ length: 30 }, (_, i) => ({ withBare: 'bob@localhost', withResource: 'r', stanza: `<message xmlns="jabber:client"><body>archived ${i} ✓</body></message>`, ts: 1_900_000_000_000 + i })));
+  await mam.append(HOST, 'bob', [{ withBare: 'alice@localhost', withResource: '', stanza: '<message xmlns="jabber:client"><body>hi</body></message>' }]);
+  await mam.setPrefs(HOST, 'zoë', { default: 'roster', always: ['bob@localhost'], never: ['spam@b.example'] });
+
   const pending = await PendingRequestStore.open(s.sql);
   await pending.put(HOST, 'alice', 'carol@b.example', '<presence from="carol@b.example" to="alice@localhost" type="subscribe"><status>hi!</status></presence>');
 }
@@ -159,9 +165,9 @@ test('export from SQLite, import into PostgreSQL: every table equal, row by row'
   assert.equal(header.dialect, 'sqlite');
   assert.deepEqual(
     header.owners.map((o) => o.owner),
-    ['core', 'presence', 'offline', 'push', 'pep'],
+    ['core', 'presence', 'offline', 'push', 'pep', 'mam'],
   );
-  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":15,"rows":\d+\}$/);
+  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":17,"rows":\d+\}$/);
 
   const database = await createTestDatabase();
   databases.push(database);
