@@ -84,7 +84,11 @@ export class XmppServer {
       const material = await loadOrCreateTlsMaterial(config.tls, config.data_dir, config.hosts, log);
       tls = makeTlsSettings(material.cert, material.key);
     }
-    const storage = opts.storage ?? (await openStorage(config.storage));
+    const storage =
+      opts.storage ??
+      (await openStorage(config.storage, {
+        onBackgroundError: (err) => log.warn({ err, event: 'storage-connection-error' }, 'a pooled database connection failed; it is replaced when needed'),
+      }));
     try {
       // Reads JWT key files now: a bad key stops the start instead of failing every login.
       const auth = createAuthServices(config, storage, log);

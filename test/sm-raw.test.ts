@@ -218,7 +218,15 @@ test('no resume within the window: unavailable exactly once, the messages come f
     ivy.client.socket.destroy();
     for (let i = 1; i <= 3; i++) jay.client.send(`<message to='ivy@localhost' type='chat'><body>o${i}</body></message>`);
     await jay.client.waitFor((el) => el.name === 'presence' && el.attrs.type === 'unavailable' && el.attrs.from === ivy.jid, 'unavailable at expiry', 10_000);
-    const count = await short.server.module<OfflineApi>('offline').count('localhost', 'ivy');
+    // The messages go to offline storage as the session ends; the stores may complete a moment
+    // after the unavailable presence went out (a round trip each on PostgreSQL): wait for them.
+    const offline = short.server.module<OfflineApi>('offline');
+    const deadline = Date.now() + 5000;
+    let count = await offline.count('localhost', 'ivy');
+    while (count < 4 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      count = await offline.count('localhost', 'ivy');
+    }
     assert.equal(count, 4, 'the unacknowledged and the queued messages are in offline storage');
 
     const late = await RawClient.connect(short.port);

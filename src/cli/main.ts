@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The `shoal` command: start the server, manage accounts, check a configuration.
 import { Command, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { checkCertificate, loadOrCreateTlsMaterial } from '../config/tls.js';
@@ -16,6 +17,8 @@ import { JwtTokenVerifier } from '../auth/jwt.js';
 import { readPassword } from './prompt.js';
 import { explainStartError } from './start-errors.js';
 import { SERVER_VERSION } from '../version.js';
+import { dataOwners } from '../modules/data.js';
+import { exportData, importData, migrateOwners, TransferError, type TransferSummary } from '../storage/sql/transfer.js';
 import { SqlMamStore } from '../modules/mam/store.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -60,7 +63,15 @@ async function passwordFrom(opt: string | undefined): Promise<string> {
 }
 
 async function withStorage<T>(config: Config, fn: (s: Awaited<ReturnType<typeof openStorage>>) => Promise<T>): Promise<T> {
-  const storage = await openStorage(config.storage);
+  let storage: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    storage = await openStorage(config.storage);
+  } catch (err) {
+    // A database that cannot be opened (PostgreSQL down, a locked SQLite file): one readable line.
+    const why = explainStartError(err, config);
+    if (why === undefined) throw err;
+    throw new StartError(why);
+  }
   try {
     return await fn(storage);
   } finally {
@@ -151,7 +162,7 @@ async function checkAuthentication(config: Config): Promise<string[]> {
   const legacy = legacyMechanismsIn(mechanisms);
   // Secrets for CRAM-MD5/DIGEST-MD5 are derived from the password when it is set, so
   // accounts whose password predates enabling them cannot use them until it is set again.
-  if (legacy.length > 0 && config.auth.backend === 'internal' && config.storage.driver === 'sqlite' && existsSync(config.storage.path)) {
+  if (legacy.length > 0 && config.auth.backend === 'internal' && (config.storage.driver !== 'sqlite' || existsSync(config.storage.path))) {
     await withStorage(config, async (s) => {
       for (const host of config.hosts) {
         for (const mechanism of legacy) {
@@ -175,6 +186,12 @@ function describeToken(t: { id: string; createdAt: Date; expiresAt?: Date; revok
   return `${t.id}  ${status}  created ${t.createdAt.toISOString()}  expires ${t.expiresAt?.toISOString() ?? 'never'}  scope ${scope}`;
 }
 
+/** Rows per table on stderr (stdout may be the export itself). */
+function report(what: string, summary: TransferSummary): void {
+  for (const t of summary.tables) console.error(`${t.table}: ${t.rows}`);
+  console.error(`${what} ${summary.rows} rows in ${summary.tables.length} tables`);
+}
+
 export function buildProgram(): Command {
   const program = new Command('shoal')
     .description('Shoal XMPP server')
@@ -189,6 +206,51 @@ export function buildProgram(): Command {
     .description('validate the configuration and the TLS certificate')
     .action(async () => {
       process.exitCode = await check(program.opts<GlobalOpts>());
+    });
+
+  program
+    .command('migrate')
+    .description('bring the database schema up to date (every module\'s tables too), then exit')
+    .action(async () => {
+      const config = load(program.opts<GlobalOpts>());
+      await withStorage(config, (s) => migrateOwners(s, dataOwners()));
+      console.log(`the ${config.storage.driver} database is up to date`);
+    });
+
+  program
+    .command('export <file>')
+    .description('write every stored account, roster, message... to FILE (JSON lines; - for stdout) for `shoal import`')
+    .action(async (file: string) => {
+      const config = load(program.opts<GlobalOpts>());
+      const toStdout = file === '-';
+      if (!toStdout && existsSync(file)) throw new UsageError(`${file} exists; choose a new file`);
+      // The file holds SCRAM keys and token hashes: readable by the owner only.
+      const out = toStdout ? process.stdout : createWriteStream(file, { mode: 0o600, flags: 'wx' });
+      try {
+        const summary = await withStorage(config, (s) => exportData(s, dataOwners(), out));
+        if (!toStdout) {
+          out.end();
+          await finished(out);
+        }
+        report('exported', summary);
+      } catch (err) {
+        if (!toStdout) {
+          out.destroy();
+          rmSync(file, { force: true });
+        }
+        throw err;
+      }
+    });
+
+  program
+    .command('import <file>')
+    .description('load a `shoal export` FILE (- for stdin) into the configured database, which must be empty and not in use')
+    .action(async (file: string) => {
+      const config = load(program.opts<GlobalOpts>());
+      if (file !== '-' && !existsSync(file)) throw new UsageError(`${file} does not exist`);
+      const input = file === '-' ? process.stdin : createReadStream(file);
+      const summary = await withStorage(config, (s) => importData(s, dataOwners(), input));
+      report('imported', summary);
     });
 
   const user = program.command('user').description('manage accounts');
@@ -323,6 +385,11 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError || err instanceof UsageError) {
       console.error(`shoal: ${err.message}`);
       process.exitCode = 2;
+      return;
+    }
+    if (err instanceof TransferError) {
+      console.error(`shoal: ${err.message}`);
+      process.exitCode = 1;
       return;
     }
     if (err instanceof StartError) {

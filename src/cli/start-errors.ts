@@ -1,6 +1,7 @@
 // What an operator reads when the server cannot start: one line that names the
 // file or the address and what to do, instead of a JavaScript stack trace.
 import type { Config } from '../config/schema.js';
+import { redactUrl } from '../storage/index.js';
 
 /** The codes found on an error and its causes (SQLite's 'SQLITE_BUSY', Node's 'EADDRINUSE', ...). */
 function codes(err: unknown): string[] {
@@ -23,7 +24,11 @@ function addressOf(err: unknown): string | undefined {
 /** A readable explanation for a failure to start, or undefined when it is not a known kind. */
 export function explainStartError(err: unknown, config: Config): string | undefined {
   const c = codes(err);
-  const db = config.storage.path;
+  if (config.storage.driver === 'postgres') {
+    const pgWhy = explainPostgresError(c, config.storage.url);
+    if (pgWhy !== undefined) return pgWhy;
+  }
+  const db = config.storage.driver === 'sqlite' ? config.storage.path : redactUrl(config.storage.url);
   if (c.includes('EADDRINUSE')) {
     return `cannot listen on ${addressOf(err) ?? `${config.c2s.host}:${config.c2s.port}`}: the address is already in use (is another server running?); stop it or choose another port (c2s.port)`;
   }
@@ -39,5 +44,17 @@ export function explainStartError(err: unknown, config: Config): string | undefi
     return `cannot open the SQLite database ${db} for writing; check that the file and its directory exist and belong to the server's user`;
   }
   if (c.some((k) => k.startsWith('SQLITE_FULL')) || c.includes('ENOSPC')) return `no space left for the SQLite database ${db}; free some disk space`;
+  return undefined;
+}
+
+/** PostgreSQL's SQLSTATE codes (Appendix A of its manual) and connection failures, for storage.url. */
+function explainPostgresError(c: string[], url: string): string | undefined {
+  const where = redactUrl(url);
+  if (c.some((k) => k === 'ECONNREFUSED' || k === 'ENOTFOUND' || k === 'EAI_AGAIN' || k === 'ETIMEDOUT' || k === 'EHOSTUNREACH')) {
+    return `cannot connect to PostgreSQL at ${where} (storage.url): is the server running and is the host right?`;
+  }
+  if (c.includes('28P01') || c.includes('28000')) return `PostgreSQL refused the login of ${where} (storage.url): check the user and password, and pg_hba.conf`;
+  if (c.includes('3D000')) return `the PostgreSQL database of ${where} (storage.url) does not exist; create it first (createdb)`;
+  if (c.includes('42501')) return `the PostgreSQL user of ${where} (storage.url) may not create or change tables; grant it the rights on the database`;
   return undefined;
 }

@@ -50,6 +50,10 @@ function defaults(base: string): Omit<Config, 'tls'> {
 }
 
 /** The problems a ConfigError lists, for assert.rejects/throws. */
+function sqlitePath(config: Config): string | undefined {
+  return config.storage.driver === 'sqlite' ? config.storage.path : undefined;
+}
+
 function problemsOf(fn: () => unknown): string[] {
   try {
     fn();
@@ -245,8 +249,12 @@ describe('loadConfig', () => {
     assert.match(bad({ roster: { versioning: 'yes' } }), /^roster\.versioning:/);
     assert.match(bad({ log: { level: 'verbose' } }), /^log\.level:/);
     assert.match(bad({ log: { format: 'xml' } }), /^log\.format:/);
-    assert.match(bad({ storage: { driver: 'mysql' } }), /^storage\.driver: expected one of "sqlite", got "mysql"/);
+    assert.match(bad({ storage: { driver: 'mysql' } }), /^storage\.driver: expected one of "sqlite", "postgres", got "mysql"/);
     assert.match(bad({ storage: { path: '' } }), /^storage\.path:/);
+    assert.match(bad({ storage: { driver: 'postgres' } }), /^storage\.url: required string/);
+    assert.match(bad({ storage: { driver: 'postgres', url: 'mysql://db/x' } }), /^storage\.url: expected a postgresql:\/\/ URL/);
+    assert.match(bad({ storage: { driver: 'postgres', url: 'postgresql://db/x', pool: 0 } }), /^storage\.pool:/);
+    assert.match(bad({ storage: { driver: 'postgres', url: 'postgresql://db/x', path: 'x.sqlite' } }), /^storage\.path: unknown key/);
     assert.match(bad({ tls: { cert: 'c.pem' } }), /^tls: cert and key must be given together/);
     assert.match(bad({ tls: { cert: 'c.pem', key: 'k.pem', ca: 'x' } }), /^tls\.ca: unknown key/);
     assert.match(bad([1, 2]), /^\(top level\): expected object, got array/);
@@ -259,6 +267,11 @@ describe('loadConfig', () => {
     assert.deepEqual(ok.hosts, ['example.org']);
     assert.equal(ok.c2s.port, 0);
     assert.deepEqual(ok.tls, {});
+
+    // PostgreSQL: the URL as given (no path resolution), a pool of 10 by default.
+    const pg = parseConfig({ storage: { driver: 'postgres', url: 'postgresql://shoal@db.example:5432/xmpp' } }, cwd);
+    assert.deepEqual(pg.storage, { driver: 'postgres', url: 'postgresql://shoal@db.example:5432/xmpp', pool: 10 });
+    assert.deepEqual(parseConfig({ storage: { driver: 'postgres', url: 'postgres://h/d', pool: 3 } }, cwd).storage, { driver: 'postgres', url: 'postgres://h/d', pool: 3 });
   });
 
   test('relative paths resolve against the config file directory, or cwd without a file', async () => {
@@ -271,17 +284,17 @@ describe('loadConfig', () => {
     );
     const config = loadConfig({ cwd, env: {}, file: 'etc/shoal/shoal.yaml' });
     assert.equal(config.data_dir, join(cwd, 'var'));
-    assert.equal(config.storage.path, join(cwd, 'var', 'shoal.sqlite'), 'the default database follows data_dir');
+    assert.equal(sqlitePath(config), join(cwd, 'var', 'shoal.sqlite'), 'the default database follows data_dir');
     assert.deepEqual(config.tls, { cert: join(confDir, 'certs', 'cert.pem'), key: '/abs/key.pem' });
 
     await writeFile(join(confDir, 'shoal.yaml'), 'storage: { path: db/x.sqlite }\n');
     const other = loadConfig({ cwd, env: {}, file: 'etc/shoal/shoal.yaml' });
     assert.equal(other.data_dir, join(confDir, 'data'));
-    assert.equal(other.storage.path, join(confDir, 'db', 'x.sqlite'));
+    assert.equal(sqlitePath(other), join(confDir, 'db', 'x.sqlite'));
 
     const noFile = parseConfig({ data_dir: 'state', storage: { path: ':memory:' } }, cwd);
     assert.equal(noFile.data_dir, join(cwd, 'state'));
-    assert.equal(noFile.storage.path, ':memory:');
+    assert.equal(sqlitePath(noFile), ':memory:');
   });
 
   test('YAML syntax errors and duplicate keys are ConfigErrors', async () => {

@@ -90,7 +90,10 @@ function resolvePaths(config: Config, baseDir: string): Config {
   const resolved: Config = {
     ...config,
     data_dir: at(config.data_dir),
-    storage: { ...config.storage, path: config.storage.path === ':memory:' ? ':memory:' : at(config.storage.path) },
+    storage:
+      config.storage.driver === 'sqlite'
+        ? { ...config.storage, path: config.storage.path === ':memory:' ? ':memory:' : at(config.storage.path) }
+        : config.storage,
   };
   const jwt = config.tokens.jwt;
   if (jwt !== undefined) {

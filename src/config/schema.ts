@@ -70,13 +70,23 @@ const sqliteStorage = z.strictObject({
   busy_timeout: z.number().min(0).default(5),
 });
 
-// A discriminated union so other drivers ('postgres') slot in beside sqlite;
-// `driver` may be left out and then means sqlite.
+const postgresStorage = z.strictObject({
+  driver: z.literal('postgres'),
+  /** libpq connection URI: postgresql://user[:password]@host[:port]/database[?sslmode=...]. */
+  url: z
+    .string()
+    .min(1)
+    .refine((s) => /^postgres(ql)?:\/\//.test(s), 'expected a postgresql:// URL'),
+  /** Connections the server keeps open at most. */
+  pool: z.number().int().min(1).max(1000).default(10),
+});
+
+// A discriminated union: `driver` may be left out and then means sqlite.
 const storage = z
   .preprocess((v) => {
     const obj = nullToEmpty(v);
     return isPlainObject(obj) && !('driver' in obj) ? { driver: 'sqlite', ...obj } : obj;
-  }, z.discriminatedUnion('driver', [sqliteStorage]))
+  }, z.discriminatedUnion('driver', [sqliteStorage, postgresStorage]))
   .prefault({});
 
 const tls = z.preprocess(
@@ -476,7 +486,7 @@ export const configSchema = z
   })
   .transform((c) => ({
     ...c,
-    storage: { ...c.storage, path: c.storage.path ?? join(c.data_dir, 'shoal.sqlite') },
+    storage: c.storage.driver === 'sqlite' ? { ...c.storage, path: c.storage.path ?? join(c.data_dir, 'shoal.sqlite') } : c.storage,
   }));
 
 /** The validated configuration, keys as in the YAML file. */

@@ -1,6 +1,6 @@
 // Starts a real Shoal server on an ephemeral loopback port with its own data
 // directory and configuration file, the way an operator would run it.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { XmppServer } from '../../src/server.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js';
 import { deriveAllScramCredentials } from '../../src/sasl/credentials.js';
+import { createTestDatabase, dropTestDatabase, type TestDatabase } from '../../src/storage/sql/testutil.js';
 
 export interface TestServer {
   server: XmppServer;
@@ -29,7 +30,16 @@ export interface TestServerOptions {
    * then not used. Without it, a new temporary directory and a new shoal.yaml.
    */
   dir?: string;
+  /**
+   * Storage driver when `settings` give no storage section: 'postgres' runs the server on a new
+   * PostgreSQL database of its own (created here, dropped by stop()). Default: the
+   * SHOAL_TEST_STORAGE environment variable, else 'sqlite'.
+   */
+  storage?: 'sqlite' | 'postgres';
 }
+
+/** Where a server on PostgreSQL keeps the URL of its test database, to drop it when it stops for good. */
+const PG_DATABASE_FILE = '.shoal-test-database';
 
 /** `settings` is merged into the YAML config (top-level keys replace the defaults here). */
 export async function startTestServer(settings: Record<string, unknown> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
@@ -47,11 +57,28 @@ export async function startTestServer(settings: Record<string, unknown> = {}, op
     ...settings,
   };
   for (const k of Object.keys(yaml)) if (yaml[k] === null) delete yaml[k];
+  const driver = opts.storage ?? (process.env.SHOAL_TEST_STORAGE === 'postgres' ? 'postgres' : 'sqlite');
+  let database: TestDatabase | undefined;
+  if (!reuse && driver === 'postgres' && settings.storage === undefined) {
+    database = await createTestDatabase();
+    yaml.storage = { driver: 'postgres', url: database.url, pool: 4 };
+    writeFileSync(join(dir, PG_DATABASE_FILE), database.url);
+  }
+  const dropDatabase = async (): Promise<void> => {
+    if (database !== undefined) await database.drop();
+    else if (existsSync(join(dir, PG_DATABASE_FILE))) await dropTestDatabase(readFileSync(join(dir, PG_DATABASE_FILE), 'utf8'));
+  };
   if (!reuse) writeFileSync(file, stringify(yaml));
   const config = loadConfig({ file });
   const log = opts.log ?? (process.env.SHOAL_TEST_LOG ? createLogger({ level: 'debug', format: 'json', destination: 2 }) : silentLogger());
-  const server = await XmppServer.create({ config, log });
-  await server.listen();
+  let server: XmppServer;
+  try {
+    server = await XmppServer.create({ config, log });
+    await server.listen();
+  } catch (err) {
+    await dropDatabase();
+    throw err;
+  }
   return {
     server,
     port: server.port,
@@ -62,7 +89,10 @@ export async function startTestServer(settings: Record<string, unknown> = {}, op
     },
     async stop(stopOpts = {}) {
       await server.stop();
-      if (!stopOpts.keep) rmSync(dir, { recursive: true, force: true });
+      if (!stopOpts.keep) {
+        await dropDatabase();
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }

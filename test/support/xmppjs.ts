@@ -72,6 +72,15 @@ export async function waitUntil(cond: () => boolean, what: string, ms = 5000): P
   }
 }
 
+/** Resolves once the asynchronous `cond()` holds (e.g. a count read from storage); rejects after `ms`. */
+export async function waitUntilAsync(cond: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** One JSON line the server logged. */
 export type LogRecord = Record<string, unknown> & { event?: string; conn?: string };
 

@@ -1,9 +1,9 @@
-// The XEP-0313 query code (form, RSM, paging) against the real SQLite archive store.
+// The XEP-0313 query code (form, RSM, paging) against the real archive store, on SQLite and PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { x, type Element } from '../../xml/element.js';
 import { StanzaError } from '../../core/errors.js';
-import { credentials, tempStorage, type TempStorage } from '../../storage/sql/testutil.js';
+import { credentials, storageBackends, type TempStorage } from '../../storage/sql/testutil.js';
 import { NS_DATA, NS_MAM, NS_RSM, finElement, parseDateTime, parseQuery, queryForm, runQuery, sendOrder, type MamQuery } from './query.js';
 import { SqlMamStore, type SqlArchive } from './store.js';
 import type { ArchivedMessage } from './archive.js';
@@ -17,21 +17,6 @@ let archive: SqlArchive;
 /** The archive ids of messages 0..99, in order: even ones with bob (resources a/b), odd ones with carol. */
 let ids: string[] = [];
 
-before(async () => {
-  ts = await tempStorage();
-  await ts.storage.accounts.create('localhost', 'alice', [credentials('SHA-256', 1)]);
-  store = await SqlMamStore.open(ts.storage.sql);
-  const msgs = Array.from({ length: 100 }, (_, i) => ({
-    withBare: i % 2 === 0 ? 'bob@localhost' : 'carol@localhost',
-    withResource: i % 2 === 0 ? (i % 4 === 0 ? 'a' : 'b') : '',
-    stanza: `<message xmlns="jabber:client" type="chat" to="alice@localhost"><body>m${i}</body></message>`,
-    // Ten messages share each second: order among them is by arrival.
-    ts: T0 + Math.floor(i / 10) * 1000,
-  }));
-  ids = await store.append('localhost', 'alice', msgs);
-  archive = await store.reader('localhost', 'alice');
-});
-after(async () => ts.cleanup());
 
 function form(fields: Record<string, string | string[]>, type = 'submit'): Element {
   const f = x('x', NS_DATA, { type }, x('field', NS_DATA, { var: 'FORM_TYPE', type: 'hidden' }, x('value', NS_DATA, {}, NS_MAM)));
@@ -110,7 +95,23 @@ describe('XEP-0313 query form and RSM parsing', () => {
   });
 });
 
-describe('XEP-0313 paging over a 100-message archive', () => {
+for (const backend of storageBackends()) describe(`XEP-0313 paging over a 100-message archive (${backend.dialect})`, { skip: backend.skip }, () => {
+before(async () => {
+  ts = await backend.open();
+  await ts.storage.accounts.create('localhost', 'alice', [credentials('SHA-256', 1)]);
+  store = await SqlMamStore.open(ts.storage.sql);
+  const msgs = Array.from({ length: 100 }, (_, i) => ({
+    withBare: i % 2 === 0 ? 'bob@localhost' : 'carol@localhost',
+    withResource: i % 2 === 0 ? (i % 4 === 0 ? 'a' : 'b') : '',
+    stanza: `<message xmlns="jabber:client" type="chat" to="alice@localhost"><body>m${i}</body></message>`,
+    // Ten messages share each second: order among them is by arrival.
+    ts: T0 + Math.floor(i / 10) * 1000,
+  }));
+  ids = await store.append('localhost', 'alice', msgs);
+  archive = await store.reader('localhost', 'alice');
+});
+after(async () => ts.cleanup());
+
   test('forward with RSM after: every message once, in order, complete at the end', async () => {
     const seen: number[] = [];
     let afterId: string | undefined;

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Generated, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 import type { ArchivedMessage, ArchiveRange, ArchiveReader } from './archive.js';
 
 /** XEP-0441 §2.1.1: the default for JIDs in neither list. */
@@ -93,6 +94,12 @@ export function mamMigrations(dialect: SqlHandle['dialect']): Record<string, Mig
     },
   };
 }
+
+/** The archive's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts); both keys are identities. */
+export const mamData: DataOwner = ownedData('mam', mamMigrations, [
+  { name: 'mam_archives', key: ['archive'], identity: 'archive' },
+  { name: 'mam_messages', key: ['seq'], identity: 'seq' },
+]);
 
 /** XEP-0313 §3 / XEP-0359 §7: unique in the archive and unpredictable (72 random bits). */
 export function newArchiveId(): string {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { credentials, tempStorage, type TempStorage } from '../../storage/sql/testutil.js';
+import { credentials, storageBackends, type TempStorage, FOREIGN_KEY_ERROR } from '../../storage/sql/testutil.js';
 import { SqlOfflineStore, type OfflineLimits, type OfflineMessage, type OfflineSender } from './store.js';
 
 const CONTACT: OfflineSender = { jid: 'friend@a.example', stranger: false };
@@ -14,11 +14,11 @@ async function take(offline: SqlOfflineStore, host: string, user: string): Promi
   return all;
 }
 
-describe('SqlOfflineStore', () => {
+for (const backend of storageBackends()) describe(`SqlOfflineStore (${backend.dialect})`, { skip: backend.skip }, () => {
   let t: TempStorage;
   let offline: SqlOfflineStore;
   before(async () => {
-    t = await tempStorage();
+    t = await backend.open();
     offline = await SqlOfflineStore.open(t.storage.sql);
     for (const user of ['juliet', 'romeo', 'nurse', 'tybalt']) await t.storage.accounts.create('a.example', user, [credentials('SHA-256', 1)]);
     await t.storage.accounts.create('b.example', 'juliet', [credentials('SHA-256', 2)]);
@@ -130,6 +130,6 @@ describe('SqlOfflineStore', () => {
     assert.equal(await reopened.count('a.example', 'juliet'), 1);
     assert.equal(await storage.accounts.remove('a.example', 'juliet'), true);
     assert.equal(await reopened.count('a.example', 'juliet'), 0);
-    await assert.rejects(reopened.push('a.example', 'juliet', '<message/>', CONTACT, limit(10)), /FOREIGN KEY/, 'no account, no storage');
+    await assert.rejects(reopened.push('a.example', 'juliet', '<message/>', CONTACT, limit(10)), FOREIGN_KEY_ERROR, 'no account, no storage');
   });
 });

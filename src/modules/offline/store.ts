@@ -4,6 +4,7 @@
 // leaves the rest for the next login.
 import { sql, type Generated, type Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 
 /** XEP-0160: one message kept for a user who had no available resource. */
 export interface OfflineMessage {
@@ -111,22 +112,28 @@ export function offlineMigrations(dialect: SqlHandle['dialect']): Record<string,
   };
 }
 
+/** The offline module's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts). */
+export const offlineData: DataOwner = ownedData('offline', offlineMigrations, [{ name: 'offline_messages', key: ['id'], identity: 'id' }]);
+
 export class SqlOfflineStore implements OfflineStore {
-  private constructor(private readonly db: Kysely<OfflineTables>) {}
+  private constructor(
+    private readonly handle: SqlHandle,
+    private readonly db: Kysely<OfflineTables>,
+  ) {}
 
   /** Brings the table up to date and returns the store. */
   static async open(sql: SqlHandle): Promise<SqlOfflineStore> {
     await sql.migrate('offline', offlineMigrations(sql.dialect));
-    return new SqlOfflineStore(sql.db<OfflineTables>());
+    return new SqlOfflineStore(sql, sql.db<OfflineTables>());
   }
 
   async push(host: string, username: string, stanza: string, sender: OfflineSender, limits: OfflineLimits): Promise<'stored' | OfflineRefusal> {
     const bytes = Buffer.byteLength(stanza, 'utf8');
     if (limits.maxMessages <= 0 || bytes > limits.maxBytes) return 'full';
     return this.db.transaction().execute(async (trx) => {
-      // Counting inside the transaction: on SQLite (one connection, serialised
-      // transactions) the limits are exact; on PostgreSQL concurrent pushes can at
-      // worst overshoot them by the number of concurrent senders.
+      // Counting inside the transaction, with the account locked on PostgreSQL (SQLite
+      // serialises transactions anyway): concurrent pushes never overshoot the limits.
+      await this.handle.lockAccount(trx, host, username);
       const row = await trx
         .selectFrom('offline_messages')
         .select((eb) => [

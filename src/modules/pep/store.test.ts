@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { credentials, tempStorage, type TempStorage } from '../../storage/sql/testutil.js';
+import { credentials, storageBackends, type TempStorage } from '../../storage/sql/testutil.js';
 import { defaultConfig } from './node-config.js';
 import { SqlPepStore, type StoredItem } from './store.js';
 
@@ -8,11 +8,11 @@ const H = 'a.example';
 const item = (id: string, payload = `<p xmlns="urn:x">${id}</p>`): StoredItem => ({ id, payload, publisher: 'juliet@a.example/balcony', publishedAt: '2026-01-01T00:00:00.000Z' });
 const LIMITS = { keep: 3, maxAccountBytes: 10_000 };
 
-describe('SqlPepStore', () => {
+for (const backend of storageBackends()) describe(`SqlPepStore (${backend.dialect})`, { skip: backend.skip }, () => {
   let t: TempStorage;
   let store: SqlPepStore;
   before(async () => {
-    t = await tempStorage();
+    t = await backend.open();
     store = await SqlPepStore.open(t.storage.sql);
     for (const user of ['juliet', 'romeo', 'nurse']) await t.storage.accounts.create(H, user, [credentials('SHA-256', 1)]);
   });
@@ -90,5 +90,16 @@ describe('SqlPepStore', () => {
     assert.deepEqual(await store.listNodes(H, 'juliet'), []);
     assert.equal(await store.getPrivate(H, 'juliet', '{urn:a}a'), undefined);
     assert.ok((await store.listNodes(H, 'romeo')).length > 0, 'other accounts keep theirs');
+  });
+
+  test('concurrent node creations and publishes of one account keep to its limits', async () => {
+    await t.storage.accounts.create(H, 'paris', [credentials('SHA-256', 1)]);
+    const created = await Promise.all(Array.from({ length: 8 }, (_, i) => store.createNode(H, 'paris', `c${i}`, defaultConfig(), 3)));
+    assert.equal(created.filter((r) => r === 'created').length, 3);
+    const node = (await store.listNodes(H, 'paris'))[0]!.node;
+    const published = await Promise.all(Array.from({ length: 8 }, (_, i) => store.publish(H, 'paris', node, item(`p${i}`, 'x'.repeat(100)), { keep: 100, maxAccountBytes: 450 })));
+    assert.equal(published.filter((r) => r.stored).length, 4, '4 x 100 bytes fit in 450');
+    const items = await store.items(H, 'paris', node, {});
+    assert.equal(items.length, 4);
   });
 });

@@ -3,6 +3,7 @@
 // (foreign keys with cascade: `shoal user del` removes them).
 import { sql, type Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 import { loadConfig, storeConfig, type NodeConfig } from './node-config.js';
 
 export interface StoredItem {
@@ -138,12 +139,22 @@ const toItem = (r: { item_id: string; payload: string; publisher: string; publis
   publishedAt: r.published_at,
 });
 
+/** The PEP module's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts). */
+export const pepData: DataOwner = ownedData('pep', pepMigrations, [
+  { name: 'pep_nodes', key: ['host', 'username', 'node'] },
+  { name: 'pep_items', key: ['host', 'username', 'node', 'item_id'] },
+  { name: 'private_xml', key: ['host', 'username', 'key'] },
+]);
+
 export class SqlPepStore implements PepStore {
-  private constructor(private readonly db: Kysely<PepTables>) {}
+  private constructor(
+    private readonly handle: SqlHandle,
+    private readonly db: Kysely<PepTables>,
+  ) {}
 
   static async open(handle: SqlHandle): Promise<SqlPepStore> {
     await handle.migrate('pep', pepMigrations());
-    return new SqlPepStore(handle.db<PepTables>());
+    return new SqlPepStore(handle, handle.db<PepTables>());
   }
 
   private nodeRows(db: Kysely<PepTables>, host: string, username: string, node: string) {
@@ -187,6 +198,8 @@ export class SqlPepStore implements PepStore {
 
   createNode(host: string, username: string, node: string, config: NodeConfig, maxNodes: number): Promise<'created' | 'exists' | 'limit'> {
     return this.db.transaction().execute(async (trx) => {
+      // Counted then inserted: one account's writes must not interleave (PostgreSQL).
+      await this.handle.lockAccount(trx, host, username);
       const existing = await trx.selectFrom('pep_nodes').select('node').where('host', '=', host).where('username', '=', username).where('node', '=', node).executeTakeFirst();
       if (existing) return 'exists' as const;
       const row = await trx
@@ -220,9 +233,12 @@ export class SqlPepStore implements PepStore {
     return Number(r.numDeletedRows) > 0;
   }
 
-  /** Removes all but the newest `keep` items; returns the ids removed. */
+  /**
+   * Removes all but the newest `keep` items; returns the ids removed. (SQLite needs a LIMIT
+   * before an OFFSET and PostgreSQL refuses LIMIT -1: a limit no node reaches suits both.)
+   */
   private async trim(db: Kysely<PepTables>, host: string, username: string, node: string, keep: number): Promise<string[]> {
-    const old = await this.nodeRows(db, host, username, node).select('item_id').orderBy('seq', 'desc').limit(-1).offset(keep).execute();
+    const old = await this.nodeRows(db, host, username, node).select('item_id').orderBy('seq', 'desc').limit(Number.MAX_SAFE_INTEGER).offset(keep).execute();
     if (old.length === 0) return [];
     const ids = old.map((r) => r.item_id);
     await db.deleteFrom('pep_items').where('host', '=', host).where('username', '=', username).where('node', '=', node).where('item_id', 'in', ids).execute();
@@ -232,6 +248,9 @@ export class SqlPepStore implements PepStore {
   publish(host: string, username: string, node: string, item: StoredItem, limits: ItemLimits): Promise<PublishOutcome> {
     const bytes = Buffer.byteLength(item.payload, 'utf8');
     return this.db.transaction().execute(async (trx): Promise<PublishOutcome> => {
+      // The account's bytes and the node's next seq are read then written: one account's
+      // publishes must not interleave (PostgreSQL; SQLite runs one transaction at a time).
+      await this.handle.lockAccount(trx, host, username);
       const used = await trx
         .selectFrom('pep_items')
         .select((eb) => eb.fn.coalesce(eb.fn.sum<number>('bytes'), sql<number>`0`).as('total'))
@@ -304,6 +323,7 @@ export class SqlPepStore implements PepStore {
 
   setPrivate(host: string, username: string, key: string, xml: string, maxEntries: number): Promise<'stored' | 'limit'> {
     return this.db.transaction().execute(async (trx) => {
+      await this.handle.lockAccount(trx, host, username);
       const updated_at = new Date().toISOString();
       const r = await trx
         .updateTable('private_xml')

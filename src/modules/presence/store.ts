@@ -6,6 +6,7 @@
 // the stanza.
 import type { Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 
 /** A stored request larger than this keeps only its type and addresses (one per contact and user). */
 export const MAX_STORED_REQUEST_BYTES = 8192;
@@ -43,6 +44,9 @@ export function presenceMigrations(): Record<string, Migration> {
     },
   };
 }
+
+/** The presence module's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts). */
+export const presenceData: DataOwner = ownedData('presence', presenceMigrations, [{ name: 'presence_pending_requests', key: ['host', 'username', 'jid'] }]);
 
 export class PendingRequestStore {
   private constructor(private readonly db: Kysely<PresenceTables>) {}

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { credentials, tempStorage, type TempStorage } from '../../storage/sql/testutil.js';
+import { credentials, storageBackends, type TempStorage, FOREIGN_KEY_ERROR } from '../../storage/sql/testutil.js';
 import { SqlPushStore, type PushRegistration } from './store.js';
 
 const reg = (service: string, node: string, options?: string): PushRegistration => ({ service, node, options });
 
-describe('SqlPushStore', () => {
+for (const backend of storageBackends()) describe(`SqlPushStore (${backend.dialect})`, { skip: backend.skip }, () => {
   let t: TempStorage;
   let store: SqlPushStore;
   before(async () => {
-    t = await tempStorage();
+    t = await backend.open();
     store = await SqlPushStore.open(t.storage.sql);
     for (const user of ['juliet', 'romeo', 'nurse']) await t.storage.accounts.create('a.example', user, [credentials('SHA-256', 1)]);
   });
@@ -37,6 +37,13 @@ describe('SqlPushStore', () => {
     assert.equal((await store.list('a.example', 'nurse')).length, 2);
   });
 
+  test('concurrent puts of new registrations never exceed the limit', async () => {
+    await t.storage.accounts.create('a.example', 'paris', [credentials('SHA-256', 1)]);
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => store.put('a.example', 'paris', reg(`s${i}.push`, 'n'), 3)));
+    assert.equal(results.filter((r) => r === 'stored').length, 3);
+    assert.equal((await store.list('a.example', 'paris')).length, 3);
+  });
+
   test('remove: one node, or every node of the service (XEP-0357 §6)', async () => {
     await store.put('a.example', 'romeo', reg('push.example', 'n1'), 10);
     await store.put('a.example', 'romeo', reg('push.example', 'n2'), 10);
@@ -55,6 +62,6 @@ describe('SqlPushStore', () => {
     assert.equal((await reopened.list('a.example', 'juliet')).length, 2);
     assert.equal(await storage.accounts.remove('a.example', 'juliet'), true);
     assert.deepEqual(await reopened.list('a.example', 'juliet'), []);
-    await assert.rejects(reopened.put('a.example', 'juliet', reg('push.example', 'n'), 10), /FOREIGN KEY/, 'no account, no registration');
+    await assert.rejects(reopened.put('a.example', 'juliet', reg('push.example', 'n'), 10), FOREIGN_KEY_ERROR, 'no account, no registration');
   });
 });

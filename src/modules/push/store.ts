@@ -3,6 +3,7 @@
 // client gave kept as XML text. Rows go with their account.
 import type { Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 
 /** One enabled push service of an account (XEP-0357 §5). */
 export interface PushRegistration {
@@ -61,17 +62,25 @@ export function pushMigrations(): Record<string, Migration> {
   };
 }
 
+/** The push module's tables for `shoal export`/`import`/`migrate` (registered in modules/data.ts). */
+export const pushData: DataOwner = ownedData('push', pushMigrations, [{ name: 'push_registrations', key: ['host', 'username', 'service', 'node'] }]);
+
 export class SqlPushStore implements PushStore {
-  private constructor(private readonly db: Kysely<PushTables>) {}
+  private constructor(
+    private readonly handle: SqlHandle,
+    private readonly db: Kysely<PushTables>,
+  ) {}
 
   /** Brings the table up to date and returns the store. */
   static async open(sql: SqlHandle): Promise<SqlPushStore> {
     await sql.migrate('push', pushMigrations());
-    return new SqlPushStore(sql.db<PushTables>());
+    return new SqlPushStore(sql, sql.db<PushTables>());
   }
 
   put(host: string, username: string, reg: PushRegistration, max: number): Promise<'stored' | 'limit'> {
     return this.db.transaction().execute(async (trx) => {
+      // The limit is checked then written: one account's puts must not interleave (PostgreSQL).
+      await this.handle.lockAccount(trx, host, username);
       const key = trx
         .selectFrom('push_registrations')
         .where('host', '=', host)

@@ -1,4 +1,4 @@
-// AccountStore on any Kysely dialect (SQLite now, PostgreSQL later).
+// AccountStore on any Kysely dialect (SQLite, PostgreSQL).
 import type { Kysely, Transaction } from 'kysely';
 import {
   LEGACY_SASL_MECHANISMS,

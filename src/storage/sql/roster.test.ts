@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ROSTER_CHANGES_KEPT } from './roster.js';
-import { item, tempStorage, type TempStorage } from './testutil.js';
+import { item, storageBackends, type TempStorage } from './testutil.js';
 
 const H = 'example.net';
 
-describe('SqlRosterStore', () => {
+for (const backend of storageBackends()) describe(`SqlRosterStore (${backend.dialect})`, { skip: backend.skip }, () => {
   let t: TempStorage;
   before(async () => {
-    t = await tempStorage();
+    t = await backend.open();
   });
   after(async () => {
     await t.cleanup();

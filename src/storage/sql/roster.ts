@@ -114,7 +114,9 @@ export class SqlRosterStore implements RosterStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async get(host: string, username: string): Promise<{ version: string; items: RosterItem[] }> {
-    return this.db.transaction().execute(async (trx) => {
+    // One snapshot for the version and the items (PostgreSQL's default READ COMMITTED would
+    // let a concurrent setItem land between the two reads; SQLite ignores the level).
+    return this.db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
       const version = await currentVersion(trx, host, username);
       const rows = await trx
         .selectFrom('roster_items')
@@ -193,7 +195,7 @@ export class SqlRosterStore implements RosterStore {
   ): Promise<{ version: string; changes: RosterChange[] } | undefined> {
     const since = parseVersion(version);
     if (since === undefined) return undefined;
-    return this.db.transaction().execute(async (trx) => {
+    return this.db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
       const current = await currentVersion(trx, host, username);
       if (since > current) return undefined;
       if (since === current) return { version: String(current), changes: [] };

@@ -9,16 +9,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStorage } from '../sqlite.js';
 import { migrations } from './migrations.js';
-import { credentials, tempStorage, type TempStorage } from './testutil.js';
+import { credentials, storageBackends, type TempStorage } from './testutil.js';
 import type { LegacySaslSecret } from '../types.js';
 
 const cram = (n: number): LegacySaslSecret => ({ mechanism: 'CRAM-MD5', realm: '', variant: 'hmac-md5-states', secret: Buffer.alloc(32, n) });
 const digest = (realm: string, n: number, variant = 'utf-8'): LegacySaslSecret => ({ mechanism: 'DIGEST-MD5', realm, variant, secret: Buffer.alloc(16, n) });
 
-describe('legacy SASL secrets', () => {
+for (const backend of storageBackends()) describe(`legacy SASL secrets (${backend.dialect})`, { skip: backend.skip }, () => {
   let t: TempStorage;
   before(async () => {
-    t = await tempStorage();
+    t = await backend.open();
   });
   after(() => t.cleanup());
 
@@ -65,10 +65,10 @@ describe('legacy SASL secrets', () => {
   });
 });
 
-describe('access tokens', () => {
+for (const backend of storageBackends()) describe(`access tokens (${backend.dialect})`, { skip: backend.skip }, () => {
   let t: TempStorage;
   before(async () => {
-    t = await tempStorage();
+    t = await backend.open();
     await t.storage.accounts.create('a.example', 'juliet', [credentials('SHA-256', 1)]);
   });
   after(() => t.cleanup());

@@ -9,7 +9,9 @@ import { sql } from 'kysely';
 import { openStorage } from '../index.js';
 import { openSqliteDatabase } from '../sqlite.js';
 import { migrations } from './migrations.js';
-import { compilePostgresMigration, credentials, item } from './testutil.js';
+import pg from 'pg';
+import { compilePostgresMigration, createTestDatabase, credentials, FOREIGN_KEY_ERROR, item, postgresSkipped, testPostgresAdminUrl, type TestDatabase } from './testutil.js';
+import type { Database } from './schema.js';
 
 describe('openStorage (sqlite)', () => {
   let dir: string;
@@ -96,11 +98,121 @@ describe('openStorage (sqlite)', () => {
   });
 
   test('migrations name the binary type of the dialect', async () => {
-    // Compiled, not run: PostgreSQL is not available here, but its DDL must use bytea.
+    // Compiled, not run (the PostgreSQL suite below runs it): its DDL must use bytea.
     const compiled = await compilePostgresMigration('0001_initial');
     const credentialsDdl = compiled.find((s) => s.includes('"scram_credentials"'));
     assert.ok(credentialsDdl !== undefined);
     assert.match(credentialsDdl, /"salt" bytea not null/);
     assert.doesNotMatch(compiled.join('\n'), /blob/);
+  });
+});
+
+describe('openStorage (postgres)', { skip: postgresSkipped() }, () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase();
+  });
+  after(async () => {
+    await database.drop();
+  });
+
+  test('creates the schema; data survives close and reopen; every migration recorded once', async () => {
+    const first = await openStorage({ driver: 'postgres', url: database.url, pool: 2 });
+    const creds = [credentials('SHA-256', 5), credentials('SHA-512', 6)];
+    assert.equal(await first.accounts.create('example.org', 'alice', creds), true);
+    await first.roster.setItem('example.org', 'alice', item('bob@example.org', { name: 'Bob', groups: ['g'] }));
+    const version = await first.roster.setItem('example.org', 'alice', item('carol@example.org'));
+    await first.close();
+    await first.close(); // closing twice is harmless
+
+    const second = await openStorage({ driver: 'postgres', url: database.url });
+    try {
+      assert.equal(second.sql.dialect, 'postgres');
+      assert.deepEqual(await second.accounts.getScramCredentials('example.org', 'alice', 'SHA-512'), creds[1]);
+      const roster = await second.roster.get('example.org', 'alice');
+      assert.equal(roster.version, version);
+      assert.deepEqual(roster.items, [item('bob@example.org', { name: 'Bob', groups: ['g'] }), item('carol@example.org')]);
+      const db = second.sql.db<unknown>();
+      const applied = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+      assert.deepEqual(
+        applied.rows.map((r) => r.name),
+        Object.keys(migrations('postgres')).sort(),
+      );
+      const columns = await sql<{ data_type: string }>`select data_type from information_schema.columns where table_name = 'scram_credentials' and column_name = 'salt'`.execute(db);
+      assert.equal(columns.rows[0]?.data_type, 'bytea');
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('int8 values (counts, identity ids) come back as numbers, bytea as Buffers; foreign keys hold', async () => {
+    const storage = await openStorage({ driver: 'postgres', url: database.url });
+    try {
+      const db = storage.sql.db<unknown>();
+      const row = (await sql<{ n: unknown; big: unknown; huge: unknown; bin: unknown }>`select count(*) as n, 9007199254740991::int8 as big, 9007199254740993::int8 as huge, '\\x0102'::bytea as bin`.execute(db)).rows[0];
+      assert.equal(typeof row?.n, 'number');
+      assert.equal(row?.big, Number.MAX_SAFE_INTEGER);
+      assert.equal(row?.huge, 9007199254740993n, 'beyond 2^53: a bigint, never a rounded number');
+      assert.ok(Buffer.isBuffer(row?.bin) && row.bin.equals(Buffer.from([1, 2])));
+      await assert.rejects(
+        storage.sql
+          .db<Database>()
+          .insertInto('scram_credentials')
+          .values({ host: 'h', username: 'ghost', hash: 'SHA-1', salt: Buffer.alloc(1), iterations: 1, stored_key: Buffer.alloc(1), server_key: Buffer.alloc(1) })
+          .execute(),
+        FOREIGN_KEY_ERROR,
+        'credentials need an account',
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
+  test('nodes starting at once on an empty database: the migrations run once, both open', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const opened = await Promise.all([0, 1, 2].map(() => openStorage({ driver: 'postgres', url: fresh.url, pool: 2 })));
+      try {
+        assert.equal(await opened[0]!.accounts.create('h', 'u', []), true);
+        assert.equal(await opened[2]!.accounts.exists('h', 'u'), true);
+        const applied = await sql<{ n: number }>`select count(*) as n from kysely_migration`.execute(opened[1]!.sql.db<unknown>());
+        assert.equal(applied.rows[0]?.n, Object.keys(migrations('postgres')).length);
+      } finally {
+        await Promise.all(opened.map((s) => s.close()));
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  test('a pooled connection killed while idle is reported and replaced; the next query works', async () => {
+    const errors: Error[] = [];
+    const storage = await openStorage({ driver: 'postgres', url: database.url, pool: 2 }, { onBackgroundError: (err) => errors.push(err) });
+    try {
+      assert.equal(await storage.accounts.exists('example.org', 'alice'), true);
+      const name = new URL(database.url).pathname.slice(1);
+      const admin = new pg.Client({ connectionString: testPostgresAdminUrl() });
+      await admin.connect();
+      try {
+        const killed = await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [name]);
+        assert.ok((killed.rowCount ?? 0) >= 1, 'the idle pooled connection was there');
+      } finally {
+        await admin.end();
+      }
+      for (let i = 0; i < 500 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(errors.length >= 1, 'the idle error reached the callback (not an uncaught exception)');
+      assert.equal(await storage.accounts.exists('example.org', 'alice'), true, 'a new connection serves the next query');
+    } finally {
+      await storage.close();
+    }
+  });
+
+  test('an unreachable server fails the open with the connection error', async () => {
+    await assert.rejects(openStorage({ driver: 'postgres', url: 'postgresql://postgres@127.0.0.1:1/none' }), (err: unknown) => {
+      const codes: unknown[] = [];
+      for (let e = err as { code?: unknown; cause?: unknown } | undefined; e !== undefined && e !== null; e = e.cause as typeof e) codes.push(e.code);
+      assert.ok(codes.includes('ECONNREFUSED'), `codes ${JSON.stringify(codes)}`);
+      return true;
+    });
   });
 });

@@ -1,5 +1,5 @@
 // A Storage over one Kysely instance; the driver-specific openers (sqlite.ts,
-// later postgres) only set up the connection and run the migrations.
+// postgres.ts) only set up the connection and run the migrations.
 import type { Kysely } from 'kysely';
 import type { Storage } from '../types.js';
 import { SqlAccountStore } from './accounts.js';

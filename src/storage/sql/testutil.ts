@@ -1,24 +1,34 @@
-// Shared set-up for the SQL storage tests: a fresh SQLite file in a temp dir.
+// Shared set-up for the SQL storage tests: a fresh SQLite file in a temp dir, or a
+// fresh PostgreSQL database of its own (created and dropped by the test), so every
+// store test runs against both dialects.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import { openSqliteStorage } from '../sqlite.js';
-import { migrations } from './migrations.js';
+import { openPostgresStorage } from '../postgres.js';
+import { migrations, type SqlDialect } from './migrations.js';
 import type { RosterItem, ScramCredentials, ScramHash, Storage } from '../types.js';
 
 export interface TempStorage {
+  dialect: SqlDialect;
+  /** SQLite: a temporary directory; PostgreSQL: ''. */
   dir: string;
+  /** SQLite: the database file; PostgreSQL: the connection URL of the test's own database. */
   path: string;
   storage: Storage;
   reopen(): Promise<Storage>;
   cleanup(): Promise<void>;
 }
 
+/** A fresh SQLite database in a temporary directory. */
 export async function tempStorage(): Promise<TempStorage> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-storage-'));
   const path = join(dir, 'nested', 'shoal.sqlite');
   const state: TempStorage = {
+    dialect: 'sqlite',
     dir,
     path,
     storage: await openSqliteStorage(path),
@@ -35,6 +45,135 @@ export async function tempStorage(): Promise<TempStorage> {
   return state;
 }
 
+/**
+ * The PostgreSQL server the tests use: a database there that the user may connect to and
+ * a role that may create databases (each test creates its own and drops it).
+ */
+export function testPostgresAdminUrl(): string {
+  return process.env.SHOAL_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+}
+
+/** Why PostgreSQL tests are skipped (SHOAL_TEST_NO_PG is set), or false when they run. */
+export function postgresSkipped(): string | false {
+  return process.env.SHOAL_TEST_NO_PG ? 'PostgreSQL tests skipped: SHOAL_TEST_NO_PG is set' : false;
+}
+
+export interface TestDatabase {
+  /** Connection URL of the new, empty database. */
+  url: string;
+  /** Drops it, closing whatever connections are still open to it. */
+  drop(): Promise<void>;
+}
+
+const TEST_DATABASE = /^shoal_test_[0-9]+_[0-9a-f]{12}$/;
+
+async function runAdmin(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testPostgresAdminUrl() });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+let staleSwept: Promise<void> | undefined;
+
+/** Test databases left by test processes that died before dropping them (killed runs), dropped once per process. */
+function sweepStaleDatabases(): Promise<void> {
+  staleSwept ??= (async () => {
+    const client = new pg.Client({ connectionString: testPostgresAdminUrl() });
+    await client.connect();
+    try {
+      const rows = await client.query<{ datname: string }>("select datname from pg_database where datname like 'shoal\\_test\\_%'");
+      for (const { datname } of rows.rows) {
+        const pid = Number(/^shoal_test_([0-9]+)_/.exec(datname)?.[1]);
+        if (!TEST_DATABASE.test(datname) || !Number.isSafeInteger(pid) || processAlive(pid)) continue;
+        // Another process may be sweeping it at the same moment: that one wins.
+        await client.query(`drop database if exists "${datname}" with (force)`).catch(() => undefined);
+      }
+    } finally {
+      await client.end();
+    }
+  })();
+  return staleSwept;
+}
+
+/** Creates a uniquely named, empty PostgreSQL database for one test (never shared between runs). */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  await sweepStaleDatabases();
+  const name = `shoal_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await runAdmin(`create database "${name}"`);
+  const url = new URL(testPostgresAdminUrl());
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => dropTestDatabase(url.toString()) };
+}
+
+/** Drops a database createTestDatabase made, given its URL (closing its connections). */
+export async function dropTestDatabase(url: string): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!TEST_DATABASE.test(name)) throw new Error(`not a test database: ${name}`);
+  await runAdmin(`drop database if exists "${name}" with (force)`);
+}
+
+/** A fresh PostgreSQL database of the test's own, opened as Storage. */
+export async function tempPostgresStorage(): Promise<TempStorage> {
+  const database = await createTestDatabase();
+  let storage: Storage;
+  try {
+    storage = await openPostgresStorage(database.url, { pool: 4 });
+  } catch (err) {
+    await database.drop();
+    throw err;
+  }
+  const state: TempStorage = {
+    dialect: 'postgres',
+    dir: '',
+    path: database.url,
+    storage,
+    async reopen() {
+      await state.storage.close();
+      state.storage = await openPostgresStorage(database.url, { pool: 4 });
+      return state.storage;
+    },
+    async cleanup() {
+      await state.storage.close();
+      await database.drop();
+    },
+  };
+  return state;
+}
+
+export interface StorageBackend {
+  dialect: SqlDialect;
+  /** For describe(): a reason to skip, or false. */
+  skip: string | false;
+  open(): Promise<TempStorage>;
+}
+
+/**
+ * Both SQL backends, for `for (const b of storageBackends()) describe(`... (${b.dialect})`, { skip: b.skip }, ...)`.
+ * PostgreSQL is only skipped when SHOAL_TEST_NO_PG is set (CI runs it).
+ */
+export function storageBackends(): StorageBackend[] {
+  return [
+    { dialect: 'sqlite', skip: false, open: tempStorage },
+    { dialect: 'postgres', skip: postgresSkipped(), open: tempPostgresStorage },
+  ];
+}
+
+/** The message of a foreign key violation, as either dialect words it. */
+export const FOREIGN_KEY_ERROR = /foreign key/i;
+
 export function credentials(hash: ScramHash, seed: number): ScramCredentials {
   const bytes = (n: number, offset: number) => Buffer.from(Array.from({ length: n }, (_, i) => (seed * 31 + offset + i * 7) & 0xff));
   return { hash, salt: bytes(16, 1), iterations: 4096 + seed, storedKey: bytes(32, 2), serverKey: bytes(32, 3) };
@@ -46,7 +185,7 @@ export function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
 
 /**
  * The SQL one PostgreSQL migration compiles to, statement by statement: compiled, not
- * run (no PostgreSQL here), through a driver that executes nothing.
+ * run, through a driver that executes nothing (the DDL itself, without a server).
  */
 export async function compilePostgresMigration(name: string): Promise<string[]> {
   const compiled: string[] = [];

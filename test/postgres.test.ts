@@ -1,0 +1,158 @@
+// A real Shoal server on PostgreSQL (storage.driver postgres, a database of this
+// test's own), driven by xmpp.js: SCRAM login against credentials stored in
+// PostgreSQL, roster set/get with versions (RFC 6121 §2.6), a subscription request
+// kept for an offline contact and approved later (RFC 6121 §3.1.3), and an offline
+// message stored and delivered (XEP-0160) — then what is in the database checked.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import { startTestServer, type TestServer } from './support/server.js';
+import { serverCertificate, startXmppJs, trustCertificate, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { runShoal } from './support/cli.js';
+import { postgresSkipped, testPostgresAdminUrl } from '../src/storage/sql/testutil.js';
+import type { OfflineApi } from '../src/modules/offline/api.js';
+
+const NS_ROSTER = 'jabber:iq:roster';
+const NS_DELAY = 'urn:xmpp:delay';
+
+const skip = postgresSkipped();
+let srv: TestServer;
+let restoreTls: () => void;
+const open: XmppJsSession[] = [];
+
+before(async () => {
+  if (skip) return;
+  srv = await startTestServer({}, { storage: 'postgres' });
+  await srv.addUser('alice', 'alice-pass');
+  await srv.addUser('bob', 'bob-pass');
+  restoreTls = trustCertificate(serverCertificate(srv.dir));
+});
+after(async () => {
+  if (skip) return;
+  for (const s of open) await s.xmpp.stop().catch(() => undefined);
+  restoreTls();
+  await srv.stop();
+});
+
+async function online(username: string): Promise<XmppJsSession> {
+  const s = await startXmppJs({ port: srv.port, username, password: `${username}-pass` });
+  open.push(s);
+  return s;
+}
+
+function rosterItems(query: XmlElement | undefined): { jid: string; subscription: string; ask?: string; name?: string; groups: string[] }[] {
+  return (query?.getChildren('item') ?? []).map((i) => ({
+    jid: i.attrs.jid ?? '',
+    subscription: i.attrs.subscription ?? 'none',
+    ...(i.attrs.ask !== undefined && { ask: i.attrs.ask }),
+    ...(i.attrs.name !== undefined && { name: i.attrs.name }),
+    groups: i.getChildren('group').map((g) => g.text()),
+  }));
+}
+
+test('login, roster, subscription and an offline message round trip on PostgreSQL', { skip }, async () => {
+  assert.equal(srv.server.storage.sql.dialect, 'postgres', 'the server runs on PostgreSQL');
+
+  // SCRAM against the credentials in PostgreSQL.
+  const alice = await online('alice');
+  assert.match(alice.jid, /^alice@localhost\//);
+
+  // RFC 6121 §2.1.6: asking for the roster makes this resource an interested one (it gets pushes).
+  const empty = await alice.xmpp.iqCaller.get(xml('query', { xmlns: NS_ROSTER }));
+  assert.deepEqual(rosterItems(empty), []);
+
+  // RFC 6121 §2.3: roster set, answered by a push carrying a version (§2.6).
+  const push = alice.nextStanza((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', NS_ROSTER) !== undefined, 'roster push');
+  await alice.xmpp.iqCaller.request(
+    xml('iq', { type: 'set' }, xml('query', { xmlns: NS_ROSTER }, xml('item', { jid: 'bob@localhost', name: 'Bob' }, xml('group', {}, 'Friends')))),
+  );
+  const pushed = (await push).getChild('query', NS_ROSTER);
+  const v1 = pushed?.attrs.ver;
+  assert.ok(v1 !== undefined && v1 !== '', 'the push carries a roster version');
+  assert.deepEqual(rosterItems(pushed), [{ jid: 'bob@localhost', subscription: 'none', name: 'Bob', groups: ['Friends'] }]);
+
+  // RFC 6121 §3.1.2: bob is offline; his server keeps the request (pending in), alice's item gets ask='subscribe'.
+  const askPush = alice.nextStanza((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', NS_ROSTER)?.getChild('item')?.attrs.ask === 'subscribe', 'ask push');
+  await alice.xmpp.send(xml('presence', { to: 'bob@localhost', type: 'subscribe' }));
+  await askPush;
+  // XEP-0160: a message to bob, who has no available resource, is stored.
+  await alice.xmpp.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'offline-1' }, xml('body', {}, 'stored in PostgreSQL')));
+  const offline = srv.server.module<OfflineApi>('offline');
+  for (let i = 0; i < 200 && (await offline.count('localhost', 'bob')) === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(await offline.count('localhost', 'bob'), 1);
+
+  // Bob comes online: the stored request and the stored message arrive after initial presence.
+  const bob = await online('bob');
+  await bob.xmpp.iqCaller.get(xml('query', { xmlns: NS_ROSTER }));
+  const request = bob.nextStanza((el) => el.name === 'presence' && el.attrs.type === 'subscribe', 'the stored subscription request', 10_000);
+  const message = bob.nextStanza((el) => el.name === 'message' && el.attrs.id === 'offline-1', 'the offline message', 10_000);
+  await bob.xmpp.send(xml('presence'));
+  assert.equal((await request).attrs.from, 'alice@localhost');
+  const delivered = await message;
+  assert.equal(delivered.getChildText('body'), 'stored in PostgreSQL');
+  assert.equal(delivered.getChild('delay', NS_DELAY)?.attrs.from, 'localhost', 'XEP-0203 delay on a stored message');
+  for (let i = 0; i < 200 && (await offline.count('localhost', 'bob')) > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.equal(await offline.count('localhost', 'bob'), 0, 'delivered messages leave the store');
+
+  // Bob approves: alice's item becomes 'to', bob's 'from' (RFC 6121 §3.1.5).
+  const subscribed = alice.nextStanza(
+    (el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', NS_ROSTER)?.getChild('item')?.attrs.subscription === 'to',
+    'roster push with subscription to',
+  );
+  await bob.xmpp.send(xml('presence', { to: 'alice@localhost', type: 'subscribed' }));
+  await subscribed;
+  const bobRoster = await bob.xmpp.iqCaller.get(xml('query', { xmlns: NS_ROSTER }));
+  assert.deepEqual(rosterItems(bobRoster), [{ jid: 'alice@localhost', subscription: 'from', groups: [] }]);
+
+  // RFC 6121 §2.6.3: with the version from before the subscription, an empty result and then
+  // the changed item as a roster push (read back from PostgreSQL's change log).
+  const diff = alice.nextStanza((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', NS_ROSTER) !== undefined, 'roster push of the diff');
+  const since = await alice.xmpp.iqCaller.get(xml('query', { xmlns: NS_ROSTER, ver: v1 }));
+  assert.equal(since, undefined, 'an empty result: the changes follow as pushes');
+  const diffQuery = (await diff).getChild('query', NS_ROSTER);
+  assert.deepEqual(rosterItems(diffQuery), [{ jid: 'bob@localhost', subscription: 'to', name: 'Bob', groups: ['Friends'] }]);
+  const latest = diffQuery?.attrs.ver;
+  assert.ok(latest !== undefined && Number(latest) > Number(v1));
+  const full = await alice.xmpp.iqCaller.get(xml('query', { xmlns: NS_ROSTER }));
+  assert.deepEqual(rosterItems(full), [{ jid: 'bob@localhost', subscription: 'to', name: 'Bob', groups: ['Friends'] }]);
+  assert.equal(full?.attrs.ver, latest);
+
+  // What PostgreSQL holds: booleans as 0/1, the version counter, no offline message left.
+  const db = srv.server.storage.sql.db<unknown>();
+  const rows = await sql<{ username: string; jid: string; subscription: string; ask: number; pending_in: number; version: number }>`
+    select username, jid, subscription, ask, pending_in, version from roster_items order by username`.execute(db);
+  assert.deepEqual(
+    rows.rows.map((r) => [r.username, r.jid, r.subscription, r.ask, r.pending_in]),
+    [
+      ['alice', 'bob@localhost', 'to', 0, 0],
+      ['bob', 'alice@localhost', 'from', 0, 0],
+    ],
+  );
+  assert.equal(String(rows.rows[0]?.version), latest);
+});
+
+test('an operator is told in one line when PostgreSQL cannot be reached or the database is missing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-pg-cli-'));
+  try {
+    const write = (url: string): void => writeFileSync(join(dir, 'shoal.yaml'), stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, storage: { driver: 'postgres', url } }));
+    write('postgresql://shoal:s3cret@127.0.0.1:1/xmpp');
+    const down = await runShoal(['start'], { cwd: dir });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /^shoal: cannot connect to PostgreSQL at postgresql:\/\/shoal:\*\*\*@127\.0\.0\.1:1\/xmpp \(storage\.url\)/m, 'the password is not shown');
+    assert.doesNotMatch(down.stderr, /s3cret|\n\s+at /, 'no password, no stack trace');
+
+    if (skip) return;
+    const missing = new URL(testPostgresAdminUrl());
+    missing.pathname = '/shoal_test_no_such_database';
+    write(missing.toString());
+    const migrate = await runShoal(['migrate'], { cwd: dir });
+    assert.equal(migrate.code, 1);
+    assert.match(migrate.stderr, /^shoal: the PostgreSQL database of .*shoal_test_no_such_database \(storage\.url\) does not exist; create it first/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
