@@ -23,6 +23,7 @@ import { PendingRequestStore } from '../src/modules/presence/store.js';
 import { SqlPepStore } from '../src/modules/pep/store.js';
 import { defaultConfig } from '../src/modules/pep/node-config.js';
 import { SqlMamStore } from '../src/modules/mam/store.js';
+import { MucStore } from '../src/modules/muc/store.js';
 import { deriveAllScramCredentials } from '../src/sasl/credentials.js';
 import { deriveLegacySecrets } from '../src/sasl/legacy-credentials.js';
 import { hashToken } from '../src/auth/local-tokens.js';
@@ -100,6 +101,18 @@ async function populate(s: Storage): Promise<void> {
   await mam.append(HOST, 'bob', [{ withBare: 'alice@localhost', withResource: '', stanza: '<message xmlns="jabber:client"><body>hi</body></message>' }]);
   await mam.setPrefs(HOST, 'zoë', { default: 'roster', always: ['bob@localhost'], never: ['spam@b.example'] });
 
+  // A persistent room with affiliations (one of them a local account's) and archived messages.
+  const muc = await MucStore.open(s.sql);
+  const room = { name: 'lobby', config: JSON.stringify({ name: 'Lobby ✓', persistent: true }), subject: 'Welcome "all"', subjectFrom: 'lobby@conference.localhost/alice', secret: '' };
+  const affiliations = new Map([
+    ['alice@localhost', { affiliation: 'owner' as const, nick: 'Alice' }],
+    ['spam@b.example', { affiliation: 'outcast' as const, reason: 'spam' }],
+  ]);
+  await muc.saveRoom('conference.localhost', room, affiliations, [HOST]);
+  for (let i = 0; i < 3; i++) {
+    await muc.addMessage('conference.localhost', 'lobby', { id: `r${i}`, stamp: 1_900_000_000_000 + i, nick: 'Alice', sender: 'alice@localhost/r', xml: `<message type="groupchat"><body>room ${i} ✓</body></message>` });
+  }
+
   const pending = await PendingRequestStore.open(s.sql);
   await pending.put(HOST, 'alice', 'carol@b.example', '<presence from="carol@b.example" to="alice@localhost" type="subscribe"><status>hi!</status></presence>');
 }
@@ -165,9 +178,9 @@ test('export from SQLite, import into PostgreSQL: every table equal, row by row'
   assert.equal(header.dialect, 'sqlite');
   assert.deepEqual(
     header.owners.map((o) => o.owner),
-    ['core', 'presence', 'offline', 'push', 'pep', 'mam'],
+    ['core', 'presence', 'offline', 'push', 'pep', 'mam', 'muc'],
   );
-  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":17,"rows":\d+\}$/);
+  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":20,"rows":\d+\}$/);
 
   const database = await createTestDatabase();
   databases.push(database);

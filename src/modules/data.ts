@@ -8,7 +8,8 @@ import { offlineData } from './offline/store.js';
 import { pushData } from './push/store.js';
 import { pepData } from './pep/store.js';
 import { mamData } from './mam/store.js';
+import { mucData } from './muc/store.js';
 
 export function dataOwners(): DataOwner[] {
-  return [coreData, presenceData, offlineData, pushData, pepData, mamData];
+  return [coreData, presenceData, offlineData, pushData, pepData, mamData, mucData];
 }

@@ -9,6 +9,7 @@
 // messages.
 import { sql, type Generated, type Kysely, type Migration, type SelectQueryBuilder } from 'kysely';
 import type { SqlDialect, SqlHandle } from '../../storage/sql/owned.js';
+import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
 import type { AffiliationRecord } from './roles.js';
 
 export interface StoredRoom {
@@ -67,6 +68,13 @@ interface MucTables {
   };
   accounts: { host: string; username: string };
 }
+
+/** The rooms' tables for `shoal export`/`import` (modules/data.ts), in foreign-key order. */
+export const mucData: DataOwner = ownedData('muc', mucMigrations, [
+  { name: 'muc_rooms', key: ['service', 'name'] },
+  { name: 'muc_affiliations', key: ['service', 'name', 'jid'] },
+  { name: 'muc_messages', key: ['seq'], identity: 'seq' },
+]);
 
 export function mucMigrations(dialect: SqlDialect): Record<string, Migration> {
   return {
