@@ -19,18 +19,21 @@ import { buildTable, failedChecks, targets, type Results, type ScenarioName } fr
 import { summarizeProfile } from './profile.js';
 import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
 import { drawChart } from './chart.js';
+import { extraFailedChecks, extraPlans, extrasMarkdown, runExtras, type ExtraResults } from './room-ws-run.js';
 import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLimit } from '../shared/system.js';
 
 const USAGE = `Usage: npm run bench:compare -- [options]
 
   --servers LIST        shoal,prosody,ejabberd (default all three)
-  --scenarios LIST      login,idle,chat,roster,resume (default all five)
+  --scenarios LIST      login,idle,chat,roster,resume,room,ws (default all seven)
   --scale F             multiply every client and message count by F (e.g. 0.1 for a quick run)
   --login-clients N     default 2000      --login-concurrency N   default 200
   --idle-clients N      default 10000     --idle-concurrency N    default 200
   --chat-clients N      default 1000      --chat-messages N       default 20000
   --roster-users N      default 200       --roster-contacts N     default 500
   --resume-clients N    default 1000      --resume-messages K     default 5
+  --room-occupants N    default 200       --room-messages K       default 20 (per occupant)
+  --ws-clients N        default 1000      --ws-messages N         default 20000
   --profile WHAT        auto (Shoal's hottest scenario), none, or a scenario name (default auto)
   --no-install          do not apt-get install missing servers (skip them instead)
   --no-build            skip npm run build and run Shoal from source through tsx
@@ -177,6 +180,10 @@ async function main(): Promise<number> {
       'roster-contacts': { type: 'string' },
       'resume-clients': { type: 'string' },
       'resume-messages': { type: 'string' },
+      'room-occupants': { type: 'string' },
+      'room-messages': { type: 'string' },
+      'ws-clients': { type: 'string' },
+      'ws-messages': { type: 'string' },
       profile: { type: 'string', default: 'auto' },
       'no-install': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
@@ -196,6 +203,7 @@ async function main(): Promise<number> {
   const wanted = (v.servers ?? 'shoal,prosody,ejabberd').split(',');
   const list = scenarios(v);
   const scale = Number(v.scale ?? 1);
+  const extras = extraPlans(v, typeof v.scenarios === 'string' ? v.scenarios.split(',') : undefined, scale);
 
   // --- Packages ---
   const needed = [...(wanted.includes('prosody') ? ['prosody'] : []), ...(wanted.includes('ejabberd') ? ['ejabberd'] : []), 'gnuplot-nox'];
@@ -225,7 +233,7 @@ async function main(): Promise<number> {
     const tls = makeCertificate(dir);
 
     const clientsOf = (s: Scenario): number => Number(s.args[s.args.indexOf('--clients') + 1]);
-    const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf));
+    const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf), ...extras.map((p) => p.clients));
     const resumeScenario = list.find((s) => s.name === 'resume');
     const smPairs = resumeScenario ? clientsOf(resumeScenario) / 2 : 0;
     const rosterScenario = list.find((s) => s.name === 'roster');
@@ -250,12 +258,15 @@ async function main(): Promise<number> {
     const results: Results = { scenarios: list.map((s) => s.name), servers: {}, errors: {} };
 
     const ports = new Map<ServerKind, number>();
+    const httpPorts = new Map<ServerKind, { c2s: number; http: number }>();
     for (const kind of kinds) {
       const sdir = join(dir, kind.key);
       const port = await freePort();
       ports.set(kind, port);
+      const httpPort = await freePort();
+      httpPorts.set(kind, { c2s: port, http: httpPort });
       const tp = Date.now();
-      await kind.prepare(sdir, tls, port);
+      await kind.prepare(sdir, tls, port, httpPort);
       if (kind.key === 'shoal') await provisionShoal(data, join(sdir, 'data', 'shoal.sqlite'));
       if (kind.key === 'prosody') provisionProsody(data, join(sdir, 'data'));
       if (kind.key === 'ejabberd') ejabberdTerms(data, termsFile);
@@ -300,6 +311,11 @@ async function main(): Promise<number> {
       }
     }
 
+    // --- The room (MUC) and WebSocket scenarios (room-ws-run.ts) ---
+    const extraResults: ExtraResults | undefined =
+      extras.length > 0 ? await runExtras({ plans: extras, kinds, ports: httpPorts, serverLaunch, genLaunch, cacheFile, log }) : undefined;
+    if (extraResults) Object.assign(results.errors, extraResults.errors);
+
     // --- CPU profile of Shoal in its hottest scenario (a separate run: profiling slows it) ---
     let profileText = '';
     const shoalResults = results.servers.shoal;
@@ -339,7 +355,10 @@ async function main(): Promise<number> {
     const chartOk = has('gnuplot') && drawChart(results, chartFile, dir);
     process.stdout.write(`\n${table}\n`);
     const checks = failedChecks(results);
+    if (extraResults) checks.push(...extraFailedChecks(extraResults));
     for (const c of checks) log(`CHECK FAILED (must be 0): ${c}`);
+    const extraMd = extraResults ? extrasMarkdown(extraResults) : '';
+    if (extraMd) process.stdout.write(`\n${extraMd}\n`);
     const tgt = targets(results);
     process.stdout.write(`\n${tgt}\n`);
     const m = {
@@ -381,6 +400,7 @@ async function main(): Promise<number> {
       '',
       ...(checks.length > 0 ? ['**Correctness checks that failed (each must be 0):**', '', ...checks.map((c) => `- ${c}`), ''] : []),
       chartOk ? `![Shoal's advantage factor per metric](${chartFile.split('/').pop()})\n` : '',
+      ...(extraMd ? ['## Room and WebSocket scenarios', '', extraMd] : []),
       '## Targets (issue 5)',
       '',
       tgt,
@@ -396,7 +416,7 @@ async function main(): Promise<number> {
       '<details><summary>Raw reports (JSON)</summary>',
       '',
       '```json',
-      JSON.stringify(results, null, 1),
+      JSON.stringify(extraResults ? { ...results, extras: extraResults } : results, null, 1),
       '```',
       '',
       '</details>',

@@ -45,8 +45,11 @@ export interface ServerKind {
   name: 'Shoal' | 'Prosody' | 'ejabberd';
   key: 'shoal' | 'prosody' | 'ejabberd';
   version(): string;
-  /** Writes configuration and storage (once per run). */
-  prepare(dir: string, tls: TlsFiles, port: number): Promise<void>;
+  /**
+   * Writes configuration and storage (once per run). `httpPort`: the HTTP listener that serves
+   * XMPP over WebSocket (RFC 7395) at /xmpp-websocket (the room and ws scenarios, room-ws.ts).
+   */
+  prepare(dir: string, tls: TlsFiles, port: number, httpPort: number): Promise<void>;
   start(opts: StartOptions): Promise<RunningServer>;
 }
 
@@ -169,6 +172,11 @@ export function shoalConfig(dir: string, port: number, tls: TlsFiles): Record<st
   };
 }
 
+/** Shoal's MUC (XEP-0045, on by default at conference.localhost) and WebSocket listener for the room and ws scenarios. */
+export function shoalWebConfig(httpPort: number): Record<string, unknown> {
+  return { http: { host: '127.0.0.1', port: httpPort, web_client: false }, muc: { max_occupants: 1000 } };
+}
+
 /** `useDist`: run the build in dist/ (only right after a successful build: provisioning uses src/, and both must agree on the schema). */
 export function shoal(repo: string, useDist: boolean): ServerKind {
   let dir = '';
@@ -189,13 +197,13 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       }
       return `${pkg.version}${rev}`;
     },
-    async prepare(d, tls, p) {
+    async prepare(d, tls, p, httpPort) {
       dir = d;
       port = p;
       mkdirSync(dir, { recursive: true });
       for (const sm of SM_VARIANTS) {
         // Shoal offers XEP-0198 by default; the others do not unless their module is loaded.
-        const cfg = { ...shoalConfig(dir, port, tls), stream_management: sm ? { enabled: true, resume_timeout: RESUME_TIMEOUT_S } : { enabled: false } };
+        const cfg = { ...shoalConfig(dir, port, tls), ...shoalWebConfig(httpPort), stream_management: sm ? { enabled: true, resume_timeout: RESUME_TIMEOUT_S } : { enabled: false } };
         writeFileSync(join(dir, sm ? 'shoal-sm.yaml' : 'shoal.yaml'), stringify(cfg));
       }
       const dist = join(repo, 'dist', 'cli', 'main.js');
@@ -222,7 +230,7 @@ export function prosody(): ServerKind {
     name: 'Prosody',
     key: 'prosody',
     version: () => dpkgVersion('prosody'),
-    async prepare(d, tls, p) {
+    async prepare(d, tls, p, httpPort) {
       dir = d;
       port = p;
       mkdirSync(join(dir, 'data'), { recursive: true });
@@ -240,9 +248,13 @@ export function prosody(): ServerKind {
             `c2s_ports = { ${port} }`,
             'c2s_interfaces = { "127.0.0.1" }',
             's2s_ports = { }',
-            'http_ports = { }',
+            // mod_websocket (RFC 7395) on a loopback HTTP port; plain ws:// on loopback counts as
+            // encrypted, as Shoal's does, so SASL is offered over it despite c2s_require_encryption.
+            `http_ports = { ${httpPort} }`,
+            'http_interfaces = { "127.0.0.1" }',
             'https_ports = { }',
-            `modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"${sm ? '; "smacks"' : ''} }`,
+            'consider_websocket_secure = true',
+            `modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "websocket"${sm ? '; "smacks"' : ''} }`,
             // mod_smacks ships with 0.12; its hibernation time is the resume timeout.
             ...(sm ? [`smacks_hibernation_time = ${RESUME_TIMEOUT_S}`] : []),
             'modules_disabled = { "s2s"; "offline" }',
@@ -255,6 +267,8 @@ export function prosody(): ServerKind {
             'network_settings = { tcp_backlog = 511; nagle = false }',
             `ssl = { certificate = ${q(tls.cert)}; key = ${q(tls.key)} }`,
             'VirtualHost "localhost"',
+            // XEP-0045 (mod_muc ships with Prosody): the room scenario's service.
+            'Component "conference.localhost" "muc"',
             '',
           ].join('\n'),
         );
@@ -282,7 +296,7 @@ export function ejabberd(termsFile: () => string): ServerKind {
     name: 'ejabberd',
     key: 'ejabberd',
     version: () => dpkgVersion('ejabberd'),
-    async prepare(d, tls, p) {
+    async prepare(d, tls, p, httpPort) {
       dir = d;
       port = p;
       rmSync(join(dir, 'db'), { recursive: true, force: true });
@@ -310,6 +324,13 @@ export function ejabberd(termsFile: () => string): ServerKind {
             '    starttls_required: true',
             '    max_stanza_size: 262144',
             '    backlog: 511',
+            // RFC 7395 for the ws scenario: ejabberd_http_ws on a loopback HTTP listener.
+            '  -',
+            `    port: ${httpPort}`,
+            '    ip: "127.0.0.1"',
+            '    module: ejabberd_http',
+            '    request_handlers:',
+            '      /xmpp-websocket: ejabberd_http_ws',
             'auth_method: [mnesia]',
             'auth_password_format: scram',
             'auth_scram_hash: sha',
@@ -325,6 +346,9 @@ export function ejabberd(termsFile: () => string): ServerKind {
             '  mod_roster: {}',
             '  mod_disco: {}',
             '  mod_ping: {}',
+            // XEP-0045 for the room scenario, at conference.localhost (the default host); room
+            // size capped as Shoal's default (ejabberd's own default max_users is 200).
+            '  mod_muc: { max_users: 1000 }',
             // The c2s listener's stream_management option defaults to true: loading the module is what turns XEP-0198 on.
             ...(sm ? [`  mod_stream_mgmt: { resume_timeout: ${RESUME_TIMEOUT_S} }`] : []),
             '',

@@ -280,6 +280,11 @@ export class LoadClient {
     await this.iq(`<iq type='get' id='%ID%' to='${escapeXml(this.settings.domain)}'><ping xmlns='${NS.PING}'/></iq>`);
   }
 
+  /** An IQ once online ('%ID%' in the template is replaced by a fresh id); resolves with the answer. */
+  request(template: string): Promise<XmlElement> {
+    return this.iq(template);
+  }
+
   /** XEP-0198 §4: an unrequested <a/>, telling the server everything received so far has been handled. */
   ack(): void {
     this.send(`<a xmlns='${NS.SM}' h='${this.h}'/>`);
