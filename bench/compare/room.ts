@@ -66,7 +66,7 @@ export async function runRoom(o: RoomOptions): Promise<RoomReport> {
   const seen = Array.from({ length: n }, () => new Uint8Array(total));
   let deliveries = 0;
   let duplicates = 0;
-  let lastProgress = performance.now();
+  let lastProgress: number;
   const latencies = new Float64Array(total * Math.max(0, n - 1));
   let lat = 0;
   const reflected = new Uint8Array(total);
