@@ -169,6 +169,8 @@ export function shoalConfig(dir: string, port: number, tls: TlsFiles): Record<st
       rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } },
     },
     log: { level: 'warn', format: 'json' },
+    // No message archive, as on the others (Shoal archives every message by default, XEP-0313).
+    mam: { enabled: false },
   };
 }
 
