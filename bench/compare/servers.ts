@@ -331,6 +331,8 @@ export function ejabberd(termsFile: () => string): ServerKind {
             `    port: ${httpPort}`,
             '    ip: "127.0.0.1"',
             '    module: ejabberd_http',
+            // The same accept queue as the c2s listener (and Node's): without it, 200 connects at once overflow it.
+            '    backlog: 511',
             '    request_handlers:',
             '      /xmpp-websocket: ejabberd_http_ws',
             'auth_method: [mnesia]',
