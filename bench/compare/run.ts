@@ -15,7 +15,7 @@ import type { LoadReport } from '../load/run.js';
 import { makeBenchData, scramCacheFor, PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, SM_PASSWORD_PATTERN, SM_USER_PATTERN, USER_PATTERN } from './accounts.js';
 import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
 import { children, ejabberd, prosody, repoRoot, shoal, wrap, type Launch, type ServerKind } from './servers.js';
-import { buildTable, failedChecks, targets, type Results, type ScenarioName } from './table.js';
+import { archivingTable, buildTable, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
 import { summarizeProfile } from './profile.js';
 import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
 import { drawChart } from './chart.js';
@@ -24,11 +24,12 @@ import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLim
 const USAGE = `Usage: npm run bench:compare -- [options]
 
   --servers LIST        shoal,prosody,ejabberd (default all three)
-  --scenarios LIST      login,idle,chat,roster,resume (default all five)
+  --scenarios LIST      login,idle,chat,chat-mam,roster,resume (default all six; chat-mam is chat
+                        with every message archived: run it with chat for the cost of archiving)
   --scale F             multiply every client and message count by F (e.g. 0.1 for a quick run)
   --login-clients N     default 2000      --login-concurrency N   default 200
   --idle-clients N      default 10000     --idle-concurrency N    default 200
-  --chat-clients N      default 1000      --chat-messages N       default 20000
+  --chat-clients N      default 1000      --chat-messages N       default 20000 (chat and chat-mam)
   --roster-users N      default 200       --roster-contacts N     default 500
   --resume-clients N    default 1000      --resume-messages K     default 5
   --profile WHAT        auto (Shoal's hottest scenario), none, or a scenario name (default auto)
@@ -60,6 +61,10 @@ interface Scenario {
   sm?: boolean;
   /** Accounts of its own, not user1..N (provisioned separately). */
   ownAccounts?: boolean;
+  /** The servers archive every message (XEP-0313): Shoal's mam, Prosody's and ejabberd's mod_mam. */
+  mam?: boolean;
+  /** Count the archived messages in the server's storage before and after (a chat scenario). */
+  archiveCheck?: boolean;
 }
 
 function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] {
@@ -71,6 +76,7 @@ function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] 
   const rosterUsers = Math.max(2, n('roster-users', 200));
   const resumeClients = n('resume-clients', 1000);
   const user = ['--users', USER_PATTERN, '--password-pattern', PASSWORD_PATTERN];
+  const chatArgs = [...user, '--clients', String(chatClients), '--concurrency', '200', '--messages', String(n('chat-messages', 20000)), '--window', '1', '--settle-ms', '500'];
   const all: Scenario[] = [
     {
       name: 'login',
@@ -82,11 +88,9 @@ function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] 
       args: [...user, '--clients', String(idleClients), '--concurrency', String(Number(v['idle-concurrency'] ?? 200)), '--settle-ms', '3000', '--idle-ms', '5000'],
       timeoutMs: 400_000,
     },
-    {
-      name: 'chat',
-      args: [...user, '--clients', String(chatClients), '--concurrency', '200', '--messages', String(n('chat-messages', 20000)), '--window', '1', '--settle-ms', '500'],
-      timeoutMs: 300_000,
-    },
+    { name: 'chat', args: chatArgs, timeoutMs: 300_000, archiveCheck: true },
+    // The same load, same accounts, with every message archived in the sender's and the recipient's archive.
+    { name: 'chat-mam', args: chatArgs, timeoutMs: 300_000, mam: true, archiveCheck: true },
     {
       name: 'roster',
       args: [
@@ -271,7 +275,9 @@ async function main(): Promise<number> {
         // A fresh server process for every scenario, so each one's memory baseline is a cold start.
         let server;
         try {
-          server = await kind.start({ ...serverLaunch, streamManagement: sc.sm });
+          // Archived copies before the run (the server is stopped: its storage is quiet).
+          const archivedBefore = sc.archiveCheck ? await kind.archived() : 0;
+          server = await kind.start({ ...serverLaunch, streamManagement: sc.sm, mam: sc.mam });
           log(`${kind.name} / ${sc.name}: server pid ${server.pid}`);
           const busy0 = machineBusySeconds();
           const srv0 = sampleProcess(server.pid);
@@ -288,9 +294,18 @@ async function main(): Promise<number> {
             otherS: round3(Math.max(0, busy1.busy - busy0.busy - kernelS - serverS - report.generator.processCpuS)),
           };
           results.servers[kind.key]!.reports[sc.name] = report;
+          if (sc.archiveCheck) {
+            // Counted once the server has stopped, so everything it archived is in its storage.
+            await server.stop();
+            server = undefined;
+            const archived = (await kind.archived()) - archivedBefore;
+            const expected = sc.mam ? 2 * (report.messages?.sent ?? 0) : 0;
+            results.servers[kind.key]!.reports[sc.name] = { ...report, archive: { archived, expected } };
+            if (archived !== expected) log(`${kind.name} / ${sc.name}: ARCHIVE CHECK FAILED: ${archived} copies archived, ${expected} expected`);
+          }
           // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
           if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
-          log(`${kind.name} / ${sc.name}: ${summary(sc.name, report)}`);
+          log(`${kind.name} / ${sc.name}: ${summary(sc.name, results.servers[kind.key]!.reports[sc.name]!)}`);
         } catch (err) {
           results.errors[`${kind.key}/${sc.name}`] = (err as Error).message;
           log(`${kind.name} / ${sc.name}: FAILED: ${(err as Error).message}`);
@@ -316,7 +331,7 @@ async function main(): Promise<number> {
         const kind = kinds.find((k) => k.key === 'shoal')!;
         let server;
         try {
-          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir, streamManagement: pick.sm });
+          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir, streamManagement: pick.sm, mam: pick.mam });
           log(`profiling Shoal in the ${pick.name} scenario`);
           await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs);
         } catch (err) {
@@ -342,6 +357,8 @@ async function main(): Promise<number> {
     for (const c of checks) log(`CHECK FAILED (must be 0): ${c}`);
     const tgt = targets(results);
     process.stdout.write(`\n${tgt}\n`);
+    const archiving = archivingTable(results);
+    if (archiving) process.stdout.write(`\nThe cost of archiving (chat with MAM off and on):\n\n${archiving}\n`);
     const m = {
       ...machine(),
       erlang: `OTP ${commandOutput('erl', ['-noshell', '-eval', 'io:format("~s", [erlang:system_info(otp_release)]), halt().'])}`,
@@ -367,7 +384,8 @@ async function main(): Promise<number> {
       '- STARTTLS required, one ECDSA P-256 self-signed certificate for all; TLS as negotiated by default (TLS 1.3 here).',
       '- SCRAM-SHA-1 with hashed credentials (StoredKey/ServerKey, 4096 iterations), byte-identical salts and keys on all servers; the client caches its keys (RFC 5802 §5.1), so a login costs the server what it costs in production.',
       '- Same accounts and rosters: user1..N (empty rosters); ruser1..R each with contacts = the other roster users + rcontact accounts, all subscription both.',
-      '- Modules: roster, disco, ping; no offline storage, no s2s, no rate limits (ejabberd listener without shaper); logs at warn.',
+      '- Modules: roster, disco, ping; no offline storage, no message archive (Shoal: `mam: { enabled: false }`) but in chat-mam, no s2s, no rate limits (ejabberd listener without shaper); logs at warn.',
+      "- chat-mam: the chat load with every message archived (XEP-0313) in the storage each server keeps its other data in: Shoal's mam module (`mam: { enabled: true, default: always }`, SQLite), Prosody's mod_mam (`default_archive_policy = true`, `archive_expires_after = \"never\"`, internal storage), ejabberd's mod_mam (`default: always`, Mnesia). The archived copies are counted in each server's storage before and after the run (server stopped): they must be 2 × messages sent (sender's and recipient's archive), and 0 in the plain chat scenario.",
       "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
@@ -385,6 +403,16 @@ async function main(): Promise<number> {
       '',
       tgt,
       '',
+      ...(archiving
+        ? [
+            '## The cost of archiving (MAM)',
+            '',
+            'The chat load with archiving off (`chat`) and on (`chat-mam`); "archived copies" is what each server\'s storage gained during the run (2 × sent when on, 0 when off).',
+            '',
+            archiving,
+            '',
+          ]
+        : []),
       ...(profileText ? ['## Where Shoal spends its CPU', '', profileText, ''] : []),
       ...(Object.keys(results.errors).length > 0 ? ['## Errors', '', ...Object.entries(results.errors).map(([k, e]) => `- ${k}: ${e.split('\n')[0]}`), ''] : []),
       '## Load generator and the rest of the machine',
@@ -429,11 +457,12 @@ function cpuOf(r: LoadReport | undefined): number {
   return r.server.cpuLoginS + r.server.cpuPresenceS + r.server.cpuMessagesS + r.server.cpuResumeS;
 }
 
-function summary(name: ScenarioName, r: LoadReport): string {
+function summary(name: ScenarioName, r: ScenarioReport): string {
   const s = r.server;
   const base = `${r.login.succeeded}/${r.clients} online in ${(r.login.elapsedMs / 1000).toFixed(1)} s (${r.login.sustainedPerSecond}/s sustained)`;
   const fails = r.login.failed > 0 ? `, ${r.login.failed} FAILED (${Object.keys(r.login.failures).slice(0, 2).join('; ')})` : '';
-  if (name === 'chat' && r.messages) return `${base}${fails}; ${r.messages.received}/${r.messages.requested} msgs, ${r.messages.perSecond}/s, p99 ${r.messages.latencyMs.p99} ms`;
+  const archived = r.archive ? `, ${r.archive.archived} archived copies (${r.archive.expected} expected)` : '';
+  if ((name === 'chat' || name === 'chat-mam') && r.messages) return `${base}${fails}; ${r.messages.received}/${r.messages.requested} msgs, ${r.messages.perSecond}/s, p99 ${r.messages.latencyMs.p99} ms${archived}`;
   if (name === 'idle' && s) return `${base}${fails}; ${s.rssPerClientKiB} KiB per connection`;
   if (name === 'roster') return `${base}${fails}; fan-out ${r.presence.complete ? 'complete' : 'INCOMPLETE'} after ${r.presence.elapsedMs} ms`;
   if (name === 'resume' && r.resume) {
