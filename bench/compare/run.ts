@@ -4,7 +4,7 @@
 // against each (server pinned to CPU 0, load generator to CPU 1), and writes
 // bench/RESULTS.md and bench/RESULTS.png. Everything listens and connects on
 // 127.0.0.1 only; every phase is bounded in time.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LoadReport } from '../load/run.js';
-import { makeBenchData, scramCacheFor, PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, SM_PASSWORD_PATTERN, SM_USER_PATTERN, USER_PATTERN } from './accounts.js';
+import { makeBenchData, scramCacheFor } from './accounts.js';
 import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
-import { children, ejabberd, prosody, repoRoot, shoal, wrap, type Launch, type ServerKind } from './servers.js';
+import { children, ejabberd, prosody, repoRoot, shoal, type Launch, type ServerKind } from './servers.js';
 import { archivingTable, buildTable, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
 import { summarizeProfile } from './profile.js';
-import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
+import { measure, runGenerator, scenarios, type Scenario } from './scenarios.js';
+import { processTree } from '../load/proc.js';
 import { drawChart } from './chart.js';
 import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLimit } from '../shared/system.js';
 
@@ -48,119 +49,6 @@ async function freePort(): Promise<number> {
     s.listen(0, '127.0.0.1', () => {
       const a = s.address();
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-interface Scenario {
-  name: ScenarioName;
-  args: string[];
-  /** Bound on the generator process. */
-  timeoutMs: number;
-  /** The servers run with stream management (XEP-0198) on. */
-  sm?: boolean;
-  /** Accounts of its own, not user1..N (provisioned separately). */
-  ownAccounts?: boolean;
-  /** The servers archive every message (XEP-0313): Shoal's mam, Prosody's and ejabberd's mod_mam. */
-  mam?: boolean;
-  /** Count the archived messages in the server's storage before and after (a chat scenario). */
-  archiveCheck?: boolean;
-}
-
-function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] {
-  const scale = Number(v.scale ?? 1);
-  const n = (key: string, def: number): number => Math.max(1, Math.round(Number(v[key] ?? def) * (v[key] === undefined ? scale : 1)));
-  const loginClients = n('login-clients', 2000);
-  const idleClients = n('idle-clients', 10000);
-  const chatClients = Math.max(2, n('chat-clients', 1000));
-  const rosterUsers = Math.max(2, n('roster-users', 200));
-  const resumeClients = n('resume-clients', 1000);
-  const user = ['--users', USER_PATTERN, '--password-pattern', PASSWORD_PATTERN];
-  const chatArgs = [...user, '--clients', String(chatClients), '--concurrency', '200', '--messages', String(n('chat-messages', 20000)), '--window', '1', '--settle-ms', '500'];
-  const all: Scenario[] = [
-    {
-      name: 'login',
-      args: [...user, '--clients', String(loginClients), '--concurrency', String(Number(v['login-concurrency'] ?? 200)), '--settle-ms', '500'],
-      timeoutMs: 300_000,
-    },
-    {
-      name: 'idle',
-      args: [...user, '--clients', String(idleClients), '--concurrency', String(Number(v['idle-concurrency'] ?? 200)), '--settle-ms', '3000', '--idle-ms', '5000'],
-      timeoutMs: 400_000,
-    },
-    { name: 'chat', args: chatArgs, timeoutMs: 300_000, archiveCheck: true },
-    // The same load, same accounts, with every message archived in the sender's and the recipient's archive.
-    { name: 'chat-mam', args: chatArgs, timeoutMs: 300_000, mam: true, archiveCheck: true },
-    {
-      name: 'roster',
-      args: [
-        '--users',
-        ROSTER_USER_PATTERN,
-        '--password-pattern',
-        ROSTER_PASSWORD_PATTERN,
-        '--clients',
-        String(rosterUsers),
-        '--concurrency',
-        String(rosterUsers),
-        '--await-presence',
-        String(Math.min(rosterUsers - 1, Number(v['roster-contacts'] ?? 500))),
-        '--settle-ms',
-        '500',
-      ],
-      timeoutMs: 300_000,
-      ownAccounts: true,
-    },
-    {
-      // Each of the N clients that lose their connection has a contact (the other half of 2N
-      // clients) that writes to it meanwhile; reconnects and logins are 200 at a time alike.
-      name: 'resume',
-      args: [
-        '--users',
-        SM_USER_PATTERN,
-        '--password-pattern',
-        SM_PASSWORD_PATTERN,
-        '--clients',
-        String(2 * resumeClients),
-        '--concurrency',
-        '200',
-        '--sm',
-        '--resume',
-        '--resume-messages',
-        String(Math.max(1, Number(v['resume-messages'] ?? 5))),
-        '--settle-ms',
-        '500',
-      ],
-      timeoutMs: 300_000,
-      sm: true,
-      ownAccounts: true,
-    },
-  ];
-  const only = typeof v.scenarios === 'string' ? v.scenarios.split(',') : undefined;
-  return all.filter((s) => !only || only.includes(s.name));
-}
-
-/** Runs the load generator as its own process (pinned apart from the server) and returns its report. */
-function runGenerator(args: string[], launch: Launch, timeoutMs: number): Promise<LoadReport> {
-  const [cmd, argv] = wrap(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'load', 'cli.ts'), '--json', ...args], launch);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      for (const line of d.toString().split('\n')) if (line.trim()) log(`  ${line.trim()}`);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      try {
-        resolve(JSON.parse(out) as LoadReport);
-      } catch {
-        reject(new Error(`load generator ended (${code ?? signal}) without a report: ${err.split('\n').slice(-5).join(' | ')}`));
-      }
     });
   });
 }
@@ -273,44 +161,17 @@ async function main(): Promise<number> {
       for (const kind of kinds) {
         const port = ports.get(kind)!;
         // A fresh server process for every scenario, so each one's memory baseline is a cold start.
-        let server;
         try {
-          // Archived copies before the run (the server is stopped: its storage is quiet).
-          const archivedBefore = sc.archiveCheck ? await kind.archived() : 0;
-          server = await kind.start({ ...serverLaunch, streamManagement: sc.sm, mam: sc.mam });
-          log(`${kind.name} / ${sc.name}: server pid ${server.pid}`);
-          const busy0 = machineBusySeconds();
-          const srv0 = sampleProcess(server.pid);
-          const report = await runGenerator(['--port', String(port), '--domain', 'localhost', '--server-pid', String(server.pid), '--scram-cache', cacheFile, ...sc.args], genLaunch, sc.timeoutMs);
-          const srv1 = sampleProcess(server.pid);
-          const busy1 = machineBusySeconds();
-          const serverS = srv1.cpuSeconds - srv0.cpuSeconds;
-          const kernelS = busy1.interrupts - busy0.interrupts;
-          results.servers[kind.key]!.cpu[sc.name] = {
-            wallS: round3((srv1.at - srv0.at) / 1000),
-            serverS: round3(serverS),
-            generatorS: report.generator.processCpuS,
-            kernelS: round3(kernelS),
-            otherS: round3(Math.max(0, busy1.busy - busy0.busy - kernelS - serverS - report.generator.processCpuS)),
-          };
+          const genArgs = (pid: number): string[] => ['--port', String(port), '--domain', 'localhost', '--server-pid', String(pid), '--scram-cache', cacheFile, ...sc.args];
+          const { report, cpu } = await measure(kind, sc, serverLaunch, (pid) => runGenerator(genArgs(pid), genLaunch, sc.timeoutMs, log), log);
+          results.servers[kind.key]!.cpu[sc.name] = cpu;
           results.servers[kind.key]!.reports[sc.name] = report;
-          if (sc.archiveCheck) {
-            // Counted once the server has stopped, so everything it archived is in its storage.
-            await server.stop();
-            server = undefined;
-            const archived = (await kind.archived()) - archivedBefore;
-            const expected = sc.mam ? 2 * (report.messages?.sent ?? 0) : 0;
-            results.servers[kind.key]!.reports[sc.name] = { ...report, archive: { archived, expected } };
-            if (archived !== expected) log(`${kind.name} / ${sc.name}: ARCHIVE CHECK FAILED: ${archived} copies archived, ${expected} expected`);
-          }
           // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
           if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
-          log(`${kind.name} / ${sc.name}: ${summary(sc.name, results.servers[kind.key]!.reports[sc.name]!)}`);
+          log(`${kind.name} / ${sc.name}: ${summary(sc.name, report)}`);
         } catch (err) {
           results.errors[`${kind.key}/${sc.name}`] = (err as Error).message;
           log(`${kind.name} / ${sc.name}: FAILED: ${(err as Error).message}`);
-        } finally {
-          await server?.stop();
         }
       }
     }
@@ -333,7 +194,7 @@ async function main(): Promise<number> {
         try {
           server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir, streamManagement: pick.sm, mam: pick.mam });
           log(`profiling Shoal in the ${pick.name} scenario`);
-          await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs);
+          await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs, log);
         } catch (err) {
           log(`profiling failed: ${(err as Error).message}`);
         } finally {
@@ -473,7 +334,6 @@ function summary(name: ScenarioName, r: ScenarioReport): string {
   return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins`;
 }
 
-const round3 = (v: number): number => Number(v.toFixed(3));
 
 function generatorTable(results: Results): string {
   const rows = [
