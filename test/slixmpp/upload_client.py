@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Uploads a file with slixmpp's XEP-0363 plugin, for test/upload-slixmpp.test.ts.
 
-Logs in with STARTTLS (verifying against --ca), lets xep_0363.upload_file find the
-upload service through disco (items of the server, then the info with identity
-store/file and the max-file-size form), request a slot and PUT the file with aiohttp,
+Logs in with STARTTLS (verifying against --ca), finds the upload service through
+disco (items of the server, then the info with identity store/file and the
+max-file-size form; see discover()), and lets xep_0363.upload_file request a slot
+and PUT the file with aiohttp,
 then sends the GET URL to --peer in a message with an XEP-0066 out-of-band element,
 as clients share files. Events, one JSON object per line on stdout:
 
@@ -43,9 +44,31 @@ class Session(slixmpp.ClientXMPP):
         if not self.done.done():
             self.done.set_result(ok)
 
+    async def discover(self):
+        """What xep_0363.find_upload_service does, step by step: slixmpp 1.8.3's
+        xep_0030.get_info_from_domain passes coroutines to asyncio.wait, which Python 3.11
+        refuses (TypeError), so the plugin's own discovery cannot run here. The server's
+        disco#items, then each item's disco#info: identity store/file, the feature, and
+        max-file-size from the urn:xmpp:http:upload:0 form (XEP-0363 §2)."""
+        items = await self['xep_0030'].get_items(jid=self.boundjid.domain, timeout=5)
+        for jid, _node, _name in items['disco_items']['items']:
+            info = await self['xep_0030'].get_info(jid=jid, timeout=5)
+            identities = [(i[0], i[1]) for i in info['disco_info']['identities']]
+            if ('store', 'file') not in identities or 'urn:xmpp:http:upload:0' not in info['disco_info']['features']:
+                continue
+            plugin = self['xep_0363']
+            plugin.upload_service = info['from']
+            for form in info['disco_info'].iterables:
+                values = form['values']
+                if values['FORM_TYPE'] == ['urn:xmpp:http:upload:0']:
+                    plugin.max_file_size = int(values['max-file-size'])
+            return
+        raise RuntimeError('no upload service in disco#items of %s' % self.boundjid.domain)
+
     async def on_session_start(self, _event):
         try:
             self.send_presence()
+            await self.discover()
             url = await self['xep_0363'].upload_file(Path(self.args.file), content_type=self.args.type, timeout=10)
             emit('uploaded', url=url, service=str(self['xep_0363'].upload_service),
                  max_file_size=self['xep_0363'].max_file_size)
