@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
 import { login, type LoggedIn } from './support/login.js';
 import { iq, stanzaErrorCondition as condition } from './support/raw-client.js';
-import { waitUntil } from './support/xmppjs.js';
+import { waitUntil, waitUntilAsync } from './support/xmppjs.js';
 import { runShoal, shoalOk } from './support/cli.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
@@ -131,6 +131,11 @@ test('slot, PUT, GET byte-identical, HEAD, ranges, headers', async () => {
   assert.equal(beyond.status, 416);
   assert.equal(beyond.headers['content-range'], 'bytes */3000');
 
+  // CORS preflight for a PUT from a web page (the rest of the HTTP server's rules).
+  const pre = await request(putUrl, 'OPTIONS', { Origin: 'https://web.example', 'Access-Control-Request-Method': 'PUT' });
+  assert.equal(pre.status, 204);
+  assert.match(String(pre.headers['access-control-allow-methods']), /PUT/);
+
   // A second PUT to the same slot is refused and changes nothing.
   assert.equal((await put(putUrl, randomBytes(3000), 'image/png')).status, 409);
   assert.ok((await request(getUrl, 'GET')).body.equals(data));
@@ -189,6 +194,32 @@ test('PUT refused: wrong length, too long, wrong type, bad signatures, unknown s
   assert.equal((await put(s.put, data, 'application/octet-stream')).status, 201);
   assert.ok((await request(s.get, 'GET')).body.equals(data));
   assert.equal((await request(s.get, 'DELETE')).status, 405);
+});
+
+test('an upload cut off half-way leaves no file behind; the slot can then be used', async () => {
+  const data = randomBytes(MAX);
+  const s = await slot(alice, 'cut.bin', MAX, 'application/octet-stream');
+  const dir = srv.server.module<UploadApi>('upload').dir;
+  await new Promise<void>((resolve) => {
+    const req = http.request(s.put, { method: 'PUT', headers: { 'Content-Length': String(MAX), 'Content-Type': 'application/octet-stream' } });
+    req.on('error', () => resolve());
+    // The first bytes, then (once the server is writing them to its temporary file) the connection drops.
+    req.write(data.subarray(0, 1000), () => {
+      waitUntil(() => readdirSync(join(dir, 'tmp')).length === 1, 'the upload to start').then(
+        () => {
+          req.destroy();
+          resolve();
+        },
+        () => resolve(),
+      );
+    });
+  });
+  await waitUntil(() => readdirSync(join(dir, 'tmp')).length === 0, 'the temporary file to be removed');
+  const id = new URL(s.get).pathname.split('/')[2]!;
+  assert.ok(!existsSync(join(dir, id)));
+  assert.equal((await request(s.get, 'GET')).status, 404);
+  assert.equal((await put(s.put, data, 'application/octet-stream')).status, 201);
+  assert.ok((await request(s.get, 'GET')).body.equals(data));
 });
 
 test('over-quota: resource-constraint (wait) with a retry stamp; kept across a restart', async () => {
@@ -254,8 +285,8 @@ test('shoal user del removes the account\'s files and rows; shoal upload purge -
 });
 
 test('the expiry job deletes files once expire_after_days have passed', async () => {
-  // One second of life, a job every 200 ms.
-  const short = await startTestServer({ http: { host: '127.0.0.1', port: 0 }, upload: { expire_after_days: 1 / 86400, cleanup_interval: 0.2 } });
+  // One second of life, PUT URLs valid for a second, a job every 200 ms.
+  const short = await startTestServer({ http: { host: '127.0.0.1', port: 0 }, upload: { expire_after_days: 1 / 86400, cleanup_interval: 0.2, put_expiry: 1, quota_bytes: 15 } });
   try {
     await short.addUser('eve', 'eve-pass');
     const e = await login(short.port, 'eve', 'eve-pass');
@@ -269,6 +300,13 @@ test('the expiry job deletes files once expire_after_days have passed', async ()
     assert.equal((await request(s.get, 'GET')).status, 404);
     // Its row went too: cleanup finds nothing more.
     assert.equal(await short.server.module<UploadApi>('upload').cleanup(), 0);
+    // A PUT URL stops working after put_expiry (403), and its unused slot no longer holds quota.
+    const unused = await slot(e, 'late.bin', 15, 'application/octet-stream');
+    assert.equal(condition(await slotRequest(e, { filename: 'x', size: '1' })), 'resource-constraint');
+    // Until it expires, a PUT with the wrong type gets 400; from then on, 403 before any other check.
+    await waitUntilAsync(async () => (await put(unused.put, randomBytes(15), 'text/plain')).status === 403, 'the PUT URL to expire', 5000);
+    assert.equal((await put(unused.put, randomBytes(15), 'application/octet-stream')).status, 403);
+    await slot(e, 'x', 15);
     e.client.close();
   } finally {
     await short.stop();
@@ -286,5 +324,16 @@ test('upload: false, or no HTTP listener: no service', async () => {
     a.client.close();
   } finally {
     await off.stop();
+  }
+  const plain = await startTestServer({});
+  try {
+    await plain.addUser('amy', 'amy-pass');
+    const a = await login(plain.port, 'amy', 'amy-pass');
+    const items = await iq(a.client, `type='get' to='localhost'`, `<query xmlns='${NS.DISCO_ITEMS}'/>`);
+    assert.ok(!items.toString().includes('upload.localhost'));
+    assert.ok(!existsSync(join(plain.dir, 'data', 'uploads')));
+    a.client.close();
+  } finally {
+    await plain.stop();
   }
 });

@@ -160,6 +160,8 @@ export function uploadHttpHandler(o: UploadHttpOptions): HttpHandler {
     const parsed = parse(info.path);
     if (parsed === undefined) return refuse(res, info, 404, 'not found');
     if (!UrlSigner.same(parsed.signature, o.signer.getSignature(parsed.id, parsed.filename))) return refuse(res, info, 403, 'bad signature');
+    // An expired PUT URL is refused as such even once the job has deleted its unused slot.
+    if (method === 'PUT' && Date.now() > Number(info.query.get('expires') ?? NaN) * 1000) return refuse(res, info, 403, 'this upload URL has expired');
     o.store.get(parsed.id).then(
       (slot) => {
         if (slot === undefined || slot.filename !== parsed.filename) return refuse(res, info, 404, 'not found');
