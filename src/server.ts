@@ -143,6 +143,7 @@ export class XmppServer {
       for (const l of this.listeners.splice(0)) await l.close();
       throw err;
     }
+    this.dispatcher.http.setBaseUrl((host) => this.httpBaseUrl(host));
     this.log.info({ event: 'ready', hosts: cfg.hosts, modules: this.modules?.names }, 'server ready');
   }
 
@@ -285,6 +286,7 @@ export class XmppServer {
             this.metrics && this.config.metrics.enabled
               ? { text: () => this.metrics!.text(), contentType: this.metrics.contentType, allowedIps: this.config.metrics.allowed_ips }
               : undefined,
+          routes: (path) => this.dispatcher.http.find(path),
         }),
       );
     }
@@ -304,6 +306,23 @@ export class XmppServer {
       // Components are trusted peers with a shared secret, not TLS clients: plain TCP (XEP-0114).
       return listenTcp('component', address, log, (socket) => new ComponentStream(ctx, new TcpTransport(socket, undefined)));
     });
+  }
+
+  /**
+   * Where clients reach the HTTP listeners for `host` (XEP-0363 slot URLs): http.public_url when
+   * set; else the https listener (by the host's name, which its certificate carries); else the
+   * plain one, by its address unless it listens on every address.
+   */
+  private httpBaseUrl(host: string): string | undefined {
+    const publicUrl = this.config.http?.public_url;
+    if (publicUrl !== undefined) return publicUrl.replace(/\/+$/, '');
+    const secure = this.listeners.find((l) => l.kind === 'https');
+    if (secure) return `https://${host}:${secure.address.port}`;
+    const plain = this.listeners.find((l) => l.kind === 'http');
+    if (!plain) return undefined;
+    const a = plain.address.host;
+    const name = a === '0.0.0.0' || a === '::' ? host : a.includes(':') ? `[${a}]` : a;
+    return `http://${name}:${plain.address.port}`;
   }
 
   /** The http section's settings, its defaults when only https is configured. */

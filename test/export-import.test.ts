@@ -24,6 +24,7 @@ import { SqlPepStore } from '../src/modules/pep/store.js';
 import { defaultConfig } from '../src/modules/pep/node-config.js';
 import { SqlMamStore } from '../src/modules/mam/store.js';
 import { MucStore } from '../src/modules/muc/store.js';
+import { SqlUploadStore } from '../src/modules/upload/store.js';
 import { deriveAllScramCredentials } from '../src/sasl/credentials.js';
 import { deriveLegacySecrets } from '../src/sasl/legacy-credentials.js';
 import { hashToken } from '../src/auth/local-tokens.js';
@@ -113,6 +114,12 @@ async function populate(s: Storage): Promise<void> {
     await muc.addMessage('conference.localhost', 'lobby', { id: `r${i}`, stamp: 1_900_000_000_000 + i, nick: 'Alice', sender: 'alice@localhost/r', xml: `<message type="groupchat"><body>room ${i} ✓</body></message>` });
   }
 
+  // Upload quota accounting (XEP-0363): a stored file and an open slot.
+  const upload = await SqlUploadStore.open(s.sql);
+  await upload.reserve({ id: 'AAAAAAAAAAAAAAAAAAAAAA', host: HOST, username: 'alice', filename: 'très.png', size: 1234, contentType: 'image/png', createdAt: '2030-01-01T00:00:00.000Z', putExpiresAt: '2030-01-01T00:05:00.000Z' }, 1e9);
+  await upload.markStored('AAAAAAAAAAAAAAAAAAAAAA', '2030-01-01T00:01:00.000Z', undefined);
+  await upload.reserve({ id: 'BBBBBBBBBBBBBBBBBBBBBB', host: HOST, username: 'alice', filename: 'open', size: 5, contentType: undefined, createdAt: '2030-01-01T00:00:00.000Z', putExpiresAt: '2030-01-01T00:05:00.000Z' }, 1e9);
+
   const pending = await PendingRequestStore.open(s.sql);
   await pending.put(HOST, 'alice', 'carol@b.example', '<presence from="carol@b.example" to="alice@localhost" type="subscribe"><status>hi!</status></presence>');
 }
@@ -178,9 +185,9 @@ test('export from SQLite, import into PostgreSQL: every table equal, row by row'
   assert.equal(header.dialect, 'sqlite');
   assert.deepEqual(
     header.owners.map((o) => o.owner),
-    ['core', 'presence', 'offline', 'push', 'pep', 'mam', 'muc'],
+    ['core', 'presence', 'offline', 'push', 'pep', 'mam', 'muc', 'upload'],
   );
-  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":20,"rows":\d+\}$/);
+  assert.match(lines.at(-1)!, /^\{"end":"shoal-export","tables":21,"rows":\d+\}$/);
 
   const database = await createTestDatabase();
   databases.push(database);

@@ -1,7 +1,7 @@
 // The web client served at / (http.web_client): Debian's Chromium, driven by
 // Playwright, opens the page, logs in with Converse.js's own login form over
-// WebSocket, receives a message from an xmpp.js user on TCP and answers it in
-// the chat box. Every request the page makes goes to this server. A screenshot
+// WebSocket, receives a message from a slixmpp user on TCP and answers it in
+// the chat box (the slixmpp run passes only once that answer reached it). Every request the page makes goes to this server. A screenshot
 // of the conversation is saved in test/artifacts/.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,18 +9,16 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { startTestServer, type TestServer } from './support/server.js';
-import { serverCertificate, startXmppJs, trustCertificate, xml, type XmppJsSession } from './support/xmppjs.js';
+import { runSlixmppScript, slixmppMissing } from './support/slixmpp.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 // CI installs Chromium (.ci/run): there a missing browser is a failure, not a skip.
-const skip = existsSync(CHROMIUM) || process.env.CI ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+const skip = existsSync(CHROMIUM) || process.env.CI ? slixmppMissing() : `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
 const ARTIFACTS = join(import.meta.dirname, 'artifacts');
 const WAIT = 30_000;
 
 let srv: TestServer;
 let browser: Browser | undefined;
-let restoreTls: () => void;
-let tcp: XmppJsSession;
 
 before(async () => {
   if (skip) return;
@@ -30,9 +28,6 @@ before(async () => {
   const both = { subscription: 'both' as const, ask: false, pendingIn: false, approved: false, groups: [] };
   await srv.server.storage.roster.setItem('localhost', 'web', { jid: 'tcp@localhost', ...both });
   await srv.server.storage.roster.setItem('localhost', 'tcp', { jid: 'web@localhost', ...both });
-  restoreTls = trustCertificate(serverCertificate(srv.dir));
-  tcp = await startXmppJs({ port: srv.port, username: 'tcp', password: 'tcp-pass' });
-  await tcp.xmpp.send(xml('presence'));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
@@ -43,12 +38,10 @@ before(async () => {
 after(async () => {
   if (skip) return;
   await browser?.close();
-  await tcp.xmpp.stop();
-  restoreTls();
   await srv.stop();
 });
 
-test('Converse.js from / logs in over WebSocket and chats with a TCP user', { skip }, async () => {
+test('Converse.js from / logs in over WebSocket and chats with a slixmpp user on TCP', { skip }, async () => {
   const base = `http://127.0.0.1:${srv.server.portOf('http')}`;
   const context = await browser!.newContext({ viewport: { width: 1200, height: 800 } });
   const page = await context.newPage();
@@ -70,14 +63,20 @@ test('Converse.js from / logs in over WebSocket and chats with a TCP user', { sk
     await page.locator('input[name="password"]').fill('web-pass');
     await page.locator('converse-login-form button[type="submit"]').first().click();
 
-    // The TCP user sees the web user come online (Converse sends its presence after login).
-    const online = await tcp.nextStanza((el) => el.is('presence') && String(el.attrs.from).startsWith('web@localhost/') && el.attrs.type === undefined, 'the web user online', WAIT);
-    const webJid = String(online.attrs.from);
-    // The server's side: a WebSocket carries the session.
-    assert.equal(srv.server.router.getSessions('web@localhost').length, 1);
+    // The server's side: a WebSocket carries the session once Converse has logged in.
+    const deadline = Date.now() + WAIT;
+    while (srv.server.router.getSessions('web@localhost').length === 0) {
+      assert.ok(Date.now() < deadline, 'the web user never bound a session');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const webJid = srv.server.router.getSessions('web@localhost')[0]!.jid.toString();
 
-    // A message from TCP shows as unread at the contact; opening the contact shows it.
-    await tcp.xmpp.send(xml('message', { to: 'web@localhost', type: 'chat', id: 'to-web' }, xml('body', {}, 'Hello from a TCP client')));
+    // slixmpp (TCP, STARTTLS) sends to the web user and waits for the answer typed in the page.
+    const slix = runSlixmppScript(
+      ['--port', String(srv.port), '--jid', 'tcp@localhost', '--password', 'tcp-pass', '--peer', 'web@localhost', '--ca', join(srv.dir, 'data', 'tls', 'self-signed.crt'),
+        '--body', 'Hello from slixmpp', '--reply-timeout', String(WAIT / 1000), '--timeout', String((2 * WAIT) / 1000)],
+      3 * WAIT,
+    );
     // The roster re-renders as the unread message arrives: click once it shows it, until the chat opens.
     await page.locator('converse-roster').getByText('New messages').waitFor({ timeout: WAIT });
     const chatBox = page.locator('textarea.chat-textarea').first();
@@ -85,14 +84,17 @@ test('Converse.js from / logs in over WebSocket and chats with a TCP user', { sk
       await page.locator('converse-roster').getByText('tcp@localhost').first().click({ timeout: WAIT });
       await chatBox.waitFor({ timeout: 3000 }).catch(() => undefined);
     }
-    await page.locator('.chat-msg__text', { hasText: 'Hello from a TCP client' }).first().waitFor({ timeout: WAIT });
+    await page.locator('.chat-msg__text', { hasText: 'Hello from slixmpp' }).first().waitFor({ timeout: WAIT });
 
-    // The answer typed in the chat box reaches the TCP user.
+    // The answer typed in the chat box reaches the slixmpp user.
     const box = page.locator('textarea.chat-textarea').first();
     await box.fill('Hello from Converse.js');
     await box.press('Enter');
-    const reply = await tcp.nextStanza((el) => el.is('message') && el.getChildText('body') === 'Hello from Converse.js', 'the answer from the page', WAIT);
-    assert.equal(reply.attrs.from, webJid);
+    const run = await slix;
+    const reply = run.get('reply');
+    assert.equal(reply.body, 'Hello from Converse.js', run.output);
+    assert.equal(reply.from, webJid);
+    assert.equal(run.code, 0, run.output);
     await page.locator('.chat-msg__text', { hasText: 'Hello from Converse.js' }).first().waitFor({ timeout: WAIT });
     await page.screenshot({ path: join(ARTIFACTS, 'webclient-conversation.png') });
 

@@ -4,7 +4,7 @@
 // against each (server pinned to CPU 0, load generator to CPU 1), and writes
 // bench/RESULTS.md and bench/RESULTS.png. Everything listens and connects on
 // 127.0.0.1 only; every phase is bounded in time.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LoadReport } from '../load/run.js';
-import { makeBenchData, scramCacheFor, PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, SM_PASSWORD_PATTERN, SM_USER_PATTERN, USER_PATTERN } from './accounts.js';
+import { makeBenchData, scramCacheFor } from './accounts.js';
 import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
-import { children, ejabberd, prosody, repoRoot, shoal, wrap, type Launch, type ServerKind } from './servers.js';
-import { buildTable, failedChecks, targets, type Results, type ScenarioName } from './table.js';
+import { children, ejabberd, prosody, repoRoot, shoal, type Launch, type ServerKind } from './servers.js';
+import { archivingTable, buildTable, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
 import { summarizeProfile } from './profile.js';
-import { machineBusySeconds, processTree, sampleProcess } from '../load/proc.js';
+import { measure, runGenerator, scenarios, type Scenario } from './scenarios.js';
+import { processTree } from '../load/proc.js';
 import { drawChart } from './chart.js';
 import { extraFailedChecks, extraPlans, extrasMarkdown, runExtras, type ExtraResults } from './room-ws-run.js';
 import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLimit } from '../shared/system.js';
@@ -25,11 +26,12 @@ import { commandOutput, ensurePackages, has, machine, makeCertificate, nofileLim
 const USAGE = `Usage: npm run bench:compare -- [options]
 
   --servers LIST        shoal,prosody,ejabberd (default all three)
-  --scenarios LIST      login,idle,chat,roster,resume,room,ws (default all seven)
+  --scenarios LIST      login,idle,chat,chat-mam,roster,resume,room,ws (default all eight; chat-mam
+                        is chat with every message archived: run it with chat for the cost of archiving)
   --scale F             multiply every client and message count by F (e.g. 0.1 for a quick run)
   --login-clients N     default 2000      --login-concurrency N   default 200
   --idle-clients N      default 10000     --idle-concurrency N    default 200
-  --chat-clients N      default 1000      --chat-messages N       default 20000
+  --chat-clients N      default 1000      --chat-messages N       default 20000 (chat and chat-mam)
   --roster-users N      default 200       --roster-contacts N     default 500
   --resume-clients N    default 1000      --resume-messages K     default 5
   --room-occupants N    default 200       --room-messages K       default 20 (per occupant)
@@ -50,116 +52,6 @@ async function freePort(): Promise<number> {
     s.listen(0, '127.0.0.1', () => {
       const a = s.address();
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-interface Scenario {
-  name: ScenarioName;
-  args: string[];
-  /** Bound on the generator process. */
-  timeoutMs: number;
-  /** The servers run with stream management (XEP-0198) on. */
-  sm?: boolean;
-  /** Accounts of its own, not user1..N (provisioned separately). */
-  ownAccounts?: boolean;
-}
-
-function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] {
-  const scale = Number(v.scale ?? 1);
-  const n = (key: string, def: number): number => Math.max(1, Math.round(Number(v[key] ?? def) * (v[key] === undefined ? scale : 1)));
-  const loginClients = n('login-clients', 2000);
-  const idleClients = n('idle-clients', 10000);
-  const chatClients = Math.max(2, n('chat-clients', 1000));
-  const rosterUsers = Math.max(2, n('roster-users', 200));
-  const resumeClients = n('resume-clients', 1000);
-  const user = ['--users', USER_PATTERN, '--password-pattern', PASSWORD_PATTERN];
-  const all: Scenario[] = [
-    {
-      name: 'login',
-      args: [...user, '--clients', String(loginClients), '--concurrency', String(Number(v['login-concurrency'] ?? 200)), '--settle-ms', '500'],
-      timeoutMs: 300_000,
-    },
-    {
-      name: 'idle',
-      args: [...user, '--clients', String(idleClients), '--concurrency', String(Number(v['idle-concurrency'] ?? 200)), '--settle-ms', '3000', '--idle-ms', '5000'],
-      timeoutMs: 400_000,
-    },
-    {
-      name: 'chat',
-      args: [...user, '--clients', String(chatClients), '--concurrency', '200', '--messages', String(n('chat-messages', 20000)), '--window', '1', '--settle-ms', '500'],
-      timeoutMs: 300_000,
-    },
-    {
-      name: 'roster',
-      args: [
-        '--users',
-        ROSTER_USER_PATTERN,
-        '--password-pattern',
-        ROSTER_PASSWORD_PATTERN,
-        '--clients',
-        String(rosterUsers),
-        '--concurrency',
-        String(rosterUsers),
-        '--await-presence',
-        String(Math.min(rosterUsers - 1, Number(v['roster-contacts'] ?? 500))),
-        '--settle-ms',
-        '500',
-      ],
-      timeoutMs: 300_000,
-      ownAccounts: true,
-    },
-    {
-      // Each of the N clients that lose their connection has a contact (the other half of 2N
-      // clients) that writes to it meanwhile; reconnects and logins are 200 at a time alike.
-      name: 'resume',
-      args: [
-        '--users',
-        SM_USER_PATTERN,
-        '--password-pattern',
-        SM_PASSWORD_PATTERN,
-        '--clients',
-        String(2 * resumeClients),
-        '--concurrency',
-        '200',
-        '--sm',
-        '--resume',
-        '--resume-messages',
-        String(Math.max(1, Number(v['resume-messages'] ?? 5))),
-        '--settle-ms',
-        '500',
-      ],
-      timeoutMs: 300_000,
-      sm: true,
-      ownAccounts: true,
-    },
-  ];
-  const only = typeof v.scenarios === 'string' ? v.scenarios.split(',') : undefined;
-  return all.filter((s) => !only || only.includes(s.name));
-}
-
-/** Runs the load generator as its own process (pinned apart from the server) and returns its report. */
-function runGenerator(args: string[], launch: Launch, timeoutMs: number): Promise<LoadReport> {
-  const [cmd, argv] = wrap(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'load', 'cli.ts'), '--json', ...args], launch);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      for (const line of d.toString().split('\n')) if (line.trim()) log(`  ${line.trim()}`);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      try {
-        resolve(JSON.parse(out) as LoadReport);
-      } catch {
-        reject(new Error(`load generator ended (${code ?? signal}) without a report: ${err.split('\n').slice(-5).join(' | ')}`));
-      }
     });
   });
 }
@@ -280,24 +172,10 @@ async function main(): Promise<number> {
       for (const kind of kinds) {
         const port = ports.get(kind)!;
         // A fresh server process for every scenario, so each one's memory baseline is a cold start.
-        let server;
         try {
-          server = await kind.start({ ...serverLaunch, streamManagement: sc.sm });
-          log(`${kind.name} / ${sc.name}: server pid ${server.pid}`);
-          const busy0 = machineBusySeconds();
-          const srv0 = sampleProcess(server.pid);
-          const report = await runGenerator(['--port', String(port), '--domain', 'localhost', '--server-pid', String(server.pid), '--scram-cache', cacheFile, ...sc.args], genLaunch, sc.timeoutMs);
-          const srv1 = sampleProcess(server.pid);
-          const busy1 = machineBusySeconds();
-          const serverS = srv1.cpuSeconds - srv0.cpuSeconds;
-          const kernelS = busy1.interrupts - busy0.interrupts;
-          results.servers[kind.key]!.cpu[sc.name] = {
-            wallS: round3((srv1.at - srv0.at) / 1000),
-            serverS: round3(serverS),
-            generatorS: report.generator.processCpuS,
-            kernelS: round3(kernelS),
-            otherS: round3(Math.max(0, busy1.busy - busy0.busy - kernelS - serverS - report.generator.processCpuS)),
-          };
+          const genArgs = (pid: number): string[] => ['--port', String(port), '--domain', 'localhost', '--server-pid', String(pid), '--scram-cache', cacheFile, ...sc.args];
+          const { report, cpu } = await measure(kind, sc, serverLaunch, (pid) => runGenerator(genArgs(pid), genLaunch, sc.timeoutMs, log), log);
+          results.servers[kind.key]!.cpu[sc.name] = cpu;
           results.servers[kind.key]!.reports[sc.name] = report;
           // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
           if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
@@ -305,8 +183,6 @@ async function main(): Promise<number> {
         } catch (err) {
           results.errors[`${kind.key}/${sc.name}`] = (err as Error).message;
           log(`${kind.name} / ${sc.name}: FAILED: ${(err as Error).message}`);
-        } finally {
-          await server?.stop();
         }
       }
     }
@@ -332,9 +208,9 @@ async function main(): Promise<number> {
         const kind = kinds.find((k) => k.key === 'shoal')!;
         let server;
         try {
-          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir, streamManagement: pick.sm });
+          server = await kind.start({ ...serverLaunch, cpuProfileDir: profDir, streamManagement: pick.sm, mam: pick.mam });
           log(`profiling Shoal in the ${pick.name} scenario`);
-          await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs);
+          await runGenerator(['--port', String(server.port), '--domain', 'localhost', '--scram-cache', cacheFile, ...pick.args], genLaunch, pick.timeoutMs, log);
         } catch (err) {
           log(`profiling failed: ${(err as Error).message}`);
         } finally {
@@ -361,6 +237,8 @@ async function main(): Promise<number> {
     if (extraMd) process.stdout.write(`\n${extraMd}\n`);
     const tgt = targets(results);
     process.stdout.write(`\n${tgt}\n`);
+    const archiving = archivingTable(results);
+    if (archiving) process.stdout.write(`\nThe cost of archiving (chat with MAM off and on):\n\n${archiving}\n`);
     const m = {
       ...machine(),
       erlang: `OTP ${commandOutput('erl', ['-noshell', '-eval', 'io:format("~s", [erlang:system_info(otp_release)]), halt().'])}`,
@@ -386,7 +264,8 @@ async function main(): Promise<number> {
       '- STARTTLS required, one ECDSA P-256 self-signed certificate for all; TLS as negotiated by default (TLS 1.3 here).',
       '- SCRAM-SHA-1 with hashed credentials (StoredKey/ServerKey, 4096 iterations), byte-identical salts and keys on all servers; the client caches its keys (RFC 5802 §5.1), so a login costs the server what it costs in production.',
       '- Same accounts and rosters: user1..N (empty rosters); ruser1..R each with contacts = the other roster users + rcontact accounts, all subscription both.',
-      '- Modules: roster, disco, ping; no offline storage, no s2s, no rate limits (ejabberd listener without shaper); logs at warn.',
+      '- Modules: roster, disco, ping; no offline storage, no message archive (Shoal: `mam: { enabled: false }`) but in chat-mam, no s2s, no rate limits (ejabberd listener without shaper); logs at warn.',
+      "- chat-mam: the chat load with every message archived (XEP-0313) in the storage each server keeps its other data in: Shoal's mam module (`mam: { enabled: true, default: always }`, SQLite), Prosody's mod_mam (`default_archive_policy = true`, `archive_expires_after = \"never\"`, internal storage), ejabberd's mod_mam (`default: always`, Mnesia). The archived copies are counted in each server's storage before and after the run (server stopped): they must be 2 × messages sent (sender's and recipient's archive), and 0 in the plain chat scenario.",
       "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
@@ -405,6 +284,16 @@ async function main(): Promise<number> {
       '',
       tgt,
       '',
+      ...(archiving
+        ? [
+            '## The cost of archiving (MAM)',
+            '',
+            'The chat load with archiving off (`chat`) and on (`chat-mam`); "archived copies" is what each server\'s storage gained during the run (2 × sent when on, 0 when off).',
+            '',
+            archiving,
+            '',
+          ]
+        : []),
       ...(profileText ? ['## Where Shoal spends its CPU', '', profileText, ''] : []),
       ...(Object.keys(results.errors).length > 0 ? ['## Errors', '', ...Object.entries(results.errors).map(([k, e]) => `- ${k}: ${e.split('\n')[0]}`), ''] : []),
       '## Load generator and the rest of the machine',
@@ -449,11 +338,12 @@ function cpuOf(r: LoadReport | undefined): number {
   return r.server.cpuLoginS + r.server.cpuPresenceS + r.server.cpuMessagesS + r.server.cpuResumeS;
 }
 
-function summary(name: ScenarioName, r: LoadReport): string {
+function summary(name: ScenarioName, r: ScenarioReport): string {
   const s = r.server;
   const base = `${r.login.succeeded}/${r.clients} online in ${(r.login.elapsedMs / 1000).toFixed(1)} s (${r.login.sustainedPerSecond}/s sustained)`;
   const fails = r.login.failed > 0 ? `, ${r.login.failed} FAILED (${Object.keys(r.login.failures).slice(0, 2).join('; ')})` : '';
-  if (name === 'chat' && r.messages) return `${base}${fails}; ${r.messages.received}/${r.messages.requested} msgs, ${r.messages.perSecond}/s, p99 ${r.messages.latencyMs.p99} ms`;
+  const archived = r.archive ? `, ${r.archive.archived} archived copies (${r.archive.expected} expected)` : '';
+  if ((name === 'chat' || name === 'chat-mam') && r.messages) return `${base}${fails}; ${r.messages.received}/${r.messages.requested} msgs, ${r.messages.perSecond}/s, p99 ${r.messages.latencyMs.p99} ms${archived}`;
   if (name === 'idle' && s) return `${base}${fails}; ${s.rssPerClientKiB} KiB per connection`;
   if (name === 'roster') return `${base}${fails}; fan-out ${r.presence.complete ? 'complete' : 'INCOMPLETE'} after ${r.presence.elapsedMs} ms`;
   if (name === 'resume' && r.resume) {
@@ -464,7 +354,6 @@ function summary(name: ScenarioName, r: LoadReport): string {
   return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins`;
 }
 
-const round3 = (v: number): number => Number(v.toFixed(3));
 
 function generatorTable(results: Results): string {
   const rows = [

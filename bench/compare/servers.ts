@@ -2,9 +2,11 @@
 // STARTTLS required with the same certificate, SCRAM-SHA-1 hashed credentials,
 // roster/disco/ping, no offline storage, no s2s, logs at warn) and started as a
 // child process with its own config and data under the run's temp dir — never
-// through a system service, and never on a system port. Each has two configs
-// differing only in stream management (XEP-0198, resumption kept 300 s), which
-// only the resume scenario turns on.
+// through a system service, and never on a system port. Each has three configs:
+// the base one, one that adds stream management (XEP-0198, resumption kept
+// 300 s), which only the resume scenario uses, and one that adds message
+// archiving (XEP-0313, every message archived, in the storage the server keeps
+// its other data in), which only the chat-mam scenario uses.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { processTree } from '../load/proc.js';
 import { has } from '../shared/system.js';
+import { countEjabberdArchive, countProsodyArchive, countShoalArchive } from './archive.js';
 
 export interface Launch {
   /** CPU list for taskset (e.g. '0'), or undefined to not pin. */
@@ -26,12 +29,18 @@ export interface StartOptions extends Launch {
   cpuProfileDir?: string;
   /** Start with the config that offers XEP-0198 (resumption for 300 s); otherwise it is off. */
   streamManagement?: boolean;
+  /** Start with the config that archives every message (XEP-0313); otherwise nothing is archived. */
+  mam?: boolean;
 }
 
 /** Seconds a session whose connection dropped stays resumable, on every server. */
 const RESUME_TIMEOUT_S = 300;
-/** The two configs each server gets. */
-const SM_VARIANTS = [false, true] as const;
+/** The configs each server gets: the base one, + stream management, + message archiving. */
+type Variant = 'base' | 'sm' | 'mam';
+const VARIANTS: readonly Variant[] = ['base', 'sm', 'mam'];
+const variantOf = (opts: StartOptions): Variant => (opts.streamManagement ? 'sm' : opts.mam ? 'mam' : 'base');
+/** shoal.yaml, shoal-sm.yaml, shoal-mam.yaml, ... */
+const configName = (stem: string, v: Variant, ext: string): string => `${stem}${v === 'base' ? '' : `-${v}`}.${ext}`;
 
 export interface RunningServer {
   /** The process measured (the server itself, not a wrapper). */
@@ -51,6 +60,11 @@ export interface ServerKind {
    */
   prepare(dir: string, tls: TlsFiles, port: number, httpPort: number): Promise<void>;
   start(opts: StartOptions): Promise<RunningServer>;
+  /**
+   * Messages in the server's message archives (all accounts, each copy counted: a message is
+   * in its sender's and its recipient's archive), read from its storage while it is stopped.
+   */
+  archived(): Promise<number>;
 }
 
 export interface TlsFiles {
@@ -169,8 +183,6 @@ export function shoalConfig(dir: string, port: number, tls: TlsFiles): Record<st
       rate: { client: { bytes_per_second: 0, stanzas_per_second: 0 }, account: { bytes_per_second: 0, stanzas_per_second: 0 } },
     },
     log: { level: 'warn', format: 'json' },
-    // No message archive, as on the others (Shoal archives every message by default, XEP-0313).
-    mam: { enabled: false },
   };
 }
 
@@ -203,10 +215,15 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       dir = d;
       port = p;
       mkdirSync(dir, { recursive: true });
-      for (const sm of SM_VARIANTS) {
-        // Shoal offers XEP-0198 by default; the others do not unless their module is loaded.
-        const cfg = { ...shoalConfig(dir, port, tls), ...shoalWebConfig(httpPort), stream_management: sm ? { enabled: true, resume_timeout: RESUME_TIMEOUT_S } : { enabled: false } };
-        writeFileSync(join(dir, sm ? 'shoal-sm.yaml' : 'shoal.yaml'), stringify(cfg));
+      for (const v of VARIANTS) {
+        // Shoal offers XEP-0198 and archives messages by default; the others do neither unless their module is loaded.
+        const cfg = {
+          ...shoalConfig(dir, port, tls),
+          ...shoalWebConfig(httpPort),
+          stream_management: v === 'sm' ? { enabled: true, resume_timeout: RESUME_TIMEOUT_S } : { enabled: false },
+          mam: v === 'mam' ? { enabled: true, default: 'always' } : { enabled: false },
+        };
+        writeFileSync(join(dir, configName('shoal', v, 'yaml')), stringify(cfg));
       }
       const dist = join(repo, 'dist', 'cli', 'main.js');
       entry = useDist && existsSync(dist) ? [dist] : ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts')];
@@ -214,12 +231,13 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
     async start(opts) {
       const logFile = join(dir, 'shoal.log');
       const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
-      const config = join(dir, opts.streamManagement ? 'shoal-sm.yaml' : 'shoal.yaml');
+      const config = join(dir, configName('shoal', variantOf(opts), 'yaml'));
       const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', config], opts, process.env, repo, logFile);
       await waitForPort(port, child, 60_000, logFile);
       const pid = child.pid!;
       return { pid, port, logFile, stop: () => stopChild(child, pid) };
     },
+    archived: () => countShoalArchive(join(dir, 'data', 'shoal.sqlite')),
   };
 }
 
@@ -237,9 +255,11 @@ export function prosody(): ServerKind {
       port = p;
       mkdirSync(join(dir, 'data'), { recursive: true });
       const q = (s: string): string => JSON.stringify(s);
-      for (const sm of SM_VARIANTS) {
+      for (const v of VARIANTS) {
+        const sm = v === 'sm';
+        const mam = v === 'mam';
         writeFileSync(
-          join(dir, sm ? 'prosody-sm.cfg.lua' : 'prosody.cfg.lua'),
+          join(dir, configName('prosody', v, 'cfg.lua')),
           [
             '-- Generated by bench/compare: a private instance on loopback, not the system service.',
             'run_as_root = true',
@@ -256,9 +276,13 @@ export function prosody(): ServerKind {
             'http_interfaces = { "127.0.0.1" }',
             'https_ports = { }',
             'consider_websocket_secure = true',
-            `modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "websocket"${sm ? '; "smacks"' : ''} }`,
+            `modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "websocket"${sm ? '; "smacks"' : ''}${mam ? '; "mam"' : ''} }`,
             // mod_smacks ships with 0.12; its hibernation time is the resume timeout.
             ...(sm ? [`smacks_hibernation_time = ${RESUME_TIMEOUT_S}`] : []),
+            // mod_mam ships with 0.12 and keeps its archive in the default storage (internal, like
+            // everything else here): every message archived for every account, kept for ever
+            // (Shoal's default; "1w" would add a per-message expiry bookkeeping write).
+            ...(mam ? ['default_archive_policy = true', 'archive_expires_after = "never"'] : []),
             'modules_disabled = { "s2s"; "offline" }',
             'authentication = "internal_hashed"',
             'default_iteration_count = 4096',
@@ -278,13 +302,14 @@ export function prosody(): ServerKind {
     },
     async start(opts) {
       const logFile = join(dir, 'prosody.out');
-      const config = join(dir, opts.streamManagement ? 'prosody-sm.cfg.lua' : 'prosody.cfg.lua');
+      const config = join(dir, configName('prosody', variantOf(opts), 'cfg.lua'));
       const child = launch('prosody', ['--config', config, '-F'], opts, process.env, dir, logFile);
       await waitForPort(port, child, 60_000, logFile);
       // prosody is a Lua script: its interpreter is the process (the wrappers exec it).
       const pid = child.pid!;
       return { pid, port, logFile: join(dir, 'prosody.log'), stop: () => stopChild(child, pid) };
     },
+    archived: async () => countProsodyArchive(join(dir, 'data'), 'localhost'),
   };
 }
 
@@ -307,9 +332,9 @@ export function ejabberd(termsFile: () => string): ServerKind {
       writeFileSync(join(dir, 'tls.pem'), readFileSync(tls.cert, 'utf8') + readFileSync(tls.key, 'utf8'));
       // No shaper on the listener (ejabberd's example config throttles c2s to 1000 B/s), and
       // the accept queue as deep as Node's default so bursts of connects are not dropped.
-      for (const sm of SM_VARIANTS) {
+      for (const v of VARIANTS) {
         writeFileSync(
-          join(dir, sm ? 'ejabberd-sm.yml' : 'ejabberd.yml'),
+          join(dir, configName('ejabberd', v, 'yml')),
           [
             '# Generated by bench/compare: a private instance on loopback, not the system service.',
             'hosts:',
@@ -354,7 +379,9 @@ export function ejabberd(termsFile: () => string): ServerKind {
             // size capped as Shoal's default (ejabberd's own default max_users is 200).
             '  mod_muc: { max_users: 1000 }',
             // The c2s listener's stream_management option defaults to true: loading the module is what turns XEP-0198 on.
-            ...(sm ? [`  mod_stream_mgmt: { resume_timeout: ${RESUME_TIMEOUT_S} }`] : []),
+            ...(v === 'sm' ? [`  mod_stream_mgmt: { resume_timeout: ${RESUME_TIMEOUT_S} }`] : []),
+            // Every message archived for every account, in Mnesia like the accounts and rosters.
+            ...(v === 'mam' ? ['  mod_mam: { db_type: mnesia, default: always }'] : []),
             '',
           ].join('\n'),
         );
@@ -365,7 +392,7 @@ export function ejabberd(termsFile: () => string): ServerKind {
       const env = {
         ...process.env,
         ERL_LIBS: '/usr/lib/x86_64-linux-gnu',
-        EJABBERD_CONFIG_PATH: join(dir, opts.streamManagement ? 'ejabberd-sm.yml' : 'ejabberd.yml'),
+        EJABBERD_CONFIG_PATH: join(dir, configName('ejabberd', variantOf(opts), 'yml')),
         EJABBERD_LOG_PATH: join(dir, 'logs', 'ejabberd.log'),
         ERL_MAX_PORTS: String(opts.nofile),
         ERL_CRASH_DUMP: join(dir, 'logs', 'erl_crash.dump'),
@@ -418,6 +445,7 @@ export function ejabberd(termsFile: () => string): ServerKind {
       if (beam === undefined) throw new Error('could not find the ejabberd VM process (beam.smp)');
       return { pid: beam, port, logFile: join(dir, 'logs', 'ejabberd.log'), stop: () => stopChild(child, beam) };
     },
+    archived: async () => countEjabberdArchive(join(dir, 'db')),
   };
 }
 

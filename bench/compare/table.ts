@@ -3,7 +3,7 @@
 // targets of issue 5.
 import type { LoadReport } from '../load/run.js';
 
-export const SCENARIOS = ['login', 'idle', 'chat', 'roster', 'resume'] as const;
+export const SCENARIOS = ['login', 'idle', 'chat', 'chat-mam', 'roster', 'resume'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 export type ServerKey = 'shoal' | 'prosody' | 'ejabberd';
 
@@ -18,20 +18,31 @@ export interface CpuShare {
   otherS: number;
 }
 
+/** What the server's archives gained during a chat scenario, counted in its storage before start and after stop. */
+export interface ArchiveCheck {
+  /** Archived copies added during the run. */
+  archived: number;
+  /** With archiving on: 2 × messages sent (the sender's and the recipient's archive); off: 0. */
+  expected: number;
+}
+
+/** The load generator's report, and for the chat scenarios what the server archived meanwhile. */
+export type ScenarioReport = LoadReport & { archive?: ArchiveCheck };
+
 export interface Results {
   scenarios: ScenarioName[];
   servers: Partial<
-    Record<ServerKey, { name: string; version: string; reports: Partial<Record<ScenarioName, LoadReport>>; cpu: Partial<Record<ScenarioName, CpuShare>> }>
+    Record<ServerKey, { name: string; version: string; reports: Partial<Record<ScenarioName, ScenarioReport>>; cpu: Partial<Record<ScenarioName, CpuShare>> }>
   >;
   errors: Record<string, string>;
 }
 
 export interface Metric {
   scenario: ScenarioName;
-  label: (r: LoadReport) => string;
+  label: (r: ScenarioReport) => string;
   /** 'up': more is better; 'down': less is better; 'none': a count to check, not compare. */
   better: 'up' | 'down' | 'none';
-  value: (r: LoadReport) => number | undefined;
+  value: (r: ScenarioReport) => number | undefined;
   /** Shown in the chart. */
   chart?: string;
   digits?: number;
@@ -60,6 +71,15 @@ export const METRICS: Metric[] = [
   { scenario: 'chat', label: () => 'message latency p99 (ms)', better: 'down', value: (r) => r.messages?.latencyMs.p99, chart: 'msg p99', digits: 2 },
   { scenario: 'chat', label: () => 'server CPU s per 100,000 messages', better: 'down', value: (r) => r.server?.cpuPer100kMessages, chart: 'CPU/msg', digits: 2 },
   { scenario: 'chat', label: () => 'messages lost', better: 'none', value: (r) => r.messages?.lost, digits: 0, mustBeZero: true },
+  { scenario: 'chat', label: () => 'messages archived (archiving off)', better: 'none', value: (r) => r.archive?.archived, digits: 0, mustBeZero: true },
+  // The same load with every message archived (XEP-0313): Shoal's mam, Prosody's and ejabberd's mod_mam.
+  { scenario: 'chat-mam', label: () => 'messages/s', better: 'up', value: (r) => r.messages?.perSecond, chart: 'messages/s', digits: 0 },
+  { scenario: 'chat-mam', label: () => 'message latency p50 (ms)', better: 'down', value: (r) => r.messages?.latencyMs.p50, digits: 2 },
+  { scenario: 'chat-mam', label: () => 'message latency p99 (ms)', better: 'down', value: (r) => r.messages?.latencyMs.p99, chart: 'msg p99', digits: 2 },
+  { scenario: 'chat-mam', label: () => 'server CPU s per 100,000 messages', better: 'down', value: (r) => r.server?.cpuPer100kMessages, chart: 'CPU/msg', digits: 2 },
+  { scenario: 'chat-mam', label: () => 'messages lost', better: 'none', value: (r) => r.messages?.lost, digits: 0, mustBeZero: true },
+  { scenario: 'chat-mam', label: () => 'archived copies (sender + recipient)', better: 'none', value: (r) => r.archive?.archived, digits: 0 },
+  { scenario: 'chat-mam', label: () => 'archive copies missing (2 × sent − archived)', better: 'none', value: (r) => (r.archive ? r.archive.expected - r.archive.archived : undefined), digits: 0, mustBeZero: true },
   { scenario: 'roster', label: () => 'logins/s', better: 'up', value: (r) => r.login.perSecond, digits: 0 },
   {
     scenario: 'roster',
@@ -106,7 +126,7 @@ export function advantage(m: Metric, shoal: number | undefined, other: number | 
   return m.better === 'up' ? r : 1 / r;
 }
 
-function report(results: Results, server: ServerKey, scenario: ScenarioName): LoadReport | undefined {
+function report(results: Results, server: ServerKey, scenario: ScenarioName): ScenarioReport | undefined {
   return results.servers[server]?.reports[scenario];
 }
 
@@ -170,4 +190,51 @@ export function targets(results: Results): string {
     lines.push(`| ${what} | ${fmt(vsP)} | ${op} ${goal} | ${met(vsP, goal)} | ${fmt(vsE)} | ${op} 1 | ${met(vsE, 1)} |`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The cost of archiving (issue 11): the chat load with archiving off (`chat`) and on
+ * (`chat-mam`), Shoal's two runs beside Prosody's and ejabberd's with mod_mam, then each
+ * server's own off/on change. Empty when chat-mam did not run.
+ */
+export function archivingTable(results: Results): string {
+  if (!results.scenarios.includes('chat-mam')) return '';
+  const cols: { key: ServerKey; sc: ScenarioName; head: string }[] = [
+    { key: 'shoal', sc: 'chat', head: 'Shoal, MAM off' },
+    { key: 'shoal', sc: 'chat-mam', head: 'Shoal, MAM on' },
+    { key: 'prosody', sc: 'chat-mam', head: 'Prosody, mod_mam' },
+    { key: 'ejabberd', sc: 'chat-mam', head: 'ejabberd, mod_mam' },
+  ];
+  const present = cols.filter((c) => results.servers[c.key] && results.scenarios.includes(c.sc));
+  const cpu1000 = (r: ScenarioReport): number | undefined => (r.server && r.messages?.received ? r.server.cpuPer100kMessages / 100 : undefined);
+  const archived = (r: ScenarioReport): string => (r.archive ? `${fmt(r.archive.archived, 0)} of ${fmt(r.archive.expected, 0)}` : '—');
+  const rows: [string, (r: ScenarioReport) => string][] = [
+    ['messages/s', (r) => fmt(r.messages?.perSecond, 0)],
+    ['server CPU s per 1,000 messages', (r) => fmt(cpu1000(r), 3)],
+    ['message latency p50 / p99 (ms)', (r) => (r.messages ? `${fmt(r.messages.latencyMs.p50, 2)} / ${fmt(r.messages.latencyMs.p99, 2)}` : '—')],
+    ['messages received of sent', (r) => (r.messages ? `${fmt(r.messages.received, 0)} of ${fmt(r.messages.sent, 0)}` : '—')],
+    ['archived copies during the run (of 2 × sent when on)', archived],
+  ];
+  const out = [`| figure | ${present.map((c) => c.head).join(' | ')} |`, `|---|${present.map(() => '---:|').join('')}`];
+  for (const [label, f] of rows) {
+    out.push(`| ${label} | ${present.map((c) => { const r = report(results, c.key, c.sc); return r ? f(r) : '—'; }).join(' | ')} |`);
+  }
+  // Each server against itself: what turning archiving on costs it.
+  const own = (['shoal', 'prosody', 'ejabberd'] as ServerKey[]).filter((k) => report(results, k, 'chat') && report(results, k, 'chat-mam'));
+  if (own.length > 0) {
+    out.push('', '| server | messages/s off | on | change | CPU s / 1,000 messages off | on | change |', '|---|---:|---:|---:|---:|---:|---:|');
+    const pct = (on: number | undefined, off: number | undefined): string => {
+      const r = ratio(on, off);
+      return r === undefined ? '—' : `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(0)}%`;
+    };
+    for (const k of own) {
+      const off = report(results, k, 'chat')!;
+      const on = report(results, k, 'chat-mam')!;
+      out.push(
+        `| ${results.servers[k]!.name} | ${fmt(off.messages?.perSecond, 0)} | ${fmt(on.messages?.perSecond, 0)} | ${pct(on.messages?.perSecond, off.messages?.perSecond)} | ` +
+          `${fmt(cpu1000(off), 3)} | ${fmt(cpu1000(on), 3)} | ${pct(cpu1000(on), cpu1000(off))} |`,
+      );
+    }
+  }
+  return out.join('\n');
 }

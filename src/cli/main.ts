@@ -20,6 +20,9 @@ import { SERVER_VERSION } from '../version.js';
 import { dataOwners } from '../modules/data.js';
 import { exportData, importData, migrateOwners, TransferError, type TransferSummary } from '../storage/sql/transfer.js';
 import { SqlMamStore } from '../modules/mam/store.js';
+import { SqlUploadStore } from '../modules/upload/store.js';
+import { purgeExpired, removeUserUploads } from '../modules/upload/purge.js';
+import { uploadDir } from '../modules/upload/upload.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -289,6 +292,8 @@ export function buildProgram(): Command {
         // The archive first, in batches: a large one deleted by the account's cascade would hold
         // the database's write lock for as long as that takes, and a running server waits on it.
         await (await SqlMamStore.open(s.sql)).purge(jid.domain, jid.local);
+        // The uploaded files (their rows would go with the account; the files would stay behind).
+        if (config.upload !== false) await removeUserUploads(await SqlUploadStore.open(s.sql), uploadDir(config, config.upload), jid.domain, jid.local);
         return s.accounts.remove(jid.domain, jid.local);
       });
       if (!ok) throw new UsageError(`${jid.toString()} does not exist`);
@@ -352,6 +357,25 @@ export function buildProgram(): Command {
       for (const t of tokens) console.log(describeToken(t, now));
     });
   // XEP-0313 message archives.
+  const upload = program.command('upload').description('manage uploaded files (XEP-0363)');
+  upload
+    .command('purge')
+    .description('delete uploaded files older than upload.expire_after_days, or stored before a date, and slots never used')
+    .option('--before <date>', 'delete files stored before this date instead (ISO 8601, e.g. 2024-01-31 or 2024-01-31T12:00:00Z)')
+    .action(async (o: { before?: string }) => {
+      const config = load(program.opts<GlobalOpts>());
+      if (config.upload === false) throw new UsageError('upload is turned off in the configuration');
+      const cfg = config.upload;
+      let before = Date.now() - cfg.expire_after_days * 86_400_000;
+      if (o.before !== undefined) {
+        const text = /^\d{4}-\d{2}-\d{2}$/.test(o.before) ? `${o.before}T00:00:00Z` : o.before;
+        before = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? Date.parse(text) : NaN;
+        if (!Number.isFinite(before)) throw new UsageError(`invalid --before '${o.before}' (e.g. 2024-01-31 or 2024-01-31T12:00:00Z)`);
+      }
+      const deleted = await withStorage(config, async (s) => purgeExpired(await SqlUploadStore.open(s.sql), uploadDir(config, cfg), new Date(before)));
+      console.log(`deleted ${deleted} upload(s) stored before ${new Date(before).toISOString()}`);
+    });
+
   const mam = program.command('mam').description('manage message archives (XEP-0313)');
   mam
     .command('purge <jid>')

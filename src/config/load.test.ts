@@ -44,6 +44,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     vcard: { max_bytes: 65536 },
     pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
     muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
+    upload: { domain: 'upload.{host}', max_file_bytes: 104857600, quota_bytes: 1073741824, expire_after_days: 30, put_expiry: 300, cleanup_interval: 3600 },
     log: { level: 'info', format: 'auto' },
     metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
   };
@@ -170,6 +171,7 @@ describe('loadConfig', () => {
       vcard: { max_bytes: 65536 },
       pep: { max_nodes: 100, max_items: 256, max_item_bytes: 262144, max_bytes_per_account: 16777216, private_max_bytes: 65536, private_max_entries: 100, caps_cache_size: 1000, caps_timeout: 10 },
       muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
+      upload: { domain: 'upload.{host}', max_file_bytes: 104857600, quota_bytes: 1073741824, expire_after_days: 30, put_expiry: 300, cleanup_interval: 3600 },
       log: { level: 'debug', format: 'json' },
       metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
     } satisfies Config);

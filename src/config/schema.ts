@@ -401,6 +401,43 @@ export const configSchema = z
         ]),
       )
       .prefault({}),
+    /**
+     * XEP-0363 HTTP file upload: one service per host, on whenever an http or https listener is
+     * on; false turns it off.
+     */
+    upload: z
+      .preprocess(
+        (v) => (v === null || v === true ? {} : v),
+        z.union([
+          z.literal(false),
+          z.strictObject({
+            /** The service's domain; {host} stands for each entry of hosts. */
+            domain: z
+              .string()
+              .default('upload.{host}')
+              .transform((s) => s.toLowerCase().replace(/\.$/, ''))
+              .pipe(
+                z
+                  .string()
+                  .min(1, 'must not be empty')
+                  .refine((s) => !/[\s@/]/.test(s), 'not a domain name'),
+              ),
+            /** The largest file (bytes); a larger slot request gets file-too-large (XEP-0363 §5). */
+            max_file_bytes: z.number().int().min(1).default(100 * 1024 * 1024),
+            /** All stored files of one user together (bytes); beyond, resource-constraint. */
+            quota_bytes: z.number().int().min(1).default(1024 * 1024 * 1024),
+            /** Files are deleted this many days after their upload (fractions allowed). */
+            expire_after_days: z.number().positive().default(30),
+            /** Where the files are kept; default <data_dir>/uploads. */
+            path: z.string().min(1).optional(),
+            /** Seconds a slot's PUT URL stays valid. */
+            put_expiry: seconds(300),
+            /** Seconds between two passes of the job that deletes expired files. */
+            cleanup_interval: seconds(3600),
+          }),
+        ]),
+      )
+      .prefault({}),
     vcard: section({
       /** XEP-0054 vCards larger than this (serialised, in bytes) are refused. */
       max_bytes: z.number().int().min(1).default(65536),
@@ -475,6 +512,22 @@ export const configSchema = z
         }
       }
     }
+    if (c.upload !== false) {
+      const pattern = c.upload.domain;
+      if (c.hosts.length > 1 && !pattern.includes('{host}')) {
+        ctx.addIssue({ code: 'custom', path: ['upload', 'domain'], message: 'with more than one host, the domain must contain {host}', input: pattern });
+      }
+      for (const h of c.hosts) {
+        const d = pattern.split('{host}').join(h);
+        if (c.hosts.includes(d)) ctx.addIssue({ code: 'custom', path: ['upload', 'domain'], message: `${d} is an account host, not a service domain`, input: pattern });
+        if (c.muc !== false && c.muc.domain.split('{host}').join(h) === d) {
+          ctx.addIssue({ code: 'custom', path: ['upload', 'domain'], message: `${d} is also the muc domain`, input: pattern });
+        }
+        if (c.components?.services.some((s) => s.domain === d)) {
+          ctx.addIssue({ code: 'custom', path: ['upload', 'domain'], message: `${d} is also a component's domain`, input: pattern });
+        }
+      }
+    }
     for (const key of ['https', 'c2s_direct_tls'] as const) {
       if (c[key] !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} needs a tls section`, input: c[key] });
     }
@@ -498,4 +551,5 @@ export type JwtConfig = NonNullable<TokensConfig['jwt']>;
 export type AuthConfig = Config['auth'];
 export type RateLimitConfig = Config['sasl']['rate_limit'];
 export type ComponentsConfig = NonNullable<Config['components']>;
+export type UploadConfig = Exclude<Config['upload'], false>;
 export type HttpConfig = NonNullable<Config['http']>;

@@ -11,8 +11,10 @@ import type { Router } from './router.js';
 import type { EndReason, OutgoingFilter, Session } from './session.js';
 import type { Caches } from './cache.js';
 import type { StanzaError, StreamError } from './errors.js';
+import type { HttpHandler } from './http.js';
 
 export type { EndReason, OutgoingFilter } from './session.js';
+export type { HttpHandler, HttpRequestInfo } from './http.js';
 
 export interface IqRequest {
   /** The whole IQ, with 'from' stamped by the server. */
@@ -201,6 +203,14 @@ export interface ServerApi {
   registerService(domain: string, handler: ServiceHandler, options?: ServiceOptions): () => void;
   /** The services under a served host (their domain ends with '.' + host), for its disco#items. */
   services(host: string): readonly ServiceInfo[];
+
+  /**
+   * Serves the HTTP requests whose path starts with `prefix` ('/name/') on every HTTP listener
+   * (XEP-0363 uploads). Returns the function that removes the route.
+   */
+  handleHttp(prefix: string, handler: HttpHandler): () => void;
+  /** The base URL (no trailing slash) clients reach the HTTP listeners at for `host`; undefined before they listen or without one. */
+  httpBaseUrl(host: string): string | undefined;
 
   on<E extends keyof ServerEvents>(event: E, listener: ServerEvents[E]): void;
   /** Tells every listener of the event; a failing listener is logged and does not stop the others. */

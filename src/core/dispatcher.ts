@@ -19,6 +19,7 @@ import type { Router } from './router.js';
 import type { EndReason, Session, SessionHost } from './session.js';
 import type { AccountDirectory } from './credentials.js';
 import { Caches } from './cache.js';
+import { HttpRoutes, type HttpHandler } from './http.js';
 import { HookChain, runUntilHandled } from './hooks.js';
 import type {
   AddressedHook,
@@ -86,6 +87,8 @@ export class Dispatcher implements ServerApi, SessionHost {
   private readonly detachHooks = new HookChain<DetachHook>();
   private readonly deliveryFilters: DeliveryFilter[] = [];
   private readonly servicesByDomain = new Map<string, Service>();
+  /** HTTP paths modules serve, and the listeners' base URL (core/http.ts). */
+  readonly http = new HttpRoutes();
   private readonly listeners: { [E in keyof ServerEvents]: ServerEvents[E][] } = {
     'session-bound': [],
     'session-ended': [],
@@ -221,6 +224,14 @@ export class Dispatcher implements ServerApi, SessionHost {
     return () => {
       if (this.servicesByDomain.get(d) === service) this.servicesByDomain.delete(d);
     };
+  }
+
+  handleHttp(prefix: string, handler: HttpHandler): () => void {
+    return this.http.add(prefix, handler);
+  }
+
+  httpBaseUrl(host: string): string | undefined {
+    return this.http.baseUrl(host);
   }
 
   services(host: string): readonly ServiceInfo[] {

@@ -9,7 +9,8 @@ import { pushData } from './push/store.js';
 import { pepData } from './pep/store.js';
 import { mamData } from './mam/store.js';
 import { mucData } from './muc/store.js';
+import { uploadData } from './upload/store.js';
 
 export function dataOwners(): DataOwner[] {
-  return [coreData, presenceData, offlineData, pushData, pepData, mamData, mucData];
+  return [coreData, presenceData, offlineData, pushData, pepData, mamData, mucData, uploadData];
 }

@@ -16,9 +16,10 @@ import { pepModule } from './pep/pep.js';
 import { mamModule } from './mam/mam.js';
 import { mucModule } from './muc/muc.js';
 import { extdiscoModule } from './extdisco/extdisco.js';
+import { uploadModule } from './upload/upload.js';
 
 export function defaultModules(): Module[] {
   // The order of their hooks is set by each hook's priority, not by this list; modules
   // start in this order except where `depends` asks for another.
-  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, csiModule, mamModule, carbonsModule, pushModule, pepModule, mucModule, extdiscoModule];
+  return [pingModule, discoModule, versionModule, rosterModule, blockingModule, vcardModule, offlineModule, presenceModule, smModule, csiModule, mamModule, carbonsModule, pushModule, pepModule, mucModule, extdiscoModule, uploadModule];
 }

@@ -127,7 +127,7 @@ class Session(slixmpp.ClientXMPP):
         self.reply = asyncio.get_running_loop().create_future()
         self.send_message(mto=self.args.peer, mbody=self.args.body, mtype='chat')
         emit('message_sent', to=self.args.peer, body=self.args.body)
-        msg = await asyncio.wait_for(self.reply, timeout=5)
+        msg = await asyncio.wait_for(self.reply, timeout=self.args.reply_timeout)
         emit('reply', **{'from': str(msg['from']), 'to': str(msg['to'])}, body=msg['body'], type=msg['type'])
 
         # RFC 6121 §2.1.3 (with §2.6 versioning when the server announces it).
@@ -186,6 +186,7 @@ def parse_args():
     add_login_args(p)
     p.add_argument('--peer', required=True, help='JID to send the message to; it must reply')
     p.add_argument('--body', default='hello from slixmpp')
+    p.add_argument('--reply-timeout', type=float, default=5, help='seconds the peer has to reply')
     p.add_argument('--token', help='access token for X-OAUTH2')
     p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
     p.add_argument('--timeout', type=float, default=15)

@@ -31,15 +31,15 @@ export interface ScriptRun {
   all(kind: string): ScriptEvent[];
 }
 
-/** Runs client.py to completion (it has its own overall timeout; this one is a backstop). */
-export function runSlixmppScript(args: string[]): Promise<ScriptRun> {
+/** Runs client.py to completion (it has its own overall timeout, `--timeout`; `backstopMs` is a last resort). */
+export function runSlixmppScript(args: string[], backstopMs = 15_000): Promise<ScriptRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, [CLIENT_SCRIPT, '--timeout', '8', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const backstop = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const backstop = setTimeout(() => child.kill('SIGKILL'), backstopMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(backstop);

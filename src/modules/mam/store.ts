@@ -177,6 +177,15 @@ function filtered<O>(q: SelectQueryBuilder<MamTables, 'mam_messages', O>, archiv
   return q;
 }
 
+/** An append waiting for its transaction (SqlMamStore.append). */
+interface QueuedAppend {
+  host: string;
+  username: string;
+  rows: { id: string; ts: number; with_bare: string; with_resource: string; stanza: string }[];
+  done(): void;
+  failed(err: unknown): void;
+}
+
 /** An archive with its message count, for the retention job. */
 export interface ArchiveSize {
   archive: number;
@@ -216,29 +225,72 @@ export class SqlMamStore {
     return this.lastTs;
   }
 
+  /** Appends waiting for the next write (see append()). */
+  private queued: QueuedAppend[] = [];
+  private flushing = false;
+
   /**
-   * Archives messages for an account, in order, in one transaction; returns their archive ids.
-   * Throws for an unknown account (a foreign key error) and when the database fails.
+   * Archives messages for an account, in order; resolves with their archive ids once they are
+   * stored. Appends made while the event loop handles one batch of input are written together,
+   * in the order they were made, in one transaction: a transaction per message would hold the
+   * one SQLite connection (and cost a commit) for every copy, and every other query would wait
+   * behind it. Rejects for an unknown account (a foreign key error) and when the database fails;
+   * one failing append does not fail the others written with it.
    */
-  async append(host: string, username: string, messages: readonly NewMessage[]): Promise<string[]> {
-    if (messages.length === 0) return [];
+  append(host: string, username: string, messages: readonly NewMessage[]): Promise<string[]> {
+    if (messages.length === 0) return Promise.resolve([]);
     const rows = messages.map((m) => ({ id: newArchiveId(), ts: this.stamp(m.ts), with_bare: m.withBare, with_resource: m.withResource, stanza: m.stanza }));
-    await this.db.transaction().execute(async (trx) => {
-      const { archive } = await trx
-        .insertInto('mam_archives')
-        .values({ host, username, messages: rows.length })
-        .onConflict((oc) => oc.columns(['host', 'username']).doUpdateSet((eb) => ({ messages: eb('mam_archives.messages', '+', rows.length) })))
-        .returning('archive')
-        .executeTakeFirstOrThrow();
-      // SQLite limits the variables of one statement; 6 per row.
-      for (let i = 0; i < rows.length; i += 150) {
-        await trx
-          .insertInto('mam_messages')
-          .values(rows.slice(i, i + 150).map((r) => ({ ...r, archive: Number(archive) })))
-          .execute();
+    return new Promise((resolve, reject) => {
+      this.queued.push({ host, username, rows, done: () => resolve(rows.map((r) => r.id)), failed: reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
       }
     });
-    return rows.map((r) => r.id);
+  }
+
+  /** Writes what is queued, then what was queued meanwhile, until nothing is left. */
+  private async flush(): Promise<void> {
+    try {
+      while (this.queued.length > 0) {
+        const batch = this.queued;
+        this.queued = [];
+        try {
+          await this.db.transaction().execute(async (trx) => {
+            for (const a of batch) await SqlMamStore.write(trx, a);
+          });
+          for (const a of batch) a.done();
+        } catch {
+          // One bad append (e.g. an account deleted meanwhile) must not lose the others: each alone.
+          for (const a of batch) {
+            try {
+              await this.db.transaction().execute((trx) => SqlMamStore.write(trx, a));
+              a.done();
+            } catch (err) {
+              a.failed(err);
+            }
+          }
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private static async write(trx: Kysely<MamTables>, a: QueuedAppend): Promise<void> {
+    const { archive } = await trx
+      .insertInto('mam_archives')
+      .values({ host: a.host, username: a.username, messages: a.rows.length })
+      .onConflict((oc) => oc.columns(['host', 'username']).doUpdateSet((eb) => ({ messages: eb('mam_archives.messages', '+', a.rows.length) })))
+      .returning('archive')
+      .executeTakeFirstOrThrow();
+    // SQLite limits the variables of one statement; 6 per row.
+    for (let i = 0; i < a.rows.length; i += 150) {
+      await trx
+        .insertInto('mam_messages')
+        .values(a.rows.slice(i, i + 150).map((r) => ({ ...r, archive: Number(archive) })))
+        .execute();
+    }
   }
 
   async getPrefs(host: string, username: string): Promise<Prefs> {

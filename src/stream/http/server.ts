@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../log/logger.js';
 import { StreamError } from '../../core/errors.js';
 import { addressKey } from '../../core/address.js';
+import type { HttpHandler } from '../../core/http.js';
 import type { Framing } from '../framing.js';
 import type { HeldConnection, ListenAddress, Listener } from '../listeners.js';
 import type { TlsSettings, Transport } from '../transport.js';
@@ -55,6 +56,8 @@ export interface HttpListenerOptions {
   defaultDomain: string;
   /** /metrics, when metrics are on: the exposition text and who may read it. */
   metrics?: () => MetricsEndpoint | undefined;
+  /** Paths served by modules (core/http.ts: XEP-0363 uploads), looked up by path. */
+  routes?: (path: string) => HttpHandler | undefined;
 }
 
 export interface MetricsEndpoint {
@@ -120,7 +123,7 @@ function corsHeaders(req: http.IncomingMessage, settings: HttpSettings): Record<
   if (origin === undefined || !originAllowed(origin, settings)) return {};
   return {
     'Access-Control-Allow-Origin': settings.allowed_origins.includes('*') ? '*' : origin,
-    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+    'Access-Control-Allow-Methods': 'GET, HEAD, POST, PUT, OPTIONS',
     'Access-Control-Allow-Headers': 'Content-Type',
     'Access-Control-Max-Age': '86400',
     Vary: 'Origin',
@@ -242,6 +245,8 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
       );
       return;
     }
+    const route = o.routes?.(path);
+    if (route !== undefined) return route(req, res, { path, query: url.searchParams, cors, remoteAddress: peerOf(req, settings).remoteAddress });
     if (settings.web_client && (req.method === 'GET' || req.method === 'HEAD')) {
       if (path === '/' || path === '/index.html') return send(200, 'text/html; charset=utf-8', indexHtml(), { 'X-Content-Type-Options': 'nosniff' });
       if (path === '/converse-pre.js') return send(200, 'text/javascript; charset=utf-8', preScript());
