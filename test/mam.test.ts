@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, trustCertificate, waitUntil, xml, type XmlElement, type XmppJsClient } from './support/xmppjs.js';
 import { XjsClient, slixmppMissing } from './support/im-clients.js';
-import { PYTHON, type ScriptEvent } from './support/slixmpp.js';
+import { PYTHON, scriptEvents, type ScriptEvent } from './support/slixmpp.js';
 
 const NS_MAM = 'urn:xmpp:mam:2';
 const NS_RSM = 'http://jabber.org/protocol/rsm';
@@ -371,16 +371,7 @@ function runMamScript(args: string[]): Promise<ScriptEvent[]> {
     child.on('error', reject);
     child.on('close', () => {
       clearTimeout(backstop);
-      const events = out
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l): ScriptEvent => {
-          try {
-            return JSON.parse(l) as ScriptEvent;
-          } catch {
-            return { event: 'unparsable', line: l };
-          }
-        });
+      const events = scriptEvents(out);
       if (!events.some((e) => e.event === 'done' && e.ok === true)) events.push({ event: 'stderr', stderr: err.slice(-4000) });
       resolve(events);
     });

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestServer } from './support/server.js';
 import { login } from './support/login.js';
-import { PYTHON, slixmppMissing, type ScriptEvent } from './support/slixmpp.js';
+import { PYTHON, slixmppMissing, scriptEvents, type ScriptEvent } from './support/slixmpp.js';
 
 const SCRIPT = join(import.meta.dirname, 'slixmpp', 'upload_client.py');
 
@@ -25,16 +25,7 @@ function runScript(args: string[]): Promise<{ code: number | null; events: Scrip
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(backstop);
-      const events = out
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l): ScriptEvent => {
-          try {
-            return JSON.parse(l) as ScriptEvent;
-          } catch {
-            return { event: 'unparsable', line: l };
-          }
-        });
+      const events = scriptEvents(out);
       resolve({ code, events, output: out + err });
     });
   });

@@ -58,6 +58,18 @@ export interface HeldConnection {
 /** How long shutdown waits for connections to close after system-shutdown. */
 const SHUTDOWN_GRACE_MS = 3_000;
 
+/** RFC 6120 §4.9.3.22: ends every held stream with system-shutdown and waits for them (at most SHUTDOWN_GRACE_MS). */
+export async function closeStreams(held: Iterable<HeldConnection>): Promise<void> {
+  const closed = [...held].map(
+    (c) =>
+      new Promise<void>((resolve) => {
+        c.onFinished(resolve);
+        c.close(new StreamError('system-shutdown'));
+      }),
+  );
+  await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
+}
+
 export interface TcpListenOptions {
   /** Extra fields for the 'listen' log line. */
   logFields?: Record<string, unknown>;
@@ -138,14 +150,7 @@ export async function listenTcp(
       if (closing) return;
       closing = true;
       server.close();
-      const closed = [...held].map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            c.onFinished(resolve);
-            c.close(new StreamError('system-shutdown'));
-          }),
-      );
-      await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
+      await closeStreams(held);
     },
   };
 }

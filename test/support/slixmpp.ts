@@ -19,6 +19,20 @@ export function slixmppMissing(): string | false {
 
 export type ScriptEvent = Record<string, unknown> & { event: string };
 
+/** A script's stdout as events: one JSON object per line; a line that is not JSON is kept as {event: 'unparsable', line}. */
+export function scriptEvents(stdout: string): ScriptEvent[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l): ScriptEvent => {
+      try {
+        return JSON.parse(l) as ScriptEvent;
+      } catch {
+        return { event: 'unparsable', line: l };
+      }
+    });
+}
+
 export interface ScriptRun {
   code: number | null;
   /** stdout's JSON lines in order; a line that is not JSON is kept as {event: 'unparsable', line}. */
@@ -43,16 +57,7 @@ export function runSlixmppScript(args: string[], backstopMs = 15_000): Promise<S
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(backstop);
-      const events = out
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l): ScriptEvent => {
-          try {
-            return JSON.parse(l) as ScriptEvent;
-          } catch {
-            return { event: 'unparsable', line: l };
-          }
-        });
+      const events = scriptEvents(out);
       const output = `${out}${stderr}`;
       resolve({
         code,

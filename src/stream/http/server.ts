@@ -9,11 +9,10 @@ import { isIP, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../log/logger.js';
-import { StreamError } from '../../core/errors.js';
 import { addressKey } from '../../core/address.js';
 import type { HttpHandler } from '../../core/http.js';
 import type { Framing } from '../framing.js';
-import type { HeldConnection, ListenAddress, Listener } from '../listeners.js';
+import { closeStreams, type HeldConnection, type ListenAddress, type Listener } from '../listeners.js';
 import type { TlsSettings, Transport } from '../transport.js';
 import { WebSocketFraming } from './frames.js';
 import { WebSocketTransport, type PeerInfo } from './websocket.js';
@@ -66,9 +65,6 @@ export interface MetricsEndpoint {
   /** Client addresses allowed to read the metrics. */
   readonly allowedIps: readonly string[];
 }
-
-/** How long shutdown waits for streams to close after system-shutdown. */
-const SHUTDOWN_GRACE_MS = 3_000;
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/i;
 
@@ -369,14 +365,7 @@ export async function listenHttp(o: HttpListenerOptions): Promise<Listener> {
       if (closing) return;
       closing = true;
       server.close();
-      const closed = [...held].map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            c.onFinished(resolve);
-            c.close(new StreamError('system-shutdown'));
-          }),
-      );
-      await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
+      await closeStreams(held);
       bosh.closeAll();
       wss.close();
       server.closeAllConnections();
