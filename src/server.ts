@@ -17,6 +17,7 @@ import { StreamError } from './core/errors.js';
 import { Dispatcher } from './core/dispatcher.js';
 import type { AuthServices } from './core/credentials.js';
 import { LocalRouter } from './router/local.js';
+import { ClusterRouter } from './router/cluster.js';
 import { C2SStream, type C2SContext } from './stream/c2s.js';
 import { ComponentDomains, ComponentStream, type ComponentContext } from './stream/component.js';
 import { TcpFraming } from './stream/framing.js';
@@ -92,9 +93,17 @@ export class XmppServer {
     try {
       // Reads JWT key files now: a bad key stops the start instead of failing every login.
       const auth = createAuthServices(config, storage, log);
-      const server = new XmppServer(config, log, storage, tls, auth, opts.router ?? new LocalRouter(), undefined);
+      const router = opts.router ?? (config.cluster ? new ClusterRouter(config.cluster, log) : new LocalRouter());
+      const server = new XmppServer(config, log, storage, tls, auth, router, undefined);
       server.reloadConfig = opts.reloadConfig;
       server.modules = await RunningModules.start(opts.modules ?? defaultModules(), server.dispatcher, storage);
+      // After the modules: a cluster router delivers what other nodes send as soon as it joins.
+      try {
+        await router.start(server.dispatcher);
+      } catch (err) {
+        await server.modules.stop((name, e) => log.error({ err: e, module: name }, 'module failed to stop'));
+        throw err;
+      }
       server.watchTlsFiles();
       return server;
     } catch (err) {
@@ -236,6 +245,9 @@ export class XmppServer {
     await this.dispatcher.drain();
     await Promise.all(this.listeners.map((l) => l.close()));
     this.components?.close();
+    await this.dispatcher.drain();
+    // A cluster node leaves once its sessions ended; what was on its way here is re-routed.
+    await this.router.stop();
     await this.dispatcher.drain();
     await this.modules?.stop((name, err) => this.log.error({ err, module: name }, 'module failed to stop'));
     await this.dispatcher.drain();

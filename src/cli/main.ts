@@ -23,6 +23,7 @@ import { SqlMamStore } from '../modules/mam/store.js';
 import { SqlUploadStore } from '../modules/upload/store.js';
 import { purgeExpired, removeUserUploads } from '../modules/upload/purge.js';
 import { uploadDir } from '../modules/upload/upload.js';
+import { clusterStatus } from '../router/cluster.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -374,6 +375,26 @@ export function buildProgram(): Command {
       }
       const deleted = await withStorage(config, async (s) => purgeExpired(await SqlUploadStore.open(s.sql), uploadDir(config, cfg), new Date(before)));
       console.log(`deleted ${deleted} upload(s) stored before ${new Date(before).toISOString()}`);
+    });
+
+  const cluster = program.command('cluster').description('a cluster of nodes routed through Redis');
+  cluster
+    .command('status')
+    .description('the nodes of the cluster: alive or not, their last heartbeat, their sessions')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const config = load(program.opts<GlobalOpts>());
+      if (!config.cluster) throw new UsageError('the configuration has no cluster section');
+      const nodes = await clusterStatus(config.cluster);
+      if (o.json) {
+        console.log(JSON.stringify(nodes));
+        return;
+      }
+      if (nodes.length === 0) console.log('no node has joined');
+      for (const n of nodes) {
+        const beat = n.lastBeatMs === undefined ? 'no heartbeat' : `last heartbeat ${n.lastBeatMs} ms ago`;
+        console.log(`${n.node}\t${n.alive ? 'alive' : 'DEAD'}\t${beat}\t${n.sessions} session(s)\tsince ${n.since.toISOString()}\trun ${n.epoch}`);
+      }
     });
 
   const mam = program.command('mam').description('manage message archives (XEP-0313)');

@@ -256,6 +256,26 @@ export const configSchema = z
     }),
     data_dir: z.string().min(1).default('./data'),
     storage,
+    /**
+     * Present: this server is one node of a cluster routed through Redis (src/router/cluster.ts):
+     * the nodes share the session registry, deliver to each other's sessions and take over from a
+     * node that stops answering. Every node needs the same storage (PostgreSQL).
+     */
+    cluster: z
+      .strictObject({
+        /** This node's name, unique in the cluster. */
+        node: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lowercase letters, digits, - and _ (at most 63)'),
+        /** redis://[user:password@]host:port/db */
+        redis: z.string().refine((s) => /^rediss?:\/\//.test(s), 'expected a redis:// URL'),
+        /** Prefix of every Redis key and channel: several clusters can share one Redis. */
+        namespace: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default('shoal'),
+        /** How often a node tells Redis it is alive. */
+        heartbeat_ms: z.number().int().min(50).max(60_000).default(1000),
+        /** A node not heard of for this long is dead: the others end its sessions and take its rooms. */
+        dead_after_ms: z.number().int().min(150).max(600_000).default(5000),
+      })
+      .refine((c) => c.dead_after_ms >= 3 * c.heartbeat_ms, { message: 'dead_after_ms must be at least 3 heartbeats', path: ['dead_after_ms'] })
+      .optional(),
     /** Present: STARTTLS is offered and required. Absent: no TLS. */
     tls: tls.optional(),
     limits: section({
@@ -528,6 +548,9 @@ export const configSchema = z
         }
       }
     }
+    if (c.cluster !== undefined && c.storage.driver !== 'postgres') {
+      ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'a cluster needs storage every node shares: storage.driver postgres', input: c.cluster });
+    }
     for (const key of ['https', 'c2s_direct_tls'] as const) {
       if (c[key] !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} needs a tls section`, input: c[key] });
     }
@@ -553,3 +576,4 @@ export type RateLimitConfig = Config['sasl']['rate_limit'];
 export type ComponentsConfig = NonNullable<Config['components']>;
 export type UploadConfig = Exclude<Config['upload'], false>;
 export type HttpConfig = NonNullable<Config['http']>;
+export type ClusterConfig = NonNullable<Config['cluster']>;

@@ -123,6 +123,17 @@ export interface ServerEvents {
    * rooms tell their occupants with status 332).
    */
   'server-stopping': () => void;
+  /**
+   * Cluster: a session of another node ended ('session-ended' ran on the node that held it, or
+   * on the one that cleaned up after that node died). Modules that keep state here for sessions
+   * of every node drop it (a room hosted here takes the user out).
+   */
+  'remote-session-ended': (session: Session, reason: EndReason) => void;
+  /**
+   * Cluster: the set of live nodes changed, so some stateful entities (rooms) now belong to
+   * another node (router.hostOf): a service lets go of those it no longer hosts.
+   */
+  'cluster-changed': () => void;
 }
 
 /** Handles every stanza routed to a service domain (and, with `subdomains`, to its subdomains). */
@@ -133,6 +144,12 @@ export interface ServiceOptions {
   subdomains?: boolean;
   /** A human-readable name for disco#items (XEP-0030 §4.1). */
   name?: string;
+  /**
+   * In a cluster, each entity of the service (a bare JID under the domain: a MUC room) lives on
+   * one node (router.hostOf), and stanzas for it are forwarded there. Stanzas for the domain
+   * itself are handled on any node.
+   */
+  placed?: boolean;
 }
 
 export interface ServiceInfo {

@@ -15,7 +15,7 @@ import { Jid, JidError } from '../jid/jid.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { StanzaError, errorReply } from './errors.js';
-import type { Router } from './router.js';
+import type { Router, RouterHub } from './router.js';
 import type { EndReason, Session, SessionHost } from './session.js';
 import type { AccountDirectory } from './credentials.js';
 import { Caches } from './cache.js';
@@ -54,6 +54,7 @@ export interface DispatcherOptions {
 interface Service extends ServiceInfo {
   handler: ServiceHandler;
   subdomains: boolean;
+  placed: boolean;
 }
 
 const KINDS: readonly StanzaKind[] = ['message', 'presence', 'iq'];
@@ -65,7 +66,7 @@ function chains<F>(): Record<StanzaKind, HookChain<F>> {
   return { message: new HookChain<F>(), presence: new HookChain<F>(), iq: new HookChain<F>() };
 }
 
-export class Dispatcher implements ServerApi, SessionHost {
+export class Dispatcher implements ServerApi, SessionHost, RouterHub {
   readonly config: Config;
   readonly log: Logger;
   readonly router: Router;
@@ -97,6 +98,8 @@ export class Dispatcher implements ServerApi, SessionHost {
     'session-idle': [],
     'session-resumed': [],
     'server-stopping': [],
+    'remote-session-ended': [],
+    'cluster-changed': [],
   };
   /** Presence held for congested sessions: the latest from each sender, sent when they drain. */
   private readonly heldPresence = new WeakMap<Session, Map<string, Element>>();
@@ -219,7 +222,7 @@ export class Dispatcher implements ServerApi, SessionHost {
     const d = domain.toLowerCase();
     if (this.hostSet.has(d)) throw new Error(`${d} is an account host, not a service domain`);
     if (this.servicesByDomain.has(d)) throw new Error(`${d} already has a service`);
-    const service: Service = { domain: d, name: options.name, handler, subdomains: options.subdomains ?? false };
+    const service: Service = { domain: d, name: options.name, handler, subdomains: options.subdomains ?? false, placed: options.placed ?? false };
     this.servicesByDomain.set(d, service);
     return () => {
       if (this.servicesByDomain.get(d) === service) this.servicesByDomain.delete(d);
@@ -357,7 +360,7 @@ export class Dispatcher implements ServerApi, SessionHost {
   }
 
   ended(session: Session, reason: EndReason): void {
-    this.router.unregister(session);
+    this.router.unregister(session, reason);
     this.heldPresence.delete(session);
     this.emit('session-ended', session, reason);
   }
@@ -421,6 +424,31 @@ export class Dispatcher implements ServerApi, SessionHost {
     }
     this.rerouted.add(stanza);
     this.track(this.deliverMessageToBare(ev, session.jid.bare, session), 'rerouting an undelivered message');
+  }
+
+  // --- From other nodes (RouterHub) ------------------------------------------------------
+
+  async deliverHere(stanza: Element): Promise<void> {
+    const to = tryJid(stanza.attrs.to);
+    const from = tryJid(stanza.attrs.from);
+    if (!to || !from) return;
+    const kind = stanza.name as StanzaKind;
+    if (!KINDS.includes(kind)) return;
+    const ev: AddressedStanza = { stanza, kind, from, to, session: undefined };
+    try {
+      await this.deliver(ev, true);
+    } catch (err) {
+      this.failed(ev, err);
+    }
+  }
+
+  remoteEnded(session: Session, reason: EndReason, adopted: boolean): void {
+    this.heldPresence.delete(session);
+    this.emit(adopted ? 'session-ended' : 'remote-session-ended', session, reason);
+  }
+
+  clusterChanged(): void {
+    this.emit('cluster-changed');
   }
 
   // --- From a local client ----------------------------------------------------------------
@@ -561,12 +589,21 @@ export class Dispatcher implements ServerApi, SessionHost {
     }
   }
 
-  /** Delivers to the addressed entity: a service, the server, or a local account (RFC 6121 §8.5). */
-  private async deliver(ev: AddressedStanza): Promise<void> {
+  /**
+   * Delivers to the addressed entity: a service, the server, or a local account (RFC 6121 §8.5).
+   * `here`: the stanza was forwarded by another node because this one hosts its entity.
+   */
+  private async deliver(ev: AddressedStanza, here = false): Promise<void> {
     const { stanza, to, kind } = ev;
     const type = stanza.attrs.type;
     const service = this.serviceFor(to.domain);
-    if (service) return service.handler(ev);
+    if (service) {
+      if (service.placed && !here && to.local !== '') {
+        const node = this.router.hostOf(to.bareString());
+        if (node) return node.route(stanza);
+      }
+      return service.handler(ev);
+    }
     if (!this.isLocalDomain(to.domain)) {
       // No server-to-server links yet (RFC 6120 §10.4).
       return this.bounce(stanza, new StanzaError('remote-server-not-found'));

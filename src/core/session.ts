@@ -10,8 +10,14 @@ import type { Element } from '../xml/element.js';
 import type { Jid } from '../jid/jid.js';
 import type { StreamError } from './errors.js';
 
-/** Why a session ended. */
-export type EndReason = 'logout' | 'disconnect' | 'timeout' | 'error' | 'shutdown' | 'conflict';
+/**
+ * Why a session ended. 'node-failure': the cluster node that held it stopped answering, and
+ * another node ended it for it.
+ */
+export type EndReason = 'logout' | 'disconnect' | 'timeout' | 'error' | 'shutdown' | 'conflict' | 'node-failure';
+
+/** The marks of a session that has none (shared, never changed). */
+export const NO_MARKS: ReadonlySet<string> = new Set<string>();
 
 /**
  * What the session registry knows of a session besides its address: presence (RFC 6121 §4)
@@ -27,6 +33,11 @@ export interface SessionState {
   readonly presence: Element | undefined;
   /** Whether the client asked for its roster (RFC 6121 §2.1.6 "interested resource"). */
   readonly interested: boolean;
+  /**
+   * What modules marked on the session for other parts of the server (and other nodes) to see,
+   * e.g. XEP-0280 carbons enabled: set through Router.setMark.
+   */
+  readonly marks: ReadonlySet<string>;
 }
 
 /**
@@ -84,6 +95,8 @@ export interface Session extends SessionState {
 export interface LocalSession extends Session {
   /** Called by the Router only (Router.setPresence/setInterested); modules never call it. */
   applyState(change: Partial<SessionState>): void;
+  /** Ends the session whether or not a connection carries it (a cluster node that was declared dead). */
+  end(reason: EndReason): void;
 }
 
 /** What carries a session's stanzas to the client: one stream over one transport. */
@@ -131,7 +144,7 @@ export interface SessionHost {
 /** A client's session, with its connection attached to it (or, while detached, none). */
 export class ClientSession implements LocalSession {
   readonly id = randomUUID();
-  private state: SessionState = { available: false, priority: 0, presence: undefined, interested: false };
+  private state: SessionState = { available: false, priority: 0, presence: undefined, interested: false, marks: NO_MARKS };
   private connection: SessionConnection | undefined;
   private endedWith: EndReason | undefined;
   private handled = 0;
@@ -176,6 +189,10 @@ export class ClientSession implements LocalSession {
 
   get interested(): boolean {
     return this.state.interested;
+  }
+
+  get marks(): ReadonlySet<string> {
+    return this.state.marks;
   }
 
   applyState(change: Partial<SessionState>): void {

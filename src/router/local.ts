@@ -1,6 +1,6 @@
 // The session registry of a single process (core/router.ts says what a Router is).
-import type { Router, PresenceChange } from '../core/router.js';
-import type { LocalSession, Session } from '../core/session.js';
+import type { NodeLink, Router, PresenceChange } from '../core/router.js';
+import { NO_MARKS, type LocalSession, type Session } from '../core/session.js';
 
 export class LocalRouter implements Router {
   private readonly byBare = new Map<string, LocalSession[]>();
@@ -33,6 +33,8 @@ export class LocalRouter implements Router {
     const full = session.jid.toString();
     if (this.byFull.get(full) !== session) return;
     this.byFull.delete(full);
+    // An ended session keeps no marks (carbons end with the session, XEP-0280 §4).
+    if (session.marks.size > 0) (session as LocalSession).applyState({ marks: NO_MARKS });
     const bare = session.jid.bareString();
     const list = this.byBare.get(bare);
     if (!list) return;
@@ -58,6 +60,31 @@ export class LocalRouter implements Router {
 
   setInterested(session: Session, interested: boolean): void {
     this.registered(session)?.applyState({ interested });
+  }
+
+  setMark(session: Session, mark: string, on: boolean): void {
+    const local = this.registered(session);
+    if (!local || local.marks.has(mark) === on) return;
+    const marks = new Set(local.marks);
+    if (on) marks.add(mark);
+    else marks.delete(mark);
+    local.applyState({ marks });
+  }
+
+  hostOf(): NodeLink | undefined {
+    return undefined;
+  }
+
+  isLocal(session: Session): boolean {
+    return this.registered(session) !== undefined;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  stop(): Promise<void> {
+    return Promise.resolve();
   }
 
   all(): Iterable<Session> {

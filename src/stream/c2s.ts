@@ -454,9 +454,13 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       // The seed's policy: the server always picks the resource (RFC 6120 §7.6.2.1).
       resource = randomUUID();
     }
-    const session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, resource), this);
+    let session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, resource), this);
     if (!(await this.ctx.router.register(session))) {
-      return this.writeNonza(errorReply(iq, new StanzaError('conflict', 'resource already bound')));
+      // Taken meanwhile, here or (in a cluster) on another node: §7.7.2.2 again, once.
+      session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, `${resource}.${randomBytes(4).toString('hex')}`), this);
+      if (!(await this.ctx.router.register(session))) {
+        return this.writeNonza(errorReply(iq, new StanzaError('conflict', 'resource already bound')));
+      }
     }
     if (!this.open) {
       // The stream ended while the registry was claiming the resource.

@@ -2,9 +2,10 @@
 // messages its account's other resources send (<sent/>, §8) and of the messages
 // delivered to the account that reached another resource (<received/>, §7).
 //
-// Per message, an account without carbons-enabled resources costs one Map lookup:
-// the enabled sessions are kept by bare JID, and nothing else is looked at until
-// one is found. The state is per session (§4) and forgotten when the session ends.
+// Per message, an account that has never enabled carbons on this node costs one Map
+// lookup. Whether a session enabled them is a mark in the session registry
+// (Router.setMark), so that in a cluster every node sees the resources of the other
+// nodes that want copies (§4: the state is per session, and ends with it).
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import type { Jid } from '../../jid/jid.js';
@@ -21,8 +22,6 @@ export { NS_CARBONS } from './rules.js';
 const REMEMBERED = 64;
 
 interface Account {
-  /** The account's sessions that enabled carbons (§4). */
-  readonly sessions: Set<Session>;
   /**
    * `<peer bare JID> <id>` of the latest eligible messages exchanged while carbons were on,
    * oldest first: an error with the same id from or to that peer answers one of them (§6.1).
@@ -31,6 +30,7 @@ interface Account {
 }
 
 export class CarbonsModule {
+  /** Accounts one of whose sessions (on any node) has had carbons enabled. */
   private readonly accounts = new Map<string, Account>();
 
   constructor(private readonly server: ServerApi) {}
@@ -44,16 +44,34 @@ export class CarbonsModule {
     server.hookOutbound('message', (ev) => this.sent(ev), Priority.DEFAULT);
     server.observeDelivered((ev, recipients) => this.received(ev, recipients));
     server.on('session-ended', (session) => this.forget(session));
+    server.on('remote-session-ended', (session) => this.forget(session));
   }
 
   /** Whether this session has carbons enabled (for tests and other modules' curiosity). */
   isEnabled(session: Session): boolean {
-    return this.accounts.get(session.jid.bareString())?.sessions.has(session) === true;
+    return session.marks.has(NS_CARBONS);
   }
 
   /** How many accounts have a carbons-enabled session now. */
   get enabledAccounts(): number {
-    return this.accounts.size;
+    let n = 0;
+    for (const bare of this.accounts.keys()) if (this.enabledSessions(bare).length > 0) n++;
+    return n;
+  }
+
+  /** The account's sessions, on every node, that enabled carbons (§4). */
+  private enabledSessions(bare: string): Session[] {
+    return this.server.router.getSessions(bare).filter((s) => s.marks.has(NS_CARBONS));
+  }
+
+  /** The account's state, when one of its sessions has carbons enabled (remembered for copies made on this node). */
+  private account(bare: string): Account | undefined {
+    let account = this.accounts.get(bare);
+    if (account === undefined) {
+      if (!this.server.router.getSessions(bare).some((s) => s.marks.has(NS_CARBONS))) return undefined;
+      this.accounts.set(bare, (account = { recent: new Set() }));
+    }
+    return account;
   }
 
   // --- §4 / §5: enable and disable -------------------------------------------------------
@@ -62,39 +80,38 @@ export class CarbonsModule {
     // §4.1 / §5.1: only a client of this server, for its own session.
     if (!session || !from.bare.equals(to)) throw new StanzaError('not-allowed');
     if (payload.name === 'enable') {
-      const key = from.bareString();
-      let account = this.accounts.get(key);
-      if (!account) this.accounts.set(key, (account = { sessions: new Set(), recent: new Set() }));
       // §9.1: enabling twice is not an error.
-      account.sessions.add(session);
+      this.server.router.setMark(session, NS_CARBONS, true);
       return;
     }
     // §9.1: neither is disabling twice.
-    if (payload.name === 'disable') return this.forget(session);
+    if (payload.name === 'disable') {
+      this.server.router.setMark(session, NS_CARBONS, false);
+      return this.forget(session);
+    }
     throw new StanzaError('bad-request', 'expected <enable/> or <disable/>');
   }
 
+  /** Forgets the account once none of its sessions (on any node) has carbons enabled. */
   private forget(session: Session): void {
     const key = session.jid.bareString();
-    const account = this.accounts.get(key);
-    if (!account) return;
-    account.sessions.delete(session);
-    if (account.sessions.size === 0) this.accounts.delete(key);
+    if (this.accounts.has(key) && !this.enabledSessions(key).some((s) => s !== session)) this.accounts.delete(key);
   }
 
   // --- §8: what a client sends -------------------------------------------------------------
 
   private sent(ev: RoutedStanza): false {
-    const account = this.accounts.get(ev.from.bareString());
     const { session, to, stanza } = ev;
-    if (!account || !session || !to) return false;
+    if (!session || !to) return false;
+    const account = this.account(ev.from.bareString());
+    if (!account) return false;
     // To the user's own account: the copies are <received/> ones, made on delivery (§7),
     // so that each other resource gets one copy, not a <sent/> and a <received/>.
     if (to.bare.equals(ev.from.bare)) return false;
     if (!this.eligible(account, stanza, 'sent', ev.from, to)) return false;
     const own = ev.from.bare;
     // §8: every carbons-enabled resource except the sender, whether or not the sender enabled carbons.
-    for (const s of account.sessions) {
+    for (const s of this.enabledSessions(own.toString())) {
       if (s !== session && s.available) s.send(carbon('sent', stanza, own, s.jid));
     }
     return false;
@@ -103,12 +120,12 @@ export class CarbonsModule {
   // --- §7: what the account receives ------------------------------------------------------
 
   private received(ev: AddressedStanza, recipients: readonly Session[]): void {
-    const account = this.accounts.get(ev.to.bareString());
+    const account = this.account(ev.to.bareString());
     if (!account) return;
     const { stanza } = ev;
     if (!this.eligible(account, stanza, 'received', ev.from, ev.from)) return;
     const own = ev.to.bare;
-    for (const s of account.sessions) {
+    for (const s of this.enabledSessions(own.toString())) {
       // §7: never to a resource that got the original; and a message between the user's own
       // resources is not copied back to the one that sent it.
       if (!s.available || s === ev.session || recipients.includes(s)) continue;

@@ -51,7 +51,8 @@ export const mucModule: Module = {
       const service = new MucService(server, domain, store, limits, mam);
       await service.load();
       services.set(domain, service);
-      unregister.push(server.registerService(domain, (ev) => service.handle(ev), { name: 'Chatrooms' }));
+      // In a cluster each room lives on one node, and its stanzas are forwarded there.
+      unregister.push(server.registerService(domain, (ev) => service.handle(ev), { name: 'Chatrooms', placed: true }));
     }
 
     // The seed's clean-up: 'session-ended' is emitted once per session, however it ended
@@ -63,6 +64,14 @@ export const mucModule: Module = {
     });
     server.on('session-ended', (session, reason) => {
       for (const s of services.values()) s.leaveAll(session.jid, undefined, reason === 'shutdown');
+    });
+    // In a cluster: a session of another node ended (there, or here for a node that died):
+    // it leaves the rooms this node hosts.
+    server.on('remote-session-ended', (session) => {
+      for (const s of services.values()) s.leaveAll(session.jid);
+    });
+    server.on('cluster-changed', () => {
+      for (const s of services.values()) server.track(s.rebalance(), 'moving rooms between cluster nodes');
     });
     // RFC 6121 §4.5.2: unavailable presence to the server itself ends the session's presence
     // in every room too (the presence module tells directed-presence recipients the same; a

@@ -15,7 +15,7 @@ import { Room, type RoomHost } from './room.js';
 import { roomIq, type RoomIqContext } from './admin.js';
 import { isArchived, parseStoredConfig, type RoomConfig } from './roomconfig.js';
 import { affRank, type AffiliationRecord } from './roles.js';
-import type { MucStore, RoomArchive } from './store.js';
+import type { MucStore, RoomArchive, StoredRoom } from './store.js';
 import type { MamApi } from '../mam/api.js';
 import { NS_CONFERENCE, NS_MAM, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SELF_PING, NS_SID } from './ns.js';
 
@@ -72,21 +72,54 @@ export class MucService implements RoomHost, RoomIqContext {
     return this.mam !== undefined;
   }
 
-  /** Restores the persistent rooms (§10.2: they exist with nobody in them). */
+  /**
+   * Restores the persistent rooms (§10.2: they exist with nobody in them) that this node hosts:
+   * all of them, outside a cluster.
+   */
   async load(): Promise<void> {
     for (const stored of await this.store.rooms(this.domain)) {
-      const room = new Room(this, Jid.parse(`${stored.name}@${this.domain}`), parseStoredConfig(stored.config), stored.affiliations, stored.secret);
-      room.subject = stored.subject;
-      room.subjectFrom = stored.subjectFrom;
-      for (const m of await this.store.recent(this.domain, stored.name, this.limits.maxHistory)) {
-        try {
-          const stanza = loadXml(m.xml);
-          room.history.push({ id: m.id, stamp: m.stamp, stanza, chars: m.xml.length });
-        } catch (err) {
-          this.server.log.error({ err, room: room.jid.toString(), id: m.id }, 'an archived room message is unreadable');
-        }
+      if (this.hostsHere(stored.name)) await this.restore(stored);
+    }
+  }
+
+  /** Whether the room `name` lives on this node (in a cluster each room lives on one node). */
+  private hostsHere(name: string): boolean {
+    return this.server.router.hostOf(`${name}@${this.domain}`) === undefined;
+  }
+
+  private async restore(stored: StoredRoom): Promise<void> {
+    const room = new Room(this, Jid.parse(`${stored.name}@${this.domain}`), parseStoredConfig(stored.config), stored.affiliations, stored.secret);
+    room.subject = stored.subject;
+    room.subjectFrom = stored.subjectFrom;
+    for (const m of await this.store.recent(this.domain, stored.name, this.limits.maxHistory)) {
+      try {
+        const stanza = loadXml(m.xml);
+        room.history.push({ id: m.id, stamp: m.stamp, stanza, chars: m.xml.length });
+      } catch (err) {
+        this.server.log.error({ err, room: room.jid.toString(), id: m.id }, 'an archived room message is unreadable');
       }
-      this.rooms.set(stored.name, room);
+    }
+    this.rooms.set(stored.name, room);
+  }
+
+  /**
+   * The cluster's live nodes changed: rooms that now live on another node let their occupants
+   * go (332, as at a shutdown: clients join again, and reach the room where it lives now), and
+   * the persistent rooms that now live here are read from storage, as their last host left them.
+   */
+  async rebalance(): Promise<void> {
+    for (const [name, room] of [...this.rooms]) {
+      if (this.hostsHere(name)) continue;
+      room.shutdown();
+      for (const [real, set] of this.presentIn) {
+        set.delete(room);
+        if (set.size === 0) this.presentIn.delete(real);
+      }
+      this.rooms.delete(name);
+    }
+    await this.writes;
+    for (const stored of await this.store.rooms(this.domain)) {
+      if (!this.rooms.has(stored.name) && this.hostsHere(stored.name)) await this.restore(stored);
     }
   }
 
