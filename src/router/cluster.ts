@@ -134,6 +134,20 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/** The node, among `nodes`, that hosts `key` (rendezvous hashing: the highest score wins). */
+export function placeOf(nodes: readonly string[], key: string): string {
+  let best = '';
+  let bestScore = -1;
+  for (const n of nodes) {
+    const score = fnv1a(n + '\n' + key);
+    if (score > bestScore) {
+      best = n;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
 export class ClusterRouter implements Router {
   /** Every session of the cluster by full JID, and by bare JID. */
   private readonly byFull = new Map<string, Session>();
@@ -267,17 +281,8 @@ export class ClusterRouter implements Router {
 
   /** Rendezvous hashing over the live nodes: every node computes the same host, and only the dead node's entities move. */
   hostOf(key: string): NodeLink | undefined {
-    const live = this.live;
-    if (live.length <= 1) return undefined;
-    let best = '';
-    let bestScore = -1;
-    for (const n of live) {
-      const score = fnv1a(n + '\n' + key);
-      if (score > bestScore) {
-        best = n;
-        bestScore = score;
-      }
-    }
+    if (this.live.length <= 1) return undefined;
+    const best = placeOf(this.live, key);
     return best === this.node ? undefined : this.link(best);
   }
 
