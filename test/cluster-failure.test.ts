@@ -84,6 +84,10 @@ describe('a cluster node dies (issue 14)', () => {
     await alice.client.waitFor(isGroupchat('before the crash'), 'the room message', 10_000);
     await carol.client.waitFor(isGroupchat('before the crash'), 'the room message', 10_000);
 
+    // Delivered on b but never acknowledged (XEP-0198): it must not die with b.
+    alice.client.send(`<message to='${bob.jid}' type='chat' id='unacked'><body>read but not acknowledged</body></message>`);
+    await bob.client.waitFor((el) => el.name === 'message' && el.attrs.id === 'unacked', 'the unacknowledged message', 10_000);
+
     const killedAt = Date.now();
     await b.kill();
     // Sent at once, before anyone knows: it waits in the dead node's stream, then offline storage.
@@ -126,6 +130,10 @@ describe('a cluster node dies (issue 14)', () => {
     const during = await again.waitFor((el) => el.name === 'message' && el.attrs.id === 'during', 'the message sent while b was dying', 10_000);
     assert.equal(during.getChildText('body'), 'sent while b was dying');
     await again.waitFor((el) => el.name === 'message' && el.attrs.id === 'after', 'the message sent while b was dead', 10_000);
+    await again.waitFor((el) => el.name === 'message' && el.attrs.id === 'unacked', 'the message b had not seen acknowledged', 10_000);
+    for (const id of ['during', 'after', 'unacked']) {
+      assert.equal(again.elements.filter((el) => el.name === 'message' && el.attrs.id === id).length, 1, `${id} once`);
+    }
     again.close();
 
     // b comes back: a new run, with none of its old sessions.

@@ -46,6 +46,15 @@ export interface Router {
   hostOf(key: string): NodeLink | undefined;
   /** Whether the session is one of this process's (false: another node's, seen through the registry). */
   isLocal(session: Session): boolean;
+  /**
+   * Stream management (XEP-0198): `stanza`, number `seq` of those written to the session, went
+   * to its client, which has not acknowledged it yet. A cluster keeps a copy of a message outside
+   * this process, so that it is not lost with the node: the node that cleans up after a dead one
+   * re-routes the copies (RFC 6121 §8.5.3.2.1: another resource, offline storage).
+   */
+  retain(session: Session, seq: number, stanza: Element): void;
+  /** The client acknowledged the stanzas up to number `upTo`; undefined: the session ended and what it held was handled. */
+  release(session: Session, upTo: number | undefined): void;
   /** Starts the router with the hub it serves (a cluster joins and loads the registry). */
   start(hub: RouterHub): Promise<void>;
   /** Leaves (a cluster hands what was still on its way here to the hub); after the sessions ended. */

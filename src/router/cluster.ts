@@ -320,6 +320,25 @@ export class ClusterRouter implements Router {
     if (list.length === 0) this.byBare.delete(bare);
   }
 
+  retain(session: Session, seq: number, stanza: Element): void {
+    // Only what offline storage would take: chat and normal messages (RFC 6121 §8.5.2.2.1).
+    const type = stanza.attrs.type;
+    if (stanza.name !== 'message' || (type !== undefined && type !== 'chat' && type !== 'normal')) return;
+    if (!this.isLocal(session)) return;
+    this.pipeline().zadd(this.unackedKey(this.node, session.id), seq, `${seq} ${storeXml(stanza)}`);
+  }
+
+  release(session: Session, upTo: number | undefined): void {
+    if (!this.cmd) return;
+    const key = this.unackedKey(this.node, session.id);
+    if (upTo === undefined) this.pipeline().del(key);
+    else this.pipeline().zremrangebyscore(key, '-inf', upTo);
+  }
+
+  private unackedKey(node: string, sessionId: string): string {
+    return this.k('unacked', node, sessionId);
+  }
+
   // --- Publishing ---------------------------------------------------------------------------
 
   private redis(): ClusterRedis {
@@ -576,6 +595,7 @@ export class ClusterRouter implements Router {
     this.log.warn({ event: 'cluster-node-dead', node, epoch }, 'a cluster node stopped answering; ending its sessions here');
     const records = await cmd.hgetall(this.k('sess', node));
     let ended = 0;
+    let rerouted = 0;
     for (const [full, json] of Object.entries(records)) {
       const r = JSON.parse(json) as SessionRecord;
       if (r.e !== epoch) continue;
@@ -591,13 +611,24 @@ export class ClusterRouter implements Router {
       this.publishIn(w, { t: 'u', node, id: r.id, jid: full, why: 'node-failure', by: this.node });
       this.hub!.remoteEnded(s, 'node-failure', true);
       ended++;
+      // XEP-0198: what its client had not acknowledged goes where a message for a gone resource goes.
+      const unacked = this.unackedKey(node, r.id);
+      for (const member of await cmd.zrange(unacked, 0, -1)) {
+        try {
+          this.hub!.undeliverable(s, loadXml(member.slice(member.indexOf(' ') + 1)));
+          rerouted++;
+        } catch (err) {
+          this.log.error({ err }, 'an unacknowledged stanza of a dead node is unreadable');
+        }
+      }
+      await cmd.del(unacked);
     }
     await this.flush();
     const drained = await this.drainInbox(node, epoch);
     const current = await cmd.hget(this.k('nodes'), node);
     if (current !== null && (JSON.parse(current) as { epoch: string }).epoch === epoch) await cmd.hdel(this.k('nodes'), node);
     await cmd.publish(this.k('events'), JSON.stringify({ t: 'l', node } satisfies ClusterEvent));
-    this.log.warn({ event: 'cluster-node-cleaned', node, epoch, sessions: ended, rerouted: drained }, 'cleaned up after a dead node');
+    this.log.warn({ event: 'cluster-node-cleaned', node, epoch, sessions: ended, rerouted: drained, unacked: rerouted }, 'cleaned up after a dead node');
     // Stanzas other nodes sent before they heard: once more after they all must have.
     const later = setTimeout(() => {
       this.timers.delete(later);

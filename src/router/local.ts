@@ -79,6 +79,12 @@ export class LocalRouter implements Router {
     return this.registered(session) !== undefined;
   }
 
+  retain(): void {
+    // One process: the session's own queue is all there is.
+  }
+
+  release(): void {}
+
   start(): Promise<void> {
     return Promise.resolve();
   }

@@ -202,6 +202,7 @@ export class StreamManagement {
     if (count > 0) {
       st.queue = count === st.queue.length ? [] : st.queue.slice(count);
       st.acked += count;
+      this.server.router.release(st.session, st.acked);
     }
     return true;
   }
@@ -217,6 +218,7 @@ export class StreamManagement {
     const st = this.states.get(session);
     if (!st) return;
     st.queue.push({ stanza, at: Date.now() });
+    this.server.router.retain(session, st.acked + st.queue.length, stanza);
     if (this.overflowing(st)) return;
     if (st.queue.length >= this.cfg.request_every) this.requestAck(st);
   }
@@ -227,6 +229,7 @@ export class StreamManagement {
     const st = this.states.get(session);
     if (!st) return stanza;
     st.queue.push({ stanza, at: Date.now() });
+    this.server.router.retain(session, st.acked + st.queue.length, stanza);
     this.overflowing(st);
     return null;
   }
@@ -318,6 +321,13 @@ export class StreamManagement {
         if (this.tombstones.size >= MAX_TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value as string);
         this.tombstones.set(st.id, { account: session.jid.bareString(), h: this.inboundH(st), until: Date.now() + this.cfg.resume_timeout * 1000 });
       }
+    }
+    this.server.router.release(session, undefined);
+    if (reason === 'node-failure') {
+      // This cluster node was declared dead: the node that cleaned up after it has re-routed
+      // the copies the router kept of these (router.retain); doing it again would duplicate them.
+      st.queue = [];
+      return;
     }
     if (reason === 'logout') {
       // RFC 6120 §4.4: a client that closes its stream reads on until ours is closed, and ours
