@@ -54,7 +54,7 @@ describe('a cluster node dies (issue 14)', () => {
 
   before(async () => {
     cluster = await startCluster({ nodes: ['a', 'b', 'c'], heartbeat_ms: 200, dead_after_ms: 1500 });
-    for (const u of ['alice', 'bob', 'carol', 'dan', 'eve']) await cluster.addUser(u, `${u}-pass`);
+    for (const u of ['alice', 'bob', 'carol', 'dan', 'eve', 'frank', 'grace']) await cluster.addUser(u, `${u}-pass`);
   });
   after(async () => {
     await cluster?.stop();
@@ -155,6 +155,38 @@ describe('a cluster node dies (issue 14)', () => {
     assert.ok(codes(alice.client.elements.find(leftRoom)!).length >= 0);
     alice.client.close();
     carol.client.close();
+  });
+
+  test('a node declared dead while it was only paused closes its stale sessions when it goes on, with no second unavailable', async () => {
+    const [a, b] = cluster.nodes as [TestCluster['nodes'][0], TestCluster['nodes'][0]];
+    const frank = await online(b.port, 'frank');
+    const grace = await online(a.port, 'grace');
+    await befriend(frank, grace);
+    b.pause();
+    try {
+      await grace.client.waitFor(unavailableFrom(frank.jid), 'frank unavailable', cluster.settings.dead_after_ms + 5000);
+      grace.client.send(`<message to='frank@localhost' type='chat' id='paused'><body>while b was away</body></message>`);
+      // By whichever survivor won it.
+      await Promise.any(cluster.nodes.filter((n) => n !== b).map((n) => n.waitLog((l) => l.event === 'cluster-node-cleaned' && l.node === 'b', 5000, 'the clean-up of b')));
+    } finally {
+      b.resume();
+    }
+    // b finds out at its next heartbeat: frank's stale stream ends.
+    assert.equal(await frank.client.streamError(10_000), 'reset');
+    await b.waitLog((l) => l.event === 'cluster-fenced', 5000, 'b fenced');
+    const frankOld = (el: Element): boolean => el.name === 'presence' && el.attrs.from === frank.jid;
+    await countAfter(grace.client, frankOld, 2 * cluster.settings.heartbeat_ms + 500);
+    const seen = grace.client.elements.filter(frankOld);
+    assert.equal(seen.filter(unavailableFrom(frank.jid)).length, 1, 'one unavailable for the old frank');
+    assert.equal(seen.at(-1)!.attrs.type, 'unavailable', 'nothing of the old frank after it');
+    const status = await runShoal(['--config', cluster.configOf('a'), 'cluster', 'status', '--json'], { cwd: cluster.dir });
+    const nodes = JSON.parse(status.stdout) as { node: string; alive: boolean; sessions: number }[];
+    assert.deepEqual(nodes.find((n) => n.node === 'b'), { ...nodes.find((n) => n.node === 'b'), alive: true, sessions: 0 });
+    // frank logs in again (on b, a new run of it) and gets what was sent meanwhile.
+    const back = await online(b.port, 'frank');
+    await back.client.waitFor((el) => el.name === 'message' && el.attrs.id === 'paused', 'the message sent while b was away', 10_000);
+    back.client.close();
+    grace.client.close();
   });
 
   test('SIGTERM: the node ends its streams with system-shutdown and leaves; its users reconnect to the others', async () => {

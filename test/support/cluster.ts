@@ -36,6 +36,9 @@ export interface ClusterNode {
   terminate(): Promise<number | null>;
   /** Starts the node's process again (same name, same configuration). */
   restart(): Promise<void>;
+  /** SIGSTOP and SIGCONT: the node stops answering (as in a network partition), then goes on. */
+  pause(): void;
+  resume(): void;
 }
 
 export interface TestCluster {
@@ -181,6 +184,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
           return gone;
         },
         restart: () => startNode(node),
+        pause: () => void node.proc.kill('SIGSTOP'),
+        resume: () => void node.proc.kill('SIGCONT'),
       };
       nodes.push(node);
     }
