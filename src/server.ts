@@ -305,7 +305,16 @@ export class XmppServer {
     this.listenerKinds.define('component', (address) => {
       const d = this.dispatcher;
       this.components ??= new ComponentDomains(
-        { registerService: (domain, handler, options) => d.registerService(domain, handler, options), bounce: (stanza, error) => d.bounce(stanza, error) },
+        {
+          registerService: (domain, handler, options) => d.registerService(domain, handler, options),
+          bounce: (stanza, error) => d.bounce(stanza, error),
+          announce: (domain, on) => this.router.announceService(domain, on),
+          forward: (domain, stanza) => {
+            const node = this.router.serviceNode(domain);
+            node?.route(stanza);
+            return node !== undefined;
+          },
+        },
         this.config.components?.services ?? [],
       );
       const ctx: ComponentContext = {

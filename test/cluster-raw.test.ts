@@ -10,6 +10,7 @@ import { runShoal } from './support/cli.js';
 import type { Element } from '../src/xml/element.js';
 
 const ROSTER = 'jabber:iq:roster';
+const BOT = 'bot.localhost';
 
 async function online(port: number, user: string, resource?: string): Promise<LoggedIn> {
   const s = await login(port, user, `${user}-pass`, resource !== undefined ? { resource } : {});
@@ -40,7 +41,10 @@ describe('a cluster of three nodes (issue 14)', () => {
   let cluster: TestCluster;
 
   before(async () => {
-    cluster = await startCluster({ nodes: ['a', 'b', 'c'], settings: { bind: { resource: 'client' } } });
+    cluster = await startCluster({
+      nodes: ['a', 'b', 'c'],
+      settings: { bind: { resource: 'client' }, components: { listen: { host: '127.0.0.1', port: 0 }, services: [{ domain: BOT, secret: 'cluster-bot-secret' }] } },
+    });
     for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) await cluster.addUser(u, `${u}-pass`);
   });
   after(async () => {
@@ -75,6 +79,53 @@ describe('a cluster of three nodes (issue 14)', () => {
     assert.match(second.jid, /^carol@localhost\/phone\./);
     first.client.close();
     second.client.close();
+  });
+
+  test('an external component (XEP-0114, xmpp.js) connected to one node serves users on the others, until it leaves', async () => {
+    const [a, , c] = cluster.nodes;
+    const spec = '@xmpp/component';
+    const { component: makeComponent, xml } = (await import(spec)) as {
+      component(o: { service: string; domain: string; password: string }): {
+        on(event: string, fn: (...a: never[]) => void): void;
+        start(): Promise<unknown>;
+        stop(): Promise<unknown>;
+        send(el: unknown): Promise<void>;
+        reconnect: { stop(): void };
+      };
+      xml(name: string, attrs?: Record<string, string>, ...children: unknown[]): unknown;
+    };
+    const port = Number(a!.logs.find((l) => l.event === 'listen' && l.kind === 'component')?.port);
+    const bot = makeComponent({ service: `xmpp://127.0.0.1:${port}`, domain: BOT, password: 'cluster-bot-secret' });
+    bot.reconnect.stop();
+    bot.on('error', () => undefined);
+    bot.on('stanza', (async (stanza: { is(n: string): boolean; attrs: Record<string, string>; getChildText(n: string): string | null }) => {
+      const body = stanza.is('message') ? stanza.getChildText('body') : null;
+      if (body === null) return;
+      await bot.send(xml('message', { from: `echo@${BOT}`, to: stanza.attrs.from!, type: 'chat', id: `echo-${stanza.attrs.id}` }, xml('body', {}, `echo: ${body}`)));
+    }) as never);
+    await bot.start();
+    const erin = await online(c!.port, 'erin');
+    // The other nodes hear of the component through Redis: retried until they have.
+    let answer: Element | undefined;
+    for (let i = 0; answer === undefined && i < 50; i++) {
+      erin.client.send(`<message to='echo@${BOT}' type='chat' id='e${i}'><body>hello bot</body></message>`);
+      answer = await erin.client
+        .waitFor((el) => el.name === 'message' && (el.attrs.id === `echo-e${i}` || (el.attrs.type === 'error' && el.attrs.id === `e${i}`)), 'an answer', 5000)
+        .then((el) => (el.attrs.type === 'error' ? undefined : el));
+      if (answer === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(answer?.getChildText('body'), 'echo: hello bot');
+    assert.equal(answer?.attrs.from, `echo@${BOT}`);
+    await bot.stop();
+    // Gone from every node: a message to it is answered service-unavailable, not lost in Redis.
+    let condition = '';
+    for (let i = 0; condition !== 'service-unavailable' && i < 50; i++) {
+      erin.client.send(`<message to='echo@${BOT}' type='chat' id='gone${i}'><body>anyone?</body></message>`);
+      const reply = await erin.client.waitFor((el) => el.name === 'message' && (el.attrs.id === `gone${i}` || el.attrs.id === `echo-gone${i}`), 'an answer', 5000);
+      condition = reply.attrs.type === 'error' ? (reply.getChild('error')?.children.find((ch) => typeof ch !== 'string')?.name ?? '') : '';
+    }
+    assert.equal(condition, 'service-unavailable');
+    erin.client.close();
   });
 
   test('shoal cluster status lists the three nodes alive with their sessions', async () => {

@@ -44,6 +44,13 @@ export interface Router {
    * or undefined when that is this process (always, outside a cluster).
    */
   hostOf(key: string): NodeLink | undefined;
+  /**
+   * An external component (XEP-0114) for `domain` connected to this process (on) or left (off):
+   * the other nodes of a cluster forward its stanzas here.
+   */
+  announceService(domain: string, on: boolean): void;
+  /** The node the component for `domain` is connected to, when that is another node (undefined otherwise). */
+  serviceNode(domain: string): NodeLink | undefined;
   /** Whether the session is one of this process's (false: another node's, seen through the registry). */
   isLocal(session: Session): boolean;
   /**

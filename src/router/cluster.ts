@@ -10,6 +10,7 @@
 //   {ns}:sess:{node}            hash    full JID -> session record: that node's sessions
 //   {ns}:jid:{full JID}         string  "node session-id": the resource, claimed cluster-wide
 //   {ns}:inbox:{node}:{epoch}   stream  batches of stanzas for that run of that node
+//   {ns}:svc                    hash    component domain -> the node it is connected to
 //   {ns}:events                 channel registry changes, cache invalidations, joins, leaves
 //
 // A stanza for a session of another node is queued and sent at the end of the
@@ -50,6 +51,7 @@ type ClusterEvent =
   | { t: 's'; r: SessionRecord }
   | { t: 'u'; node: string; id: string; jid: string; why: EndReason; by?: string }
   | { t: 'c'; node: string; name: string; key: string }
+  | { t: 'v'; node: string; domain: string; on: boolean }
   | { t: 'j'; node: string }
   | { t: 'l'; node: string };
 
@@ -63,9 +65,18 @@ const READ_COUNT = 500;
 
 /** Deletes a key only while it holds the expected value (a claim of this session, not a later one). */
 const DEL_IF_EQUALS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/** Deletes a hash field only while it holds the expected value. */
+const HDEL_IF_EQUALS = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 
 interface ClusterRedis extends Redis {
   delIfEquals(key: string, value: string): Promise<number>;
+  hdelIfEquals(key: string, field: string, value: string): Promise<number>;
+}
+
+/** The custom commands, as a pipeline has them. */
+interface ClusterPipeline {
+  delIfEquals(key: string, value: string): void;
+  hdelIfEquals(key: string, field: string, value: string): void;
 }
 
 /** A session of another node, as this node's replica knows it. */
@@ -167,6 +178,8 @@ export class ClusterRouter implements Router {
   private live: string[] = [];
   private readonly epochs = new Map<string, string>();
   private readonly links = new Map<string, NodeLink>();
+  /** Component domain -> the node it is connected to. */
+  private readonly services = new Map<string, string>();
   private outbox = new Map<string, InboxItem[]>();
   private writes: ChainableCommander | undefined;
   private flushing: Promise<void> | undefined;
@@ -250,7 +263,7 @@ export class ClusterRouter implements Router {
     if (session.marks.size > 0) (session as LocalSession).applyState({ marks: NO_MARKS });
     const w = this.pipeline();
     w.hdel(this.k('sess', this.node), full);
-    (w as unknown as { delIfEquals(k: string, v: string): void }).delIfEquals(this.k('jid', full), `${this.node} ${session.id}`);
+    (w as unknown as ClusterPipeline).delIfEquals(this.k('jid', full), `${this.node} ${session.id}`);
     this.publishIn(w, { t: 'u', node: this.node, id: session.id, jid: full, why: reason });
   }
 
@@ -284,6 +297,24 @@ export class ClusterRouter implements Router {
     if (this.live.length <= 1) return undefined;
     const best = placeOf(this.live, key);
     return best === this.node ? undefined : this.link(best);
+  }
+
+  announceService(domain: string, on: boolean): void {
+    if (!this.cmd) return;
+    const w = this.pipeline();
+    if (on) {
+      this.services.set(domain, this.node);
+      w.hset(this.k('svc'), domain, this.node);
+    } else {
+      if (this.services.get(domain) === this.node) this.services.delete(domain);
+      (w as unknown as ClusterPipeline).hdelIfEquals(this.k('svc'), domain, this.node);
+    }
+    this.publishIn(w, { t: 'v', node: this.node, domain, on });
+  }
+
+  serviceNode(domain: string): NodeLink | undefined {
+    const node = this.services.get(domain);
+    return node === undefined || node === this.node || !this.live.includes(node) ? undefined : this.link(node);
   }
 
   private link(node: string): NodeLink {
@@ -420,6 +451,7 @@ export class ClusterRouter implements Router {
     const options = { lazyConnect: true, connectionName: `shoal-${this.node}` };
     this.cmd = new Redis(this.config.redis, options) as ClusterRedis;
     this.cmd.defineCommand('delIfEquals', { numberOfKeys: 1, lua: DEL_IF_EQUALS });
+    this.cmd.defineCommand('hdelIfEquals', { numberOfKeys: 1, lua: HDEL_IF_EQUALS });
     this.sub = new Redis(this.config.redis, options);
     this.reader = new Redis(this.config.redis, options);
     for (const r of [this.cmd, this.sub, this.reader]) {
@@ -441,6 +473,7 @@ export class ClusterRouter implements Router {
       this.epochs.set(n, (JSON.parse(info) as { epoch: string }).epoch);
       for (const json of Object.values(await this.cmd.hgetall(this.k('sess', n)))) this.upsert(JSON.parse(json) as SessionRecord);
     }
+    for (const [domain, node] of Object.entries(await this.cmd.hgetall(this.k('svc')))) if (nodes[node] !== undefined) this.services.set(domain, node);
     this.loaded = true;
     for (const ev of this.early.splice(0)) this.apply(ev);
     hub.caches.onChange((name, key) => {
@@ -491,6 +524,11 @@ export class ClusterRouter implements Router {
       }
       case 'c':
         if (ev.node !== this.node) this.hub!.caches.invalidate(ev.name, ev.key);
+        return;
+      case 'v':
+        if (ev.node === this.node) return;
+        if (ev.on) this.services.set(ev.domain, ev.node);
+        else if (this.services.get(ev.domain) === ev.node) this.services.delete(ev.domain);
         return;
       case 'j':
       case 'l':
@@ -607,7 +645,7 @@ export class ClusterRouter implements Router {
       this.gone.set(r.id, Date.now());
       const w = this.pipeline();
       w.hdel(this.k('sess', node), full);
-      (w as unknown as { delIfEquals(k: string, v: string): void }).delIfEquals(this.k('jid', full), `${node} ${r.id}`);
+      (w as unknown as ClusterPipeline).delIfEquals(this.k('jid', full), `${node} ${r.id}`);
       this.publishIn(w, { t: 'u', node, id: r.id, jid: full, why: 'node-failure', by: this.node });
       this.hub!.remoteEnded(s, 'node-failure', true);
       ended++;
@@ -622,6 +660,14 @@ export class ClusterRouter implements Router {
         }
       }
       await cmd.del(unacked);
+    }
+    // Its components are gone with it.
+    for (const [domain, n] of Object.entries(await cmd.hgetall(this.k('svc')))) {
+      if (n !== node) continue;
+      if (this.services.get(domain) === node) this.services.delete(domain);
+      const w = this.pipeline();
+      (w as unknown as ClusterPipeline).hdelIfEquals(this.k('svc'), domain, node);
+      this.publishIn(w, { t: 'v', node, domain, on: false });
     }
     await this.flush();
     const drained = await this.drainInbox(node, epoch);

@@ -75,6 +75,14 @@ export class LocalRouter implements Router {
     return undefined;
   }
 
+  announceService(): void {
+    // One process: the component is here or nowhere.
+  }
+
+  serviceNode(): NodeLink | undefined {
+    return undefined;
+  }
+
   isLocal(session: Session): boolean {
     return this.registered(session) !== undefined;
   }

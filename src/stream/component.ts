@@ -32,6 +32,10 @@ export interface ComponentContext extends StreamEnv {
 export interface ComponentHost {
   registerService(domain: string, handler: (s: AddressedStanza) => void, options: ServiceOptions): () => void;
   bounce(stanza: Element, error: StanzaError): void;
+  /** A cluster: tells the other nodes the component for `domain` is connected here (or no longer). */
+  announce?(domain: string, on: boolean): void;
+  /** A cluster: hands a stanza to the node the component for `domain` is connected to; false when none is. */
+  forward?(domain: string, stanza: Element): boolean;
 }
 
 /**
@@ -64,11 +68,14 @@ export class ComponentDomains {
   attach(domain: string, stream: ComponentStream): boolean {
     if (this.connected.has(domain)) return false;
     this.connected.set(domain, stream);
+    this.host.announce?.(domain, true);
     return true;
   }
 
   detach(domain: string, stream: ComponentStream): void {
-    if (this.connected.get(domain) === stream) this.connected.delete(domain);
+    if (this.connected.get(domain) !== stream) return;
+    this.connected.delete(domain);
+    this.host.announce?.(domain, false);
   }
 
   isConnected(domain: string): boolean {
@@ -78,6 +85,8 @@ export class ComponentDomains {
   private deliver(domain: string, s: AddressedStanza): void {
     const stream = this.connected.get(domain);
     if (stream?.write(s.stanza)) return;
+    // In a cluster the component may be connected to another node.
+    if (stream === undefined && this.host.forward?.(domain, s.stanza)) return;
     const type = s.stanza.attrs.type;
     const request = s.kind === 'iq' ? type === 'get' || type === 'set' : s.kind === 'message' ? type !== 'error' && type !== 'groupchat' : false;
     if (request) this.host.bounce(s.stanza, new StanzaError('service-unavailable', 'the component is not connected'));

@@ -63,7 +63,7 @@ export interface ClusterOptions {
   settings?: Record<string, unknown>;
 }
 
-const READY_MS = 60_000;
+const READY_MS = 120_000;
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
   const names = opts.nodes ?? ['a', 'b', 'c'];
