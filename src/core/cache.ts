@@ -53,6 +53,16 @@ export class KeyedCache<V> {
     this.changed(this.name, key);
   }
 
+  /**
+   * The stored value changed in this process while no loaded value was cached here: drops any
+   * load on its way, and tells the listeners (other nodes) to drop theirs.
+   */
+  drop(key: string): void {
+    this.entries.delete(key);
+    this.loaded.delete(key);
+    this.changed(this.name, key);
+  }
+
   /** Drops the value because it changed elsewhere; the next get() reloads it. */
   invalidate(key: string): void {
     this.entries.delete(key);

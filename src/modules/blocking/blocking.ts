@@ -166,13 +166,14 @@ export class BlockingModule {
   private async updateCache(user: Jid, change: (list: Set<string>) => void): Promise<void> {
     const key = user.bareString();
     const cached = this.lists.peek(key);
-    if (!cached) return;
+    // Not cached here: other nodes (a cluster) may hold the old list all the same.
+    if (!cached) return this.lists.drop(key);
     let list: Set<string>;
     try {
       list = new Set(await cached);
     } catch {
       // The load failed and was dropped; the next check reads the store, which is current.
-      return;
+      return this.lists.drop(key);
     }
     change(list);
     this.lists.set(key, list);

@@ -95,7 +95,9 @@ export class VCardModule {
     if (Buffer.byteLength(xml, 'utf8') > max) throw new StanzaError('not-acceptable', `vCard larger than ${max} bytes`);
     const hash = photoHash(payload);
     await this.storage.vcard.set(to.domain, to.local, hash === undefined ? { xml } : { xml, avatarHash: hash });
+    // Not cached here: other nodes (a cluster) may hold the old hash all the same.
     if (this.hashes.has(to.bareString())) this.hashes.set(to.bareString(), hash);
+    else this.hashes.drop(to.bareString());
   }
 
   /** XEP-0153 §4.1: available presence carries the photo hash; the server's knowledge replaces the client's. */
