@@ -161,7 +161,10 @@ async function archive(who: Xjs, withJid: string): Promise<[string, string, stri
 
 describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
   before(async () => {
-    cluster = await startCluster({ nodes: ['a', 'b', 'c'] });
+    // Failure detection is not this file's subject: on a loaded 2-core machine a
+    // node busy with the 10,000-message run can miss the harness's default 1.5 s deadline and be
+    // fenced (seen: load average ~29), so nodes here are declared dead only after 10 s of silence.
+    cluster = await startCluster({ nodes: ['a', 'b', 'c'], heartbeat_ms: 500, dead_after_ms: 10_000 });
     const users = ['alice', 'bob', 'erin', 'frank', 'gina', 'hank', 'ivy', 'jack', 'kate', 'lena', 'mike'];
     for (let i = 0; i < PAIRS; i++) users.push(`s${i}`, `r${i}`);
     for (const u of users) await cluster.addUser(u, `${u}-pass`);
@@ -293,7 +296,7 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
     const p2 = await lena.next(original('p2'), 'the second message');
     assert.deepEqual(p2.getChildren('stanza-id', NS_SID).map(String), [], 'not archived: no stanza-id by lena');
     assert.deepEqual(
-      (await archive(lena, 'mike@localhost')).map(([id, msg]) => [id, msg]),
+      (await archive(lena, 'mike@localhost')).filter(([, msg]) => msg === 'p1' || msg === 'p2').map(([id, msg]) => [id, msg]),
       [[p1, 'p1']],
     );
   });
@@ -414,6 +417,10 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
       receivers.push(r);
       got.push([]);
     }
+    // Archiving (tested above) would make this a benchmark of PostgreSQL: one INSERT per message
+    // and side, awaited before delivery. These accounts keep no archive (XEP-0441), so the run
+    // measures the cluster's path; with archives, see the report of issue 14.
+    await Promise.all([...senders.map((s) => archiving(s.c, 'never')), ...receivers.map((r) => archiving(r, 'never'))]);
     for (let i = 0; i < PAIRS; i++) {
       const from = senders[i]!.jid;
       const prefix = `m${i}-`;
@@ -427,24 +434,27 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
 
     const commands = await cluster.redisCommands();
     const started = Date.now();
-    let sent = 0;
-    let arrived = 0;
-    try {
+    const run = async (): Promise<{ sent: number; arrived: number }> => {
       await Promise.all(
         senders.map(async (s, i) => {
           const to = receivers[i]!.jid;
           for (let n = 0; n < PER_PAIR; n++) await s.c.xmpp.send(xml('message', { to, type: 'chat', id: `m${i}-${n}` }, xml('body', {}, `message ${n}`)));
         }),
       );
-      sent = Date.now();
+      const sent = Date.now();
       await waitUntil(() => got.every((g) => g.length >= PER_PAIR), `${PAIRS * PER_PAIR} messages to arrive`, 180_000);
-      arrived = Date.now();
+      return { sent, arrived: Date.now() };
+    };
+    let sent: number;
+    let arrived: number;
+    try {
+      ({ sent, arrived } = await run());
     } catch (err) {
       // What the nodes and the clients said, to tell why.
       const notes = cluster.nodes.flatMap((n) => n.logs.filter((l) => l.level === undefined || Number(l.level) >= 40 || l.event === 'congested').map((l) => `${n.name}: ${JSON.stringify(l)}`));
       const errors = [...senders.map((s) => s.c), ...receivers].flatMap((c) => c.errors.map((e) => `${c.jid}: ${e.condition ?? ''} ${e.message}`));
-      const counts = got.map((g, i) => `${i}:${g.length}`).join(' ');
-      throw new Error(`${String(err)}\nreceived per pair: ${counts}\nclient errors:\n${errors.join('\n')}\nnode log:\n${notes.slice(-60).join('\n')}`);
+      const counts = got.map((g, i) => `${i}:${g.length}`).join(' ') + ` after ${Date.now() - started} ms`;
+      throw new Error(`${String(err)}\nreceived per pair: ${counts}\nclient errors:\n${errors.join('\n')}\nnode log:\n${notes.slice(-60).join('\n')}`, { cause: err });
     }
     // A last message on each path: a late duplicate would have come before it.
     for (let i = 0; i < PAIRS; i++) await barrier(senders[i]!.c, receivers[i]!);
