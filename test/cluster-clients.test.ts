@@ -16,9 +16,8 @@ import { startCluster, type ClusterNode, type TestCluster } from './support/clus
 import { serverCertificate, trustCertificate, waitUntil, xml, type XmlElement } from './support/xmppjs.js';
 import { SlixClient, XjsClient, barrier, isMessage, isPresence, slixmppMissing, type ImClient, type StanzaView } from './support/im-clients.js';
 import { befriend } from './support/im-scenarios.js';
+import { NS_CARBONS, NS_FORWARD, carbon, type Carbon } from './support/carbons.js';
 
-const NS_CARBONS = 'urn:xmpp:carbons:2';
-const NS_FORWARD = 'urn:xmpp:forward:0';
 const NS_MAM = 'urn:xmpp:mam:2';
 const NS_SID = 'urn:xmpp:sid:0';
 const NS_DATA = 'jabber:x:data';
@@ -26,6 +25,8 @@ const NS_MUC = 'http://jabber.org/protocol/muc';
 const CARBONS_SCRIPT = join(import.meta.dirname, 'slixmpp', 'carbons_client.py');
 const MUC_SCRIPT = join(import.meta.dirname, 'slixmpp', 'muc_client.py');
 const WAIT = 15_000;
+/** Logins: three node processes and twenty clients share a machine that other work loads too. */
+const LOGIN = 30_000;
 const PAIRS = 10;
 const PER_PAIR = 1000;
 const noSlix = slixmppMissing();
@@ -51,7 +52,7 @@ interface Xjs {
 }
 
 async function xjs(t: TestContext, on: string, user: string): Promise<Xjs> {
-  const c = await XjsClient.connect({ port: node(on).port, user, password: `${user}-pass`, caFile });
+  const c = await XjsClient.connect({ port: node(on).port, user, password: `${user}-pass`, caFile, loginMs: LOGIN });
   t.after(() => c.dispose());
   const all: XmlElement[] = [];
   c.xmpp.on('stanza', (el: XmlElement) => all.push(el));
@@ -69,7 +70,7 @@ async function xjs(t: TestContext, on: string, user: string): Promise<Xjs> {
 }
 
 async function slix(t: TestContext, on: string, user: string, script?: string): Promise<SlixClient> {
-  const c = await SlixClient.connect({ port: node(on).port, user, password: `${user}-pass`, caFile, mech: 'SCRAM-SHA-256', ...(script ? { script } : {}) });
+  const c = await SlixClient.connect({ port: node(on).port, user, password: `${user}-pass`, caFile, loginMs: LOGIN, mech: 'SCRAM-SHA-256', ...(script ? { script } : {}) });
   t.after(() => c.dispose());
   return c;
 }
@@ -77,21 +78,6 @@ async function slix(t: TestContext, on: string, user: string, script?: string): 
 async function setCarbons(x: Xjs, on: boolean): Promise<void> {
   const res = await x.c.xmpp.iqCaller.request(xml('iq', { type: 'set' }, xml(on ? 'enable' : 'disable', { xmlns: NS_CARBONS })), WAIT);
   assert.equal(res.attrs.type, 'result');
-}
-
-interface Carbon {
-  direction: string;
-  from: string | undefined;
-  to: string | undefined;
-  inner: XmlElement;
-}
-
-function carbon(el: XmlElement): Carbon | undefined {
-  if (!el.is('message')) return undefined;
-  const wrap = el.getChild('sent', NS_CARBONS) ?? el.getChild('received', NS_CARBONS);
-  const inner = wrap?.getChild('forwarded', NS_FORWARD)?.getChild('message');
-  if (!wrap || !inner) return undefined;
-  return { direction: wrap.name, from: el.attrs.from, to: el.attrs.to, inner };
 }
 
 const original = (id: string) => (el: XmlElement) => el.is('message') && el.attrs.id === id && carbon(el) === undefined;
@@ -306,7 +292,7 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
     const presence = (nick: string, type: string | null = null) => (s: StanzaView) => s.kind === 'presence' && s.from === `${room}/${nick}` && s.type === type;
     const groupchat = (body: string) => (s: StanzaView) => s.kind === 'message' && s.type === 'groupchat' && s.body === body;
     const gina = await slix(t, 'a', 'gina', MUC_SCRIPT);
-    const hank = await XjsClient.connect({ port: node('b').port, user: 'hank', password: 'hank-pass', caFile });
+    const hank = await XjsClient.connect({ port: node('b').port, user: 'hank', password: 'hank-pass', caFile, loginMs: LOGIN });
     t.after(() => hank.dispose());
     const ivy = await slix(t, 'c', 'ivy', MUC_SCRIPT);
     await hank.presence();
@@ -412,7 +398,7 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
     const got: number[][] = [];
     for (let i = 0; i < PAIRS; i++) {
       senders.push(await xjs(t, senderNode(i), `s${i}`));
-      const r = await XjsClient.connect({ port: node(receiverNode(i)).port, user: `r${i}`, password: `r${i}-pass`, caFile });
+      const r = await XjsClient.connect({ port: node(receiverNode(i)).port, user: `r${i}`, password: `r${i}-pass`, caFile, loginMs: LOGIN });
       t.after(() => r.dispose());
       receivers.push(r);
       got.push([]);
