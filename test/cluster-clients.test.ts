@@ -151,7 +151,7 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
     // node busy with the 10,000-message run can miss the harness's default 1.5 s deadline and be
     // fenced (seen: load average ~29), so nodes here are declared dead only after 10 s of silence.
     cluster = await startCluster({ nodes: ['a', 'b', 'c'], heartbeat_ms: 500, dead_after_ms: 10_000 });
-    const users = ['alice', 'bob', 'erin', 'frank', 'gina', 'hank', 'ivy', 'jack', 'kate', 'lena', 'mike'];
+    const users = ['alice', 'bob', 'erin', 'frank', 'gina', 'hank', 'ivy', 'jack', 'kate', 'lena', 'mike', 'nora'];
     for (let i = 0; i < PAIRS; i++) users.push(`s${i}`, `r${i}`);
     for (const u of users) await cluster.addUser(u, `${u}-pass`);
     caFile = join(cluster.dir, 'data', 'tls', 'self-signed.crt');
@@ -340,6 +340,9 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
   test('blocking (XEP-0191): kate on b blocks jack on a; the blocklist cached on a follows', { skip: noSlix || undefined }, async (t) => {
     const jack = await xjs(t, 'a', 'jack');
     const kate = await slix(t, 'b', 'kate');
+    const nora = (await xjs(t, 'b', 'nora')).c;
+    await nora.presence();
+    await barrier(nora, jack.c);
     await jack.c.rosterGet();
     await jack.c.presence({ status: 'jack here' });
     await kate.rosterGet();
@@ -375,6 +378,9 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
     // Presence changes on either side stay on their side.
     await kate.presence({ status: 'hidden from jack' });
     await jack.c.presence({ status: 'jack while blocked' });
+    // Node b's replica has jack's new presence before kate unblocks (her unblock sends her the
+    // presence node b knows of him): a message jack sends after it has reached nora on node b.
+    await barrier(jack.c, nora);
 
     await kate.unblock([jack.bare]);
     await kate.next((s) => s.kind === 'iq' && s.blocking?.op === 'unblock', 'the unblock push', WAIT);
