@@ -411,7 +411,7 @@ describe('a cluster of three nodes with slixmpp and xmpp.js (issue 14)', () => {
     }
     // Archiving (tested above) would make this a benchmark of PostgreSQL: one INSERT per message
     // and side, awaited before delivery. These accounts keep no archive (XEP-0441), so the run
-    // measures the cluster's path; with archives, see the report of issue 14.
+    // measures the cluster's path (with archives on, 8,170 of 10,000 had arrived after 180 s at load ~25).
     await Promise.all([...senders.map((s) => archiving(s.c, 'never')), ...receivers.map((r) => archiving(r, 'never'))]);
     for (let i = 0; i < PAIRS; i++) {
       const from = senders[i]!.jid;
