@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, trustCertificate, waitUntil, xml, type XmlElement, type XmppJsClient } from './support/xmppjs.js';
 import { SlixClient, XjsClient, slixmppMissing, type StanzaView } from './support/im-clients.js';
+import { NS_CARBONS, carbon, type Carbon } from './support/carbons.js';
 
-const NS_CARBONS = 'urn:xmpp:carbons:2';
-const NS_FORWARD = 'urn:xmpp:forward:0';
 const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
 /** Without -PLUS, so that slixmpp 1.8 can use SCRAM (see test/slixmpp.test.ts). */
 const NO_PLUS = { mechanisms: ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] };
@@ -62,23 +61,6 @@ class Received {
       });
     }
   }
-}
-
-interface Carbon {
-  direction: string;
-  from: string | undefined;
-  to: string | undefined;
-  type: string | undefined;
-  inner: XmlElement;
-}
-
-/** The carbon a message is, if it is one. */
-function carbon(el: XmlElement): Carbon | undefined {
-  if (!el.is('message')) return undefined;
-  const wrap = el.getChild('sent', NS_CARBONS) ?? el.getChild('received', NS_CARBONS);
-  const inner = wrap?.getChild('forwarded', NS_FORWARD)?.getChild('message');
-  if (!wrap || !inner) return undefined;
-  return { direction: wrap.name, from: el.attrs.from, to: el.attrs.to, type: el.attrs.type, inner };
 }
 
 const carbonsIn = (r: Received): Carbon[] => r.all.map(carbon).filter((c): c is Carbon => c !== undefined);

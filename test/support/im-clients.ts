@@ -155,6 +155,8 @@ export interface ClientOptions {
   password: string;
   /** PEM file of the server certificate (slixmpp verifies against it; xmpp.js needs trustCertificate()). */
   caFile: string;
+  /** How long the login may take (ms); more than the default for servers under heavy load. */
+  loginMs?: number;
 }
 
 // --- Shared inbox ----------------------------------------------------------------------
@@ -337,7 +339,7 @@ export class XjsClient extends InboxClient implements ImClient {
     let address;
     try {
       // Generous: a loaded 2-core CI machine runs two test files at once.
-      address = await withTimeout(xmpp.start(), 10_000, `${opts.user} (xmpp.js) to come online`);
+      address = await withTimeout(xmpp.start(), opts.loginMs ?? 10_000, `${opts.user} (xmpp.js) to come online`);
     } catch (err) {
       await xmpp.stop().catch(() => undefined);
       throw err;
@@ -565,7 +567,7 @@ export class SlixClient extends InboxClient implements ImClient {
     });
     let e: ScriptEvent;
     try {
-      e = await withTimeout(started, 8000, `${opts.user} (slixmpp) to come online`);
+      e = await withTimeout(started, opts.loginMs ?? 8000, `${opts.user} (slixmpp) to come online`);
     } catch (err) {
       await c.dispose();
       throw err;

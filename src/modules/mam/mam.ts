@@ -12,6 +12,7 @@ import { StanzaError } from '../../core/errors.js';
 import { Priority } from '../../core/hooks.js';
 import type { AddressedStanza, IqRequest, RoutedStanza, ServerApi } from '../../core/api.js';
 import type { Session } from '../../core/session.js';
+import type { KeyedCache } from '../../core/cache.js';
 import type { Storage } from '../../storage/types.js';
 import type { Module } from '../api.js';
 import { NS_MAM, NS_MAM_EXTENDED, finElement, metadata, parseQuery, queryForm, resultMessage, runQuery, sendOrder, type PageLimits } from './query.js';
@@ -28,7 +29,14 @@ const PREFS_CACHED = 10_000;
 const FIRST_RETENTION_DELAY = 60_000;
 
 export class MamModule {
-  private readonly prefsCache = new Map<string, Promise<Prefs>>();
+  /**
+   * Preferences by account, a server cache: in a cluster, the node that routes a message to an
+   * account archives it there (the recipient side) by these, so a change on another node must
+   * reach it (XEP-0441 §2.1: the new preferences apply from then on).
+   */
+  private readonly prefsCache: KeyedCache<Prefs>;
+  /** The cached accounts, oldest first, to keep at most PREFS_CACHED. */
+  private readonly prefsKeys = new Set<string>();
   /** Sender side: the stanza-id added for the sent carbons, removed before the message leaves. */
   private readonly forCarbons = new WeakMap<Element, Element>();
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -39,7 +47,9 @@ export class MamModule {
     private readonly server: ServerApi,
     private readonly storage: Storage,
     readonly store: SqlMamStore,
-  ) {}
+  ) {
+    this.prefsCache = server.caches.define<Prefs>('mam-prefs');
+  }
 
   private get cfg() {
     return this.server.config.mam;
@@ -163,17 +173,17 @@ export class MamModule {
 
   private prefs(owner: Jid): Promise<Prefs> {
     const key = owner.toString();
-    let p = this.prefsCache.get(key);
-    if (p === undefined) {
-      p = this.store.getPrefs(owner.domain, owner.local);
-      const loading = p;
-      loading.catch(() => {
-        if (this.prefsCache.get(key) === loading) this.prefsCache.delete(key);
-      });
-      this.prefsCache.set(key, p);
-      if (this.prefsCache.size > PREFS_CACHED) this.prefsCache.delete(this.prefsCache.keys().next().value as string);
-    }
-    return p;
+    this.keepPrefs(key);
+    return this.prefsCache.get(key, () => this.store.getPrefs(owner.domain, owner.local));
+  }
+
+  private keepPrefs(key: string): void {
+    if (this.prefsKeys.has(key)) return;
+    this.prefsKeys.add(key);
+    if (this.prefsKeys.size <= PREFS_CACHED) return;
+    const oldest = this.prefsKeys.values().next().value as string;
+    this.prefsKeys.delete(oldest);
+    this.prefsCache.forget(oldest);
   }
 
   // --- Queries and preferences ---------------------------------------------------------------
@@ -205,7 +215,9 @@ export class MamModule {
     if (req.payload.name === 'prefs') {
       const prefs = parsePrefs(req.payload);
       await this.store.setPrefs(owner.domain, owner.local, prefs);
-      this.prefsCache.set(owner.toString(), Promise.resolve(prefs));
+      // Replaced here, invalidated on the other nodes of a cluster.
+      this.keepPrefs(owner.toString());
+      this.prefsCache.set(owner.toString(), prefs);
       // XEP-0441 §2.1: the result holds the preferences now in force.
       return prefsElement(prefs, this.cfg.default);
     }
