@@ -5,6 +5,7 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { RosterItem, RosterStore, Subscription } from '../types.js';
 import type { Database, RosterItemsTable } from './schema.js';
+import { prepare } from './prepared.js';
 
 /** How many changes per user are kept for §2.6.3 diffs; older versions get the full roster. */
 export const ROSTER_CHANGES_KEPT = 500;
@@ -131,13 +132,30 @@ export class SqlRosterStore implements RosterStore {
   private readonly cache = new Map<string, { version: number; roster: Roster }>();
   private cachedItems = 0;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  /** The two reads of every login, compiled once. */
+  private readonly versionQuery;
+  private readonly rosterQuery;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.versionQuery = prepare(db, (d, p) => d.selectFrom('roster_versions').select('version').where('host', '=', p('host')).where('username', '=', p('username')));
+    // The version and the items in one statement, so one snapshot (PostgreSQL's READ COMMITTED
+    // gives each statement its own); the derived one-row table keeps a row for an empty roster.
+    this.rosterQuery = prepare(db, (d, p) =>
+      d
+        .selectFrom(d.selectNoFrom((eb) => eb.lit(1).as('one')).as('o'))
+        .leftJoin('roster_versions as v', (join) => join.on('v.host', '=', p('host')).on('v.username', '=', p('username')))
+        .leftJoin('roster_items as i', (join) => join.on('i.host', '=', p('host')).on('i.username', '=', p('username')))
+        .select(['v.version as roster_version', 'i.jid', 'i.name', 'i.subscription', 'i.ask', 'i.pending_in', 'i.approved', 'i.groups'])
+        .orderBy('i.jid'),
+    );
+  }
 
   async get(host: string, username: string): Promise<Roster> {
     const key = `${username}@${host}`;
     const cached = this.cache.get(key);
     if (cached !== undefined) {
-      if ((await currentVersion(this.db, host, username)) === cached.version) {
+      const row = await this.versionQuery.first({ host, username });
+      if ((row === undefined ? 0 : Number(row.version)) === cached.version) {
         // Most recently used last.
         this.cache.delete(key);
         this.cache.set(key, cached);
@@ -145,15 +163,7 @@ export class SqlRosterStore implements RosterStore {
       }
       this.forget(key);
     }
-    // The version and the items in one statement, so one snapshot (PostgreSQL's READ COMMITTED
-    // gives each statement its own); the derived one-row table keeps a row for an empty roster.
-    const rows = await this.db
-      .selectFrom(this.db.selectNoFrom((eb) => eb.lit(1).as('one')).as('o'))
-      .leftJoin('roster_versions as v', (join) => join.on('v.host', '=', host).on('v.username', '=', username))
-      .leftJoin('roster_items as i', (join) => join.on('i.host', '=', host).on('i.username', '=', username))
-      .select(['v.version as roster_version', 'i.jid', 'i.name', 'i.subscription', 'i.ask', 'i.pending_in', 'i.approved', 'i.groups'])
-      .orderBy('i.jid')
-      .execute();
+    const rows = await this.rosterQuery.execute({ host, username });
     const version = rows[0]?.roster_version == null ? 0 : Number(rows[0].roster_version);
     const items: RosterItem[] = [];
     for (const row of rows) {
