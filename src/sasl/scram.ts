@@ -3,6 +3,7 @@
 // all six so the message handling exists once.
 import { randomBytes } from 'node:crypto';
 import type { ScramCredentials, ScramHash } from '../core/credentials.js';
+import { randomToken } from '../core/random.js';
 import type { ChannelBindingType, SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.js';
 import { SCRAM_ITERATIONS, SCRAM_SALT_LENGTH, digest, hashLength, hmac, xor } from './credentials.js';
 import { decodeBase64, decodeUtf8, emptyChallenge, failure, fakeSalt, sameBytes } from './common.js';
@@ -50,7 +51,7 @@ export function encodeSaslname(text: string): string {
 }
 
 function defaultServerNonce(): string {
-  return randomBytes(24).toString('base64');
+  return randomToken(24, 'base64');
 }
 
 export function scramMechanism(hash: ScramHash, plus: boolean, opts: ScramOptions = {}): SaslMechanism {

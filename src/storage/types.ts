@@ -58,8 +58,11 @@ export interface RosterItem {
 }
 
 export interface RosterStore {
-  /** The whole roster and its current version (RFC 6121 §2.6); version is '0' for a roster never changed. */
-  get(host: string, username: string): Promise<{ version: string; items: RosterItem[] }>;
+  /**
+   * The whole roster and its current version (RFC 6121 §2.6); version is '0' for a roster never
+   * changed. The result may be shared with other callers (a cached read): never modify it.
+   */
+  get(host: string, username: string): Promise<{ version: string; items: readonly RosterItem[] }>;
   getItem(host: string, username: string, jid: string): Promise<RosterItem | undefined>;
   /** How many items the roster holds (pending-only ones included). */
   count(host: string, username: string): Promise<number>;

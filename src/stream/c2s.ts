@@ -3,7 +3,7 @@
 // that this stream carries until it ends. The stream also watches the client's
 // liveness (pre-authentication limit, idle ping). Everything sent to the client
 // after binding goes through the session, so the outgoing filters see it all.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Element, x } from '../xml/element.js';
 import { NS } from '../xml/namespaces.js';
 import type { StreamHeader } from '../xml/parser.js';
@@ -19,6 +19,7 @@ import type { Transport } from './transport.js';
 import type { Framing } from './framing.js';
 import { StreamConnection, type StreamEnv } from './connection.js';
 import { RateShaper, type AccountShapers } from './shaper.js';
+import { randomToken } from '../core/random.js';
 
 /** What a client stream needs from the server around it. */
 export interface C2SContext extends StreamEnv {
@@ -70,7 +71,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     transport: Transport,
     framing: Framing,
   ) {
-    super(ctx, transport, framing, { conn: randomBytes(4).toString('hex') });
+    super(ctx, transport, framing, { conn: randomToken(4, 'hex') });
     this.shapers.push(new RateShaper(ctx.config.limits.rate.client));
     // RFC 6120 §4.6.2 / seed: a client that does not finish authenticating in time is dropped.
     this.timer = setTimeout(() => this.closeWithError(new StreamError('connection-timeout', 'authentication took too long')), ctx.config.timeouts.pre_auth * 1000);
@@ -449,7 +450,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
         return this.writeNonza(errorReply(iq, new StanzaError('bad-request', 'invalid resourcepart')));
       }
       // RFC 6120 §7.7.2.2: on conflict we give the newcomer another resource rather than kick anyone.
-      if (this.ctx.router.hasResource(bare, resource)) resource = `${resource}.${randomBytes(4).toString('hex')}`;
+      if (this.ctx.router.hasResource(bare, resource)) resource = `${resource}.${randomToken(4, 'hex')}`;
     } else {
       // The seed's policy: the server always picks the resource (RFC 6120 §7.6.2.1).
       resource = randomUUID();
@@ -528,7 +529,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     if (silentFor >= ping_after * 1000) {
       this.pingOutstanding = true;
       this.ctx.sessions.idle(session);
-      session.send(x('iq', NS.CLIENT, { type: 'get', id: `ping-${randomBytes(6).toString('hex')}`, from: this.host, to: session.jid.toString() }, x('ping', NS.PING)));
+      session.send(x('iq', NS.CLIENT, { type: 'get', id: `ping-${randomToken(6, 'hex')}`, from: this.host, to: session.jid.toString() }, x('ping', NS.PING)));
       this.armIdleTimer(ping_timeout * 1000);
     } else {
       this.armIdleTimer(ping_after * 1000 - silentFor);

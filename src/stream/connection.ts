@@ -3,12 +3,12 @@
 // flood control), and every way a stream can end. What is negotiated on it is
 // the subclass's: a client's STARTTLS, SASL and bind (c2s.ts), a component's
 // handshake (component.ts).
-import { randomBytes } from 'node:crypto';
 import type { Element } from '../xml/element.js';
 import { NS } from '../xml/namespaces.js';
 import type { StreamHeader } from '../xml/parser.js';
 import { StreamError } from '../core/errors.js';
 import type { EndReason } from '../core/session.js';
+import { randomToken } from '../core/random.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Transport } from './transport.js';
@@ -118,7 +118,7 @@ export abstract class StreamConnection {
   protected sendHeader(from: string, h: StreamHeader | undefined, to?: string): string | undefined {
     if (this.headerSent) return undefined;
     this.headerSent = true;
-    const id = randomBytes(16).toString('base64url');
+    const id = randomToken(16, 'base64url');
     const theirs = h?.attrs.version;
     let version: string | undefined = this.speaksVersion ? '1.0' : undefined;
     if (theirs === undefined && h !== undefined) version = undefined;

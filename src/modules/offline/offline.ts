@@ -160,9 +160,12 @@ export class OfflineModule {
     const user = session.jid.bare;
     this.waiting.delete(user.toString());
     // XEP-0191 §3.3: once a JID is blocked nothing from it is delivered, stored messages included.
-    const blocked = new Set(await this.storage.blocking.list(user.domain, user.local));
+    // Read once there is something to deliver (most logins find nothing stored).
+    let blocked: Set<string> | undefined;
     for (;;) {
       const batch = await this.store.list(user.domain, user.local, BATCH);
+      if (batch.length > 0) blocked ??= new Set(await this.storage.blocking.list(user.domain, user.local));
+      const blocks = blocked;
       const done: string[] = [];
       let stopped = false;
       for (const m of batch) {
@@ -175,7 +178,7 @@ export class OfflineModule {
           continue;
         }
         const from = stanza.attrs.from;
-        if (from === undefined || blocked.size === 0 || !blocklistKeysFor(from).some((k) => blocked.has(k))) {
+        if (from === undefined || blocks === undefined || blocks.size === 0 || !blocklistKeysFor(from).some((k) => blocks.has(k))) {
           // Paced by the client's reading: a large backlog is written as fast as it is read, never
           // piled into the connection's buffer. Before waiting, what was written leaves storage;
           // what is not written stays for the next login.

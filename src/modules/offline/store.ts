@@ -5,6 +5,7 @@
 import { sql, type Generated, type Kysely } from 'kysely';
 import type { Migration, SqlHandle } from '../../storage/sql/owned.js';
 import { ownedData, type DataOwner } from '../../storage/sql/transfer.js';
+import { prepare } from '../../storage/sql/prepared.js';
 
 /** XEP-0160: one message kept for a user who had no available resource. */
 export interface OfflineMessage {
@@ -116,10 +117,23 @@ export function offlineMigrations(dialect: SqlHandle['dialect']): Record<string,
 export const offlineData: DataOwner = ownedData('offline', offlineMigrations, [{ name: 'offline_messages', key: ['id'], identity: 'id' }]);
 
 export class SqlOfflineStore implements OfflineStore {
+  /** Read at every login (XEP-0160 §2 step 5), compiled once. */
+  private readonly listQuery;
+
   private constructor(
     private readonly handle: SqlHandle,
     private readonly db: Kysely<OfflineTables>,
-  ) {}
+  ) {
+    this.listQuery = prepare(db, (d, p) =>
+      d
+        .selectFrom('offline_messages')
+        .select(['id', 'stanza', 'stored_at'])
+        .where('host', '=', p('host'))
+        .where('username', '=', p('username'))
+        .orderBy('id')
+        .limit(p<number>('limit')),
+    );
+  }
 
   /** Brings the table up to date and returns the store. */
   static async open(sql: SqlHandle): Promise<SqlOfflineStore> {
@@ -164,14 +178,7 @@ export class SqlOfflineStore implements OfflineStore {
   }
 
   async list(host: string, username: string, limit: number): Promise<OfflineMessage[]> {
-    const rows = await this.db
-      .selectFrom('offline_messages')
-      .select(['id', 'stanza', 'stored_at'])
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .orderBy('id')
-      .limit(limit)
-      .execute();
+    const rows = await this.listQuery.execute({ host, username, limit });
     return rows.map((r) => ({ id: String(r.id), stanza: r.stanza, storedAt: new Date(r.stored_at) }));
   }
 

@@ -10,6 +10,7 @@ import {
   type ScramHash,
 } from '../types.js';
 import type { Database } from './schema.js';
+import { prepare } from './prepared.js';
 import { deleteRoster } from './roster.js';
 
 function isScramHash(value: string): value is ScramHash {
@@ -70,7 +71,19 @@ async function replaceLegacySecrets(trx: Transaction<Database>, host: string, us
 }
 
 export class SqlAccountStore implements AccountStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** Read at every SCRAM login (RFC 5802 §5.1: the stored keys, no PBKDF2 per login), compiled once. */
+  private readonly credentialsQuery;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.credentialsQuery = prepare(db, (d, p) =>
+      d
+        .selectFrom('scram_credentials')
+        .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
+        .where('host', '=', p('host'))
+        .where('username', '=', p('username'))
+        .where('hash', '=', p('hash')),
+    );
+  }
 
   async create(host: string, username: string, credentials: ScramCredentials[], legacy: LegacySaslSecret[] = []): Promise<boolean> {
     checkCredentials(credentials);
@@ -143,13 +156,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async getScramCredentials(host: string, username: string, hash: ScramHash): Promise<ScramCredentials | undefined> {
-    const row = await this.db
-      .selectFrom('scram_credentials')
-      .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .where('hash', '=', hash)
-      .executeTakeFirst();
+    const row = await this.credentialsQuery.first({ host, username, hash });
     if (row === undefined || !isScramHash(row.hash)) return undefined;
     return {
       hash: row.hash,

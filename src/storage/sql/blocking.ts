@@ -4,18 +4,18 @@
 import type { Kysely } from 'kysely';
 import { blocklistKeysFor, type BlockingStore } from '../types.js';
 import type { Database } from './schema.js';
+import { prepare } from './prepared.js';
 
 export class SqlBlockingStore implements BlockingStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** Read at every login (the list is kept while the user is online), compiled once. */
+  private readonly listQuery;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.listQuery = prepare(db, (d, p) => d.selectFrom('blocklist').select('jid').where('host', '=', p('host')).where('username', '=', p('username')).orderBy('jid'));
+  }
 
   async list(host: string, username: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('blocklist')
-      .select('jid')
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .orderBy('jid')
-      .execute();
+    const rows = await this.listQuery.execute({ host, username });
     return rows.map((r) => r.jid);
   }
 

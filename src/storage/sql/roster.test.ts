@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ROSTER_CHANGES_KEPT } from './roster.js';
+import { ROSTER_CACHE_USERS, ROSTER_CHANGES_KEPT } from './roster.js';
 import { item, storageBackends, type TempStorage } from './testutil.js';
+import { openSqliteStorage } from '../sqlite.js';
+import { openPostgresStorage } from '../postgres.js';
 
 const H = 'example.net';
 
@@ -132,6 +134,48 @@ for (const backend of storageBackends()) describe(`SqlRosterStore (${backend.dia
       item(`c${(total - 1) % 7}@example.com`, { name: String(total - 1) }),
       item(`c${total % 7}@example.com`, { name: String(total) }),
     ]);
+  });
+
+  test('a roster read again is current after changes made here, by another connection, and by removing the account', async () => {
+    const { roster } = t.storage;
+    const u = 'mercutio';
+    const a = item('a@example.com', { subscription: 'both', groups: ['G'] });
+    await roster.setItem(H, u, a);
+    const first = await roster.get(H, u);
+    assert.deepEqual(first, { version: '1', items: [a] });
+    // Unchanged: read again, the same.
+    assert.deepEqual(await roster.get(H, u), first);
+
+    // Another process on the same database (here: a second connection) changes it.
+    const other = t.dialect === 'sqlite' ? await openSqliteStorage(t.path) : await openPostgresStorage(t.path);
+    try {
+      const b = item('b@example.com', { subscription: 'to' });
+      assert.equal(await other.roster.setItem(H, u, b), '2');
+      assert.deepEqual(await roster.get(H, u), { version: '2', items: [a, b] });
+      assert.equal(await other.roster.removeItem(H, u, 'a@example.com'), '3');
+      assert.deepEqual(await roster.get(H, u), { version: '3', items: [b] });
+      // The account goes (its roster with it) and comes back with the same name: nothing of the old roster.
+      await other.accounts.create(H, u, []);
+      assert.equal(await other.accounts.remove(H, u), true);
+      assert.deepEqual(await roster.get(H, u), { version: '4', items: [] });
+    } finally {
+      await other.close();
+    }
+
+    // Changed here: seen at once.
+    const c = item('c@example.com');
+    assert.equal(await roster.setItem(H, u, c), '5');
+    assert.deepEqual(await roster.get(H, u), { version: '5', items: [c] });
+  });
+
+  test(`rosters read for more than ${ROSTER_CACHE_USERS} users are all still right`, async () => {
+    const { roster } = t.storage;
+    const users = Array.from({ length: ROSTER_CACHE_USERS + 10 }, (_, i) => `many${i}`);
+    await roster.setItem(H, users[0]!, item('x@example.com'));
+    for (const u of users) await roster.get(H, u);
+    // The first was dropped long ago: read again from storage, still right.
+    assert.deepEqual(await roster.get(H, users[0]!), { version: '1', items: [item('x@example.com')] });
+    assert.deepEqual(await roster.get(H, users[users.length - 1]!), { version: '0', items: [] });
   });
 
   test('rosters and versions survive close and reopen', async () => {

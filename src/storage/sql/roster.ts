@@ -5,9 +5,16 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { RosterItem, RosterStore, Subscription } from '../types.js';
 import type { Database, RosterItemsTable } from './schema.js';
+import { prepare } from './prepared.js';
 
 /** How many changes per user are kept for §2.6.3 diffs; older versions get the full roster. */
 export const ROSTER_CHANGES_KEPT = 500;
+
+/** Bounds on the rosters kept between reads (see SqlRosterStore.get): users, and items in all. */
+export const ROSTER_CACHE_USERS = 4096;
+export const ROSTER_CACHE_ITEMS = 100_000;
+
+type Roster = { version: string; items: readonly RosterItem[] };
 
 type Db = Kysely<Database> | Transaction<Database>;
 type RosterChange = RosterItem | { jid: string; subscription: 'remove' };
@@ -33,7 +40,10 @@ function parseGroups(json: string): string[] {
   }
 }
 
-function toItem(row: Selectable<RosterItemsTable>): RosterItem {
+/** What an item is made of (the row without its keys and version). */
+type ItemRow = Pick<Selectable<RosterItemsTable>, 'jid' | 'name' | 'subscription' | 'ask' | 'pending_in' | 'approved' | 'groups'>;
+
+function toItem(row: ItemRow): RosterItem {
   const item: RosterItem = {
     jid: row.jid,
     // A row can only hold what setItem validated; 'none' guards a hand-edited database.
@@ -111,22 +121,76 @@ function checkItem(item: RosterItem): void {
 }
 
 export class SqlRosterStore implements RosterStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /**
+   * The last roster read per user, by bare JID, oldest first. A login reads the roster two or
+   * three times (the client's roster get, the initial presence broadcast and probes, the
+   * unavailable broadcast at the end): the first read of the items serves the others as long as
+   * the stored version is still the one read with them (RFC 6121 §2.6: every change bumps it, in
+   * the transaction that makes the change), so a change made anywhere, another process included,
+   * is seen at the next read.
+   */
+  private readonly cache = new Map<string, { version: number; roster: Roster }>();
+  private cachedItems = 0;
 
-  async get(host: string, username: string): Promise<{ version: string; items: RosterItem[] }> {
-    // One snapshot for the version and the items (PostgreSQL's default READ COMMITTED would
-    // let a concurrent setItem land between the two reads; SQLite ignores the level).
-    return this.db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
-      const version = await currentVersion(trx, host, username);
-      const rows = await trx
-        .selectFrom('roster_items')
-        .selectAll()
-        .where('host', '=', host)
-        .where('username', '=', username)
-        .orderBy('jid')
-        .execute();
-      return { version: String(version), items: rows.map(toItem) };
-    });
+  /** The two reads of every login, compiled once. */
+  private readonly versionQuery;
+  private readonly rosterQuery;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.versionQuery = prepare(db, (d, p) => d.selectFrom('roster_versions').select('version').where('host', '=', p('host')).where('username', '=', p('username')));
+    // The version and the items in one statement, so one snapshot (PostgreSQL's READ COMMITTED
+    // gives each statement its own); the derived one-row table keeps a row for an empty roster.
+    this.rosterQuery = prepare(db, (d, p) =>
+      d
+        .selectFrom(d.selectNoFrom((eb) => eb.lit(1).as('one')).as('o'))
+        .leftJoin('roster_versions as v', (join) => join.on('v.host', '=', p('host')).on('v.username', '=', p('username')))
+        .leftJoin('roster_items as i', (join) => join.on('i.host', '=', p('host')).on('i.username', '=', p('username')))
+        .select(['v.version as roster_version', 'i.jid', 'i.name', 'i.subscription', 'i.ask', 'i.pending_in', 'i.approved', 'i.groups'])
+        .orderBy('i.jid'),
+    );
+  }
+
+  async get(host: string, username: string): Promise<Roster> {
+    const key = `${username}@${host}`;
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      const row = await this.versionQuery.first({ host, username });
+      if ((row === undefined ? 0 : Number(row.version)) === cached.version) {
+        // Most recently used last.
+        this.cache.delete(key);
+        this.cache.set(key, cached);
+        return cached.roster;
+      }
+      this.forget(key);
+    }
+    const rows = await this.rosterQuery.execute({ host, username });
+    const version = rows[0]?.roster_version == null ? 0 : Number(rows[0].roster_version);
+    const items: RosterItem[] = [];
+    for (const row of rows) {
+      // The one row of an empty roster has no item; a joined item has all its NOT NULL columns.
+      if (row.jid !== null) items.push(toItem(row as ItemRow));
+    }
+    const roster: Roster = { version: String(version), items };
+    this.remember(key, version, roster);
+    return roster;
+  }
+
+  private remember(key: string, version: number, roster: Roster): void {
+    this.forget(key);
+    this.cache.set(key, { version, roster });
+    this.cachedItems += roster.items.length;
+    for (const [oldest, entry] of this.cache) {
+      if (this.cache.size <= ROSTER_CACHE_USERS && this.cachedItems <= ROSTER_CACHE_ITEMS) break;
+      this.cache.delete(oldest);
+      this.cachedItems -= entry.roster.items.length;
+    }
+  }
+
+  private forget(key: string): void {
+    const entry = this.cache.get(key);
+    if (entry === undefined) return;
+    this.cache.delete(key);
+    this.cachedItems -= entry.roster.items.length;
   }
 
   async getItem(host: string, username: string, jid: string): Promise<RosterItem | undefined> {
@@ -152,6 +216,8 @@ export class SqlRosterStore implements RosterStore {
 
   async setItem(host: string, username: string, item: RosterItem): Promise<string> {
     checkItem(item);
+    // Stale from now on (its version says so too): not worth keeping.
+    this.forget(`${username}@${host}`);
     return this.db.transaction().execute(async (trx) => {
       const version = await bumpVersion(trx, host, username);
       const values = {
@@ -174,6 +240,7 @@ export class SqlRosterStore implements RosterStore {
   }
 
   async removeItem(host: string, username: string, jid: string): Promise<string | undefined> {
+    this.forget(`${username}@${host}`);
     return this.db.transaction().execute(async (trx) => {
       const deleted = await trx
         .deleteFrom('roster_items')

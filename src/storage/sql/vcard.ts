@@ -3,9 +3,15 @@
 import type { Kysely } from 'kysely';
 import type { StoredVCard, VCardStore } from '../types.js';
 import type { Database } from './schema.js';
+import { prepare } from './prepared.js';
 
 export class SqlVCardStore implements VCardStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** Read at every login (XEP-0153 hash in presence), compiled once. */
+  private readonly hashQuery;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.hashQuery = prepare(db, (d, p) => d.selectFrom('vcards').select('avatar_hash').where('host', '=', p('host')).where('username', '=', p('username')));
+  }
 
   async get(host: string, username: string): Promise<StoredVCard | undefined> {
     const row = await this.db
@@ -35,12 +41,7 @@ export class SqlVCardStore implements VCardStore {
   }
 
   async avatarHash(host: string, username: string): Promise<string | undefined> {
-    const row = await this.db
-      .selectFrom('vcards')
-      .select('avatar_hash')
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .executeTakeFirst();
+    const row = await this.hashQuery.first({ host, username });
     return row?.avatar_hash ?? undefined;
   }
 }
