@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseOrUsage } from '../shared/cli.js';
+import { int, parseOrUsage } from '../shared/cli.js';
 import { machine } from '../shared/system.js';
 import { DEFAULTS, runClusterBench, type ClusterBenchOptions, type ClusterBenchReport } from './run.js';
 import { benchmarkTable, commandTable, mainTable, problems } from './format.js';
@@ -39,13 +39,6 @@ interface CliOptions {
   redisBenchmark: number;
   out: string;
   json: string | undefined;
-}
-
-function int(v: string | undefined, name: string, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer`);
-  return n;
 }
 
 function parseCli(argv: string[]): CliOptions | undefined {
@@ -128,7 +121,7 @@ Redis figures (see "A 10-node deployment" in bench/README.md).
 - Nodes: \`shoal start\` processes (test/support/cluster.ts), STARTTLS required (one self-signed certificate), SCRAM, no MAM, no rate limits, logs at info; heartbeats every ${o.heartbeatMs} ms, dead after ${o.deadAfterMs} ms.
 - Logins: ${o.clients} clients (STARTTLS, SCRAM-SHA-1 with cached keys, bind, roster get, initial presence, a ping answered = online), ${o.concurrency} at a time, client *i* on node *i mod N*.
 - Messages: chat to the partner's bare JID, closed loop with one message in flight per sender (both clients of a pair send). Same-node pairs: two clients of one node; cross-node pairs: clients 2k and 2k+1, always on two different nodes. Busy: every pair (${o.clients / 2} pairs), ${o.messages} messages; light: ${o.lightPairs} pairs, ${o.lightMessages} messages, so that latency is the path's, not a queue's. ${o.warmup} unmeasured messages each way first.
-- Redis: INFO (stats, cpu, commandstats) before and after each phase; the rate measured while the cluster sat idle for ${o.idleMs / 1000} s after login (heartbeats: MULTI/EXISTS/SET/EXEC, HGETALL, MGET, and XREAD BLOCK timing out) is subtracted from the commands, CPU and bytes of each phase. "Bytes out" counts replies and pub/sub deliveries to the nodes.
+- Redis: INFO (stats, cpu, commandstats) before and after each phase; the rate measured while the cluster sat idle for ${o.idleMs / 1000} s after login (heartbeats: MULTI/EXISTS/SET/EXEC, HGETALL, MGET, and XREAD BLOCK timing out) is subtracted from the commands and bytes of each phase; Redis CPU of a phase counts in the proportion of its commands that remain. "Bytes out" counts replies and pub/sub deliveries to the nodes.
 - CPU of the nodes: utime + stime of the node processes (/proc), all nodes together.
 
 ## Results

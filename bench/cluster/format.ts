@@ -35,8 +35,11 @@ function phaseRows(placement: PhaseReport['placement']): Row[] {
 const ROWS: Row[] = [
   ['logins/s', (s) => num(s.login.perSecond)],
   ['login latency p50 / p99 (ms)', (s) => pair(s.login.latencyMs.p50, s.login.latencyMs.p99)],
+  ['login: median ms per step', (s) => Object.entries(s.login.stepP50Ms).map(([k, v]) => `${k} ${num(v)}`).join(', ')],
   ['node CPU s per 1,000 logins (all nodes)', (s) => num(s.login.nodeCpuPer1000, 2)],
   ['Redis commands per login / per logout', (s) => pair(s.login.redis.commandsPerUnit, s.logout.redis.commandsPerUnit, 2)],
+  ['logout of everyone at once: until the registry is empty (s)', (s) => num(s.logout.elapsedMs / 1000, 1)],
+  ['logout: closes the server left unanswered for 10 s', (s) => num(s.logout.unanswered)],
   ['Redis CPU µs per login', (s) => num(s.login.redis.cpuUsPerUnit, 1)],
   ['Redis bytes out per login (replies + pub/sub deliveries)', (s) => num(s.login.redis.netOutPerUnit)],
   ['Redis bytes per online session (record + resource claim)', (s) => num(s.registry.bytesPerSession)],
@@ -92,7 +95,7 @@ export function problems(r: ClusterBenchReport): string[] {
   for (const s of r.sizes) {
     for (const [k, n] of Object.entries(s.login.failures)) out.push(`${s.nodes} nodes: login failed ${n}x: ${k}`);
     for (const p of s.phases) if (p.lost > 0 || p.duplicates > 0) out.push(`${s.nodes} nodes, ${p.placement} ${p.load}: ${p.lost} lost, ${p.duplicates} duplicated`);
-    for (const [k, n] of Object.entries(s.nodeProblems)) out.push(`${s.nodes} nodes: node log ${k} (${n}x)`);
+    for (const [k, n] of Object.entries(s.nodeProblems)) out.push(`${s.nodes} nodes: node log ${k} (${n}x), the first: ${s.nodeProblemExamples[k] ?? ''}`);
   }
   return out;
 }

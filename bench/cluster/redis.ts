@@ -24,6 +24,8 @@ export interface RedisSample {
   calls: Record<string, number>;
   /** performance.now() when taken. */
   at: number;
+  /** untilGone()'s EXISTS commands so far. */
+  polls: number;
 }
 
 export interface RedisDelta {
@@ -41,6 +43,8 @@ function field(info: string, name: string): number {
 
 export class RedisProbe {
   private readonly redis: Redis;
+  /** EXISTS commands sent by untilGone(), so that delta() leaves them out. */
+  private polls = 0;
 
   private constructor(url: string) {
     this.redis = new Redis(url, { lazyConnect: true, connectionName: 'shoal-bench-probe', maxRetriesPerRequest: 1 });
@@ -64,17 +68,34 @@ export class RedisProbe {
       netOut: field(info, 'total_net_output_bytes'),
       calls,
       at: performance.now(),
+      polls: this.polls,
     };
   }
 
-  /** What happened between two samples, less the INFO that took the first (the second's own is not counted yet). */
+  /**
+   * What happened between two samples, less the INFO that took the first (the second's own is
+   * not counted yet) and the EXISTS this probe sent meanwhile (until()).
+   */
   static delta(a: RedisSample, b: RedisSample): RedisDelta {
+    const own: Record<string, number> = { info: 1, exists: b.polls - a.polls };
     const calls: Record<string, number> = {};
     for (const [name, n] of Object.entries(b.calls)) {
-      const d = n - (a.calls[name] ?? 0) - (name === 'info' ? 1 : 0);
+      const d = n - (a.calls[name] ?? 0) - (own[name] ?? 0);
       if (d > 0) calls[name] = d;
     }
-    return { commands: Math.max(0, b.commands - a.commands - 1), cpuS: b.cpuS - a.cpuS, netIn: b.netIn - a.netIn, netOut: b.netOut - a.netOut, calls, ms: b.at - a.at };
+    const commands = b.commands - a.commands - 1 - own.exists!;
+    return { commands: Math.max(0, commands), cpuS: b.cpuS - a.cpuS, netIn: b.netIn - a.netIn, netOut: b.netOut - a.netOut, calls, ms: b.at - a.at };
+  }
+
+  /** Polls (one EXISTS each, deducted by delta()) until none of `keys` exists; false after `timeoutMs`. */
+  async untilGone(keys: string[], timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      this.polls++;
+      if ((await this.redis.exists(...keys)) === 0) return true;
+      if (performance.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Keys under `namespace:` and the bytes Redis reports for them (MEMORY USAGE, every field counted). */

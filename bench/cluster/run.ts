@@ -16,10 +16,10 @@
 // server (INFO), less the background rate, per message or login.
 import { createSecureContext } from 'node:tls';
 import { startCluster, type TestCluster } from '../../test/support/cluster.js';
-import { LoadClient } from '../load/client.js';
+import { LoadClient, NS } from '../load/client.js';
 import { ScramCache } from '../load/scram.js';
-import type { XmlElement } from '../load/xml.js';
-import { countFailure, pairsOf, percentiles, pool, sleep, until, type Percentiles } from '../load/run.js';
+import { escapeXml, type XmlElement } from '../load/xml.js';
+import { countFailure, pairsOf, percentiles, pool, sleep, stepMedians, until, type LoadReport, type Percentiles } from '../load/run.js';
 import { sampleProcess } from '../load/proc.js';
 import { RedisProbe, startRedis, type RedisDelta, type RedisSample } from './redis.js';
 
@@ -77,7 +77,7 @@ export interface RedisFigures {
   /** Commands less the background, and per unit (message, login, logout). */
   commands: number;
   commandsPerUnit: number;
-  /** Redis CPU microseconds per unit, less the background. */
+  /** Redis CPU microseconds per unit: the phase's, times the share of its commands that were not the background's. */
   cpuUsPerUnit: number;
   /** Bytes Redis sent (replies and pub/sub deliveries) per unit, less the background. */
   netOutPerUnit: number;
@@ -109,19 +109,14 @@ export interface PhaseReport {
 
 export interface SizeReport {
   nodes: number;
-  login: {
-    attempted: number;
-    succeeded: number;
-    failed: number;
-    failures: Record<string, number>;
-    elapsedMs: number;
-    perSecond: number;
-    latencyMs: Percentiles;
+  /** As bench/load reports a login phase, and what it cost the nodes and Redis. */
+  login: Pick<LoadReport['login'], 'attempted' | 'succeeded' | 'failed' | 'failures' | 'elapsedMs' | 'perSecond' | 'latencyMs' | 'stepP50Ms'> & {
     nodeCpuPer1000: number;
     generatorCpuPercent: number;
     redis: RedisFigures;
   };
-  logout: { count: number; elapsedMs: number; redis: RedisFigures };
+  /** Everyone logs out at once; elapsed: until the registry is empty; unanswered: closes the server did not answer within 10 s. */
+  logout: { count: number; elapsedMs: number; unanswered: number; redis: RedisFigures };
   /** Commands/s and share of a core Redis used while the cluster was idle (heartbeats, and anything else using this Redis). */
   background: { commandsPerS: number; cpuPercent: number; netOutPerS: number };
   /** The cluster's keys in Redis with everyone online, by kind; per session: its record and its resource claim. */
@@ -131,6 +126,8 @@ export interface SizeReport {
   phases: PhaseReport[];
   /** Warnings and errors the nodes logged (events), e.g. a node declared dead: a run with any is suspect. */
   nodeProblems: Record<string, number>;
+  /** The first log line of each of those (JSON, cut at 2,000 characters). */
+  nodeProblemExamples: Record<string, string>;
 }
 
 export interface ClusterBenchReport {
@@ -142,6 +139,8 @@ export interface ClusterBenchReport {
 }
 
 const PASSWORD = 'bench-pass';
+/** How long a client waits for the server's </stream:stream> before dropping the connection. */
+const CLOSE_WAIT_MS = 10_000;
 const round = (v: number, digits = 2): number => Number(v.toFixed(digits));
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
 
@@ -169,7 +168,9 @@ function figures(raw: RedisDelta, units: number, bg: Background): RedisFigures {
     raw,
     commands: Math.round(commands),
     commandsPerUnit: round(per(commands), 3),
-    cpuUsPerUnit: round(per(Math.max(0, raw.cpuS - bg.cpuSPerMs * raw.ms) * 1e6), 1),
+    // Redis's CPU over a long phase is mostly heartbeats on a slow machine, and the idle rate of
+    // a few seconds is too coarse to subtract: the phase's CPU is shared out by commands instead.
+    cpuUsPerUnit: round(per(raw.commands > 0 ? (raw.cpuS * commands) / raw.commands : 0) * 1e6, 1),
     netOutPerUnit: Math.round(per(Math.max(0, raw.netOut - bg.netOutPerMs * raw.ms))),
     callsPerUnit,
   };
@@ -251,6 +252,24 @@ class Exchange {
     this.onMessage = undefined;
     return { sent, received, duplicates, lost: sent - received, elapsedMs, latencies };
   }
+}
+
+/**
+ * Waits until each client of each pair gets an answer from its partner's full JID (an XEP-0199
+ * ping routed through the cluster): by then the sender's node knows the partner's session, so
+ * a message cannot go to offline storage for want of a replica that has not heard yet.
+ */
+async function reachable(pairs: [LoadClient, LoadClient][], timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  const reach = async (from: LoadClient, to: LoadClient): Promise<void> => {
+    while (performance.now() < deadline) {
+      const r = await from.request(`<iq type='get' id='%ID%' to='${escapeXml(to.jid)}'><ping xmlns='${NS.PING}'/></iq>`).catch(() => undefined);
+      if (r?.attrs.type === 'result') return;
+      await sleep(100);
+    }
+    throw new Error(`${from.jid} could not reach ${to.jid} through the cluster within ${timeoutMs} ms`);
+  };
+  await Promise.all(pairs.flatMap(([a, b]) => [reach(a, b), reach(b, a)]));
 }
 
 /** Runs the benchmark at every size in `opts.sizes`, one fresh cluster each. */
@@ -345,6 +364,7 @@ async function runSize(n: number, redisUrl: string, opts: ClusterBenchOptions, c
     await sleep(300);
     const r1 = await probe.sample();
     for (const c of slots) if (c) clients.push(c);
+    const stepP50Ms = stepMedians(clients);
     progress(`  login: ${clients.length}/${opts.clients} in ${(loginMs / 1000).toFixed(2)} s, ${failed} failed`);
 
     const memory = await probe.namespaceMemory(cluster.namespace);
@@ -369,6 +389,7 @@ async function runSize(n: number, redisUrl: string, opts: ClusterBenchOptions, c
       return pairs.filter((_, i) => i % step === 0).slice(0, count);
     };
 
+    await reachable(cross, opts.phaseTimeoutMs);
     if (opts.warmup > 0) {
       progress(`  warm-up: ${opts.warmup} messages`);
       // A client is in one same-node and one cross-node pair: one run for each.
@@ -417,22 +438,38 @@ async function runSize(n: number, redisUrl: string, opts: ClusterBenchOptions, c
     }
 
     // --- Logout ---
+    const nodeProblems: Record<string, number> = {};
+    const nodeProblemExamples: Record<string, string> = {};
     const o0: RedisSample = await probe.sample();
     const lt0 = performance.now();
-    await Promise.all(clients.map((c) => c.close(10_000)));
+    let unanswered = 0;
+    await Promise.all(
+      clients.map(async (c) => {
+        const t = performance.now();
+        await c.close(CLOSE_WAIT_MS);
+        // RFC 6120 §4.4: the server answers </stream:stream> with its own; the client gave up waiting.
+        if (performance.now() - t >= CLOSE_WAIT_MS - 5) unanswered++;
+      }),
+    );
+    // Each node removes a session from the registry when it ends it (its own record: HDEL), which
+    // may be after the client saw its stream closed: until every node's hash is gone (empty).
+    const emptied = await probe.untilGone(
+      names.map((name) => `${cluster.namespace}:sess:${name}`),
+      opts.phaseTimeoutMs,
+    );
     const logoutMs = performance.now() - lt0;
-    await sleep(300);
+    if (!emptied) nodeProblems['registry not emptied after logout'] = 1;
     const o1 = await probe.sample();
     const logins = clients.length;
     clients.length = 0;
 
-    const nodeProblems: Record<string, number> = {};
     for (const node of cluster.nodes) {
       for (const l of node.logs) {
         // pino levels: 40 warn, 50 error. The certificate the first node makes for all is expected.
         if (typeof l.level === 'number' && l.level >= 40 && !String(l.msg).startsWith('generated a self-signed TLS certificate')) {
           const key = `${node.name}: ${l.event ?? l.msg ?? 'warning'}`;
           nodeProblems[key] = (nodeProblems[key] ?? 0) + 1;
+          nodeProblemExamples[key] ??= JSON.stringify(l).slice(0, 2000);
         }
       }
     }
@@ -447,16 +484,18 @@ async function runSize(n: number, redisUrl: string, opts: ClusterBenchOptions, c
         elapsedMs: round(loginMs),
         perSecond: round(logins / (loginMs / 1000)),
         latencyMs: roundAll(percentiles(times)),
+        stepP50Ms,
         nodeCpuPer1000: logins > 0 ? round((loginCpu / logins) * 1000, 3) : 0,
         generatorCpuPercent: round((loginGen / (loginMs / 1000)) * 100, 1),
         redis: figures(RedisProbe.delta(r0, r1), logins, bg),
       },
-      logout: { count: logins, elapsedMs: round(logoutMs), redis: figures(RedisProbe.delta(o0, o1), logins, bg) },
+      logout: { count: logins, elapsedMs: round(logoutMs), unanswered, redis: figures(RedisProbe.delta(o0, o1), logins, bg) },
       background: { commandsPerS: round(bg.commandsPerMs * 1000, 1), cpuPercent: round(bg.cpuSPerMs * 1000 * 100, 2), netOutPerS: Math.round(bg.netOutPerMs * 1000) },
       registry: { keys: memory.keys, bytes: memory.bytes, bytesPerSession: logins > 0 ? Math.round(sessionBytes / logins) : 0, byKind: memory.byKind },
       nodeRssMiB,
       phases,
       nodeProblems,
+      nodeProblemExamples,
     };
   } finally {
     for (const c of clients) c.destroy();

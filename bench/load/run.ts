@@ -577,7 +577,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   };
 }
 
-function stepMedians(clients: LoadClient[], which: 'stepMs' | 'resumeStepMs' = 'stepMs'): Record<string, number> {
+export function stepMedians(clients: LoadClient[], which: 'stepMs' | 'resumeStepMs' = 'stepMs'): Record<string, number> {
   const out: Record<string, number> = {};
   const steps = ['connect', 'stream', 'starttls', 'tls', 'sasl', 'bind', 'session', 'sm', 'roster', 'presence', 'resume'] as const;
   for (const step of steps) {
