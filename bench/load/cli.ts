@@ -2,7 +2,7 @@
 // drives any XMPP server over real sockets and prints what it measured.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseOrUsage } from '../shared/cli.js';
+import { int, parseOrUsage } from '../shared/cli.js';
 import { runLoad, type LoadOptions } from './run.js';
 import { formatReport } from './format.js';
 import { ScramCache } from './scram.js';
@@ -41,13 +41,6 @@ CPU (with --server-pid, read from /proc).
   --json                print the report as JSON on stdout (progress goes to stderr)
   --help
 `;
-
-function int(v: string | undefined, name: string, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer`);
-  return n;
-}
 
 export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramCacheFile?: string }) | undefined {
   const { values } = parseArgs({

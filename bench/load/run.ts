@@ -188,7 +188,7 @@ export function sleep(ms: number): Promise<void> {
  * Runs `task(0..count-1)` with at most `concurrency` in flight, starting none after `deadline`
  * (performance.now() ms).
  */
-async function pool(count: number, concurrency: number, deadline: number, task: (i: number) => Promise<void>): Promise<void> {
+export async function pool(count: number, concurrency: number, deadline: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count && performance.now() < deadline) await task(next++);
@@ -197,7 +197,7 @@ async function pool(count: number, concurrency: number, deadline: number, task: 
 }
 
 /** Clients (1,2), (3,4), ... where both are online, in order. */
-function pairsOf(clients: (LoadClient | undefined)[]): [LoadClient, LoadClient][] {
+export function pairsOf(clients: (LoadClient | undefined)[]): [LoadClient, LoadClient][] {
   const pairs: [LoadClient, LoadClient][] = [];
   for (let k = 0; k + 1 < clients.length; k += 2) {
     const a = clients[k];
@@ -208,7 +208,7 @@ function pairsOf(clients: (LoadClient | undefined)[]): [LoadClient, LoadClient][
 }
 
 /** Counts a failed login or resume under "step: reason". */
-function countFailure(failures: Record<string, number>, err: unknown): void {
+export function countFailure(failures: Record<string, number>, err: unknown): void {
   const key = err instanceof LoginError ? err.message : `error: ${(err as Error).message}`;
   failures[key] = (failures[key] ?? 0) + 1;
 }
@@ -577,7 +577,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   };
 }
 
-function stepMedians(clients: LoadClient[], which: 'stepMs' | 'resumeStepMs' = 'stepMs'): Record<string, number> {
+export function stepMedians(clients: LoadClient[], which: 'stepMs' | 'resumeStepMs' = 'stepMs'): Record<string, number> {
   const out: Record<string, number> = {};
   const steps = ['connect', 'stream', 'starttls', 'tls', 'sasl', 'bind', 'session', 'sm', 'roster', 'presence', 'resume'] as const;
   for (const step of steps) {

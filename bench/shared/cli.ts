@@ -16,3 +16,11 @@ export function parseOrUsage<T>(parse: (argv: string[]) => T | undefined, usage:
     return 2;
   }
 }
+
+/** A non-negative integer option (`--name`), or `def` when absent. */
+export function int(v: string | undefined, name: string, def: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer`);
+  return n;
+}

@@ -48,6 +48,8 @@ export interface TestCluster {
   readonly namespace: string;
   readonly settings: { heartbeat_ms: number; dead_after_ms: number };
   addUser(local: string, password: string): Promise<void>;
+  /** Many accounts with one password, derived once (the slow part of provisioning). */
+  addUsers(locals: readonly string[], password: string): Promise<void>;
   /** The path of a node's configuration file (for `shoal cluster status --config`). */
   configOf(name: string): string;
   /** Redis commands processed so far (INFO stats), to count operations per stanza. */
@@ -61,6 +63,8 @@ export interface ClusterOptions {
   dead_after_ms?: number;
   /** Merged into every node's shoal.yaml. */
   settings?: Record<string, unknown>;
+  /** The Redis to share (default: the machine's at 127.0.0.1:6379, a database index of the run's own). */
+  redisUrl?: string;
 }
 
 const READY_MS = 120_000;
@@ -70,7 +74,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
   const dir = mkdtempSync(join(tmpdir(), 'shoal-cluster-'));
   const db: TestDatabase = await createTestDatabase();
   const namespace = `t${process.pid}${randomBytes(4).toString('hex')}`;
-  const redisUrl = `redis://127.0.0.1:6379/${1 + (process.pid % 15)}`;
+  const redisUrl = opts.redisUrl ?? `redis://127.0.0.1:6379/${1 + (process.pid % 15)}`;
   const clusterSettings = { heartbeat_ms: opts.heartbeat_ms ?? 200, dead_after_ms: opts.dead_after_ms ?? 1500 };
   // One certificate for all: a load balancer hands a client any node, under one name.
   const data = join(dir, 'data');
@@ -207,6 +211,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     settings: clusterSettings,
     async addUser(local, password) {
       await storage.accounts.create('localhost', local, deriveAllScramCredentials(password));
+    },
+    async addUsers(locals, password) {
+      const credentials = deriveAllScramCredentials(password);
+      for (const local of locals) await storage.accounts.create('localhost', local, credentials);
     },
     configOf,
     async redisCommands() {
