@@ -458,7 +458,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     let session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, resource), this);
     if (!(await this.ctx.router.register(session))) {
       // Taken meanwhile, here or (in a cluster) on another node: §7.7.2.2 again, once.
-      session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, `${resource}.${randomBytes(4).toString('hex')}`), this);
+      session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, `${resource}.${randomToken(4, 'hex')}`), this);
       if (!(await this.ctx.router.register(session))) {
         return this.writeNonza(errorReply(iq, new StanzaError('conflict', 'resource already bound')));
       }
