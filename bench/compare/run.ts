@@ -143,7 +143,8 @@ async function main(): Promise<number> {
     if (wanted.includes('prosody') && !stillMissing.includes('prosody')) kinds.push(prosody());
     if (wanted.includes('ejabberd') && !stillMissing.includes('ejabberd')) kinds.push(ejabberd(() => termsFile));
 
-    const nofile = nofileLimit();
+    // Every client is a socket on both sides; the servers open files of their own besides.
+    const nofile = nofileLimit(Math.max(0, ...list.map(clientsOf), ...extras.map((p) => p.clients)) + 4096);
     const twoCores = cpus().length >= 2 && has('taskset');
     const serverLaunch: Launch = { nofile, cpus: twoCores ? '0' : undefined };
     const genLaunch: Launch = { nofile, cpus: twoCores ? '1' : undefined };

@@ -412,7 +412,9 @@ export function ejabberd(termsFile: () => string): ServerKind {
           `ejabberd_auth:remove_user(<<"bench-sentinel">>, <<"localhost">>), ` +
           `lists:foreach(fun(T) -> ok = mnesia:dirty_write(T) end, Terms), `;
       const evalCode = `try ${provision}io:format("SHOAL-BENCH-READY~n") catch C:E -> io:format("SHOAL-BENCH-FAILED ~p:~p~n", [C, E]), halt(3) end.`;
-      const args = ['-noshell', '-noinput', '+K', 'true', '+P', '250000', '-mnesia', 'dir', JSON.stringify(join(dir, 'db')), '-s', 'ejabberd', '-eval', evalCode];
+      // A process or two per connection: room for as many as there may be sockets.
+      const processes = String(Math.max(250_000, 4 * opts.nofile));
+      const args = ['-noshell', '-noinput', '+K', 'true', '+P', processes, '-mnesia', 'dir', JSON.stringify(join(dir, 'db')), '-s', 'ejabberd', '-eval', evalCode];
       const child = launch('erl', args, opts, env, dir, logFile);
       await new Promise<void>((ready, fail) => {
         let seen = '';
