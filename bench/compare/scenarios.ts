@@ -26,9 +26,9 @@ export interface Scenario {
   archiveCheck?: boolean;
 }
 
-/** Bound on logging in `clients`: the generator's default 300 s, or 25 logins/s (a loaded machine) when more. */
+/** Bound on logging in `clients`: the generator's default 300 s, or 10 logins/s (a loaded machine) when more. */
 function loginPhaseMs(clients: number): number {
-  return Math.max(300_000, clients * 40);
+  return Math.max(300_000, clients * 100);
 }
 
 /**
