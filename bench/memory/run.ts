@@ -129,7 +129,7 @@ async function xmppHolder(port: number): Promise<Holder> {
   return {
     async open(i) {
       const c = new LoadClient(
-        { host: '127.0.0.1', port, domain: 'localhost', user: `user${i + 1}`, password: PASSWORD, cache, secureContext, verify: false, stepTimeoutMs: 60_000 },
+        { host: '127.0.0.1', port, domain: 'localhost', user: `user${i + 1}`, password: PASSWORD, cache, secureContext, verify: false, stepTimeoutMs: 300_000 },
         { message: () => undefined },
       );
       clients.push(c);
