@@ -1,4 +1,5 @@
-// Two measuring aids for bench/memory. releaseBuffers() sets
+// Two measuring aids for bench/memory. releaseBuffers() sets (redundantly: Node
+// already sets it on every TLS connection, TLSWrap::InitSSL; see README.md)
 // SSL_MODE_RELEASE_BUFFERS on the OpenSSL SSL_CTX behind a Node
 // tls.SecureContext, so that every TLS connection made from that context frees
 // its record-layer read and write buffers (about 17 KiB each) whenever they are
