@@ -43,6 +43,9 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --out FILE            results markdown (default bench/RESULTS.md; the chart goes beside it as .png)
 `;
 
+/** Open files a server or the generator needs besides its client sockets (listeners, logs, storage, libraries). */
+const FD_MARGIN = 1024;
+
 const log = (line: string): void => void process.stderr.write(`[compare] ${line}\n`);
 
 async function freePort(): Promise<number> {
@@ -97,6 +100,18 @@ async function main(): Promise<number> {
   const scale = Number(v.scale ?? 1);
   const extras = extraPlans(v, typeof v.scenarios === 'string' ? v.scenarios.split(',') : undefined, scale);
 
+  // Every client is a socket on both sides; the servers open files of their own besides. Where the
+  // hard limit cannot be raised (no CAP_SYS_RESOURCE, e.g. in a container), say so before anything long.
+  const mostClients = Math.max(0, ...list.map((s) => Number(s.args[s.args.indexOf('--clients') + 1])), ...extras.map((p) => p.clients));
+  const nofile = nofileLimit(mostClients + FD_MARGIN);
+  if (mostClients + FD_MARGIN > nofile) {
+    throw new Error(
+      `${mostClients} connections need an open-file limit of ${mostClients + FD_MARGIN} in the server and the generator; ` +
+        `this shell's hard limit is ${nofile} and cannot be raised here (prlimit needs CAP_SYS_RESOURCE): ` +
+        `run from a shell with a higher limit (ulimit -Hn) or with fewer clients (at most ${nofile - FD_MARGIN})`,
+    );
+  }
+
   // --- Packages ---
   const needed = [...(wanted.includes('prosody') ? ['prosody'] : []), ...(wanted.includes('ejabberd') ? ['ejabberd'] : []), 'gnuplot-nox'];
   const stillMissing = ensurePackages(needed, !v['no-install'], log);
@@ -143,7 +158,6 @@ async function main(): Promise<number> {
     if (wanted.includes('prosody') && !stillMissing.includes('prosody')) kinds.push(prosody());
     if (wanted.includes('ejabberd') && !stillMissing.includes('ejabberd')) kinds.push(ejabberd(() => termsFile));
 
-    const nofile = nofileLimit();
     const twoCores = cpus().length >= 2 && has('taskset');
     const serverLaunch: Launch = { nofile, cpus: twoCores ? '0' : undefined };
     const genLaunch: Launch = { nofile, cpus: twoCores ? '1' : undefined };

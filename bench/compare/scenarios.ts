@@ -9,6 +9,7 @@ import { machineBusySeconds, sampleProcess } from '../load/proc.js';
 import { PASSWORD_PATTERN, ROSTER_PASSWORD_PATTERN, ROSTER_USER_PATTERN, SM_PASSWORD_PATTERN, SM_USER_PATTERN, USER_PATTERN } from './accounts.js';
 import { children, repoRoot, wrap, type Launch, type ServerKind } from './servers.js';
 import type { CpuShare, ScenarioName, ScenarioReport } from './table.js';
+import { ephemeralPorts } from '../shared/system.js';
 
 export interface Scenario {
   name: ScenarioName;
@@ -23,6 +24,22 @@ export interface Scenario {
   mam?: boolean;
   /** Count the archived messages in the server's storage before and after (a chat scenario). */
   archiveCheck?: boolean;
+}
+
+/** Bound on logging in `clients`: the generator's default 300 s, or 10 logins/s (a loaded machine) when more. */
+function loginPhaseMs(clients: number): number {
+  return Math.max(300_000, clients * 100);
+}
+
+/**
+ * Generator arguments for more clients than one loopback source address has ports for
+ * (100,000 idle connections): several source addresses (127.0.0.1..N, each with the whole
+ * ephemeral port range, filled to at most 80%), and a login phase bounded by loginPhaseMs.
+ */
+function manyClients(clients: number): string[] {
+  const addresses = Math.ceil(clients / Math.floor(ephemeralPorts() * 0.8));
+  const phase = loginPhaseMs(clients);
+  return [...(addresses > 1 ? ['--source-addresses', String(addresses)] : []), ...(phase > 300_000 ? ['--phase-timeout-ms', String(phase)] : [])];
 }
 
 /** The scenarios asked for on the command line (parseArgs values), with their generator arguments. */
@@ -44,8 +61,8 @@ export function scenarios(v: Record<string, string | boolean | undefined>): Scen
     },
     {
       name: 'idle',
-      args: [...user, '--clients', String(idleClients), '--concurrency', String(Number(v['idle-concurrency'] ?? 200)), '--settle-ms', '3000', '--idle-ms', '5000'],
-      timeoutMs: 400_000,
+      args: [...user, '--clients', String(idleClients), '--concurrency', String(Number(v['idle-concurrency'] ?? 200)), '--settle-ms', '3000', '--idle-ms', '5000', ...manyClients(idleClients)],
+      timeoutMs: Math.max(400_000, loginPhaseMs(idleClients) + 120_000),
     },
     { name: 'chat', args: chatArgs, timeoutMs: 300_000, archiveCheck: true },
     // The same load, same accounts, with every message archived in the sender's and the recipient's archive.

@@ -95,6 +95,9 @@ function dpkgVersion(pkg: string): string {
   }
 }
 
+/** How long a server may take to listen: a minute is not always enough on a loaded 2-core machine (Shoal took 2). */
+const START_TIMEOUT_MS = 180_000;
+
 async function waitForPort(port: number, child: ChildProcess, timeoutMs: number, logFile: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -233,7 +236,7 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
       const config = join(dir, configName('shoal', variantOf(opts), 'yaml'));
       const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', config], opts, process.env, repo, logFile);
-      await waitForPort(port, child, 60_000, logFile);
+      await waitForPort(port, child, START_TIMEOUT_MS, logFile);
       const pid = child.pid!;
       return { pid, port, logFile, stop: () => stopChild(child, pid) };
     },
@@ -304,7 +307,7 @@ export function prosody(): ServerKind {
       const logFile = join(dir, 'prosody.out');
       const config = join(dir, configName('prosody', variantOf(opts), 'cfg.lua'));
       const child = launch('prosody', ['--config', config, '-F'], opts, process.env, dir, logFile);
-      await waitForPort(port, child, 60_000, logFile);
+      await waitForPort(port, child, START_TIMEOUT_MS, logFile);
       // prosody is a Lua script: its interpreter is the process (the wrappers exec it).
       const pid = child.pid!;
       return { pid, port, logFile: join(dir, 'prosody.log'), stop: () => stopChild(child, pid) };
@@ -412,7 +415,9 @@ export function ejabberd(termsFile: () => string): ServerKind {
           `ejabberd_auth:remove_user(<<"bench-sentinel">>, <<"localhost">>), ` +
           `lists:foreach(fun(T) -> ok = mnesia:dirty_write(T) end, Terms), `;
       const evalCode = `try ${provision}io:format("SHOAL-BENCH-READY~n") catch C:E -> io:format("SHOAL-BENCH-FAILED ~p:~p~n", [C, E]), halt(3) end.`;
-      const args = ['-noshell', '-noinput', '+K', 'true', '+P', '250000', '-mnesia', 'dir', JSON.stringify(join(dir, 'db')), '-s', 'ejabberd', '-eval', evalCode];
+      // A process or two per connection: room for as many as there may be sockets.
+      const processes = String(Math.max(250_000, 4 * opts.nofile));
+      const args = ['-noshell', '-noinput', '+K', 'true', '+P', processes, '-mnesia', 'dir', JSON.stringify(join(dir, 'db')), '-s', 'ejabberd', '-eval', evalCode];
       const child = launch('erl', args, opts, env, dir, logFile);
       await new Promise<void>((ready, fail) => {
         let seen = '';
@@ -433,7 +438,7 @@ export function ejabberd(termsFile: () => string): ServerKind {
         });
       });
       provisioned = true;
-      await waitForPort(port, child, 60_000, logFile);
+      await waitForPort(port, child, START_TIMEOUT_MS, logFile);
       // erl execs erlexec, which runs the VM (beam.smp): that is the process to measure.
       const beam = processTree(child.pid!).find((p) => {
         try {

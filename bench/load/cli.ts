@@ -34,6 +34,9 @@ CPU (with --server-pid, read from /proc).
   --settle-ms MS        wait before sampling memory once all are online (default 1000)
   --idle-ms MS          hold the clients idle this long, measuring server CPU (default 0)
   --await-presence K    wait until every client has had presence from K others
+  --source-addresses N  spread the clients over N loopback source addresses 127.0.0.1..N
+                        (default 1): one address has only the ephemeral port range
+                        (/proc/sys/net/ipv4/ip_local_port_range, about 28,000) to connect from
   --step-timeout-ms MS  bound on each login step (default 30000)
   --phase-timeout-ms MS bound on each phase (default 300000)
   --ca FILE             verify the server certificate with this CA (default: accept any)
@@ -64,6 +67,7 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
       'settle-ms': { type: 'string' },
       'idle-ms': { type: 'string' },
       'await-presence': { type: 'string' },
+      'source-addresses': { type: 'string' },
       'step-timeout-ms': { type: 'string' },
       'phase-timeout-ms': { type: 'string' },
       ca: { type: 'string' },
@@ -95,6 +99,7 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
     settleMs: int(values['settle-ms'], 'settle-ms', 1000),
     idleMs: int(values['idle-ms'], 'idle-ms', 0),
     awaitPresence: int(values['await-presence'], 'await-presence', 0),
+    sourceAddresses: Math.min(254, Math.max(1, int(values['source-addresses'], 'source-addresses', 1))),
     stepTimeoutMs: int(values['step-timeout-ms'], 'step-timeout-ms', 30_000),
     phaseTimeoutMs: int(values['phase-timeout-ms'], 'phase-timeout-ms', 300_000),
     ca: values.ca === undefined ? undefined : readFileSync(values.ca, 'utf8'),

@@ -46,6 +46,8 @@ export interface ClientSettings {
   resource?: string;
   /** XEP-0198: enable stream management with resumption right after bind. */
   sm?: boolean;
+  /** The source address to connect from (a loopback one other than 127.0.0.1: more ports). */
+  localAddress?: string;
 }
 
 export interface ClientEvents {
@@ -146,7 +148,7 @@ export class LoadClient {
     this.reader.reset();
     this.enter('connect');
     const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const sock = net.connect({ host: s.host, port: s.port });
+      const sock = net.connect({ host: s.host, port: s.port, localAddress: s.localAddress });
       const timer = setTimeout(() => {
         sock.destroy();
         reject(new LoginError('connect', 'timed out'));

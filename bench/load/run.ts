@@ -38,6 +38,11 @@ export interface LoadOptions {
   idleMs?: number;
   /** After login, wait until every client has had available presence from this many others. */
   awaitPresence?: number;
+  /**
+   * Connect from 127.0.0.1..N in turn (default 1: the system's choice). Each source address has
+   * only the ephemeral port range to connect from (about 28,000 ports), so 100,000 clients need 4.
+   */
+  sourceAddresses?: number;
   /** Bound on each login step (default 30 s). */
   stepTimeoutMs?: number;
   /** Bound on each phase (default 300 s). */
@@ -223,6 +228,11 @@ export async function until(done: () => boolean, timeoutMs: number, everyMs = 10
   return true;
 }
 
+/** Client i's loopback source address when the clients are spread over `n` (undefined for 1: the system picks). */
+function sourceAddress(i: number, n: number): string | undefined {
+  return n > 1 ? `127.0.0.${(i % n) + 1}` : undefined;
+}
+
 export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   if (opts.resume && !opts.sm) throw new Error('resuming needs stream management (sm)');
   const first = opts.first ?? 1;
@@ -300,6 +310,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
         stepTimeoutMs,
         resource: opts.resource,
         sm: opts.sm,
+        localAddress: sourceAddress(i, opts.sourceAddresses ?? 1),
       },
       { message: onMessage },
     );

@@ -1,6 +1,7 @@
 // Memory per idle, authenticated, bound STARTTLS connection, measured from inside
 // the server process: `node --import tsx bench/memory/run.ts [--clients N]
-// [--mode shoal|floor|both] [--snapshot] [--concurrency C]`.
+// [--mode shoal|floor|floor-login|both] [--snapshot] [--concurrency C]
+// [--release-buffers] [--malloc LIB] [--trim]`.
 //
 // The server runs as a child (bench/memory/server.ts) under `node --expose-gc`.
 // It is measured after forced GCs with 0 connections, then with N clients that
@@ -11,8 +12,14 @@
 // connection). `floor` runs a bare Node TLS server (same certificate, same
 // in-place upgrade of a net socket) holding N idle TLS connections: the part
 // of the per-connection cost that Node and OpenSSL take before any XMPP code.
+// `floor-login` is the floor with the traffic of a login instead of one record
+// each way: 9 round trips of a 300-byte request and a 900-byte answer in as many
+// records, as the XMPP login has (the bytes, not the XML). `--release-buffers`
+// sets SSL_MODE_RELEASE_BUFFERS on the server's TLS contexts, `--malloc` preloads
+// another malloc in the server (jemalloc), `--trim` also measures RSS after
+// glibc's malloc_trim (both through the addon in release-buffers/).
 import { fork, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -20,30 +27,41 @@ import { fileURLToPath } from 'node:url';
 import { LoadClient } from '../load/client.js';
 import { ScramCache, keysFromSaltedPassword, saltedPassword } from '../load/scram.js';
 import { perConnection, summarize } from './heap.js';
-import { ITERATIONS, PASSWORD, SALT, type Measurement, type Reply, type Request } from './shared.js';
+import { ANSWER_BYTES, ITERATIONS, PASSWORD, SALT, type Measurement, type Reply, type Request } from './shared.js';
+
+type Mode = 'shoal' | 'floor' | 'floor-login';
 
 interface Args {
   clients: number;
   concurrency: number;
-  modes: ('shoal' | 'floor')[];
+  modes: Mode[];
   snapshot: boolean;
   /** Keep the snapshot files (for a closer look in DevTools). */
   keep: boolean;
   nodeFlags: string[];
+  /** SSL_MODE_RELEASE_BUFFERS on the server's TLS contexts (release-buffers/, an addon built from source). */
+  releaseBuffers: boolean;
+  /** A malloc to preload in the server process (LD_PRELOAD), e.g. jemalloc's libjemalloc.so.2. */
+  malloc: string | undefined;
+  /** Also measure RSS after glibc's malloc_trim (memory malloc holds free vs memory in use). */
+  trim: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { clients: 2000, concurrency: 200, modes: ['shoal', 'floor'], snapshot: false, keep: false, nodeFlags: [] };
+  const a: Args = { clients: 2000, concurrency: 200, modes: ['shoal', 'floor'], snapshot: false, keep: false, nodeFlags: [], releaseBuffers: false, malloc: undefined, trim: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     if (v === '--clients') a.clients = Number(argv[++i]);
     else if (v === '--concurrency') a.concurrency = Number(argv[++i]);
     else if (v === '--mode') {
       const m = argv[++i];
-      a.modes = m === 'both' ? ['shoal', 'floor'] : [m as 'shoal' | 'floor'];
+      a.modes = m === 'both' ? ['shoal', 'floor'] : [m as Mode];
     } else if (v === '--snapshot') a.snapshot = true;
     else if (v === '--keep') a.keep = a.snapshot = true;
     else if (v === '--node-flag') a.nodeFlags.push(argv[++i]!);
+    else if (v === '--release-buffers') a.releaseBuffers = true;
+    else if (v === '--malloc') a.malloc = argv[++i];
+    else if (v === '--trim') a.trim = true;
     else throw new Error(`unknown argument ${v}`);
   }
   return a;
@@ -54,9 +72,17 @@ class Child {
   private waiting: ((r: Reply) => void) | undefined;
   readonly ready: Promise<number>;
 
-  constructor(mode: string, clients: number, nodeFlags: string[]) {
+  constructor(mode: string, clients: number, args: Args) {
     const script = fileURLToPath(new URL('./server.ts', import.meta.url));
-    this.proc = fork(script, [mode, String(clients)], { execArgv: ['--expose-gc', ...nodeFlags, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const flags = ['--expose-gc', ...args.nodeFlags, '--import', 'tsx'];
+    if ((args.releaseBuffers || args.trim) && !existsSync(ADDON)) {
+      throw new Error('build the addon first: cd bench/memory/release-buffers && node-gyp rebuild (see bench/memory/README.md)');
+    }
+    if (args.releaseBuffers) {
+      flags.push('--import', fileURLToPath(new URL('./release-buffers/preload.ts', import.meta.url)));
+    }
+    const env = args.malloc ? { ...process.env, LD_PRELOAD: args.malloc } : process.env;
+    this.proc = fork(script, [mode, String(clients), ...(args.trim ? ['trim'] : [])], { execArgv: flags, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.ready = new Promise((resolve, reject) => {
       this.waiting = (r) => (r.kind === 'ready' ? resolve(r.port) : reject(new Error(JSON.stringify(r))));
       this.proc.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
@@ -103,7 +129,7 @@ async function xmppHolder(port: number): Promise<Holder> {
   return {
     async open(i) {
       const c = new LoadClient(
-        { host: '127.0.0.1', port, domain: 'localhost', user: `user${i + 1}`, password: PASSWORD, cache, secureContext, verify: false, stepTimeoutMs: 60_000 },
+        { host: '127.0.0.1', port, domain: 'localhost', user: `user${i + 1}`, password: PASSWORD, cache, secureContext, verify: false, stepTimeoutMs: 300_000 },
         { message: () => undefined },
       );
       clients.push(c);
@@ -116,8 +142,12 @@ async function xmppHolder(port: number): Promise<Holder> {
   };
 }
 
-/** Bare TLS connections that do nothing once the handshake is over. */
-function tlsHolder(port: number): Holder {
+/** The request and answer sizes of a login's round trips after TLS (floor-login), in bytes. */
+const LOGIN_ROUND_TRIPS = 9;
+const REQUEST = 'q'.repeat(300);
+
+/** Bare TLS connections that do nothing once the handshake is over (or, `login`, a login's traffic first). */
+function tlsHolder(port: number, login: boolean): Holder {
   const secureContext = tls.createSecureContext({});
   const sockets: tls.TLSSocket[] = [];
   return {
@@ -126,9 +156,22 @@ function tlsHolder(port: number): Holder {
         const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', secureContext, rejectUnauthorized: false });
         sockets.push(s);
         s.once('secureConnect', () => {
-          // One application record each way, as an XMPP session has had.
-          s.write('x');
-          resolve();
+          if (!login) {
+            // One application record each way, as an XMPP session has had.
+            s.write('x');
+            resolve();
+            return;
+          }
+          let trips = 0;
+          let got = 0;
+          s.on('data', (d: Buffer) => {
+            got += d.length;
+            if (got < ANSWER_BYTES) return;
+            got = 0;
+            if (++trips === LOGIN_ROUND_TRIPS) resolve();
+            else s.write(REQUEST);
+          });
+          s.write(REQUEST);
         });
         s.once('error', reject);
       });
@@ -139,12 +182,14 @@ function tlsHolder(port: number): Holder {
   };
 }
 
+const ADDON = fileURLToPath(new URL('./release-buffers/build/Release/release_buffers.node', import.meta.url));
+
 const kib = (bytes: number): string => (bytes / 1024).toFixed(1);
 
-async function runMode(mode: 'shoal' | 'floor', args: Args): Promise<Record<string, number>> {
-  const child = new Child(mode, args.clients, args.nodeFlags);
+async function runMode(mode: Mode, args: Args): Promise<Record<string, number>> {
+  const child = new Child(mode, args.clients, args);
   const port = await child.ready;
-  const holder = mode === 'shoal' ? await xmppHolder(port) : tlsHolder(port);
+  const holder = mode === 'shoal' ? await xmppHolder(port) : tlsHolder(port, mode === 'floor-login');
   // Warm-up: one login first so that lazily loaded code and caches are in the baseline.
   await holder.open(args.clients);
   const snapA = join(tmpdir(), `shoal-mem-${mode}-${process.pid}-a.heapsnapshot`);
@@ -164,10 +209,10 @@ async function runMode(mode: 'shoal' | 'floor', args: Args): Promise<Record<stri
   const after = await child.measure();
   const n = after.connections - before.connections;
   const per = (k: keyof Measurement): number => (after[k] - before[k]) / n;
-  const row = { rss: per('rss'), heapUsed: per('heapUsed'), heapTotal: per('heapTotal'), external: per('external'), arrayBuffers: per('arrayBuffers') };
+  const row = { rss: per('rss'), rssTrimmed: per('rssTrimmed'), heapUsed: per('heapUsed'), heapTotal: per('heapTotal'), external: per('external'), arrayBuffers: per('arrayBuffers') };
   console.log(
     `${mode}: ${n} connections (${(args.clients / loginS).toFixed(0)} logins/s) per connection: ` +
-      `RSS ${kib(row.rss)} KiB, heapUsed ${kib(row.heapUsed)} KiB, heapTotal ${kib(row.heapTotal)} KiB, ` +
+      `RSS ${kib(row.rss)} KiB${args.trim ? ` (${kib(row.rssTrimmed)} KiB after malloc_trim)` : ''}, heapUsed ${kib(row.heapUsed)} KiB, heapTotal ${kib(row.heapTotal)} KiB, ` +
       `external ${kib(row.external)} KiB, arrayBuffers ${kib(row.arrayBuffers)} KiB ` +
       `(RSS ${(before.rss / 1048576).toFixed(1)} -> ${(after.rss / 1048576).toFixed(1)} MiB)`,
   );

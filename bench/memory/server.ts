@@ -7,6 +7,7 @@
 //   upgraded in place the way TcpTransport does it (net socket wrapped by a
 //   TLSSocket), i.e. what any Node server pays per TLS connection at least.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -20,14 +21,18 @@ import { deriveScramCredentials } from '../../src/sasl/credentials.js';
 import { loadOrCreateTlsMaterial } from '../../src/config/tls.js';
 import type { Config } from '../../src/config/schema.js';
 
-import { ITERATIONS, PASSWORD, SALT, type Measurement, type Reply, type Request } from './shared.js';
+import { ANSWER_BYTES, ITERATIONS, PASSWORD, SALT, type Measurement, type Reply, type Request } from './shared.js';
 
 const mode = process.argv[2] ?? 'shoal';
 const users = Number(process.argv[3] ?? '2000');
+/** With 'trim': RSS is also measured after glibc's malloc_trim (the addon in release-buffers/). */
+const mallocTrim =
+  process.argv[4] === 'trim' ? (createRequire(import.meta.url)('./release-buffers/build/Release/release_buffers.node') as { mallocTrim(): number }).mallocTrim : undefined;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-mem-'));
+const ANSWER = 'a'.repeat(ANSWER_BYTES);
 let stop: () => Promise<void>;
 let count: () => number;
 
@@ -48,6 +53,8 @@ function writeConfig(): Config {
       sasl: { mechanisms: ['SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'PLAIN'] },
       // Every client connects from 127.0.0.1.
       limits: { max_connections_per_ip: 0 },
+      // What is measured is memory, not speed: on a loaded machine a login may wait its turn for long.
+      timeouts: { pre_auth: 600 },
       log: { level: 'warn', format: 'json' },
     }),
   );
@@ -79,7 +86,8 @@ async function startFloor(): Promise<number> {
     raw.setNoDelay(true);
     const s = new TLSSocket(raw, { isServer: true, secureContext: context });
     sockets.add(s);
-    s.on('data', () => undefined);
+    // floor-login: each request gets a login step's answer (features, challenge, roster...).
+    s.on('data', mode === 'floor-login' ? () => s.write(ANSWER) : () => undefined);
     s.on('error', () => s.destroy());
     s.on('close', () => sockets.delete(s));
   });
@@ -96,7 +104,9 @@ function measure(): Measurement {
   // Several passes: weak maps, finalizers and the old generation settle over more than one.
   for (let i = 0; i < 4; i++) gc!();
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, connections: count() };
+  mallocTrim?.();
+  const rssTrimmed = mallocTrim ? process.memoryUsage.rss() : m.rss;
+  return { rss: m.rss, rssTrimmed, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, connections: count() };
 }
 
 // The parent died or is done: do not linger.
@@ -120,5 +130,5 @@ process.on('message', (req: Request) => {
   })();
 });
 
-const port = mode === 'floor' ? await startFloor() : await startShoal();
+const port = mode === 'shoal' ? await startShoal() : await startFloor();
 send({ kind: 'ready', port });

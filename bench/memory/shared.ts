@@ -3,10 +3,14 @@
 export const SALT = Buffer.from('shoal-memory-bench-salt', 'ascii');
 export const ITERATIONS = 4096;
 export const PASSWORD = 'pw';
+/** floor-login: what the server answers to each request of a login's round trips. */
+export const ANSWER_BYTES = 900;
 
 export type Request = { cmd: 'measure' } | { cmd: 'snapshot'; file: string } | { cmd: 'stop' };
 export interface Measurement {
   rss: number;
+  /** RSS after malloc_trim (= rss when not asked for). */
+  rssTrimmed: number;
   heapUsed: number;
   heapTotal: number;
   external: number;

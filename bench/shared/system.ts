@@ -35,13 +35,31 @@ export function ensurePackages(pkgs: string[], install: boolean, log: (line: str
 
 /**
  * The open-file limit for servers and the generator (10,000 clients need 10,000 sockets
- * on each side): 65536 where prlimit may raise the hard limit (root with CAP_SYS_RESOURCE),
- * else the current hard limit.
+ * on each side): at least 65536, or `need` when more, where prlimit may raise the hard limit
+ * (root with CAP_SYS_RESOURCE; never above fs.nr_open, the kernel's bound), else the current
+ * hard limit.
  */
-export function nofileLimit(): number {
-  if (spawnSync('prlimit', ['--nofile=65536:65536', 'true'], { stdio: 'ignore' }).status === 0) return 65536;
+export function nofileLimit(need = 0): number {
+  let want = Math.max(65536, need);
+  try {
+    want = Math.min(want, Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()));
+  } catch {
+    // not Linux: try as asked
+  }
+  if (spawnSync('prlimit', [`--nofile=${want}:${want}`, 'true'], { stdio: 'ignore' }).status === 0) return want;
   const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim());
   return Number.isFinite(hard) ? hard : 4096;
+}
+
+/** How many local ports one source address can connect from (net.ipv4.ip_local_port_range). */
+export function ephemeralPorts(): number {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo !== undefined && hi !== undefined && hi >= lo) return hi - lo + 1;
+  } catch {
+    // not Linux
+  }
+  return 28232;
 }
 
 /** A command's first line of output, or 'unknown'. */

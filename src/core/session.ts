@@ -5,7 +5,7 @@
 // outgoing filters (stream management, CSI, carbons, archiving add theirs) and
 // reports a stanza that could not be handed to an open connection to the hub,
 // which re-routes it (another resource, offline storage) instead of dropping it.
-import { randomUUID } from 'node:crypto';
+import { sessionUuid } from './ids.js';
 import type { Element } from '../xml/element.js';
 import type { Jid } from '../jid/jid.js';
 import type { StreamError } from './errors.js';
@@ -143,7 +143,7 @@ export interface SessionHost {
 
 /** A client's session, with its connection attached to it (or, while detached, none). */
 export class ClientSession implements LocalSession {
-  readonly id = randomUUID();
+  readonly id = sessionUuid();
   private state: SessionState = { available: false, priority: 0, presence: undefined, interested: false, marks: NO_MARKS };
   private connection: SessionConnection | undefined;
   private endedWith: EndReason | undefined;

@@ -3,12 +3,12 @@
 // that this stream carries until it ends. The stream also watches the client's
 // liveness (pre-authentication limit, idle ping). Everything sent to the client
 // after binding goes through the session, so the outgoing filters see it all.
-import { randomUUID } from 'node:crypto';
 import { Element, x } from '../xml/element.js';
 import { NS } from '../xml/namespaces.js';
 import type { StreamHeader } from '../xml/parser.js';
 import { Jid, JidError, prepResourcepart } from '../jid/jid.js';
 import { StanzaError, StreamError, errorReply } from '../core/errors.js';
+import { sessionUuid } from '../core/ids.js';
 import { ClientSession, type EndReason, type SessionConnection, type SessionHost } from '../core/session.js';
 import type { Router } from '../core/router.js';
 import type { NonzaHandler, PreBindHandler, UnboundStream } from '../core/api.js';
@@ -453,7 +453,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       if (this.ctx.router.hasResource(bare, resource)) resource = `${resource}.${randomToken(4, 'hex')}`;
     } else {
       // The seed's policy: the server always picks the resource (RFC 6120 §7.6.2.1).
-      resource = randomUUID();
+      resource = sessionUuid();
     }
     let session = new ClientSession(this.ctx.sessions, new Jid(this.username!, host, resource), this);
     if (!(await this.ctx.router.register(session))) {

@@ -13,6 +13,7 @@
 import { SaxesParser, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
 import { Element } from './element.js';
 import { NS } from './namespaces.js';
+import { Utf8Stream } from './utf8.js';
 
 /**
  * The stream error conditions (RFC 6120 §4.9.3) the parser itself can detect; the
@@ -88,11 +89,14 @@ function startsBadly(local: string): boolean {
  */
 const ABORT = new Error('StreamParser: aborted');
 
+/** What a tag saxes is done with keeps instead of its attributes (saxes reads them only before `opentag`). */
+const NO_ATTRIBUTES: Record<string, SaxesAttributeNS> = Object.freeze(Object.create(null) as Record<string, SaxesAttributeNS>);
+
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
 
 export class StreamParser {
   private readonly sax: SaxesParser<{ xmlns: true; position: true; forceXMLVersion: true; defaultXMLVersion: '1.0' }>;
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly decoder = new Utf8Stream();
   private readonly maxDepth: number;
   private readonly maxAttributes: number;
   private stack: Element[] = [];
@@ -183,12 +187,12 @@ export class StreamParser {
     let text: string;
     if (typeof data === 'string') text = data;
     else {
-      try {
-        text = this.decoder.decode(data, { stream: true });
-      } catch {
+      const decoded = this.decoder.decode(data);
+      if (decoded === null) {
         this.fail('unsupported-encoding', 'input is not valid UTF-8');
         return;
       }
+      text = decoded;
     }
     if (this.preHeader !== undefined) {
       // Until the header's start tag is complete, saxes gets at most MAX_HEADER_SIZE
@@ -234,6 +238,9 @@ export class StreamParser {
       // came from a handler of ours: a bug of the server, not of the peer's XML.
       if (err !== ABORT) this.fail('internal-server-error', `${(err as Error).name}: ${(err as Error).message}`);
       return;
+    } finally {
+      // Not kept between chunks: an idle stream would hold its last one for as long as it lives.
+      this.chunk = '';
     }
     this.flush();
     // Checked after the chunk as well as per event, so a stanza that never closes
@@ -326,6 +333,9 @@ export class StreamParser {
         else if (a.prefix !== 'xmlns') attrs[a.name] = a.value;
       }
       if (count > MAX_HEADER_ATTRIBUTES) this.halt('policy-violation', `more than ${MAX_HEADER_ATTRIBUTES} attributes on the stream header`);
+      // saxes keeps the header's tag on its stack for the life of the stream (for its name and
+      // namespace declarations) but never reads its attributes again: copied, they can go.
+      tag.attributes = NO_ATTRIBUTES;
       this.preHeader = undefined;
       this.depth = 1;
       this.mark = this.bytePosition();
@@ -367,7 +377,7 @@ export class StreamParser {
     }
   }
 
-  private onClose(_tag: SaxesTagNS): void {
+  private onClose(tag: SaxesTagNS): void {
     this.enter();
     this.depth--;
     if (this.depth === 0) {
@@ -376,6 +386,8 @@ export class StreamParser {
     }
     const el = this.stack.pop()!;
     if (this.stack.length === 0) {
+      // saxes holds the last closed tag until the next one opens (on an idle stream, for good).
+      tag.attributes = NO_ATTRIBUTES;
       const end = this.bytePosition();
       if (end - this.mark > this.opts.maxStanzaSize) {
         this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);

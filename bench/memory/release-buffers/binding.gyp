@@ -1,0 +1,8 @@
+{
+  "targets": [
+    {
+      "target_name": "release_buffers",
+      "sources": ["release_buffers.cc"]
+    }
+  ]
+}
