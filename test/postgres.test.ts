@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, startXmppJs, trustCertificate, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -155,6 +156,31 @@ test('an operator is told in one line when PostgreSQL cannot be reached or the d
     const migrate = await runShoal(['migrate'], { cwd: dir });
     assert.equal(migrate.code, 1);
     assert.match(migrate.stderr, /^shoal: the PostgreSQL database of .*shoal_test_no_such_database \(storage\.url\) does not exist; create it first/m);
+
+    // A user that may not create schemas, and a storage.schema that does not exist yet.
+    const { schema, drop } = await reserveTestSchema();
+    const role = schema;
+    const admin = new pg.Client({ connectionString: testPostgresAdminUrl() });
+    await admin.connect();
+    try {
+      await admin.query(`create role "${role}" login`);
+      const limited = new URL(testPostgresAdminUrl());
+      limited.username = role;
+      writeFileSync(join(dir, 'shoal.yaml'), stringify({ hosts: ['localhost'], storage: { driver: 'postgres', url: limited.toString(), schema } }));
+      const refused = await runShoal(['migrate'], { cwd: dir });
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, new RegExp(`^shoal: the PostgreSQL user of .* \\(storage\\.url\\) may not create the schema ${schema} \\(storage\\.schema\\) or tables in it; create the schema for it`, 'm'));
+      // Once an administrator has made the schema for it, the same user migrates into it.
+      await admin.query(`create schema "${schema}" authorization "${role}"`);
+      const migrated = await runShoal(['migrate'], { cwd: dir });
+      assert.equal(migrated.code, 0, migrated.stderr);
+      const tables = await admin.query<{ n: string }>('select count(*) as n from information_schema.tables where table_schema = $1 and table_name = $2', [schema, 'accounts']);
+      assert.equal(tables.rows[0]?.n, '1');
+    } finally {
+      await drop();
+      await admin.query(`drop role if exists "${role}"`);
+      await admin.end();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
