@@ -2,9 +2,10 @@
 // connections. The stores and migrations are the same as SQLite's (sql/); this
 // file only sets up the pool, the type parsers and the migrations.
 import pg from 'pg';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type DatabaseIntrospector } from 'kysely';
 import { POSTGRES_SCHEMA_NAME } from '../config/schema.js';
 import type { Storage } from './types.js';
+import { CurrentSchemaIntrospector } from './postgres-introspector.js';
 import { migrateToLatest } from './sql/migrations.js';
 import type { Database } from './sql/schema.js';
 import { createSqlStorage } from './sql/storage.js';
@@ -48,6 +49,13 @@ const typeParsers: pg.CustomTypesConfig = {
     oid === pg.types.builtins.INT8 && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/** Kysely's PostgreSQL dialect, introspecting the current schema only (postgres-introspector.ts). */
+class SchemaPostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new CurrentSchemaIntrospector(db);
+  }
+}
+
 /** Connects to `url` and brings its schema up to date (the same migrations as SQLite). */
 export async function openPostgresStorage(url: string, options: PostgresOptions = {}): Promise<Storage> {
   return createSqlStorage(await openPostgresDatabase(url, options), 'postgres');
@@ -72,7 +80,7 @@ export async function openPostgresDatabase(url: string, options: PostgresOptions
     ...(schema !== undefined && { options: `-c search_path=${schema}` }),
   });
   pool.on('error', (err) => options.onIdleError?.(err));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new SchemaPostgresDialect({ pool }) });
   try {
     if (schema !== undefined) await createSchema(db, schema);
     await migrateToLatest(db, 'postgres');

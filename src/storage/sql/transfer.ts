@@ -19,7 +19,7 @@ import type { Readable, Writable } from 'node:stream';
 import { sql, type Kysely, type Migration, type Transaction } from 'kysely';
 import type { Storage } from '../types.js';
 import { ownerMigrationTable, type SqlHandle } from './owned.js';
-import { currentSchema, type SqlDialect } from './migrations.js';
+import type { SqlDialect } from './migrations.js';
 
 export const EXPORT_FORMAT = 'shoal-export';
 export const EXPORT_VERSION = 1;
@@ -120,10 +120,9 @@ function isMigrationTable(name: string): boolean {
 }
 
 /** The database's tables (columns in table order), without the migration bookkeeping. */
-async function tablesOf(db: AnyDb, dialect: SqlDialect): Promise<Map<string, string[]>> {
-  // PostgreSQL: introspection lists every schema's tables; only the current one's are ours.
-  const schema = await currentSchema(db, dialect);
-  const tables = (await db.introspection.getTables()).filter((t) => schema === undefined || t.schema === schema);
+async function tablesOf(db: AnyDb): Promise<Map<string, string[]>> {
+  // On PostgreSQL, the current schema's only (postgres-introspector.ts).
+  const tables = await db.introspection.getTables();
   return new Map(tables.filter((t) => !isMigrationTable(t.name)).map((t) => [t.name, t.columns.map((c) => c.name)]));
 }
 
@@ -155,7 +154,7 @@ export async function exportData(storage: Storage, owners: readonly DataOwner[],
   checkOwners(owners);
   await migrateOwners(storage, owners);
   const db = storage.sql.db<unknown>() as AnyDb;
-  const present = await tablesOf(db, storage.sql.dialect);
+  const present = await tablesOf(db);
   const declared = new Set(owners.flatMap((o) => o.tables.map((t) => t.name)));
   const unknown = [...present.keys()].filter((t) => !declared.has(t)).sort();
   if (unknown.length > 0) {
@@ -243,7 +242,7 @@ export async function importData(storage: Storage, owners: readonly DataOwner[],
   await migrateOwners(storage, owners);
   const dialect = storage.sql.dialect;
   const db = storage.sql.db<unknown>() as AnyDb;
-  const present = await tablesOf(db, storage.sql.dialect);
+  const present = await tablesOf(db);
   const byOwner = new Map(owners.map((o) => [o.owner, o]));
 
   for (const owner of owners) {
