@@ -3,9 +3,11 @@
 // PostgreSQL, roster set/get with versions (RFC 6121 §2.6), a subscription request
 // kept for an offline contact and approved later (RFC 6121 §3.1.3), and an offline
 // message stored and delivered (XEP-0160) — then what is in the database checked.
+// Also two servers sharing one database, each in a schema of its own (storage.schema).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { startTestServer, type TestServer } from './support/server.js';
 import { serverCertificate, startXmppJs, trustCertificate, xml, type XmlElement, type XmppJsSession } from './support/xmppjs.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { runShoal } from './support/cli.js';
-import { postgresSkipped, testPostgresAdminUrl } from '../src/storage/sql/testutil.js';
+import { login } from './support/login.js';
+import { postgresSkipped, reserveTestSchema, testPostgresAdminUrl, type TestSchema } from '../src/storage/sql/testutil.js';
 import type { OfflineApi } from '../src/modules/offline/api.js';
+import { migrations } from '../src/storage/sql/migrations.js';
 
 const NS_ROSTER = 'jabber:iq:roster';
 const NS_DELAY = 'urn:xmpp:delay';
@@ -152,7 +156,87 @@ test('an operator is told in one line when PostgreSQL cannot be reached or the d
     const migrate = await runShoal(['migrate'], { cwd: dir });
     assert.equal(migrate.code, 1);
     assert.match(migrate.stderr, /^shoal: the PostgreSQL database of .*shoal_test_no_such_database \(storage\.url\) does not exist; create it first/m);
+
+    // A user that may not create schemas, and a storage.schema that does not exist yet.
+    const { schema, drop } = await reserveTestSchema();
+    const role = schema;
+    const admin = new pg.Client({ connectionString: testPostgresAdminUrl() });
+    await admin.connect();
+    try {
+      await admin.query(`create role "${role}" login`);
+      const limited = new URL(testPostgresAdminUrl());
+      limited.username = role;
+      writeFileSync(join(dir, 'shoal.yaml'), stringify({ hosts: ['localhost'], storage: { driver: 'postgres', url: limited.toString(), schema } }));
+      const refused = await runShoal(['migrate'], { cwd: dir });
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, new RegExp(`^shoal: the PostgreSQL user of .* \\(storage\\.url\\) may not create the schema ${schema} \\(storage\\.schema\\) or tables in it; create the schema for it`, 'm'));
+      // Once an administrator has made the schema for it, the same user migrates into it.
+      await admin.query(`create schema "${schema}" authorization "${role}"`);
+      const migrated = await runShoal(['migrate'], { cwd: dir });
+      assert.equal(migrated.code, 0, migrated.stderr);
+      const tables = await admin.query<{ n: string }>('select count(*) as n from information_schema.tables where table_schema = $1 and table_name = $2', [schema, 'accounts']);
+      assert.equal(tables.rows[0]?.n, '1');
+    } finally {
+      await drop();
+      await admin.query(`drop role if exists "${role}"`);
+      await admin.end();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two servers on one database, each in its own schema (storage.schema), do not see each other\'s accounts', { skip }, async () => {
+  const schemas: TestSchema[] = [await reserveTestSchema(), await reserveTestSchema()];
+  const running = new Set<TestServer>();
+  const dirs: string[] = [];
+  const start = async (settings: Record<string, unknown>, dir?: string): Promise<TestServer> => {
+    const srv = await startTestServer(settings, dir === undefined ? {} : { dir });
+    running.add(srv);
+    if (dir === undefined) dirs.push(srv.dir);
+    return srv;
+  };
+  try {
+    // One after the other: the second finds the first's migration tables in the database, not in its schema.
+    const [a, b] = [
+      await start({ storage: { driver: 'postgres', url: schemas[0]!.url, schema: schemas[0]!.schema, pool: 2 } }),
+      await start({ storage: { driver: 'postgres', url: schemas[1]!.url, schema: schemas[1]!.schema, pool: 2 } }),
+    ];
+    await a.addUser('alice', 'alice-pass');
+    await b.addUser('bob', 'bob-pass');
+    assert.equal(await a.server.storage.accounts.exists('localhost', 'bob'), false);
+    assert.equal(await b.server.storage.accounts.exists('localhost', 'alice'), false);
+
+    // Over XMPP: alice logs in to her server only, bob to his.
+    const restore = trustCertificate(serverCertificate(a.dir));
+    try {
+      (await login(a.port, 'alice', 'alice-pass')).client.close();
+      (await login(b.port, 'bob', 'bob-pass')).client.close();
+      await assert.rejects(login(b.port, 'alice', 'alice-pass'), /not-authorized/);
+      await assert.rejects(login(a.port, 'bob', 'bob-pass'), /not-authorized/);
+    } finally {
+      restore();
+    }
+
+    // The tables and the migrations' bookkeeping are in each schema, every migration recorded there once.
+    const db = a.server.storage.sql.db<unknown>();
+    const tables = await sql<{ schema: string; n: number }>`
+      select table_schema as schema, count(*) as n from information_schema.tables
+      where table_schema in (${schemas[0]!.schema}, ${schemas[1]!.schema}) and table_name in ('accounts', 'kysely_migration', 'shoal_migrations_offline')
+      group by table_schema order by table_schema`.execute(db);
+    assert.deepEqual(tables.rows, schemas.map((s) => ({ schema: s.schema, n: 3 })).sort((x, y) => x.schema.localeCompare(y.schema)));
+    const applied = await sql<{ schema: string; n: number }>`select current_schema() as schema, count(*) as n from kysely_migration`.execute(db);
+    assert.deepEqual(applied.rows, [{ schema: schemas[0]!.schema, n: Object.keys(migrations('postgres')).length }]);
+
+    // Restarted on its schema: nothing to migrate, alice still there.
+    running.delete(a);
+    await a.stop({ keep: true });
+    const again = await start({}, a.dir);
+    assert.equal(await again.server.storage.accounts.exists('localhost', 'alice'), true);
+    assert.equal(await again.server.storage.accounts.exists('localhost', 'bob'), false);
+  } finally {
+    for (const srv of running) await srv.stop({ keep: true });
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    for (const s of schemas) await s.drop();
   }
 });

@@ -16,6 +16,7 @@ import { XmppServer } from '../src/server.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
 import { LogCapture } from './support/xmppjs.js';
 import { spawnShoal } from './support/cli.js';
+import { dropTestServerStorage, testServerStorage } from './support/server.js';
 
 /** A fresh self-signed P-256 certificate for localhost, written to cert.pem/key.pem in `dir`. */
 function newCertificate(dir: string, name: string): { cert: string; key: string; fingerprint: string } {
@@ -57,13 +58,15 @@ describe('reload in one process', () => {
   let server: XmppServer;
   let log: LogCapture;
   let first: ReturnType<typeof newCertificate>;
+  let storage: Record<string, unknown>;
   const config = (limits: Record<string, unknown> = {}): void =>
     writeFileSync(
       join(dir, 'shoal.yaml'),
-      stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: './data', tls: { cert: './cert.pem', key: './key.pem' }, limits }),
+      stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: './data', storage, tls: { cert: './cert.pem', key: './key.pem' }, limits }),
     );
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shoal-reload-'));
+    storage = await testServerStorage(dir);
     first = newCertificate(dir, 'first');
     install(dir, first);
     config();
@@ -74,6 +77,7 @@ describe('reload in one process', () => {
   });
   after(async () => {
     await server.stop();
+    await dropTestServerStorage(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -122,11 +126,15 @@ describe('reload in one process', () => {
 describe('SIGHUP to shoal start', () => {
   test('reloads the certificate and the limits without dropping anyone', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'shoal-sighup-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    t.after(async () => {
+      await dropTestServerStorage(dir);
+      rmSync(dir, { recursive: true, force: true });
+    });
     const first = newCertificate(dir, 'first');
     install(dir, first);
+    const storage = await testServerStorage(dir);
     const write = (limits: Record<string, unknown>): void =>
-      writeFileSync(join(dir, 'shoal.yaml'), stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, tls: { cert: './cert.pem', key: './key.pem' }, limits }));
+      writeFileSync(join(dir, 'shoal.yaml'), stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, storage, tls: { cert: './cert.pem', key: './key.pem' }, limits }));
     write({});
     const child = spawnShoal(['start'], { cwd: dir });
     child.stdin.end();

@@ -9,24 +9,29 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
+import { sql } from 'kysely';
 import { stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { XmppServer } from '../src/server.js';
 import { silentLogger } from '../src/log/logger.js';
+import { openStorage } from '../src/storage/index.js';
 import { deriveAllScramCredentials } from '../src/sasl/credentials.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { Element } from '../src/xml/element.js';
 import { RawClient, STREAM_OPEN } from './support/raw-client.js';
 import { runShoal, shoalOk } from './support/cli.js';
-import { startTestServer, type TestServer } from './support/server.js';
+import { dropTestServerStorage, startTestServer, testServerStorage, type TestServer } from './support/server.js';
 import { LogCapture, createXmppJs, serverCertificate, startXmppJs, trustCertificate, withTimeout, xml } from './support/xmppjs.js';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
 
 const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+after(async () => {
+  for (const d of dirs) {
+    await dropTestServerStorage(d);
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 async function openTlsStream(port: number): Promise<{ c: RawClient; features: Element }> {
@@ -81,9 +86,10 @@ describe('tokens: local with `shoal token`', () => {
     dir = mkdtempSync(join(tmpdir(), 'shoal-tokens-'));
     dirs.push(dir);
     file = join(dir, 'shoal.yaml');
+    const storage = await testServerStorage(dir);
     writeFileSync(
       file,
-      stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: './data', tls: {}, sasl: { mechanisms: ['SCRAM-SHA-256', 'OAUTHBEARER', 'X-OAUTH2', 'PLAIN'] }, tokens: 'local' }),
+      stringify({ hosts: ['localhost'], c2s: { host: '127.0.0.1', port: 0 }, data_dir: './data', storage, tls: {}, sasl: { mechanisms: ['SCRAM-SHA-256', 'OAUTHBEARER', 'X-OAUTH2', 'PLAIN'] }, tokens: 'local' }),
     );
     await shoalOk(['user', 'add', 'alice@localhost', '--password', 'alice-pass'], { cwd: dir });
     await shoalOk(['user', 'add', 'bob@localhost', '--password', 'bob-pass'], { cwd: dir });
@@ -98,9 +104,18 @@ describe('tokens: local with `shoal token`', () => {
     assert.match(issued.stderr, new RegExp(`issued token ${id} for alice@localhost, expires \\d{4}-`));
     const second = (await shoalOk(['token', 'issue', 'alice@localhost'], { cwd: dir })).trim();
 
-    // Only the hash is in the database.
+    // Only the hash is in the database: not in the SQLite files, not in a row on PostgreSQL.
+    const secret = Buffer.from(token.split('.')[1]!);
     const base = join(dir, 'data', 'shoal.sqlite');
-    for (const f of [base, `${base}-wal`].filter((p) => existsSync(p))) assert.equal(readFileSync(f).includes(Buffer.from(token.split('.')[1]!)), false);
+    for (const f of [base, `${base}-wal`].filter((p) => existsSync(p))) assert.equal(readFileSync(f).includes(secret), false);
+    const storage = await openStorage(loadConfig({ file }).storage);
+    try {
+      const rows = await sql<Record<string, unknown>>`select * from auth_tokens`.execute(storage.sql.db<unknown>());
+      assert.equal(rows.rows.length, 2);
+      for (const row of rows.rows) for (const v of Object.values(row)) assert.equal((Buffer.isBuffer(v) ? v : Buffer.from(String(v))).includes(secret), false);
+    } finally {
+      await storage.close();
+    }
 
     const listed = (await shoalOk(['token', 'list', 'alice@localhost'], { cwd: dir })).trim().split('\n');
     assert.equal(listed.length, 2);

@@ -25,7 +25,7 @@ function addressOf(err: unknown): string | undefined {
 export function explainStartError(err: unknown, config: Config): string | undefined {
   const c = codes(err);
   if (config.storage.driver === 'postgres') {
-    const pgWhy = explainPostgresError(c, config.storage.url);
+    const pgWhy = explainPostgresError(c, config.storage.url, config.storage.schema);
     if (pgWhy !== undefined) return pgWhy;
   }
   const db = config.storage.driver === 'sqlite' ? config.storage.path : redactUrl(config.storage.url);
@@ -48,13 +48,18 @@ export function explainStartError(err: unknown, config: Config): string | undefi
 }
 
 /** PostgreSQL's SQLSTATE codes (Appendix A of its manual) and connection failures, for storage.url. */
-function explainPostgresError(c: string[], url: string): string | undefined {
+function explainPostgresError(c: string[], url: string, schema: string | undefined): string | undefined {
   const where = redactUrl(url);
   if (c.some((k) => k === 'ECONNREFUSED' || k === 'ENOTFOUND' || k === 'EAI_AGAIN' || k === 'ETIMEDOUT' || k === 'EHOSTUNREACH')) {
     return `cannot connect to PostgreSQL at ${where} (storage.url): is the server running and is the host right?`;
   }
   if (c.includes('28P01') || c.includes('28000')) return `PostgreSQL refused the login of ${where} (storage.url): check the user and password, and pg_hba.conf`;
   if (c.includes('3D000')) return `the PostgreSQL database of ${where} (storage.url) does not exist; create it first (createdb)`;
-  if (c.includes('42501')) return `the PostgreSQL user of ${where} (storage.url) may not create or change tables; grant it the rights on the database`;
+  if (c.includes('42501')) {
+    if (schema !== undefined) {
+      return `the PostgreSQL user of ${where} (storage.url) may not create the schema ${schema} (storage.schema) or tables in it; create the schema for it, or grant it the rights`;
+    }
+    return `the PostgreSQL user of ${where} (storage.url) may not create or change tables; grant it the rights on the database`;
+  }
   return undefined;
 }

@@ -257,6 +257,10 @@ describe('loadConfig', () => {
     assert.match(bad({ storage: { driver: 'postgres', url: 'mysql://db/x' } }), /^storage\.url: expected a postgresql:\/\/ URL/);
     assert.match(bad({ storage: { driver: 'postgres', url: 'postgresql://db/x', pool: 0 } }), /^storage\.pool:/);
     assert.match(bad({ storage: { driver: 'postgres', url: 'postgresql://db/x', path: 'x.sqlite' } }), /^storage\.path: unknown key/);
+    for (const schema of ['', 'Shoal', 'node-1', '1node', 'pg_shoal', 'a"b', 'x'.repeat(64), 7]) {
+      assert.match(bad({ storage: { driver: 'postgres', url: 'postgresql://db/x', schema } }), /^storage\.schema: /, `schema ${JSON.stringify(schema)}`);
+    }
+    assert.match(bad({ storage: { driver: 'sqlite', schema: 'node_1' } }), /^storage\.schema: unknown key/);
     assert.match(bad({ tls: { cert: 'c.pem' } }), /^tls: cert and key must be given together/);
     assert.match(bad({ tls: { cert: 'c.pem', key: 'k.pem', ca: 'x' } }), /^tls\.ca: unknown key/);
     assert.match(bad([1, 2]), /^\(top level\): expected object, got array/);
@@ -274,6 +278,8 @@ describe('loadConfig', () => {
     const pg = parseConfig({ storage: { driver: 'postgres', url: 'postgresql://shoal@db.example:5432/xmpp' } }, cwd);
     assert.deepEqual(pg.storage, { driver: 'postgres', url: 'postgresql://shoal@db.example:5432/xmpp', pool: 10 });
     assert.deepEqual(parseConfig({ storage: { driver: 'postgres', url: 'postgres://h/d', pool: 3 } }, cwd).storage, { driver: 'postgres', url: 'postgres://h/d', pool: 3 });
+    assert.deepEqual(parseConfig({ storage: { driver: 'postgres', url: 'postgres://h/d', schema: 'node_1' } }, cwd).storage, { driver: 'postgres', url: 'postgres://h/d', pool: 10, schema: 'node_1' });
+    assert.equal(parseConfig({ storage: { driver: 'postgres', url: 'postgres://h/d', schema: `_${'x'.repeat(62)}` } }, cwd).storage.driver, 'postgres', '63 characters');
   });
 
   test('relative paths resolve against the config file directory, or cwd without a file', async () => {

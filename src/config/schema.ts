@@ -62,6 +62,13 @@ const host = z
       .refine((s) => !/[\s@/]/.test(s), 'not a domain name'),
   );
 
+/**
+ * A PostgreSQL schema name that needs no escaping in a connection's options or in SQL: a plain
+ * identifier already in the lowercase PostgreSQL folds names to, at most 63 bytes (NAMEDATALEN - 1),
+ * and not beginning with pg_, which CREATE SCHEMA reserves for system schemas.
+ */
+export const POSTGRES_SCHEMA_NAME = /^(?!pg_)[a-z_][a-z0-9_]{0,62}$/;
+
 const sqliteStorage = z.strictObject({
   driver: z.literal('sqlite'),
   /** Defaults to <data_dir>/shoal.sqlite. */
@@ -79,6 +86,14 @@ const postgresStorage = z.strictObject({
     .refine((s) => /^postgres(ql)?:\/\//.test(s), 'expected a postgresql:// URL'),
   /** Connections the server keeps open at most. */
   pool: z.number().int().min(1).max(1000).default(10),
+  /**
+   * A PostgreSQL schema of this server's own in the database (created if missing; the tables and
+   * migrations live in it): several servers, or test runs, then share one database.
+   */
+  schema: z
+    .string()
+    .regex(POSTGRES_SCHEMA_NAME, 'a lowercase name of letters, digits and _ (at most 63, not starting with a digit or pg_)')
+    .optional(),
 });
 
 // A discriminated union: `driver` may be left out and then means sqlite.

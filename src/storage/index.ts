@@ -28,6 +28,7 @@ export async function openStorage(cfg: StorageSettings, options: OpenStorageOpti
     case 'postgres':
       return openPostgresStorage(cfg.url, {
         ...(cfg.pool !== undefined && { pool: cfg.pool }),
+        ...(cfg.schema !== undefined && { schema: cfg.schema }),
         ...(options.onBackgroundError !== undefined && { onIdleError: options.onBackgroundError }),
       });
     default: {

@@ -167,6 +167,12 @@ export interface Hub {
   connect(): FakeTransport;
   /** A client stream logged in as `user` and bound; returns its transport and session. */
   login(user: string): Promise<{ tr: FakeTransport; session: Session }>;
+  /**
+   * Resolves once nothing is left to do: no stanza from a client being handled and no tracked
+   * work (storage writes, pushes) running, over several turns of the event loop in a row. For
+   * "nothing else happened" checks, whatever the storage's latency (PostgreSQL's is many turns).
+   */
+  settled(): Promise<void>;
 }
 
 /** A hub in this process with the server's default configuration (plus `settings`), no storage, no modules. */
@@ -178,6 +184,20 @@ export function hub(settings: Record<string, unknown> = {}): Hub {
   const dispatcher = new Dispatcher({ config, log, router, accounts });
   const ended: { session: Session; reason: EndReason }[] = [];
   dispatcher.on('session-ended', (session, reason) => ended.push({ session, reason }));
+  /** Stanzas from clients being handled (each one's routing, before it hands work to track()), and tracked work. */
+  const handling = new Set<Promise<unknown>>();
+  const busy = (work: Promise<unknown>): void => {
+    handling.add(work);
+    void work.then(
+      () => handling.delete(work),
+      () => handling.delete(work),
+    );
+  };
+  const track = dispatcher.track.bind(dispatcher);
+  dispatcher.track = (work, what) => {
+    busy(work);
+    track(work, what);
+  };
   const ctx: C2SContext = {
     config,
     log,
@@ -193,7 +213,11 @@ export function hub(settings: Record<string, unknown> = {}): Hub {
     nonzaHandler: (xmlns) => dispatcher.nonzaHandler(xmlns),
     preBindHandler: (xmlns) => dispatcher.preBindHandler(xmlns),
     accountShapers: new AccountShapers(() => config.limits.rate.account),
-    handleStanza: (session, stanza) => dispatcher.handleStanza(session, stanza),
+    handleStanza: (session, stanza) => {
+      const work = dispatcher.handleStanza(session, stanza);
+      busy(work);
+      return work;
+    },
     sessionBound: (session) => dispatcher.sessionBound(session),
   };
   const connect = (): FakeTransport => {
@@ -225,6 +249,14 @@ export function hub(settings: Record<string, unknown> = {}): Hub {
       assert.ok(session, 'the bound session is registered');
       accounts.add(session.jid.bareString());
       return { tr, session };
+    },
+    async settled() {
+      // Quiet for 10 turns in a row: an element parsed in one turn is handled in the next ones.
+      for (let quiet = 0; quiet < 10; ) {
+        if (handling.size > 0) await Promise.allSettled([...handling]);
+        await flush(1);
+        quiet = handling.size === 0 ? quiet + 1 : 0;
+      }
     },
   };
 }

@@ -181,10 +181,10 @@ export class RawClient {
 let iqSeq = 0;
 
 /** Sends `<iq {attrs}>{payload}</iq>` with a fresh id and resolves with the reply carrying that id. */
-export async function iq(c: RawClient, attrs: string, payload: string): Promise<Element> {
+export async function iq(c: RawClient, attrs: string, payload: string, timeoutMs?: number): Promise<Element> {
   const id = `q-${++iqSeq}`;
   c.send(`<iq id='${id}' ${attrs}>${payload}</iq>`);
-  return c.waitFor((el) => el.name === 'iq' && el.attrs.id === id, `reply to ${id}`);
+  return c.waitFor((el) => el.name === 'iq' && el.attrs.id === id, `reply to ${id}`, timeoutMs);
 }
 
 /** The defined condition of an error reply (RFC 6120 §8.3.2); fails the test unless `reply` is type='error'. */

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { XmppServer } from '../../src/server.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log/logger.js';
 import { deriveAllScramCredentials } from '../../src/sasl/credentials.js';
-import { createTestDatabase, dropTestDatabase, type TestDatabase } from '../../src/storage/sql/testutil.js';
+import { dropTestSchema, reserveTestSchema, testStorageDialect, type TestSchema } from '../../src/storage/sql/testutil.js';
 
 export interface TestServer {
   server: XmppServer;
@@ -31,15 +31,33 @@ export interface TestServerOptions {
    */
   dir?: string;
   /**
-   * Storage driver when `settings` give no storage section: 'postgres' runs the server on a new
-   * PostgreSQL database of its own (created here, dropped by stop()). Default: the
-   * SHOAL_TEST_STORAGE environment variable, else 'sqlite'.
+   * Storage driver when `settings` give no storage section: 'postgres' runs the server on a
+   * PostgreSQL schema of its own (storage.schema, in the database of SHOAL_TEST_PG_URL; dropped
+   * by stop()). Default: the SHOAL_TEST_STORAGE environment variable, else 'sqlite'.
    */
   storage?: 'sqlite' | 'postgres';
 }
 
-/** Where a server on PostgreSQL keeps the URL of its test database, to drop it when it stops for good. */
-const PG_DATABASE_FILE = '.shoal-test-database';
+/** Where a server on PostgreSQL keeps the name of its test schema, to drop it when it stops for good. */
+const PG_SCHEMA_FILE = '.shoal-test-schema';
+
+/**
+ * The storage section a test server gets from startTestServer, for tests that write their
+ * own shoal.yaml: SQLite at `path`, or (SHOAL_TEST_STORAGE=postgres) a new PostgreSQL schema,
+ * whose name is then kept in `dir` for dropTestServerStorage(dir).
+ */
+export async function testServerStorage(dir: string, path = './data/shoal.sqlite', driver = testStorageDialect()): Promise<Record<string, unknown>> {
+  if (driver === 'sqlite') return { driver: 'sqlite', path };
+  const schema: TestSchema = await reserveTestSchema();
+  writeFileSync(join(dir, PG_SCHEMA_FILE), schema.schema);
+  return { driver: 'postgres', url: schema.url, schema: schema.schema, pool: 4 };
+}
+
+/** Drops the PostgreSQL schema testServerStorage(dir) made, if it made one. */
+export async function dropTestServerStorage(dir: string): Promise<void> {
+  const file = join(dir, PG_SCHEMA_FILE);
+  if (existsSync(file)) await dropTestSchema(readFileSync(file, 'utf8'));
+}
 
 /** `settings` is merged into the YAML config (top-level keys replace the defaults here). */
 export async function startTestServer(settings: Record<string, unknown> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
@@ -51,23 +69,12 @@ export async function startTestServer(settings: Record<string, unknown> = {}, op
     hosts: ['localhost'],
     c2s: { host: '127.0.0.1', port: 0 },
     data_dir: './data',
-    storage: { driver: 'sqlite', path: './data/shoal.sqlite' },
     tls: {},
     sasl: { mechanisms: ['SCRAM-SHA-512-PLUS', 'SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] },
     ...settings,
   };
   for (const k of Object.keys(yaml)) if (yaml[k] === null) delete yaml[k];
-  const driver = opts.storage ?? (process.env.SHOAL_TEST_STORAGE === 'postgres' ? 'postgres' : 'sqlite');
-  let database: TestDatabase | undefined;
-  if (!reuse && driver === 'postgres' && settings.storage === undefined) {
-    database = await createTestDatabase();
-    yaml.storage = { driver: 'postgres', url: database.url, pool: 4 };
-    writeFileSync(join(dir, PG_DATABASE_FILE), database.url);
-  }
-  const dropDatabase = async (): Promise<void> => {
-    if (database !== undefined) await database.drop();
-    else if (existsSync(join(dir, PG_DATABASE_FILE))) await dropTestDatabase(readFileSync(join(dir, PG_DATABASE_FILE), 'utf8'));
-  };
+  if (!reuse && settings.storage === undefined) yaml.storage = await testServerStorage(dir, './data/shoal.sqlite', opts.storage);
   if (!reuse) writeFileSync(file, stringify(yaml));
   const config = loadConfig({ file });
   const log = opts.log ?? (process.env.SHOAL_TEST_LOG ? createLogger({ level: 'debug', format: 'json', destination: 2 }) : silentLogger());
@@ -76,7 +83,7 @@ export async function startTestServer(settings: Record<string, unknown> = {}, op
     server = await XmppServer.create({ config, log });
     await server.listen();
   } catch (err) {
-    await dropDatabase();
+    await dropTestServerStorage(dir);
     throw err;
   }
   return {
@@ -90,7 +97,7 @@ export async function startTestServer(settings: Record<string, unknown> = {}, op
     async stop(stopOpts = {}) {
       await server.stop();
       if (!stopOpts.keep) {
-        await dropDatabase();
+        await dropTestServerStorage(dir);
         rmSync(dir, { recursive: true, force: true });
       }
     },

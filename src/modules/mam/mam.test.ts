@@ -1,10 +1,11 @@
-// The mam module in process: the harness's hub and client streams, a real SQLite store.
+// The mam module in process: the harness's hub and client streams, a real store (SQLite;
+// PostgreSQL under SHOAL_TEST_STORAGE=postgres).
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { hub, startModules, type FakeTransport } from '../../../test/support/harness.js';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
-import { credentials, item, tempStorage } from '../../storage/sql/testutil.js';
+import { credentials, item, testStorage } from '../../storage/sql/testutil.js';
 import { mamModule } from './mam.js';
 import { NS_MAM } from './query.js';
 import { NS_SID } from './policy.js';
@@ -12,7 +13,7 @@ import { SqlMamStore } from './store.js';
 
 async function setup(t: TestContext, mam: Record<string, unknown> = {}) {
   const h = hub({ mam });
-  const ts = await tempStorage();
+  const ts = await testStorage();
   for (const u of ['alice', 'bob', 'carol']) {
     await ts.storage.accounts.create('localhost', u, [credentials('SHA-256', 1)]);
     h.accounts.add(`${u}@localhost`);

@@ -1,12 +1,12 @@
-// XEP-0357 in process: the harness's hub and client streams, a real SQLite store,
-// and a service domain standing in for the app server's pubsub service.
+// XEP-0357 in process: the harness's hub and client streams, a real store (SQLite; PostgreSQL
+// under SHOAL_TEST_STORAGE=postgres), and a service domain standing in for the app server's pubsub service.
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { hub, hubOnMockedClock, startModules, type FakeTransport, type Hub } from '../../../test/support/harness.js';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { Priority } from '../../core/hooks.js';
-import { credentials, item, tempStorage } from '../../storage/sql/testutil.js';
+import { credentials, item, testStorage } from '../../storage/sql/testutil.js';
 import { MAX_TRANSIENT_ERRORS, NS_DATA, NS_PUBSUB, NS_PUSH, PUBLISH_OPTIONS, PUSH_SUMMARY, pushModule } from './push.js';
 import { SqlPushStore } from './store.js';
 
@@ -19,7 +19,7 @@ type Answer = { error: string; type: string } | 'result' | 'none';
 async function setup(t: TestContext, settings: Record<string, unknown> = {}, mocked = false) {
   const config = { push: { min_interval: 0, ...settings } };
   const h: Hub & { tick?: (ms: number) => void } = mocked ? hubOnMockedClock(t, config) : hub(config);
-  const ts = await tempStorage();
+  const ts = await testStorage();
   for (const u of ['alice', 'bob']) await ts.storage.accounts.create('localhost', u, [credentials('SHA-256', 1)]);
   h.accounts.add('alice@localhost', 'bob@localhost');
   const modules = await startModules(h, [pushModule], ts.storage);
@@ -52,17 +52,20 @@ async function setup(t: TestContext, settings: Record<string, unknown> = {}, moc
   return { h, store, storage: ts.storage, published, state, tick: h.tick };
 }
 
-/** Turns of the event loop until `cond` holds (SQLite work is asynchronous). */
-async function until(cond: () => boolean, what: string, turns = 500): Promise<void> {
-  for (let i = 0; i < turns; i++) {
+const turn = () => new Promise((r) => setImmediate(r));
+
+/**
+ * Turns of the event loop until `cond` holds (storage work is asynchronous: PostgreSQL's takes
+ * many turns), for at most 10 s of real time (performance.now: the mocked clock mocks Date).
+ */
+async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (performance.now() < end) {
     if (cond()) return;
-    await new Promise((r) => setImmediate(r));
+    await turn();
   }
   assert.fail(`timed out waiting for ${what}`);
 }
-
-/** Lets pending work settle: a fixed number of turns, for "nothing happened" checks. */
-const settle = (turns = 100) => until(() => false, '', turns).catch(() => undefined);
 
 /** The IQ answer with this id that the client received. */
 const answerTo = (tr: FakeTransport, id: string): Element | undefined => tr.received.find((e) => e.name === 'iq' && e.attrs.id === id);
@@ -160,7 +163,7 @@ describe('XEP-0357 push notifications', () => {
 
     // A typing notification wakes nobody and is not counted.
     chat(bob.tr, 'typing');
-    await settle();
+    await h.settled();
     assert.equal(published.length, 1);
     chat(bob.tr, 'm2', 'second');
     await until(() => published.length === 2, 'the second notification');
@@ -169,7 +172,7 @@ describe('XEP-0357 push notifications', () => {
     // Back online: the count starts again; connected, nothing is published.
     const back = await h.login('alice');
     chat(bob.tr, 'm3', 'seen live');
-    await settle();
+    await h.settled();
     assert.equal(published.length, 2, 'a connected session (even without presence) gets no push');
     back.tr.close();
     await until(() => h.router.getSessions('alice@localhost').length === 0, 'alice gone again');
@@ -205,7 +208,7 @@ describe('XEP-0357 push notifications', () => {
     const bob = await h.login('bob');
 
     chat(bob.tr, 'live', 'while attached');
-    await settle();
+    await h.settled();
     assert.equal(published.length, 0, 'an attached session got it');
 
     alice.tr.close();
@@ -217,7 +220,7 @@ describe('XEP-0357 push notifications', () => {
     assert.deepEqual(summaryOf(published[0]!)['message-count'], '1');
     chat(bob.tr, 'm2', 'again');
     await until(() => published.length === 2, 'a second notification');
-    await settle();
+    await h.settled();
     assert.equal(published.length, 2, 'each message counted once');
     assert.equal(summaryOf(published[1]!)['message-count'], '2');
   });
@@ -233,14 +236,14 @@ describe('XEP-0357 push notifications', () => {
     assert.deepEqual(summaryOf(published[0]!), { FORM_TYPE: PUSH_SUMMARY, 'message-count': '0', 'pending-subscription-count': '1' });
     // Not a request: nothing.
     bob.tr.send(`<presence to='alice@localhost' type='unsubscribe'/>`);
-    await settle();
+    await h.settled();
     assert.equal(published.length, 1);
     // Nothing new for alice: bob's request is already pending, or bob already subscribed.
     await storage.roster.setItem('localhost', 'alice', item('bob@localhost', { pendingIn: true }));
     bob.tr.send(`<presence to='alice@localhost' type='subscribe'/>`);
     await storage.roster.setItem('localhost', 'alice', item('bob@localhost', { subscription: 'from' }));
     bob.tr.send(`<presence to='alice@localhost' type='subscribe'/>`);
-    await settle();
+    await h.settled();
     assert.equal(published.length, 1, 'a repeat or an existing subscription is not pushed');
     await storage.roster.removeItem('localhost', 'alice', 'bob@localhost');
     bob.tr.send(`<presence to='alice@localhost' type='subscribe' id='marker'/>`);
@@ -259,26 +262,26 @@ describe('XEP-0357 push notifications', () => {
     for (let i = 1; i < MAX_TRANSIENT_ERRORS; i++) {
       chat(bob.tr, `t${i}`, 'x');
       await until(() => published.length === i, `notification ${i}`);
-      await settle(20); // its answer handled before the next
+      await h.settled(); // its answer handled before the next
     }
-    await settle();
+    await h.settled();
     assert.equal((await store.list('localhost', 'alice')).length, 1, 'kept through transient errors');
     state.answer = 'result';
     chat(bob.tr, 'ok', 'x');
     await until(() => published.length === MAX_TRANSIENT_ERRORS, 'a successful one');
-    await settle(20);
+    await h.settled();
     state.answer = { error: 'service-unavailable', type: 'cancel' };
     for (let i = 1; i < MAX_TRANSIENT_ERRORS; i++) {
       chat(bob.tr, `u${i}`, 'x');
       await until(() => published.length === MAX_TRANSIENT_ERRORS + i, `notification after success ${i}`);
-      await settle(20);
+      await h.settled();
     }
-    await settle();
+    await h.settled();
     assert.equal((await store.list('localhost', 'alice')).length, 1, 'a success resets the errors in a row');
     state.answer = { error: 'resource-constraint', type: 'wait' };
     chat(bob.tr, 'last-straw', 'x');
     await until(() => published.length === 2 * MAX_TRANSIENT_ERRORS, 'one more transient error');
-    await settle();
+    await h.settled();
     assert.deepEqual(await store.list('localhost', 'alice'), [], `disabled after ${MAX_TRANSIENT_ERRORS} in a row`);
 
     await enable((await h.login('alice')).tr, 'e2', 'refusing');
@@ -289,10 +292,10 @@ describe('XEP-0357 push notifications', () => {
     chat(bob.tr, 'refused', 'x');
     await until(() => published.length === before + 1, 'the refused notification');
     assert.equal(published[before]!.getChild('pubsub', NS_PUBSUB)?.getChild('publish', NS_PUBSUB)?.attrs.node, 'refusing');
-    await settle();
+    await h.settled();
     assert.deepEqual(await store.list('localhost', 'alice'), [], 'disabled');
     chat(bob.tr, 'marker', 'x');
-    await settle();
+    await h.settled();
     assert.equal(published.length, before + 1, 'nothing published to a disabled node');
   });
 
@@ -322,15 +325,15 @@ describe('XEP-0357 push notifications', () => {
     await until(() => published.length === 1, 'the first notification at once');
     chat(bob.tr, 'm2', 'two');
     chat(bob.tr, 'm3', 'three');
-    await settle();
+    await h.settled();
     assert.equal(published.length, 1, 'nothing more within the pause');
     tick!(4999);
-    await settle();
+    await h.settled();
     assert.equal(published.length, 1);
     tick!(1);
     await until(() => published.length === 2, 'the coalesced notification');
     assert.equal(summaryOf(published[1]!)['message-count'], '3');
-    await settle();
+    await h.settled();
     assert.equal(published.length, 2);
   });
 });

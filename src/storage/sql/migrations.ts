@@ -2,7 +2,7 @@
 // table, so an existing database is brought up to date on start. Every
 // statement uses the schema builder; the only difference between the SQL
 // dialects here is the name of the binary column type.
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
 export type SqlDialect = 'sqlite' | 'postgres';
 
@@ -171,9 +171,22 @@ class InCodeMigrationProvider implements MigrationProvider {
   }
 }
 
+/**
+ * The PostgreSQL schema the tables live in: the current one (the first of the search_path that
+ * exists, where unqualified names are created and found); undefined on SQLite, or when no schema
+ * of the search_path exists. Kysely's Migrator must be told it: given none, it takes a table of
+ * its name in any schema of the database for its own (another Shoal's, in a shared database).
+ */
+export async function currentSchema<DB>(db: Kysely<DB>, dialect: SqlDialect): Promise<string | undefined> {
+  if (dialect !== 'postgres') return undefined;
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  return rows[0]?.schema ?? undefined;
+}
+
 /** Applies every pending migration; throws (after rolling the failed one back) if one fails. Returns the names applied. */
 export async function migrateToLatest<DB>(db: Kysely<DB>, dialect: SqlDialect): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new InCodeMigrationProvider(dialect) });
+  const schema = await currentSchema(db, dialect);
+  const migrator = new Migrator({ db, provider: new InCodeMigrationProvider(dialect), ...(schema !== undefined && { migrationTableSchema: schema }) });
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;

@@ -4,7 +4,7 @@
 // handle, instead of adding fields to the central Storage interface. Each owner
 // has its own migration table, so owners never see each other's migrations.
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider, type Transaction } from 'kysely';
-import type { SqlDialect } from './migrations.js';
+import { currentSchema, type SqlDialect } from './migrations.js';
 
 export type { Migration } from 'kysely';
 export type { SqlDialect } from './migrations.js';
@@ -50,11 +50,13 @@ export function sqlHandle(db: Kysely<unknown>, dialect: SqlDialect): SqlHandle {
     async migrate(owner, migrations) {
       if (!OWNER.test(owner)) throw new Error(`invalid migration owner ${owner}`);
       const provider: MigrationProvider = { getMigrations: () => Promise.resolve(migrations) };
+      const schema = await currentSchema(db, dialect);
       const migrator = new Migrator({
         db,
         provider,
         migrationTableName: ownerMigrationTable(owner),
         migrationLockTableName: `shoal_migrations_${owner}_lock`,
+        ...(schema !== undefined && { migrationTableSchema: schema }),
       });
       const { error, results } = await migrator.migrateToLatest();
       if (error !== undefined) {

@@ -1,6 +1,6 @@
 // Shared set-up for the SQL storage tests: a fresh SQLite file in a temp dir, or a
-// fresh PostgreSQL database of its own (created and dropped by the test), so every
-// store test runs against both dialects.
+// fresh PostgreSQL schema (or database) of its own (created and dropped by the test),
+// so every store test runs against both dialects.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,10 @@ export interface TempStorage {
   dialect: SqlDialect;
   /** SQLite: a temporary directory; PostgreSQL: ''. */
   dir: string;
-  /** SQLite: the database file; PostgreSQL: the connection URL of the test's own database. */
+  /** SQLite: the database file; PostgreSQL: the connection URL of the database the schema is in. */
   path: string;
+  /** PostgreSQL: the test's own schema (storage.schema). */
+  schema?: string;
   storage: Storage;
   reopen(): Promise<Storage>;
   cleanup(): Promise<void>;
@@ -65,7 +67,12 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-const TEST_DATABASE = /^shoal_test_[0-9]+_[0-9a-f]{12}$/;
+/** The name of a test's database or schema: the test process's id, to sweep those of dead processes. */
+const TEST_NAME = /^shoal_test_[0-9]+_[0-9a-f]{12}$/;
+
+function testName(): string {
+  return `shoal_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+}
 
 async function runAdmin(statement: string): Promise<void> {
   const client = new pg.Client({ connectionString: testPostgresAdminUrl() });
@@ -88,19 +95,24 @@ function processAlive(pid: number): boolean {
 
 let staleSwept: Promise<void> | undefined;
 
-/** Test databases left by test processes that died before dropping them (killed runs), dropped once per process. */
-function sweepStaleDatabases(): Promise<void> {
+/**
+ * Test databases and schemas (in the admin database) left by test processes that died before
+ * dropping them (killed runs), dropped once per process.
+ */
+function sweepStale(): Promise<void> {
   staleSwept ??= (async () => {
     const client = new pg.Client({ connectionString: testPostgresAdminUrl() });
     await client.connect();
+    const dead = (name: string): boolean => {
+      const pid = Number(/^shoal_test_([0-9]+)_/.exec(name)?.[1]);
+      return TEST_NAME.test(name) && Number.isSafeInteger(pid) && !processAlive(pid);
+    };
     try {
-      const rows = await client.query<{ datname: string }>("select datname from pg_database where datname like 'shoal\\_test\\_%'");
-      for (const { datname } of rows.rows) {
-        const pid = Number(/^shoal_test_([0-9]+)_/.exec(datname)?.[1]);
-        if (!TEST_DATABASE.test(datname) || !Number.isSafeInteger(pid) || processAlive(pid)) continue;
-        // Another process may be sweeping it at the same moment: that one wins.
-        await client.query(`drop database if exists "${datname}" with (force)`).catch(() => undefined);
-      }
+      const databases = await client.query<{ name: string }>("select datname as name from pg_database where datname like 'shoal\\_test\\_%'");
+      const schemas = await client.query<{ name: string }>("select nspname as name from pg_namespace where nspname like 'shoal\\_test\\_%'");
+      // Another process may be sweeping the same one at the same moment: that one wins.
+      for (const { name } of databases.rows.filter((r) => dead(r.name))) await client.query(`drop database if exists "${name}" with (force)`).catch(() => undefined);
+      for (const { name } of schemas.rows.filter((r) => dead(r.name))) await client.query(`drop schema if exists "${name}" cascade`).catch(() => undefined);
     } finally {
       await client.end();
     }
@@ -110,8 +122,8 @@ function sweepStaleDatabases(): Promise<void> {
 
 /** Creates a uniquely named, empty PostgreSQL database for one test (never shared between runs). */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  await sweepStaleDatabases();
-  const name = `shoal_test_${process.pid}_${randomBytes(6).toString('hex')}`;
+  await sweepStale();
+  const name = testName();
   await runAdmin(`create database "${name}"`);
   const url = new URL(testPostgresAdminUrl());
   url.pathname = `/${name}`;
@@ -121,36 +133,74 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 /** Drops a database createTestDatabase made, given its URL (closing its connections). */
 export async function dropTestDatabase(url: string): Promise<void> {
   const name = decodeURIComponent(new URL(url).pathname.slice(1));
-  if (!TEST_DATABASE.test(name)) throw new Error(`not a test database: ${name}`);
+  if (!TEST_NAME.test(name)) throw new Error(`not a test database: ${name}`);
   await runAdmin(`drop database if exists "${name}" with (force)`);
 }
 
-/** A fresh PostgreSQL database of the test's own, opened as Storage. */
+export interface TestSchema {
+  /** Connection URL of the admin database (SHOAL_TEST_PG_URL) the schema is in. */
+  url: string;
+  /** The schema's name, for storage.schema: the server creates it. */
+  schema: string;
+  /** Drops it, and everything in it, if it exists. */
+  drop(): Promise<void>;
+}
+
+/**
+ * A uniquely named schema (never shared between runs) in the admin database, for one test's
+ * server or stores (config storage.schema): cheaper than a database of its own. Not created
+ * here: openPostgresStorage creates it.
+ */
+export async function reserveTestSchema(): Promise<TestSchema> {
+  await sweepStale();
+  const schema = testName();
+  return { url: testPostgresAdminUrl(), schema, drop: () => dropTestSchema(schema) };
+}
+
+/** Drops a schema reserveTestSchema named, with its tables. */
+export async function dropTestSchema(schema: string): Promise<void> {
+  if (!TEST_NAME.test(schema)) throw new Error(`not a test schema: ${schema}`);
+  await runAdmin(`drop schema if exists "${schema}" cascade`);
+}
+
+/** A fresh PostgreSQL schema of the test's own, opened as Storage. */
 export async function tempPostgresStorage(): Promise<TempStorage> {
-  const database = await createTestDatabase();
+  const { url, schema, drop } = await reserveTestSchema();
+  const open = () => openPostgresStorage(url, { pool: 4, schema });
   let storage: Storage;
   try {
-    storage = await openPostgresStorage(database.url, { pool: 4 });
+    storage = await open();
   } catch (err) {
-    await database.drop();
+    await drop();
     throw err;
   }
   const state: TempStorage = {
     dialect: 'postgres',
     dir: '',
-    path: database.url,
+    path: url,
+    schema,
     storage,
     async reopen() {
       await state.storage.close();
-      state.storage = await openPostgresStorage(database.url, { pool: 4 });
+      state.storage = await open();
       return state.storage;
     },
     async cleanup() {
       await state.storage.close();
-      await database.drop();
+      await drop();
     },
   };
   return state;
+}
+
+/** The storage the suite runs on: SQLite, or PostgreSQL when SHOAL_TEST_STORAGE=postgres (`npm run test:postgres`). */
+export function testStorageDialect(): SqlDialect {
+  return process.env.SHOAL_TEST_STORAGE === 'postgres' ? 'postgres' : 'sqlite';
+}
+
+/** A fresh store of testStorageDialect(), for tests of something over storage (not of the stores: storageBackends()). */
+export function testStorage(): Promise<TempStorage> {
+  return testStorageDialect() === 'postgres' ? tempPostgresStorage() : tempStorage();
 }
 
 export interface StorageBackend {

@@ -121,6 +121,7 @@ function isMigrationTable(name: string): boolean {
 
 /** The database's tables (columns in table order), without the migration bookkeeping. */
 async function tablesOf(db: AnyDb): Promise<Map<string, string[]>> {
+  // On PostgreSQL, the current schema's only (postgres-introspector.ts).
   const tables = await db.introspection.getTables();
   return new Map(tables.filter((t) => !isMigrationTable(t.name)).map((t) => [t.name, t.columns.map((c) => c.name)]));
 }
