@@ -1,6 +1,6 @@
 // Starts a cluster of Shoal nodes as separate processes (`shoal start`, as an
-// operator runs them) on loopback, sharing the machine's PostgreSQL (a database
-// of the run's own) and Redis (a database index and a key namespace of the run's
+// operator runs them) on loopback, sharing the machine's PostgreSQL (a schema
+// of the run's own in the database test) and Redis (a database index and a key namespace of the run's
 // own), so that runs never see each other.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { stringify } from 'yaml';
 import { Redis } from 'ioredis';
 import { spawnShoal } from './cli.js';
-import { createTestDatabase, type TestDatabase } from '../../src/storage/sql/testutil.js';
+import { reserveTestSchema, type TestSchema } from '../../src/storage/sql/testutil.js';
 import { openPostgresStorage } from '../../src/storage/postgres.js';
 import { deriveAllScramCredentials } from '../../src/sasl/credentials.js';
 
@@ -72,21 +72,22 @@ const READY_MS = 120_000;
 export async function startCluster(opts: ClusterOptions = {}): Promise<TestCluster> {
   const names = opts.nodes ?? ['a', 'b', 'c'];
   const dir = mkdtempSync(join(tmpdir(), 'shoal-cluster-'));
-  const db: TestDatabase = await createTestDatabase();
+  // A schema of the run's own in the shared test database; the first node creates it.
+  const db: TestSchema = await reserveTestSchema();
   const namespace = `t${process.pid}${randomBytes(4).toString('hex')}`;
   const redisUrl = opts.redisUrl ?? `redis://127.0.0.1:6379/${1 + (process.pid % 15)}`;
   const clusterSettings = { heartbeat_ms: opts.heartbeat_ms ?? 200, dead_after_ms: opts.dead_after_ms ?? 1500 };
   // One certificate for all: a load balancer hands a client any node, under one name.
   const data = join(dir, 'data');
   const nodes: ClusterNode[] = [];
-  const storage = await openPostgresStorage(db.url, { pool: 2 });
+  const storage = await openPostgresStorage(db.url, { pool: 2, schema: db.schema });
   const configOf = (name: string): string => join(dir, `${name}.yaml`);
   for (const name of names) {
     const yaml = {
       hosts: ['localhost'],
       c2s: { host: '127.0.0.1', port: 0 },
       data_dir: data,
-      storage: { driver: 'postgres', url: db.url, pool: 4 },
+      storage: { driver: 'postgres', url: db.url, pool: 4, schema: db.schema },
       tls: {},
       log: { level: 'info', format: 'json' },
       sasl: { mechanisms: ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] },
