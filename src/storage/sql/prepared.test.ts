@@ -14,7 +14,7 @@ for (const backend of storageBackends()) describe(`prepare (${backend.dialect})`
   let db: Kysely<Database>;
   before(async () => {
     t = await backend.open();
-    db = t.dialect === 'sqlite' ? await openSqliteDatabase(t.path) : await openPostgresDatabase(t.path);
+    db = t.dialect === 'sqlite' ? await openSqliteDatabase(t.path) : await openPostgresDatabase(t.path, { schema: t.schema });
     for (const [user, jids] of [
       ['romeo', ['c@example.com', 'a@example.com', 'b@example.com']],
       ['juliet', ['nurse@example.com']],

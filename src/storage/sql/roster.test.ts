@@ -147,7 +147,7 @@ for (const backend of storageBackends()) describe(`SqlRosterStore (${backend.dia
     assert.deepEqual(await roster.get(H, u), first);
 
     // Another process on the same database (here: a second connection) changes it.
-    const other = t.dialect === 'sqlite' ? await openSqliteStorage(t.path) : await openPostgresStorage(t.path);
+    const other = t.dialect === 'sqlite' ? await openSqliteStorage(t.path) : await openPostgresStorage(t.path, { schema: t.schema });
     try {
       const b = item('b@example.com', { subscription: 'to' });
       assert.equal(await other.roster.setItem(H, u, b), '2');
