@@ -15,7 +15,7 @@ import type { LoadReport } from '../load/run.js';
 import { makeBenchData, scramCacheFor } from './accounts.js';
 import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
 import { children, ejabberd, prosody, repoRoot, shoal, type Launch, type ServerKind } from './servers.js';
-import { archivingTable, buildTable, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
+import { archivingTable, buildTable, capacityTargets, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
 import { summarizeProfile } from './profile.js';
 import { measure, runGenerator, scenarios, type Scenario } from './scenarios.js';
 import { processTree } from '../load/proc.js';
@@ -297,6 +297,10 @@ async function main(): Promise<number> {
       '## Targets (issue 5)',
       '',
       tgt,
+      '',
+      '## Targets (issue 15: capacity)',
+      '',
+      capacityTargets(results),
       '',
       ...(archiving
         ? [
