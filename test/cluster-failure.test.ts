@@ -185,6 +185,8 @@ describe('a cluster node dies (issue 14)', () => {
     // frank logs in again (on b, a new run of it) and gets what was sent meanwhile.
     const back = await online(b.port, 'frank');
     await back.client.waitFor((el) => el.name === 'message' && el.attrs.id === 'paused', 'the message sent while b was away', 10_000);
+    // b's new run knows the sessions of the other nodes again: grace's presence answers frank's probe.
+    await back.client.waitFor((el) => el.name === 'presence' && el.attrs.from === grace.jid && el.attrs.type === undefined, "grace's presence through b's registry", 10_000);
     back.client.close();
     grace.client.close();
   });

@@ -19,6 +19,14 @@ export type EndReason = 'logout' | 'disconnect' | 'timeout' | 'error' | 'shutdow
 /** The marks of a session that has none (shared, never changed). */
 export const NO_MARKS: ReadonlySet<string> = new Set<string>();
 
+/** `marks` with `mark` set or cleared (a new set: a session's marks are never changed in place). */
+export function withMark(marks: ReadonlySet<string>, mark: string, on: boolean): ReadonlySet<string> {
+  const next = new Set(marks);
+  if (on) next.add(mark);
+  else next.delete(mark);
+  return next;
+}
+
 /**
  * What the session registry knows of a session besides its address: presence (RFC 6121 §4)
  * and roster interest (§2.1.6). Only the router changes it (Router.setPresence and

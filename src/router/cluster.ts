@@ -28,7 +28,7 @@ import type { ClusterConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import { StreamError, type StreamErrorCondition } from '../core/errors.js';
 import type { NodeLink, PresenceChange, Router, RouterHub } from '../core/router.js';
-import { NO_MARKS, type EndReason, type LocalSession, type Session } from '../core/session.js';
+import { NO_MARKS, withMark, type EndReason, type LocalSession, type Session } from '../core/session.js';
 
 /** A session as the registry in Redis keeps it. */
 interface SessionRecord {
@@ -129,6 +129,11 @@ class RemoteSession implements Session {
   close(error?: StreamError): void {
     this.router.forward(this.node, this.epoch, ['c', this.id, this.jid.toString(), error?.condition ?? '']);
   }
+}
+
+/** A name for one run of a node: its stream, its registry records and its dead-marker carry it. */
+function newEpoch(): string {
+  return `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
 }
 
 /** FNV-1a: a cheap, well-spread hash for rendezvous placement. */
@@ -285,10 +290,7 @@ export class ClusterRouter implements Router {
   setMark(session: Session, mark: string, on: boolean): void {
     const local = this.registered(session);
     if (!local || local.marks.has(mark) === on) return;
-    const marks = new Set(local.marks);
-    if (on) marks.add(mark);
-    else marks.delete(mark);
-    local.applyState({ marks });
+    local.applyState({ marks: withMark(local.marks, mark, on) });
     this.publishSession(local);
   }
 
@@ -458,7 +460,7 @@ export class ClusterRouter implements Router {
       r.on('error', (err: Error) => this.log.warn({ event: 'cluster-redis-error', err: err.message }, 'Redis connection error; reconnecting'));
     }
     await Promise.all([this.cmd.connect(), this.sub.connect(), this.reader.connect()]);
-    this.epoch = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    this.epoch = newEpoch();
     // The channel first: no change published while the registry loads is missed.
     this.sub.on('message', (_channel: string, message: string) => this.onEvent(message));
     await this.sub.subscribe(this.k('events'));
@@ -467,13 +469,7 @@ export class ClusterRouter implements Router {
     const previous = await this.cmd.hget(this.k('nodes'), this.node);
     if (previous !== null) await this.claim(this.node, (JSON.parse(previous) as { epoch: string }).epoch);
     await this.join();
-    const nodes = await this.cmd.hgetall(this.k('nodes'));
-    for (const [n, info] of Object.entries(nodes)) {
-      if (n === this.node) continue;
-      this.epochs.set(n, (JSON.parse(info) as { epoch: string }).epoch);
-      for (const json of Object.values(await this.cmd.hgetall(this.k('sess', n)))) this.upsert(JSON.parse(json) as SessionRecord);
-    }
-    for (const [domain, node] of Object.entries(await this.cmd.hgetall(this.k('svc')))) if (nodes[node] !== undefined) this.services.set(domain, node);
+    await this.loadRegistry();
     this.loaded = true;
     for (const ev of this.early.splice(0)) this.apply(ev);
     hub.caches.onChange((name, key) => {
@@ -486,6 +482,18 @@ export class ClusterRouter implements Router {
     }, this.config.heartbeat_ms);
     this.reading = this.readLoop();
     this.log.info({ event: 'cluster-joined', node: this.node, epoch: this.epoch, live: this.live }, 'joined the cluster');
+  }
+
+  /** Reads the other nodes' runs, sessions and components into the replica. */
+  private async loadRegistry(): Promise<void> {
+    const cmd = this.redis();
+    const nodes = await cmd.hgetall(this.k('nodes'));
+    for (const [n, info] of Object.entries(nodes)) {
+      if (n === this.node) continue;
+      this.epochs.set(n, (JSON.parse(info) as { epoch: string }).epoch);
+      for (const json of Object.values(await cmd.hgetall(this.k('sess', n)))) this.upsert(JSON.parse(json) as SessionRecord);
+    }
+    for (const [domain, node] of Object.entries(await cmd.hgetall(this.k('svc')))) if (nodes[node] !== undefined) this.services.set(domain, node);
   }
 
   private async join(): Promise<void> {
@@ -712,15 +720,16 @@ export class ClusterRouter implements Router {
       s.close(new StreamError('reset', 'this server lost contact with its cluster; please reconnect'));
       s.end('node-failure');
     }
-    for (const s of [...this.remoteById.values()]) this.dropRemote(s);
-    this.epoch = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    // The replica is read again from Redis: what this node missed while it was away. Not
+    // dropRemote(): that would remember the ids as gone and refuse the live sessions' records.
+    for (const s of [...this.remoteById.values()]) {
+      this.remoteById.delete(s.id);
+      this.remove(s);
+    }
+    this.epoch = newEpoch();
     await this.flush();
     await this.join();
-    const nodes = await this.redis().hgetall(this.k('nodes'));
-    for (const n of Object.keys(nodes)) {
-      if (n === this.node) continue;
-      for (const json of Object.values(await this.redis().hgetall(this.k('sess', n)))) this.upsert(JSON.parse(json) as SessionRecord);
-    }
+    await this.loadRegistry();
   }
 
   // --- Receiving ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The session registry of a single process (core/router.ts says what a Router is).
 import type { NodeLink, Router, PresenceChange } from '../core/router.js';
-import { NO_MARKS, type LocalSession, type Session } from '../core/session.js';
+import { NO_MARKS, withMark, type LocalSession, type Session } from '../core/session.js';
 
 export class LocalRouter implements Router {
   private readonly byBare = new Map<string, LocalSession[]>();
@@ -65,10 +65,7 @@ export class LocalRouter implements Router {
   setMark(session: Session, mark: string, on: boolean): void {
     const local = this.registered(session);
     if (!local || local.marks.has(mark) === on) return;
-    const marks = new Set(local.marks);
-    if (on) marks.add(mark);
-    else marks.delete(mark);
-    local.applyState({ marks });
+    local.applyState({ marks: withMark(local.marks, mark, on) });
   }
 
   hostOf(): NodeLink | undefined {
