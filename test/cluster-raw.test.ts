@@ -7,6 +7,7 @@ import { startCluster, type TestCluster } from './support/cluster.js';
 import { login, type LoggedIn } from './support/login.js';
 import { iq } from './support/raw-client.js';
 import { runShoal } from './support/cli.js';
+import { loadXmppJsComponent } from './support/xmppjs.js';
 import type { Element } from '../src/xml/element.js';
 
 const ROSTER = 'jabber:iq:roster';
@@ -83,17 +84,7 @@ describe('a cluster of three nodes (issue 14)', () => {
 
   test('an external component (XEP-0114, xmpp.js) connected to one node serves users on the others, until it leaves', async () => {
     const [a, , c] = cluster.nodes;
-    const spec = '@xmpp/component';
-    const { component: makeComponent, xml } = (await import(spec)) as {
-      component(o: { service: string; domain: string; password: string }): {
-        on(event: string, fn: (...a: never[]) => void): void;
-        start(): Promise<unknown>;
-        stop(): Promise<unknown>;
-        send(el: unknown): Promise<void>;
-        reconnect: { stop(): void };
-      };
-      xml(name: string, attrs?: Record<string, string>, ...children: unknown[]): unknown;
-    };
+    const { component: makeComponent, xml } = await loadXmppJsComponent();
     const port = Number(a!.logs.find((l) => l.event === 'listen' && l.kind === 'component')?.port);
     const bot = makeComponent({ service: `xmpp://127.0.0.1:${port}`, domain: BOT, password: 'cluster-bot-secret' });
     bot.reconnect.stop();

@@ -12,7 +12,7 @@ import { RawClient, iq, stanzaErrorCondition } from './support/raw-client.js';
 import { login } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import { SlixClient, isMessage, slixmppMissing } from './support/im-clients.js';
-import { withTimeout } from './support/xmppjs.js';
+import { loadXmppJsComponent, withTimeout } from './support/xmppjs.js';
 
 const NS_COMPONENT = 'jabber:component:accept';
 const BRIDGE = { domain: 'bridge.localhost', secret: 'bridge-secret-123' };
@@ -174,17 +174,7 @@ describe('XEP-0114 with real libraries: an @xmpp/component bot and a slixmpp use
   });
 
   test('the bot echoes what a slixmpp user writes, and the user reads the answer', async () => {
-    const spec = '@xmpp/component';
-    const { component: makeComponent, xml } = (await import(spec)) as {
-      component(o: { service: string; domain: string; password: string }): {
-        on(event: string, fn: (...a: never[]) => void): void;
-        start(): Promise<unknown>;
-        stop(): Promise<unknown>;
-        send(el: unknown): Promise<void>;
-        reconnect: { stop(): void };
-      };
-      xml(name: string, attrs?: Record<string, string>, ...children: unknown[]): unknown;
-    };
+    const { component: makeComponent, xml } = await loadXmppJsComponent();
     const bot = makeComponent({ service: `xmpp://127.0.0.1:${srv.server.componentPort}`, domain: BRIDGE.domain, password: BRIDGE.secret });
     bot.reconnect.stop();
     const seen: { from: string; body: string }[] = [];

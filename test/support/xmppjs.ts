@@ -247,3 +247,21 @@ export async function startXmppJs(opts: XmppJsOptions): Promise<XmppJsSession> {
     },
   };
 }
+
+/** xmpp.js's component client (XEP-0114), as the tests use it. */
+export interface XmppJsComponent {
+  on(event: string, fn: (...a: never[]) => void): void;
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+  send(el: unknown): Promise<void>;
+  reconnect: { stop(): void };
+}
+
+/** Loads @xmpp/component (a dev dependency without types): its factory and its xml builder. */
+export async function loadXmppJsComponent(): Promise<{
+  component(o: { service: string; domain: string; password: string }): XmppJsComponent;
+  xml(name: string, attrs?: Record<string, string>, ...children: unknown[]): unknown;
+}> {
+  const spec = '@xmpp/component';
+  return (await import(spec)) as Awaited<ReturnType<typeof loadXmppJsComponent>>;
+}
