@@ -180,3 +180,38 @@ test('a persistent room survives a restart with its configuration, affiliations,
   assert.ok(rooms.includes(other));
   again.client.close();
 });
+
+test("the room archive reads its own writes: a message an occupant received is in the archive it queries next", async (t) => {
+  const { MucStore } = await import('../src/modules/muc/store.js');
+  const server = await startTestServer({});
+  t.after(() => server.stop());
+  await server.addUser('erin', 'erin-pass');
+  const erin = await online(server.port, 'erin');
+  t.after(() => erin.client.close());
+  const room = `slowlog@${SERVICE}`;
+  await enter(erin.client, room, 'E');
+  assert.equal((await configure(erin.client, room, { 'muc#roomconfig_persistentroom': '1' })).attrs.type, 'result');
+
+  // The database is slow to write (PostgreSQL under load): the message goes out at once, its
+  // archive row follows later.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const original = MucStore.prototype.addMessage;
+  MucStore.prototype.addMessage = async function (this: typeof MucStore.prototype, ...args: Parameters<typeof original>) {
+    await gate;
+    return original.apply(this, args);
+  };
+  t.after(() => (MucStore.prototype.addMessage = original));
+  erin.client.send(`<message to='${room}' type='groupchat'><body>kept</body></message>`);
+  await erin.client.waitFor(isGroupchat('kept'), 'the reflected message');
+
+  erin.client.send(`<iq type='set' id='rw1' to='${room}'><query xmlns='urn:xmpp:mam:2' queryid='rw'/></iq>`);
+  // The write stays held while the server takes the query; an answer read before it would miss the message.
+  setTimeout(release, 300);
+  const fin = await erin.client.waitFor((el) => el.name === 'iq' && el.attrs.id === 'rw1', 'the end of the query');
+  assert.equal(fin.attrs.type, 'result', fin.toString());
+  const bodies = erin.client.elements
+    .filter((el) => el.name === 'message' && el.getChild('result', 'urn:xmpp:mam:2')?.attrs.queryid === 'rw')
+    .map((r) => r.getChild('result', 'urn:xmpp:mam:2')!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!.getChildText('body'));
+  assert.deepEqual(bodies, ['kept']);
+});

@@ -227,6 +227,9 @@ export class MucService implements RoomHost, RoomIqContext {
    */
   private async archiveQuery(mam: MamApi, room: Room, iq: Element, payload: Element, from: Jid, to: Jid): Promise<void> {
     const archive = this.archiveFor(room.jid, from);
+    // The room's writes are queued behind each other (write()): a message the querier has
+    // already received must be in what it reads, so the query waits for those writes first.
+    await this.writes;
     if (iq.attrs.type === 'get') {
       if (payload.name === 'query') return this.reply(iq, from, to, mam.queryForm());
       if (payload.name === 'metadata') return this.reply(iq, from, to, await mam.metadata(archive));
