@@ -7,6 +7,7 @@ import { startTestServer, type TestServer } from './support/server.js';
 import { login, type LoggedIn } from './support/login.js';
 import { NS } from '../src/xml/namespaces.js';
 import type { OfflineApi } from '../src/modules/offline/api.js';
+import { until } from './support/until.js';
 
 /** Message ids received by a client, in order. */
 function ids(c: LoggedIn, prefix: string): string[] {
@@ -23,14 +24,6 @@ async function processed(c: LoggedIn): Promise<void> {
   const id = `processed-${++pings}`;
   c.client.send(`<iq type='get' to='localhost' id='${id}'><ping xmlns='${NS.PING}'/></iq>`);
   await c.client.waitFor((el) => el.attrs.id === id, 'the server to process the burst', 120_000);
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** No traffic shaping of senders: these tests are about what becomes of the recipient (item 4 tests the shaping). */
@@ -70,7 +63,7 @@ describe('a flood from a stranger does not disconnect a slow reader (item E)', (
 
     // The victim reads again: what was written arrives, and what was kept follows.
     victim.client.socket.resume();
-    await until(() => new Set(ids(victim, 'burst')).size + bouncedIds().size === N, 'every accepted message at the victim');
+    await until(() => new Set(ids(victim, 'burst')).size + bouncedIds().size === N, 'every accepted message at the victim', 60_000);
     const bounced = bouncedIds();
     assert.ok(bounced.size < N / 2, `most of the burst was accepted (${N - bounced.size})`);
     const got = ids(victim, 'burst');
@@ -107,19 +100,19 @@ describe('a large offline backlog is paced by the reader (item 1)', () => {
     reader.client.socket.pause();
     reader.client.send('<presence/>');
     // While it does not read, most of the backlog stays stored (the server writes only what the connection takes).
-    await until(async () => (await offline.count('localhost', 'reader')) < N, 'the first messages to be written');
+    await until(async () => (await offline.count('localhost', 'reader')) < N, 'the first messages to be written', 60_000);
     const stored = await offline.count('localhost', 'reader');
     assert.ok(stored > N / 2, `only what fits in the connection has left storage (${N - stored} written)`);
     // Reads slowly, in steps: the server never closes the stream.
     for (let step = 0; step < 8; step++) {
       reader.client.socket.resume();
       const seen = new Set(ids(reader, 'big')).size;
-      await until(() => new Set(ids(reader, 'big')).size >= Math.min(N, seen + 10), 'ten more');
+      await until(() => new Set(ids(reader, 'big')).size >= Math.min(N, seen + 10), 'ten more', 60_000);
       reader.client.socket.pause();
       assert.ok(srv.server.router.getSession(reader.jid), 'not cut off');
     }
     reader.client.socket.resume();
-    await until(() => new Set(ids(reader, 'big')).size === N, 'the whole backlog');
+    await until(() => new Set(ids(reader, 'big')).size === N, 'the whole backlog', 60_000);
     assert.equal(ids(reader, 'big').length, N, 'each once');
     assert.deepEqual(
       ids(reader, 'big'),
@@ -127,7 +120,7 @@ describe('a large offline backlog is paced by the reader (item 1)', () => {
       'in order',
     );
     assert.equal(reader.client.received.includes('<stream:error>'), false);
-    await until(async () => (await offline.count('localhost', 'reader')) === 0, 'storage emptied');
+    await until(async () => (await offline.count('localhost', 'reader')) === 0, 'storage emptied', 60_000);
     reader.client.close();
     writer.client.close();
   });
@@ -142,14 +135,14 @@ describe('a large offline backlog is paced by the reader (item 1)', () => {
     const first = await login(srv.port, 'reader', 'reader-pass');
     first.client.socket.pause();
     first.client.send('<presence/>');
-    await until(async () => (await offline.count('localhost', 'reader')) < N, 'the first messages to be written');
+    await until(async () => (await offline.count('localhost', 'reader')) < N, 'the first messages to be written', 60_000);
     first.client.close();
-    await until(() => srv.server.router.getSession(first.jid) === undefined, 'the first session to end');
+    await until(() => srv.server.router.getSession(first.jid) === undefined, 'the first session to end', 60_000);
     const left = await offline.count('localhost', 'reader');
     assert.ok(left > 0 && left < N, `some went out, the rest stayed (${left} stored)`);
     const second = await login(srv.port, 'reader', 'reader-pass');
     second.client.send('<presence/>');
-    await until(() => ids(second, 'rest').length === left, `the ${left} left`);
+    await until(() => ids(second, 'rest').length === left, `the ${left} left`, 60_000);
     assert.deepEqual(
       ids(second, 'rest'),
       Array.from({ length: left }, (_, i) => `rest-${N - left + i}`),

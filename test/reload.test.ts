@@ -17,6 +17,7 @@ import { RawClient, STREAM_OPEN } from './support/raw-client.js';
 import { LogCapture } from './support/xmppjs.js';
 import { spawnShoal } from './support/cli.js';
 import { dropTestServerStorage, testServerStorage } from './support/server.js';
+import { until } from './support/until.js';
 
 /** A fresh self-signed P-256 certificate for localhost, written to cert.pem/key.pem in `dir`. */
 function newCertificate(dir: string, name: string): { cert: string; key: string; fingerprint: string } {
@@ -43,14 +44,6 @@ async function servedFingerprint(port: number): Promise<string> {
   c.close();
   assert.ok(cert);
   return cert.fingerprint256;
-}
-
-async function until(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('reload in one process', () => {

@@ -20,6 +20,7 @@ import type { Element } from '../src/xml/element.js';
 import type { EndReason } from '../src/core/session.js';
 import { flush, hubOnMockedClock, type FakeTransport } from './support/harness.js';
 import type { XmppServer } from '../src/server.js';
+import { until } from './support/until.js';
 
 /**
  * Timers count from libuv's loop time, cached when the current loop turn began, so one armed
@@ -37,14 +38,6 @@ function isStreamError(el: Element): boolean {
 }
 
 /** Polls a condition on the server side that has no event of its own (e.g. the connection count). */
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 interface Ended {
   id: string;
   jid: string;
