@@ -1,12 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, type StreamParserOptions } from './parser.js';
+import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, sweepIdleParsers, type StreamParserOptions } from './parser.js';
 import type { Element } from './element.js';
 
 const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
 
-function run(chunks: (string | Buffer)[], max = 10_000) {
+function run(chunks: (string | Buffer)[], max = 10_000, compactEach = false) {
   const out: { elements: Element[]; errors: string[]; ws: number; ended: boolean; started: boolean } = { elements: [], errors: [], ws: 0, ended: false, started: false };
   const p = new StreamParser(
     {
@@ -18,7 +18,10 @@ function run(chunks: (string | Buffer)[], max = 10_000) {
     },
     { maxStanzaSize: max },
   );
-  for (const c of chunks) p.write(c);
+  for (const c of chunks) {
+    p.write(c);
+    if (compactEach) p.compact();
+  }
   return out;
 }
 
@@ -471,4 +474,83 @@ test('no element in the xml namespace or named xmlns:* (found by fuzzing: <xml:l
   assert.deepEqual(run([HEADER, '<xmlns:a/>']).errors.length, 1);
   // Attributes in the xml namespace stay fine.
   assert.deepEqual(run([HEADER, "<message xml:lang='en'><body>x</body></message>"]).errors, []);
+});
+
+describe('H: an idle stream gives up its tokenizer and reads on as before', () => {
+  const FOO = 'urn:example:foo';
+  const header = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xmlns:foo='${FOO}'>`;
+  const euro = `<message to='a@b'><body>${'€'.repeat(3000)}</body></message>`;
+  const cases: (string | Buffer)[][] = [
+    [header, '<presence/>', '<message><body>hi</body></message>', '</stream:stream>'],
+    [header, '<presence/>\r\n ', ' ', '<presence/>', '</stream:stream>'],
+    [header, `<message foo:bar='1'><body foo:x='y'>prefix from the header</body></message>`, `<iq type='get' id='2'><q:query xmlns:q='jabber:iq:roster'/></iq>`],
+    [header, '<presence/>', '</stream:streamx>'],
+    [header, '<presence/>', 'text between stanzas', '<presence/>'],
+    [header, '<presence/>', '</stream:stream><message/>'],
+    [header, '<presence/>', '<message><body>', 'unfinished', '</body></message>'],
+    [header, '<presence/>', '<!-- comment -->'],
+    [header, '<presence/>', '<xml:lace/>'],
+    [header, '<presence/>', `<message><body>${'x'.repeat(9900)}</body></message>`, `<message><body>${'x'.repeat(9950)}</body></message>`],
+    [header, '<presence/>', `<message><body>${'x'.repeat(20_000)}</body></message>`],
+    [header, `<message><body>${'x'.repeat(9900)}</body></message>`, `<message><body>${'x'.repeat(9900)}</body></message>`, `<message><body>${'x'.repeat(10_000)}</body></message>`],
+    [header, '<presence/>', '<message><body>', 'y'.repeat(6000), 'y'.repeat(6000)],
+    [header, euro, euro, euro],
+    [Buffer.from(header + '<presence/>'), Buffer.from(euro).subarray(0, 7001), Buffer.from(euro).subarray(7001), Buffer.from('<presence/>')],
+    [header, '<presence/>', '<a>'.repeat(DEFAULT_MAX_DEPTH + 1)],
+    [header, '<presence/>', '</stream:str', 'eam>'],
+    [header.slice(0, 40), header.slice(40), '<presence/>'],
+  ];
+
+  test('the same elements, errors and end with the tokenizer given up after every read', () => {
+    for (const chunks of cases) {
+      const plain = run(chunks);
+      const compacted = run(chunks, 10_000, true);
+      const what = chunks.map((c) => String(c).slice(0, 40)).join(' | ');
+      assert.deepEqual(
+        compacted.elements.map((e) => e.toString('jabber:client')),
+        plain.elements.map((e) => e.toString('jabber:client')),
+        what,
+      );
+      assert.deepEqual(compacted.errors, plain.errors, what);
+      assert.equal(compacted.ended, plain.ended, what);
+      assert.equal(compacted.started, plain.started, what);
+    }
+  });
+
+  test('only between stanzas, with nothing but whitespace after the last one', () => {
+    const p = recorder().parser;
+    p.compact();
+    assert.equal(p.compacted, false, 'not before the header');
+    p.write(header.slice(0, 50));
+    p.compact();
+    assert.equal(p.compacted, false, 'not in the middle of the header');
+    p.write(header.slice(50) + '<presence/>');
+    p.compact();
+    assert.equal(p.compacted, true, 'between stanzas');
+    p.write('<message><body>');
+    p.compact();
+    assert.equal(p.compacted, false, 'not in the middle of a stanza');
+    p.write('x</body></message>\n');
+    p.compact();
+    assert.equal(p.compacted, true, 'whitespace after the last stanza is no state');
+    p.write('<pres');
+    p.compact();
+    assert.equal(p.compacted, false, 'not in the middle of a tag');
+  });
+
+  test('a parser with no input for a whole sweep period is compacted by the sweep', () => {
+    const idle = recorder();
+    const busy = recorder();
+    for (const r of [idle, busy]) r.parser.write(header + '<presence/>');
+    sweepIdleParsers();
+    busy.parser.write('<presence/>');
+    sweepIdleParsers();
+    assert.equal(idle.parser.compacted, true);
+    assert.equal(busy.parser.compacted, false, 'it had input in the last period');
+    sweepIdleParsers();
+    assert.equal(busy.parser.compacted, true);
+    busy.parser.write(`<message foo:a='1'/>`);
+    assert.deepEqual(busy.errors, []);
+    assert.equal(busy.elements.at(-1)!.attrs['xmlns:foo'], FOO, "the header's declarations still apply");
+  });
 });

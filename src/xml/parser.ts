@@ -11,7 +11,7 @@
 // RFC 6120 §4.9.3.14). It also makes every element it builds declare the
 // prefixes its attributes use, so that each stands alone wherever it goes.
 import { SaxesParser, type SaxesAttributeNS, type SaxesTagNS } from 'saxes';
-import { Element } from './element.js';
+import { Element, escapeAttr } from './element.js';
 import { NS } from './namespaces.js';
 import { Utf8Stream } from './utf8.js';
 
@@ -93,9 +93,60 @@ const ABORT = new Error('StreamParser: aborted');
 const NO_ATTRIBUTES: Record<string, SaxesAttributeNS> = Object.freeze(Object.create(null) as Record<string, SaxesAttributeNS>);
 
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+/** XML 1.0 §2.3 S: space, tab, carriage return, line feed. */
+const isWhitespace = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0d || code === 0x0a;
+
+type Saxes = SaxesParser<{ xmlns: true; position: true; forceXMLVersion: true; defaultXMLVersion: '1.0' }>;
+
+/**
+ * How often idle parsers are looked for (ms). A parser that was given no input for a whole
+ * period (between one and two of them) gives up its tokenizer until its next input.
+ */
+export const IDLE_SWEEP_MS = 2_000;
+
+/** Parsers written to since the last sweep, and those written to in the period before it. */
+let touched = new Set<StreamParser>();
+let resting = new Set<StreamParser>();
+let sweeper: NodeJS.Timeout | undefined;
+
+/**
+ * Most streams are idle most of the time, and an idle stream's saxes parser (its state, tables,
+ * namespace records and handler closures, ~3 KiB) is the largest thing a connection holds in
+ * the heap. Every parser that received input in one period and none in the next is compacted
+ * (see StreamParser.compact). Exported for tests, which call it instead of waiting.
+ */
+export function sweepIdleParsers(): void {
+  for (const p of resting) if (!touched.has(p)) p.compact();
+  resting = touched;
+  touched = new Set();
+  if (resting.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+function touch(p: StreamParser): void {
+  touched.add(p);
+  if (sweeper === undefined) {
+    // A process-wide timer, started only while some stream has had input lately; it never
+    // keeps the process alive.
+    sweeper = setInterval(sweepIdleParsers, IDLE_SWEEP_MS);
+    sweeper.unref();
+  }
+}
 
 export class StreamParser {
-  private readonly sax: SaxesParser<{ xmlns: true; position: true; forceXMLVersion: true; defaultXMLVersion: '1.0' }>;
+  /** The tokenizer; undefined while the stream is idle between stanzas (compact()), made again on the next input. */
+  private sax: Saxes | undefined;
+  /**
+   * The stream header's namespace declarations (prefix to URI, '' for the default) and name:
+   * what a tokenizer made again for the rest of the stream is primed with, so that it resolves
+   * every name exactly as the first one did.
+   */
+  private headerNs: Record<string, string> | undefined;
+  private headerName = '';
+  /** Characters of whitespace at the end of what was fed, after the last complete element. */
+  private trailingWs = 0;
   private readonly decoder = new Utf8Stream();
   private readonly maxDepth: number;
   private readonly maxAttributes: number;
@@ -140,6 +191,11 @@ export class StreamParser {
   ) {
     this.maxDepth = opts.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.maxAttributes = opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
+    this.sax = this.newSax();
+  }
+
+  /** A tokenizer; `primer` (a stream header's start tag) is fed to it before any handler is set. */
+  private newSax(primer?: string): Saxes {
     // XMPP is an application of XML 1.0 (RFC 6120 §11.8). saxes would switch to XML 1.1
     // rules for a peer whose XML declaration says version='1.1' (or any 1.x), and so pass
     // on character references to C0 controls, which every XML 1.0 parser refuses: one
@@ -152,7 +208,7 @@ export class StreamParser {
     const slots = sax as unknown as Record<string, unknown>;
     slots.openTagHandler = slots.closeTagHandler = slots.textHandler = slots.cdataHandler = slots.doctypeHandler =
       slots.commentHandler = slots.piHandler = slots.xmldeclHandler = slots.errorHandler = undefined;
-    this.sax = sax;
+    if (primer !== undefined) sax.write(primer);
     sax.on('opentag', (tag) => this.onOpen(tag));
     sax.on('closetag', (tag) => this.onClose(tag));
     sax.on('text', (t) => this.onText(t));
@@ -164,7 +220,7 @@ export class StreamParser {
     sax.on('processinginstruction', () => this.restricted('processing instructions are not allowed'));
     sax.on('xmldecl', (decl) => {
       this.enter();
-      this.afterDecl = this.sax.position;
+      this.afterDecl = sax.position;
       // RFC 6120 §11.6: UTF-8 only.
       if (decl.encoding !== undefined && decl.encoding.toUpperCase() !== 'UTF-8') {
         this.halt('unsupported-encoding', 'only UTF-8 is supported');
@@ -173,17 +229,58 @@ export class StreamParser {
     sax.on('error', (err) => {
       // Past a matching close tag of the stream the document is over (RFC 6120 §4.4):
       // whatever follows in the same chunk is neither an error nor anything else.
-      if (this.endAt !== undefined && this.endAt !== this.sax.position) {
+      if (this.endAt !== undefined && this.endAt !== sax.position) {
         this.flush();
         throw ABORT;
       }
       this.halt('not-well-formed', err.message.split('\n')[0] ?? 'not well-formed');
     });
+    return sax;
+  }
+
+  /**
+   * Gives up the tokenizer while the stream is idle: only between top-level elements, with
+   * nothing but whitespace fed after the last one, so that the tokenizer holds no state of
+   * its own besides the open stream header. The next input makes a new one, primed with the
+   * header's start tag (its name and namespace declarations, without its other attributes,
+   * which were read already). Whitespace kept back is dropped: it was only a keepalive, and
+   * the connection counted the activity when it arrived.
+   */
+  compact(): void {
+    if (this.sax === undefined) return;
+    if (this.failed || this.ended) {
+      this.sax = undefined;
+      return;
+    }
+    if (this.preHeader !== undefined || this.depth !== 1 || this.stack.length > 0 || this.pending !== undefined || this.endAt !== undefined) return;
+    if (this.fedBytes - this.trailingWs !== this.mark) return;
+    this.sax = undefined;
+  }
+
+  /** Whether the tokenizer was given up (compact()), for tests. */
+  get compacted(): boolean {
+    return this.sax === undefined;
+  }
+
+  /** A tokenizer for the rest of the stream, in the state the last one was in when compacted. */
+  private revive(): Saxes {
+    let primer = `<${this.headerName}`;
+    const ns = this.headerNs ?? {};
+    for (const prefix in ns) primer += `${prefix === '' ? ' xmlns' : ` xmlns:${prefix}`}='${escapeAttr(ns[prefix]!)}'`;
+    primer += '>';
+    const sax = this.newSax(primer);
+    // Positions and sizes continue from the primer (they are only ever compared with each other).
+    this.fed = primer.length;
+    this.fedBytes = this.mark = Buffer.byteLength(primer, 'utf8');
+    this.trailingWs = 0;
+    this.sax = sax;
+    return sax;
   }
 
   /** Feeds raw bytes from the transport. Never throws; problems go to handler.error. */
   write(data: Buffer | string): void {
     if (this.failed || this.ended) return;
+    touch(this);
     let text: string;
     if (typeof data === 'string') text = data;
     else {
@@ -221,9 +318,11 @@ export class StreamParser {
    */
   stop(): void {
     this.failed = true;
+    this.sax = undefined;
   }
 
   private feed(text: string): void {
+    const sax = this.sax ?? this.revive();
     const bytes = Buffer.byteLength(text, 'utf8');
     this.chunk = text;
     this.chunkChar = this.lastChar = this.fed;
@@ -231,8 +330,11 @@ export class StreamParser {
     this.chunkAscii = bytes === text.length;
     this.fed += text.length;
     this.fedBytes += bytes;
+    let ws = 0;
+    while (ws < text.length && isWhitespace(text.charCodeAt(text.length - 1 - ws))) ws++;
+    this.trailingWs = ws === text.length ? this.trailingWs + ws : ws;
     try {
-      this.sax.write(text);
+      sax.write(text);
     } catch (err) {
       // saxes reports bad XML through its error handler (which aborts); anything else thrown here
       // came from a handler of ours: a bug of the server, not of the peer's XML.
@@ -255,7 +357,7 @@ export class StreamParser {
    * incrementally so that a chunk of many stanzas costs its length once, not once per stanza.
    */
   private bytePosition(): number {
-    const p = this.sax.position;
+    const p = this.sax!.position;
     if (this.chunkAscii) return this.chunkByte + (p - this.chunkChar);
     if (p > this.lastChar) {
       this.lastByte += Buffer.byteLength(this.chunk.slice(this.lastChar - this.chunkChar, p - this.chunkChar), 'utf8');
@@ -336,6 +438,8 @@ export class StreamParser {
       // saxes keeps the header's tag on its stack for the life of the stream (for its name and
       // namespace declarations) but never reads its attributes again: copied, they can go.
       tag.attributes = NO_ATTRIBUTES;
+      this.headerName = tag.name;
+      this.headerNs = tag.ns;
       this.preHeader = undefined;
       this.depth = 1;
       this.mark = this.bytePosition();
@@ -381,7 +485,7 @@ export class StreamParser {
     this.enter();
     this.depth--;
     if (this.depth === 0) {
-      this.endAt = this.sax.position;
+      this.endAt = this.sax!.position;
       return;
     }
     const el = this.stack.pop()!;
