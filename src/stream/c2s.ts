@@ -18,7 +18,7 @@ import type { SaslContext, SaslExchange, SaslFailureCondition, SaslMechanism, Sa
 import type { Transport } from './transport.js';
 import type { Framing } from './framing.js';
 import { StreamConnection, type StreamEnv } from './connection.js';
-import { RateShaper, type AccountShapers } from './shaper.js';
+import { RateShaper, limitsAnything, type AccountShapers } from './shaper.js';
 import { randomToken } from '../core/random.js';
 
 /** What a client stream needs from the server around it. */
@@ -53,6 +53,9 @@ export interface C2SContext extends StreamEnv {
   readonly countLogin?: (mechanism: string, ok: boolean) => void;
 }
 
+/** What an authenticated stream offers: no SASL mechanism (shared, so no array per connection). */
+const NO_MECHANISMS: SaslMechanism[] = [];
+
 export class C2SStream extends StreamConnection implements SessionConnection {
   private host: string | undefined;
   private username: string | undefined;
@@ -65,6 +68,8 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   private lastActivity = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private pingOutstanding = false;
+  /** Whether this stream holds its account's shared shaper (to be released at the end). */
+  private accountShaped = false;
 
   constructor(
     private readonly ctx: C2SContext,
@@ -72,7 +77,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     framing: Framing,
   ) {
     super(ctx, transport, framing, { conn: randomToken(4, 'hex') });
-    this.shapers.push(new RateShaper(ctx.config.limits.rate.client));
+    if (limitsAnything(ctx.config.limits.rate.client)) this.shapers.push(new RateShaper(ctx.config.limits.rate.client));
     // RFC 6120 §4.6.2 / seed: a client that does not finish authenticating in time is dropped.
     this.timer = setTimeout(() => this.closeWithError(new StreamError('connection-timeout', 'authentication took too long')), ctx.config.timeouts.pre_auth * 1000);
     // The listener keeps the process alive; a connection's timers must not (in-process tests).
@@ -114,7 +119,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     return this.ctx.config.limits.max_stanza_bytes * 16;
   }
 
-  private drainWaiters: ((open: boolean) => void)[] = [];
+  private drainWaiters: ((open: boolean) => void)[] | undefined;
   private wasCongested = false;
 
   get congested(): boolean {
@@ -131,7 +136,7 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   drained(): Promise<boolean> {
     if (!this.open) return Promise.resolve(false);
     if (!this.congested) return Promise.resolve(true);
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
   }
 
   write(stanza: Element): boolean {
@@ -148,7 +153,9 @@ export class C2SStream extends StreamConnection implements SessionConnection {
     if (!this.wasCongested) return;
     this.wasCongested = false;
     this.resumeReading('output');
-    for (const w of this.drainWaiters.splice(0)) w(true);
+    const waiters = this.drainWaiters;
+    this.drainWaiters = undefined;
+    if (waiters) for (const w of waiters) w(true);
     this.session?.onDrained();
   }
 
@@ -361,6 +368,8 @@ export class C2SStream extends StreamConnection implements SessionConnection {
       return this.saslFailure(step.condition, step.text);
     }
     this.username = step.username;
+    // Nothing is offered after a success (RFC 6120 §6.4.6: the stream restarts authenticated).
+    this.offered = NO_MECHANISMS;
     this.log.info({ event: 'auth', mechanism: sasl.mechanism.name, user: `${step.username}@${this.host}` }, 'authenticated');
     this.ctx.countLogin?.(sasl.mechanism.name, true);
     const extra = step.additionalData;
@@ -477,7 +486,11 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   /** From now on this stream carries the session: its account's rate, the idle ping. */
   private carry(session: ClientSession): void {
     this.session = session;
-    this.shapers.push(this.ctx.accountShapers.acquire(session.jid.bareString()));
+    const shaper = this.ctx.accountShapers.acquire(session.jid.bareString());
+    if (shaper) {
+      this.shapers.push(shaper);
+      this.accountShaped = true;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.armIdleTimer(this.ctx.config.timeouts.ping_after * 1000);
   }
@@ -540,10 +553,12 @@ export class C2SStream extends StreamConnection implements SessionConnection {
 
   protected onFinish(reason: EndReason, error?: Error): void {
     if (this.timer) clearTimeout(this.timer);
-    for (const w of this.drainWaiters.splice(0)) w(false);
+    const waiters = this.drainWaiters;
+    this.drainWaiters = undefined;
+    if (waiters) for (const w of waiters) w(false);
     const session = this.session;
     this.log.info({ event: 'disconnect', reason, jid: session?.jid.toString(), err: error?.message }, 'client disconnected');
-    if (session) this.ctx.accountShapers.release(session.jid.bareString());
+    if (session && this.accountShaped) this.ctx.accountShapers.release(session.jid.bareString());
     session?.detach(this, reason);
   }
 }

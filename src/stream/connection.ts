@@ -5,18 +5,20 @@
 // handshake (component.ts).
 import type { Element } from '../xml/element.js';
 import { NS } from '../xml/namespaces.js';
-import type { StreamHeader } from '../xml/parser.js';
+import type { ParseErrorCondition, StreamHeader, StreamParserHandler } from '../xml/parser.js';
 import { StreamError } from '../core/errors.js';
 import type { EndReason } from '../core/session.js';
 import { randomToken } from '../core/random.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { Transport } from './transport.js';
+import type { Transport, TransportHandler } from './transport.js';
 import type { FrameParser, Framing } from './framing.js';
 import { RateShaper, ThrottleMeter } from './shaper.js';
 
 type Stage = 'header' | 'open' | 'closing' | 'closed';
 type PauseReason = 'flood' | 'output' | 'rate';
+/** One bit per reason (a Set per connection would cost more than the connection's whole state here). */
+const PAUSE_BIT: Record<PauseReason, number> = { flood: 1, output: 2, rate: 4 };
 
 function sleepUntil(time: number): Promise<void> {
   const ms = time - Date.now();
@@ -35,7 +37,12 @@ export interface StreamEnv {
   readonly log: Logger;
 }
 
-export abstract class StreamConnection {
+/**
+ * The connection is itself the handler of its transport's and its parser's events (the
+ * methods under "Events"), rather than an object of closures for each: a connection that
+ * does nothing for hours should hold as little as possible.
+ */
+export abstract class StreamConnection implements TransportHandler, StreamParserHandler {
   protected stage: Stage = 'header';
   protected readonly log: Logger;
   /** Why the stream ended, as far as known so far. */
@@ -45,7 +52,7 @@ export abstract class StreamConnection {
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
   /** Why reading from the transport is paused now (flood control, a full output buffer, the rate limit). */
-  private readonly pausedFor = new Set<PauseReason>();
+  private pausedFor = 0;
   /** What this peer may send (its connection's shaper; a subclass adds its account's). */
   protected readonly shapers: RateShaper[] = [];
   private readonly throttled: ThrottleMeter;
@@ -63,15 +70,42 @@ export abstract class StreamConnection {
     this.log = env.log.child({ ...logFields, ip: transport.remoteAddress });
     this.parser = this.newParser();
     this.throttled = new ThrottleMeter(THROTTLE_HALF_LIFE_MS);
-    transport.setHandler({
-      data: (chunk) => {
-        this.onData();
-        this.parser.write(chunk);
-        this.charge((s) => s.chargeBytes(chunk.length));
-      },
-      drained: () => this.onDrained(),
-      closed: (hadError, error) => this.finish(hadError ? 'error' : this.endReason, error),
-    });
+    transport.setHandler(this);
+  }
+
+  // --- Events: from the transport (TransportHandler) and the parser (StreamParserHandler) only ---
+
+  data(chunk: Buffer): void {
+    this.onData();
+    this.parser.write(chunk);
+    this.charge('bytes', chunk.length);
+  }
+
+  emptied(): void {
+    this.onDrained();
+  }
+
+  closed(hadError: boolean, error?: Error): void {
+    this.finish(hadError ? 'error' : this.endReason, error);
+  }
+
+  streamStart(header: StreamHeader): void {
+    if (this.stage === 'header') this.onStreamStart(header);
+  }
+
+  element(el: Element): void {
+    this.enqueue(el);
+  }
+
+  /** Activity was already recorded on the data event. */
+  whitespace(): void {}
+
+  streamEnd(): void {
+    this.enqueueEnd();
+  }
+
+  error(condition: ParseErrorCondition, text: string): void {
+    this.closeWithError(new StreamError(condition, text));
   }
 
   // --- What subclasses decide ---------------------------------------------------------
@@ -138,18 +172,7 @@ export abstract class StreamConnection {
   // --- Reading ------------------------------------------------------------------------------
 
   private newParser(): FrameParser {
-    return this.framing.parser(
-      {
-        streamStart: (h) => {
-          if (this.stage === 'header') this.onStreamStart(h);
-        },
-        element: (el) => this.enqueue(el),
-        whitespace: () => undefined, // activity was already recorded on the data event
-        streamEnd: () => this.enqueueEnd(),
-        error: (condition, text) => this.closeWithError(new StreamError(condition, text)),
-      },
-      { maxStanzaSize: this.env.config.limits.max_stanza_bytes },
-    );
+    return this.framing.parser(this, { maxStanzaSize: this.env.config.limits.max_stanza_bytes });
   }
 
   /** The header was accepted: elements are processed from now on. */
@@ -161,7 +184,7 @@ export abstract class StreamConnection {
   private enqueue(el: Element): void {
     if (this.stage === 'closed') return;
     // Over the stanza rate, this element (and so every one after it) waits its turn.
-    const wait = this.charge((s) => s.chargeStanza());
+    const wait = this.charge('stanza', 1);
     const readyAt = wait > 0 ? Date.now() + wait : 0;
     this.queued++;
     if (this.queued > MAX_QUEUED) this.pauseReading('flood');
@@ -208,12 +231,15 @@ export abstract class StreamConnection {
 
   /** Stops reading from the peer (TCP backpressure) until every reason given is lifted. */
   protected pauseReading(reason: PauseReason): void {
-    if (this.pausedFor.size === 0) this.transport.pause();
-    this.pausedFor.add(reason);
+    if (this.pausedFor === 0) this.transport.pause();
+    this.pausedFor |= PAUSE_BIT[reason];
   }
 
   protected resumeReading(reason: PauseReason): void {
-    if (!this.pausedFor.delete(reason) || this.pausedFor.size > 0 || this.stage === 'closed') return;
+    const bit = PAUSE_BIT[reason];
+    if ((this.pausedFor & bit) === 0) return;
+    this.pausedFor &= ~bit;
+    if (this.pausedFor !== 0 || this.stage === 'closed') return;
     this.transport.resume();
   }
 
@@ -221,10 +247,10 @@ export abstract class StreamConnection {
    * Charges what arrived to every shaper; over a rate, reading pauses until the debt is paid.
    * A peer that kept the server waiting too long lately is ending its own stream.
    */
-  private charge(fn: (s: RateShaper) => number): number {
+  private charge(what: 'bytes' | 'stanza', n: number): number {
     if (this.shapers.length === 0 || this.stage === 'closed' || this.stage === 'closing') return 0;
     let wait = 0;
-    for (const s of this.shapers) wait = Math.max(wait, fn(s));
+    for (const s of this.shapers) wait = Math.max(wait, what === 'bytes' ? s.chargeBytes(n) : s.chargeStanza());
     if (wait <= 0) return 0;
     const until = Date.now() + wait;
     if (until <= this.rateUntil) return wait;

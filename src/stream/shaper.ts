@@ -39,6 +39,11 @@ class DebtBucket {
   }
 }
 
+/** Whether settings limit anything at all (a shaper for none would only take memory per connection). */
+export function limitsAnything(settings: RateSettings): boolean {
+  return settings.bytes_per_second > 0 || settings.stanzas_per_second > 0;
+}
+
 /** The bytes and stanzas one peer (or one account, across its connections) may send. */
 export class RateShaper {
   private readonly bytes: DebtBucket;
@@ -94,9 +99,14 @@ export class AccountShapers {
     private readonly now: () => number = () => Date.now(),
   ) {}
 
-  acquire(account: string): RateShaper {
+  /** The account's shaper, or undefined when its settings limit nothing (then nothing to release). */
+  acquire(account: string): RateShaper | undefined {
     let entry = this.shapers.get(account);
-    if (!entry) this.shapers.set(account, (entry = { shaper: new RateShaper(this.settings(), this.now), users: 0 }));
+    if (!entry) {
+      const settings = this.settings();
+      if (!limitsAnything(settings)) return undefined;
+      this.shapers.set(account, (entry = { shaper: new RateShaper(settings, this.now), users: 0 }));
+    }
     entry.users++;
     return entry.shaper;
   }

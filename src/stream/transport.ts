@@ -7,7 +7,7 @@ import type { ChannelBindingType } from '../core/sasl.js';
 export interface TransportHandler {
   data(chunk: Buffer): void;
   /** Everything written so far has been handed to the OS (the output buffer emptied). */
-  drained?(): void;
+  emptied?(): void;
   /** The peer or the network ended the connection (or we destroyed it). Called once. */
   closed(hadError: boolean, error?: Error): void;
 }
@@ -85,7 +85,7 @@ export class TcpTransport implements Transport {
 
   private attach(s: Socket): void {
     s.on('data', (chunk: Buffer) => this.handler?.data(chunk));
-    s.on('drain', () => this.handler?.drained?.());
+    s.on('drain', () => this.handler?.emptied?.());
     s.on('error', (err) => this.onClosed(true, err));
     s.on('close', (hadError) => this.onClosed(hadError));
   }
@@ -134,8 +134,17 @@ export class TcpTransport implements Transport {
       this.socket = secure;
       // Errors and close during the handshake go to the handler like any other close.
       this.attach(secure);
-      secure.once('secure', () => resolve());
-      secure.once('close', () => reject(new Error('connection closed during the TLS handshake')));
+      // Each listener removes the other: one left behind would hold this promise for the life of the connection.
+      const failed = (): void => {
+        secure.off('secure', done);
+        reject(new Error('connection closed during the TLS handshake'));
+      };
+      const done = (): void => {
+        secure.off('close', failed);
+        resolve();
+      };
+      secure.once('secure', done);
+      secure.once('close', failed);
     });
   }
 

@@ -554,3 +554,17 @@ describe('H: an idle stream gives up its tokenizer and reads on as before', () =
     assert.equal(busy.elements.at(-1)!.attrs['xmlns:foo'], FOO, "the header's declarations still apply");
   });
 });
+
+test('namespace names are kept once, as copies (not slices that keep their chunk alive), within bounds', async () => {
+  const { internNs } = await import('./parser.js');
+  const made = `urn:example:${'n'.repeat(20)}`;
+  const a = internNs(`${made}x`.slice(0, made.length));
+  assert.equal(a, made);
+  assert.equal(internNs(made), a);
+  const r = recorder();
+  r.parser.write(HEADER + `<iq type='get' id='1'><query xmlns='${made}'/></iq><presence/>`);
+  assert.equal(r.elements[0]!.firstElement()!.xmlns, made);
+  assert.equal(r.elements[1]!.xmlns, 'jabber:client');
+  const long = `urn:example:${'l'.repeat(300)}`;
+  assert.equal(internNs(long), long, 'a name too long for the table is used as it is');
+});

@@ -96,6 +96,28 @@ const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xd
 /** XML 1.0 §2.3 S: space, tab, carriage return, line feed. */
 const isWhitespace = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0d || code === 0x0a;
 
+/**
+ * Namespace names, each kept once. What saxes hands over is a slice of the chunk it was read
+ * from, and V8 keeps the whole chunk alive for as long as the slice lives: the default namespace
+ * of every element comes from the stream header, so each session's stored presence kept its
+ * header's text (and a stanza's own declarations, that stanza's chunk). A namespace seen for
+ * the first time is copied out; there are few of them, so the table is bounded rather than
+ * evicting (past the bound, and for names too long to be real ones, they are used as they
+ * come): a peer inventing namespaces can make it hold at most MAX_NAMESPACES × MAX_INTERNED.
+ */
+const namespaces = new Map<string, string>(Object.values(NS).map((n) => [n, n]));
+const MAX_NAMESPACES = 4096;
+const MAX_INTERNED = 256;
+
+export function internNs(uri: string): string {
+  const known = namespaces.get(uri);
+  if (known !== undefined) return known;
+  if (namespaces.size >= MAX_NAMESPACES || uri.length > MAX_INTERNED) return uri;
+  const copy = Buffer.from(uri, 'utf8').toString('utf8');
+  namespaces.set(copy, copy);
+  return copy;
+}
+
 type Saxes = SaxesParser<{ xmlns: true; position: true; forceXMLVersion: true; defaultXMLVersion: '1.0' }>;
 
 /**
@@ -438,8 +460,11 @@ export class StreamParser {
       // saxes keeps the header's tag on its stack for the life of the stream (for its name and
       // namespace declarations) but never reads its attributes again: copied, they can go.
       tag.attributes = NO_ATTRIBUTES;
-      this.headerName = tag.name;
-      this.headerNs = tag.ns;
+      // Kept for the life of the stream (revive()): copies, not slices of the header's chunk.
+      this.headerName = tag.name === 'stream:stream' ? 'stream:stream' : Buffer.from(tag.name, 'utf8').toString('utf8');
+      const ns = tag.ns;
+      if (ns !== undefined) for (const prefix in ns) ns[prefix] = internNs(ns[prefix]!);
+      this.headerNs = ns;
       this.preHeader = undefined;
       this.depth = 1;
       this.mark = this.bytePosition();
@@ -471,7 +496,7 @@ export class StreamParser {
     }
     if (count > this.maxAttributes) this.halt('policy-violation', `more than ${this.maxAttributes} attributes on an element`);
     if (prefixed !== undefined) declarePrefixes(attrs, prefixed);
-    const el = new Element(tag.local, tag.uri, attrs);
+    const el = new Element(tag.local, internNs(tag.uri), attrs);
     const parent = this.stack[this.stack.length - 1];
     if (parent) parent.children.push(el);
     this.stack.push(el);

@@ -100,7 +100,7 @@ export class FakeTransport implements Transport {
   /** The OS took everything written: the output buffer is empty again. */
   drain(): void {
     this.pendingBytes = 0;
-    this.handler.drained?.();
+    this.handler.emptied?.();
   }
 
   /** The socket closes (e.g. the peer answered our end()). */

@@ -387,7 +387,7 @@ export class BoshSession implements Transport {
     const s = this.out.join('');
     this.out = [];
     this.outBytes = 0;
-    if (s !== '') this.handler?.drained?.();
+    if (s !== '') this.handler?.emptied?.();
     return s;
   }
 

@@ -82,7 +82,7 @@ export class WebSocketTransport implements Transport {
   write(data: string): void {
     if (this.closedOnce || data === '' || this.ws.readyState !== this.ws.OPEN) return;
     this.ws.send(data, () => {
-      if (this.ws.bufferedAmount === 0) this.handler?.drained?.();
+      if (this.ws.bufferedAmount === 0) this.handler?.emptied?.();
     });
   }
 
