@@ -6,10 +6,10 @@
 // 127.0.0.1 only; every phase is bounded in time.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LoadReport } from '../load/run.js';
 import { makeBenchData, scramCacheFor } from './accounts.js';
@@ -39,6 +39,9 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --profile WHAT        auto (Shoal's hottest scenario), none, or a scenario name (default auto)
   --no-install          do not apt-get install missing servers (skip them instead)
   --no-build            skip npm run build and run Shoal from source through tsx
+  --shoal-malloc LIB    run Shoal with this malloc preloaded (LD_PRELOAD), e.g.
+                        /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (Debian libjemalloc2), as the
+                        README's deployment section recommends; default: glibc's
   --keep                keep the temp dir (configs, data, logs)
   --out FILE            results markdown (default bench/RESULTS.md; the chart goes beside it as .png)
 `;
@@ -82,6 +85,7 @@ async function main(): Promise<number> {
       profile: { type: 'string', default: 'auto' },
       'no-install': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
+      'shoal-malloc': { type: 'string' },
       keep: { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -95,6 +99,8 @@ async function main(): Promise<number> {
   const loadBefore = loadavg()[0]!;
   if (loadBefore > 0.5) log(`warning: load average ${loadBefore.toFixed(2)} before the run: other work on this machine will skew the figures`);
   const outFile = v.out ?? join(repoRoot, 'bench', 'RESULTS.md');
+  const shoalMalloc = v['shoal-malloc'];
+  if (shoalMalloc !== undefined && !existsSync(shoalMalloc)) throw new Error(`--shoal-malloc: no such file ${shoalMalloc}`);
   const wanted = (v.servers ?? 'shoal,prosody,ejabberd').split(',');
   const list = scenarios(v);
   const scale = Number(v.scale ?? 1);
@@ -154,7 +160,7 @@ async function main(): Promise<number> {
 
     const termsFile = join(dir, 'ejabberd-terms.txt');
     const kinds: ServerKind[] = [];
-    if (wanted.includes('shoal')) kinds.push(shoal(repoRoot, built));
+    if (wanted.includes('shoal')) kinds.push(shoal(repoRoot, built, shoalMalloc));
     if (wanted.includes('prosody') && !stillMissing.includes('prosody')) kinds.push(prosody());
     if (wanted.includes('ejabberd') && !stillMissing.includes('ejabberd')) kinds.push(ejabberd(() => termsFile));
 
@@ -283,6 +289,7 @@ async function main(): Promise<number> {
       "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
+      `- Memory allocator: ${shoalMalloc ? `Shoal with \`${basename(shoalMalloc)}\` preloaded (\`--shoal-malloc\`, LD_PRELOAD), the others with their defaults` : "each server's default (glibc malloc for Shoal and Prosody)"}.`,
       '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
       '',
       '## Results',

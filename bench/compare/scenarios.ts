@@ -117,7 +117,9 @@ export function scenarios(v: Record<string, string | boolean | undefined>): Scen
 
 /** Runs the load generator as its own process (pinned apart from the server) and returns its report. */
 export function runGenerator(args: string[], launch: Launch, timeoutMs: number, log: (line: string) => void): Promise<LoadReport> {
-  const [cmd, argv] = wrap(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'load', 'cli.ts'), '--json', ...args], launch);
+  // SHOAL_BENCH_GENERATOR_PROFILE=DIR: a CPU profile of each generator run (is the generator what sets the pace?).
+  const prof = process.env.SHOAL_BENCH_GENERATOR_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.SHOAL_BENCH_GENERATOR_PROFILE] : [];
+  const [cmd, argv] = wrap(process.execPath, [...prof, '--import', 'tsx', join(repoRoot, 'bench', 'load', 'cli.ts'), '--json', ...args], launch);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);

@@ -10,7 +10,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { processTree } from '../load/proc.js';
@@ -195,7 +195,8 @@ export function shoalWebConfig(httpPort: number): Record<string, unknown> {
 }
 
 /** `useDist`: run the build in dist/ (only right after a successful build: provisioning uses src/, and both must agree on the schema). */
-export function shoal(repo: string, useDist: boolean): ServerKind {
+/** `malloc`: a malloc library to preload (LD_PRELOAD), e.g. jemalloc; glibc's when absent. */
+export function shoal(repo: string, useDist: boolean, malloc?: string): ServerKind {
   let dir = '';
   let port = 0;
   let entry: string[] = [];
@@ -212,7 +213,7 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       } catch {
         // not a git checkout
       }
-      return `${pkg.version}${rev}`;
+      return `${pkg.version}${rev}${malloc ? `, with ${basename(malloc)} preloaded` : ''}`;
     },
     async prepare(d, tls, p, httpPort) {
       dir = d;
@@ -235,7 +236,8 @@ export function shoal(repo: string, useDist: boolean): ServerKind {
       const logFile = join(dir, 'shoal.log');
       const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
       const config = join(dir, configName('shoal', variantOf(opts), 'yaml'));
-      const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', config], opts, process.env, repo, logFile);
+      const env = malloc ? { ...process.env, LD_PRELOAD: malloc } : process.env;
+      const child = launch(process.execPath, [...prof, ...entry, 'start', '--config', config], opts, env, repo, logFile);
       await waitForPort(port, child, START_TIMEOUT_MS, logFile);
       const pid = child.pid!;
       return { pid, port, logFile, stop: () => stopChild(child, pid) };
