@@ -2,8 +2,12 @@
 // hashes), each registered by name so that whoever learns that a key changed
 // elsewhere (the cluster bus: another node wrote it) can invalidate it here.
 
-/** A cache of values loaded asynchronously per key (usually a bare JID). */
+/**
+ * A cache of values loaded asynchronously per key (usually a bare JID). A key is in one of the
+ * two maps: loading, or loaded (a value per online user is kept without a promise beside it).
+ */
 export class KeyedCache<V> {
+  /** Loads on their way. */
   private readonly entries = new Map<string, Promise<V>>();
   /** Values whose load has finished, for the synchronous hot path (outgoing filters). */
   private readonly loaded = new Map<string, V>();
@@ -15,6 +19,7 @@ export class KeyedCache<V> {
 
   /** The cached value, loading it with `load` when absent; a failed load is not kept. */
   get(key: string, load: () => Promise<V>): Promise<V> {
+    if (this.loaded.has(key)) return Promise.resolve(this.loaded.get(key) as V);
     let value = this.entries.get(key);
     if (value === undefined) {
       const loading = load();
@@ -22,7 +27,9 @@ export class KeyedCache<V> {
       this.entries.set(key, loading);
       loading.then(
         (v) => {
-          if (this.entries.get(key) === loading) this.loaded.set(key, v);
+          if (this.entries.get(key) !== loading) return;
+          this.entries.delete(key);
+          this.loaded.set(key, v);
         },
         () => {
           if (this.entries.get(key) === loading) this.entries.delete(key);
@@ -39,16 +46,17 @@ export class KeyedCache<V> {
 
   /** The cached value without loading, if any. */
   peek(key: string): Promise<V> | undefined {
+    if (this.loaded.has(key)) return Promise.resolve(this.loaded.get(key) as V);
     return this.entries.get(key);
   }
 
   has(key: string): boolean {
-    return this.entries.has(key);
+    return this.loaded.has(key) || this.entries.has(key);
   }
 
   /** Replaces the value after this process changed it, and tells the listeners (other nodes) it changed. */
   set(key: string, value: V): void {
-    this.entries.set(key, Promise.resolve(value));
+    this.entries.delete(key);
     this.loaded.set(key, value);
     this.changed(this.name, key);
   }
@@ -76,7 +84,7 @@ export class KeyedCache<V> {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.loaded.size;
   }
 }
 

@@ -524,8 +524,14 @@ export class C2SStream extends StreamConnection implements SessionConnection {
   // --- Idle detection (seed "Timeouts", XEP-0199 §4.1) -----------------------
 
   private armIdleTimer(ms: number): void {
-    this.timer = setTimeout(() => this.onIdleTimer(), ms);
+    // The stream as the timer's argument, not a closure over it: the timer lives as long as
+    // the connection, and a closure with its context would too.
+    this.timer = setTimeout(C2SStream.idleTimerFired, ms, this);
     this.timer.unref();
+  }
+
+  private static idleTimerFired(stream: C2SStream): void {
+    stream.onIdleTimer();
   }
 
   private onIdleTimer(): void {

@@ -42,13 +42,13 @@ export class BlockingModule {
    * The blocklist per bare JID, kept only while the user has a session (dropped with the last),
    * since every stanza to or from the user is checked against it.
    */
-  private readonly lists: KeyedCache<Set<string>>;
+  private readonly lists: KeyedCache<ReadonlySet<string>>;
 
   constructor(
     private readonly server: ServerApi,
     private readonly storage: Storage,
   ) {
-    this.lists = server.caches.define<Set<string>>('blocklist');
+    this.lists = server.caches.define<ReadonlySet<string>>('blocklist');
   }
 
   start(): void {
@@ -85,8 +85,10 @@ export class BlockingModule {
     });
   }
 
-  private async load(user: Jid): Promise<Set<string>> {
-    return new Set(await this.storage.blocking.list(user.domain, user.local));
+  private async load(user: Jid): Promise<ReadonlySet<string>> {
+    const items = await this.storage.blocking.list(user.domain, user.local);
+    // Most users block no one: they share one empty list (changes copy it, updateCache()).
+    return items.length === 0 ? NOBODY : new Set(items);
   }
 
   /** §3.3: presence between a user and a JID either of them blocked is not delivered, whoever sent it. */
@@ -294,6 +296,9 @@ export class BlockingModule {
 }
 
 /** Whether a blocklist has an entry matching `jid` (XEP-0191 §6). */
+/** The blocklist of everyone who blocks no one (never changed in place). */
+const NOBODY: ReadonlySet<string> = new Set<string>();
+
 function matches(list: ReadonlySet<string>, jid: string): boolean {
   return list.size > 0 && blocklistKeysFor(jid).some((k) => list.has(k));
 }
