@@ -196,6 +196,8 @@ async function runMode(mode: Mode, args: Args): Promise<Record<string, number>> 
   const snapB = join(tmpdir(), `shoal-mem-${mode}-${process.pid}-b.heapsnapshot`);
   const before = await child.measure();
   if (args.snapshot) await child.request({ cmd: 'snapshot', file: snapA });
+  // CPU from here: the logins, and the 3 s of settling (idle connections cost next to nothing).
+  const cpuFrom = (await child.measure()).cpuMicros;
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
@@ -214,7 +216,8 @@ async function runMode(mode: Mode, args: Args): Promise<Record<string, number>> 
     `${mode}: ${n} connections (${(args.clients / loginS).toFixed(0)} logins/s) per connection: ` +
       `RSS ${kib(row.rss)} KiB${args.trim ? ` (${kib(row.rssTrimmed)} KiB after malloc_trim)` : ''}, heapUsed ${kib(row.heapUsed)} KiB, heapTotal ${kib(row.heapTotal)} KiB, ` +
       `external ${kib(row.external)} KiB, arrayBuffers ${kib(row.arrayBuffers)} KiB ` +
-      `(RSS ${(before.rss / 1048576).toFixed(1)} -> ${(after.rss / 1048576).toFixed(1)} MiB)`,
+      `(RSS ${(before.rss / 1048576).toFixed(1)} -> ${(after.rss / 1048576).toFixed(1)} MiB); ` +
+      `server CPU per login ${((after.cpuMicros - cpuFrom) / n / 1000).toFixed(2)} ms`,
   );
   if (args.snapshot) {
     await child.request({ cmd: 'snapshot', file: snapB });

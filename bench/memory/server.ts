@@ -101,12 +101,13 @@ async function startFloor(): Promise<number> {
 }
 
 function measure(): Measurement {
+  const cpu = process.cpuUsage();
   // Several passes: weak maps, finalizers and the old generation settle over more than one.
   for (let i = 0; i < 4; i++) gc!();
   const m = process.memoryUsage();
   mallocTrim?.();
   const rssTrimmed = mallocTrim ? process.memoryUsage.rss() : m.rss;
-  return { rss: m.rss, rssTrimmed, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, connections: count() };
+  return { rss: m.rss, rssTrimmed, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, connections: count(), cpuMicros: cpu.user + cpu.system };
 }
 
 // The parent died or is done: do not linger.

@@ -16,5 +16,7 @@ export interface Measurement {
   external: number;
   arrayBuffers: number;
   connections: number;
+  /** CPU time of the process so far, user + system, in microseconds (taken before the GCs of the measurement). */
+  cpuMicros: number;
 }
 export type Reply = { kind: 'ready'; port: number } | { kind: 'measured'; m: Measurement } | { kind: 'snapshot'; file: string } | { kind: 'error'; message: string };
