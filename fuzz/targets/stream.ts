@@ -12,6 +12,9 @@
 //   - at most one stream header, first; nothing after an error, after stop() or
 //     after the stream end (RFC 6120 §4.4: the closing tag ends the stream);
 //   - every error condition is one the parser defines (RFC 6120 §4.9.3);
+//   - a twin parser that gives up its tokenizer after every write (compact(), what an idle
+//     stream does) reports the same elements, errors and end (whitespace keepalives aside:
+//     compaction drops whitespace kept back after the last element);
 //   - every element is at most DEFAULT_MAX_DEPTH deep, and serialises to text that
 //     parses, in a fresh stream, to an equal element: once as the server forwards it
 //     to a client (toString with the content namespace) and once as it stores it
@@ -123,6 +126,22 @@ export const fuzz = syncTarget((data) => {
   let stopped = false;
   let ended = false;
   let parser: StreamParser | undefined = undefined;
+  /** What the parser reported (whitespace aside), and the same from the compacting twin. */
+  const seen: string[] = [];
+  const twinSeen: string[] = [];
+  const twin =
+    stopAt === 0
+      ? new StreamParser(
+          {
+            streamStart: () => twinSeen.push('start'),
+            element: (el) => twinSeen.push(el.toString(NS.CLIENT)),
+            whitespace: () => undefined,
+            streamEnd: () => twinSeen.push('end'),
+            error: (condition) => twinSeen.push(`error:${condition}`),
+          },
+          { maxStanzaSize: MAX_STANZA_BYTES },
+        )
+      : undefined;
 
   const event = (kind: string): void => {
     if (failed) problems.push(`${kind} after an error`);
@@ -140,6 +159,7 @@ export const fuzz = syncTarget((data) => {
     {
       streamStart: (header) => {
         if (started) problems.push('a second stream header');
+        seen.push('start');
         event('start');
         started = true;
         if (typeof header.name !== 'string' || typeof header.uri !== 'string' || typeof header.contentNs !== 'string') {
@@ -147,15 +167,18 @@ export const fuzz = syncTarget((data) => {
         }
       },
       element: (el) => {
+        seen.push(el.toString(NS.CLIENT));
         event('element');
         elements.push(el);
       },
       whitespace: () => event('whitespace'),
       streamEnd: () => {
+        seen.push('end');
         event('end');
         ended = true;
       },
       error: (condition) => {
+        seen.push(`error:${condition}`);
         event('error');
         failed = true;
         if (!CONDITIONS.has(condition)) problems.push(`unknown error condition ${String(condition)}`);
@@ -174,8 +197,19 @@ export const fuzz = syncTarget((data) => {
     } catch (e) {
       throw new Error(`write() threw: ${(e as Error).stack ?? String(e)}`, { cause: e });
     }
+    if (twin) {
+      twin.write(input.subarray(offset, end));
+      twin.compact();
+    }
     offset = end;
     check(problems.length === 0, problems.join('; '));
+  }
+  if (twin) {
+    const at = seen.findIndex((s, i) => s !== twinSeen[i]);
+    check(
+      at < 0 && seen.length === twinSeen.length,
+      `compacting after every write changes what is reported at event ${at < 0 ? seen.length : at}: ${JSON.stringify(seen[at])} became ${JSON.stringify(twinSeen[at])}`,
+    );
   }
   for (const el of elements) checkElement(el);
 });

@@ -499,6 +499,8 @@ describe('H: an idle stream gives up its tokenizer and reads on as before', () =
     [header, '<presence/>', '<a>'.repeat(DEFAULT_MAX_DEPTH + 1)],
     [header, '<presence/>', '</stream:str', 'eam>'],
     [header.slice(0, 40), header.slice(40), '<presence/>'],
+    // Found by the fuzzer: saxes reports the whitespace only once it has read the '<' after it.
+    [header, '<presence/>', ' \t', '\r\n<', "iq type='get' id='1'/>"],
   ];
 
   test('the same elements, errors and end with the tokenizer given up after every read', () => {

@@ -169,6 +169,12 @@ export class StreamParser {
   private headerName = '';
   /** Characters of whitespace at the end of what was fed, after the last complete element. */
   private trailingWs = 0;
+  /**
+   * Byte offset just after the stream header's start tag or the last complete top-level element.
+   * Unlike `mark`, character data does not move it (saxes reports text only once it has read
+   * the '<' after it, which is then the start of a tag it holds).
+   */
+  private boundary = 0;
   private readonly decoder = new Utf8Stream();
   private readonly maxDepth: number;
   private readonly maxAttributes: number;
@@ -275,7 +281,7 @@ export class StreamParser {
       return;
     }
     if (this.preHeader !== undefined || this.depth !== 1 || this.stack.length > 0 || this.pending !== undefined || this.endAt !== undefined) return;
-    if (this.fedBytes - this.trailingWs !== this.mark) return;
+    if (this.fedBytes - this.trailingWs !== this.boundary) return;
     this.sax = undefined;
   }
 
@@ -293,7 +299,7 @@ export class StreamParser {
     const sax = this.newSax(primer);
     // Positions and sizes continue from the primer (they are only ever compared with each other).
     this.fed = primer.length;
-    this.fedBytes = this.mark = Buffer.byteLength(primer, 'utf8');
+    this.fedBytes = this.mark = this.boundary = Buffer.byteLength(primer, 'utf8');
     this.trailingWs = 0;
     this.sax = sax;
     return sax;
@@ -467,7 +473,7 @@ export class StreamParser {
       this.headerNs = ns;
       this.preHeader = undefined;
       this.depth = 1;
-      this.mark = this.bytePosition();
+      this.mark = this.boundary = this.bytePosition();
       this.handler.streamStart({ name: tag.local, uri: tag.uri, contentNs, attrs });
       return;
     }
@@ -521,7 +527,7 @@ export class StreamParser {
       if (end - this.mark > this.opts.maxStanzaSize) {
         this.halt('policy-violation', `stanza larger than ${this.opts.maxStanzaSize} bytes`);
       }
-      this.mark = end;
+      this.mark = this.boundary = end;
       this.pending = el;
     }
   }
