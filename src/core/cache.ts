@@ -19,8 +19,7 @@ export class KeyedCache<V> {
 
   /** The cached value, loading it with `load` when absent; a failed load is not kept. */
   get(key: string, load: () => Promise<V>): Promise<V> {
-    if (this.loaded.has(key)) return Promise.resolve(this.loaded.get(key) as V);
-    let value = this.entries.get(key);
+    let value = this.peek(key);
     if (value === undefined) {
       const loading = load();
       value = loading;

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, sweepIdleParsers, type StreamParserOptions } from './parser.js';
+import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, internNs, sweepIdleParsers, type StreamParserOptions } from './parser.js';
 import type { Element } from './element.js';
 
 const HEADER = `<?xml version='1.0'?><stream:stream to='localhost' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`;
@@ -557,8 +557,7 @@ describe('H: an idle stream gives up its tokenizer and reads on as before', () =
   });
 });
 
-test('namespace names are kept once, as copies (not slices that keep their chunk alive), within bounds', async () => {
-  const { internNs } = await import('./parser.js');
+test('namespace names are kept once, as copies (not slices that keep their chunk alive), within bounds', () => {
   const made = `urn:example:${'n'.repeat(20)}`;
   const a = internNs(`${made}x`.slice(0, made.length));
   assert.equal(a, made);

@@ -113,9 +113,14 @@ export function internNs(uri: string): string {
   const known = namespaces.get(uri);
   if (known !== undefined) return known;
   if (namespaces.size >= MAX_NAMESPACES || uri.length > MAX_INTERNED) return uri;
-  const copy = Buffer.from(uri, 'utf8').toString('utf8');
+  const copy = copied(uri);
   namespaces.set(copy, copy);
   return copy;
+}
+
+/** A string of its own, not a slice that keeps the text it was cut from alive. */
+function copied(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 type Saxes = SaxesParser<{ xmlns: true; position: true; forceXMLVersion: true; defaultXMLVersion: '1.0' }>;
@@ -467,7 +472,7 @@ export class StreamParser {
       // namespace declarations) but never reads its attributes again: copied, they can go.
       tag.attributes = NO_ATTRIBUTES;
       // Kept for the life of the stream (revive()): copies, not slices of the header's chunk.
-      this.headerName = tag.name === 'stream:stream' ? 'stream:stream' : Buffer.from(tag.name, 'utf8').toString('utf8');
+      this.headerName = tag.name === 'stream:stream' ? 'stream:stream' : copied(tag.name);
       const ns = tag.ns;
       if (ns !== undefined) for (const prefix in ns) ns[prefix] = internNs(ns[prefix]!);
       this.headerNs = ns;

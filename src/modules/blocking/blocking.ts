@@ -295,10 +295,10 @@ export class BlockingModule {
   }
 }
 
-/** Whether a blocklist has an entry matching `jid` (XEP-0191 §6). */
 /** The blocklist of everyone who blocks no one (never changed in place). */
 const NOBODY: ReadonlySet<string> = new Set<string>();
 
+/** Whether a blocklist has an entry matching `jid` (XEP-0191 §6). */
 function matches(list: ReadonlySet<string>, jid: string): boolean {
   return list.size > 0 && blocklistKeysFor(jid).some((k) => list.has(k));
 }
