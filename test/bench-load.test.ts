@@ -61,6 +61,34 @@ test('5 clients log in over STARTTLS + SCRAM-SHA-1 and exchange 20 messages in p
   assert.equal(cache.misses, 5);
 });
 
+test('the warm-up logs other accounts in and out before the measured logins, and reports them apart', async () => {
+  const cache = new ScramCache();
+  const seen: string[] = [];
+  // load1..2 measured; the warm-up takes the accounts after them, load3..5.
+  const r = await loadTest({ clients: 2, concurrency: 2, warmupClients: 3, serverPid: process.pid, scramCache: cache, progress: (l) => seen.push(l) });
+  assert.ok(r.warmup);
+  assert.equal(r.warmup.clients, 3);
+  assert.equal(r.warmup.succeeded, 3);
+  assert.equal(r.warmup.failed, 0);
+  assert.ok(r.warmup.elapsedMs > 0 && r.warmup.sustainedPerSecond > 0);
+  assert.ok(r.warmup.cpuPer1000Logins > 0, 'the warm-up is measured by pid too');
+  // Five distinct accounts derived their keys: the warm-up did not reuse the measured ones.
+  assert.equal(cache.misses, 5);
+  assert.equal(r.login.succeeded, 2);
+  assert.equal(r.login.latencyMs.count, 2, 'the warm-up logins are not among the measured ones');
+  // Logged out before the measured phase began: none of them is online now.
+  for (const i of [3, 4, 5]) assert.deepEqual(srv.server.router.getSessions(`load${i}@localhost`), [], `load${i}`);
+  assert.ok(seen.some((l) => l.startsWith('warm-up: 3/3 logged in and out')), seen.join('\n'));
+});
+
+test('failed warm-up logins are counted, not hidden', async () => {
+  // No account load100..101: both warm-up logins fail; the measured ones still run.
+  const r = await loadTest({ clients: 1, concurrency: 1, warmupClients: 2, warmupFirst: 100 });
+  assert.equal(r.warmup?.succeeded, 0);
+  assert.equal(r.warmup?.failed, 2);
+  assert.equal(r.login.succeeded, 1);
+});
+
 test('a wrong password is counted as a SASL failure, not hidden', async () => {
   const r = await loadTest({
     passwordPattern: 'wrong-%d',

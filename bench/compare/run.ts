@@ -30,6 +30,8 @@ const USAGE = `Usage: npm run bench:compare -- [options]
                         is chat with every message archived: run it with chat for the cost of archiving)
   --scale F             multiply every client and message count by F (e.g. 0.1 for a quick run)
   --login-clients N     default 2000      --login-concurrency N   default 200
+  --login-warmup N      accounts logged in and out, unmeasured, before the login scenario's
+                        measured logins (default: as many as --login-clients; 0: none)
   --idle-clients N      default 10000     --idle-concurrency N    default 200
   --chat-clients N      default 1000      --chat-messages N       default 20000 (chat and chat-mam)
   --roster-users N      default 200       --roster-contacts N     default 500
@@ -70,6 +72,7 @@ async function main(): Promise<number> {
       scale: { type: 'string' },
       'login-clients': { type: 'string' },
       'login-concurrency': { type: 'string' },
+      'login-warmup': { type: 'string' },
       'idle-clients': { type: 'string' },
       'idle-concurrency': { type: 'string' },
       'chat-clients': { type: 'string' },
@@ -145,7 +148,9 @@ async function main(): Promise<number> {
     // One ECDSA P-256 certificate for all three servers: the same handshake cost everywhere.
     const tls = makeCertificate(dir);
 
-    const clientsOf = (s: Scenario): number => Number(s.args[s.args.indexOf('--clients') + 1]);
+    const argOf = (s: Scenario, name: string): number => (s.args.includes(name) ? Number(s.args[s.args.indexOf(name) + 1]) : 0);
+    // The warm-up logs in the accounts after the measured ones (user N+1 .. N+W).
+    const clientsOf = (s: Scenario): number => argOf(s, '--clients') + argOf(s, '--warmup');
     const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf), ...extras.map((p) => p.clients));
     const resumeScenario = list.find((s) => s.name === 'resume');
     const smPairs = resumeScenario ? clientsOf(resumeScenario) / 2 : 0;
@@ -289,6 +294,7 @@ async function main(): Promise<number> {
       "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
+      "- Warm-up in the login scenario: before the measured logins, the generator logs as many other accounts in and out again (user N+1..2N, same concurrency), unmeasured, on every server alike. A server's first logins after start also pay for compiling its hot code (V8's optimizing compiler for Shoal); the measured figures are those of a server that has been up a while. The warm-up's own server CPU is the row \"server CPU s per 1,000 logins, first logins after start\" (`--login-warmup 0` measures a cold server instead).",
       `- Memory allocator: ${shoalMalloc ? `Shoal with \`${basename(shoalMalloc)}\` preloaded (\`--shoal-malloc\`, LD_PRELOAD), the others with their defaults` : "each server's default (glibc malloc for Shoal and Prosody)"}.`,
       '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
       '',
@@ -376,7 +382,8 @@ function summary(name: ScenarioName, r: ScenarioReport): string {
     const why = m.failed > 0 ? ` (${Object.keys(m.failures).slice(0, 2).join('; ')})` : '';
     return `${base}${fails}; ${m.resumed}/${m.dropped} resumed${why} in ${(m.elapsedMs / 1000).toFixed(2)} s (${m.perSecond}/s), messages ${m.received}/${m.expected}, lost ${m.lost}, duplicated ${m.duplicates}, ${s?.cpuPer1000Resumes ?? '?'} CPU s / 1000 resumes`;
   }
-  return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins`;
+  const warm = r.warmup ? ` (warm-up: ${r.warmup.succeeded}/${r.warmup.clients}, ${r.warmup.cpuPer1000Logins} CPU s / 1000 logins)` : '';
+  return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins${warm}`;
 }
 
 

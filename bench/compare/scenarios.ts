@@ -47,6 +47,7 @@ export function scenarios(v: Record<string, string | boolean | undefined>): Scen
   const scale = Number(v.scale ?? 1);
   const n = (key: string, def: number): number => Math.max(1, Math.round(Number(v[key] ?? def) * (v[key] === undefined ? scale : 1)));
   const loginClients = n('login-clients', 2000);
+  const loginWarmup = v['login-warmup'] === undefined ? loginClients : Math.max(0, Number(v['login-warmup']));
   const idleClients = n('idle-clients', 10000);
   const chatClients = Math.max(2, n('chat-clients', 1000));
   const rosterUsers = Math.max(2, n('roster-users', 200));
@@ -56,7 +57,18 @@ export function scenarios(v: Record<string, string | boolean | undefined>): Scen
   const all: Scenario[] = [
     {
       name: 'login',
-      args: [...user, '--clients', String(loginClients), '--concurrency', String(Number(v['login-concurrency'] ?? 200)), '--settle-ms', '500'],
+      // The same number of other accounts logged in and out first, unmeasured (see bench/README.md, "Warm-up").
+      args: [
+        ...user,
+        '--clients',
+        String(loginClients),
+        '--concurrency',
+        String(Number(v['login-concurrency'] ?? 200)),
+        '--settle-ms',
+        '500',
+        '--warmup',
+        String(loginWarmup),
+      ],
       timeoutMs: 300_000,
     },
     {

@@ -54,12 +54,15 @@ const rosterCpu = (r: LoadReport): number | undefined =>
   r.server && r.login.succeeded > 0 ? ((r.server.cpuLoginS + r.server.cpuPresenceS) / r.login.succeeded) * 1000 : undefined;
 
 export const METRICS: Metric[] = [
-  { scenario: 'login', label: () => 'logins/s (sustained)', better: 'up', value: (r) => r.login.sustainedPerSecond, chart: 'logins/s', digits: 0 },
+  { scenario: 'login', label: (r) => `logins/s (sustained)${r.warmup ? ', after the warm-up' : ''}`, better: 'up', value: (r) => r.login.sustainedPerSecond, chart: 'logins/s', digits: 0 },
+  { scenario: 'login', label: (r) => `logins/s (sustained), the ${r.warmup?.clients ?? 'first'} first after start (warm-up)`, better: 'up', value: (r) => r.warmup?.sustainedPerSecond, digits: 0 },
   { scenario: 'login', label: (r) => `time until all ${r.clients} online (s)`, better: 'down', value: (r) => r.login.elapsedMs / 1000, digits: 2 },
   { scenario: 'login', label: () => 'login latency p50 (ms)', better: 'down', value: (r) => r.login.latencyMs.p50, digits: 1 },
   { scenario: 'login', label: () => 'login latency p99 (ms)', better: 'down', value: (r) => r.login.latencyMs.p99, digits: 1 },
-  { scenario: 'login', label: () => 'server CPU s per 1,000 logins', better: 'down', value: (r) => r.server?.cpuPer1000Logins, chart: 'CPU/login', digits: 2 },
+  { scenario: 'login', label: (r) => `server CPU s per 1,000 logins${r.warmup ? ', after the warm-up' : ''}`, better: 'down', value: (r) => r.server?.cpuPer1000Logins, chart: 'CPU/login', digits: 2 },
+  { scenario: 'login', label: () => 'server CPU s per 1,000 logins, first logins after start (warm-up)', better: 'down', value: (r) => r.warmup?.cpuPer1000Logins, digits: 2 },
   { scenario: 'login', label: () => 'failed logins', better: 'none', value: (r) => r.login.failed, digits: 0, mustBeZero: true },
+  { scenario: 'login', label: () => 'failed warm-up logins', better: 'none', value: (r) => r.warmup?.failed, digits: 0, mustBeZero: true },
   { scenario: 'idle', label: () => 'memory per idle TLS connection (KiB)', better: 'down', value: (r) => r.server?.rssPerClientKiB, chart: 'memory/conn', digits: 1 },
   { scenario: 'idle', label: (r) => `server RSS with ${r.clients} online (MiB)`, better: 'down', value: (r) => (r.server ? r.server.rssOnlineKiB / 1024 : undefined), digits: 1 },
   { scenario: 'idle', label: (r) => `time until all ${r.clients} online (s)`, better: 'down', value: (r) => r.login.elapsedMs / 1000, digits: 2 },
@@ -187,9 +190,18 @@ export function targets(results: Results): string {
  */
 export function capacityTargets(results: Results): string {
   return targetTable(results, [
-    ['logins/s', 'login', (r) => r.login.sustainedPerSecond, 'up', 2, 1.5],
+    ['logins/s (after the warm-up, if any)', 'login', (r) => r.login.sustainedPerSecond, 'up', 2, 1.5],
+    ['logins/s, the first after start (warm-up)', 'login', (r) => r.warmup?.sustainedPerSecond, 'up', 2, 1.5],
+    // Each server at its best: a server whose logins get dearer with uptime is not judged by its worst.
+    ['server CPU per login, the lower of first and later', 'login', (r) => bestLoginCpu(r), 'down', 0.5, 1 / 1.5],
     ['memory per idle TLS connection', 'idle', (r) => r.server?.rssPerClientKiB, 'down', 1, 0.85],
   ]);
+}
+
+/** The lower of a server's CPU per 1,000 logins right after start (warm-up) and after it. */
+function bestLoginCpu(r: LoadReport): number | undefined {
+  const values = [r.server?.cpuPer1000Logins, r.warmup?.cpuPer1000Logins].filter((v): v is number => v !== undefined && v > 0);
+  return values.length > 0 ? Math.min(...values) : undefined;
 }
 
 function targetTable(results: Results, items: Target[]): string {
@@ -204,7 +216,7 @@ function targetTable(results: Results, items: Target[]): string {
     const vsE = ratio(shoal, get('ejabberd', sc, f));
     const met = (r: number | undefined, g: number): string => (r === undefined ? '—' : (dir === 'up' ? r >= g : r <= g) ? 'yes' : 'no');
     const op = dir === 'up' ? '≥' : '≤';
-    lines.push(`| ${what} | ${fmt(vsP)} | ${op} ${goalP} | ${met(vsP, goalP)} | ${fmt(vsE)} | ${op} ${goalE} | ${met(vsE, goalE)} |`);
+    lines.push(`| ${what} | ${fmt(vsP)} | ${op} ${+goalP.toFixed(2)} | ${met(vsP, goalP)} | ${fmt(vsE)} | ${op} ${+goalE.toFixed(2)} | ${met(vsE, goalE)} |`);
   }
   return lines.join('\n');
 }

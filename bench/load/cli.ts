@@ -20,6 +20,10 @@ CPU (with --server-pid, read from /proc).
   --users PATTERN       usernames, %d = index (default user%d)
   --password-pattern P  passwords, %d = index (default pass%d)
   --first N             first index (default 1)
+  --warmup N            first log N other accounts in and out, unmeasured (default 0): the
+                        server's first logins after start also pay for JIT compilation and
+                        cold caches; their server CPU is reported apart
+  --warmup-first K      index of the first warm-up account (default: first + clients)
   --clients N           clients to log in (default 100)
   --concurrency C       logins in flight at once (default 50)
   --messages M          chat messages in all between pairs (1,2), (3,4), ... (default 0)
@@ -55,6 +59,8 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
       users: { type: 'string' },
       'password-pattern': { type: 'string' },
       first: { type: 'string' },
+      warmup: { type: 'string' },
+      'warmup-first': { type: 'string' },
       clients: { type: 'string' },
       concurrency: { type: 'string' },
       messages: { type: 'string' },
@@ -87,6 +93,8 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
     users: values.users ?? 'user%d',
     passwordPattern: values['password-pattern'] ?? 'pass%d',
     first: int(values.first, 'first', 1),
+    warmupClients: int(values.warmup, 'warmup', 0),
+    warmupFirst: values['warmup-first'] === undefined ? undefined : int(values['warmup-first'], 'warmup-first', 1),
     clients: int(values.clients, 'clients', 100),
     concurrency: Math.max(1, int(values.concurrency, 'concurrency', 50)),
     messages: int(values.messages, 'messages', 0),

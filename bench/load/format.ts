@@ -8,6 +8,10 @@ export function formatReport(r: LoadReport): string {
     `login: ${l.succeeded}/${l.attempted} in ${(l.elapsedMs / 1000).toFixed(2)} s = ${l.perSecond}/s (sustained ${l.sustainedPerSecond}/s), ` +
       `latency p50 ${l.latencyMs.p50} ms p95 ${l.latencyMs.p95} ms p99 ${l.latencyMs.p99} ms; ${l.tls.protocol} ${l.tls.cipher}`,
   ];
+  if (r.warmup) {
+    const w = r.warmup;
+    lines.splice(1, 0, `warm-up (not measured): ${w.succeeded}/${w.clients} logged in and out in ${(w.elapsedMs / 1000).toFixed(2)} s, ${w.failed} failed, server CPU ${w.cpuPer1000Logins} s per 1000 logins`);
+  }
   lines.push(`  median per step (ms): ${Object.entries(l.stepP50Ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const [k, n] of Object.entries(l.failures)) lines.push(`  failed ${n}x: ${k}`);
   lines.push(`roster items per client: ${r.roster.minItems}..${r.roster.maxItems}; presence received: ${r.presence.received}`);

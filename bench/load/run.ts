@@ -64,6 +64,15 @@ export interface LoadOptions {
   resume?: boolean;
   /** Messages each dropped client gets while it is gone (default 5). */
   resumeMessages?: number;
+  /**
+   * Log this many other accounts in (from `warmupFirst`) and out again before the measured
+   * logins, unmeasured: the server's first logins after start also pay for compiling its hot
+   * code (V8's optimizing compiler, a server's caches), which a server that has been up for
+   * a while no longer does. Their server CPU is reported apart (`warmup`). Default 0.
+   */
+  warmupClients?: number;
+  /** Index of the first warm-up account (default: first + clients, the accounts after the measured ones). */
+  warmupFirst?: number;
   /** Progress lines (e.g. to stderr). */
   progress?: (line: string) => void;
 }
@@ -99,6 +108,17 @@ export interface LoadReport {
     /** Median time spent in each login step (connect, stream, starttls, tls, sasl, bind, session, roster, presence). */
     stepP50Ms: Record<string, number>;
     tls: { protocol: string; cipher: string };
+  };
+  /** The unmeasured logins before the measured ones (warmupClients), and what they cost the server. */
+  warmup?: {
+    clients: number;
+    succeeded: number;
+    failed: number;
+    elapsedMs: number;
+    /** As login.sustainedPerSecond: the rate of a server's first logins after start. */
+    sustainedPerSecond: number;
+    /** Server CPU (utime + stime) from the first warm-up connect to the last warm-up client online, per 1,000 logins. */
+    cpuPer1000Logins: number;
   };
   roster: { minItems: number; maxItems: number };
   presence: { awaited: number; complete: boolean; elapsedMs: number; received: number };
@@ -228,6 +248,32 @@ export async function until(done: () => boolean, timeoutMs: number, everyMs = 10
   return true;
 }
 
+/**
+ * Logins per second between the 10% and the 90% completion (ms since the phase began), i.e.
+ * without ramp-up and tail; the plain rate when there are too few. Sorts `completions`.
+ */
+function sustainedRate(completions: number[], elapsedMs: number): number {
+  completions.sort((a, b) => a - b);
+  const n = completions.length;
+  const c10 = completions[Math.floor(n * 0.1)] ?? 0;
+  const c90 = completions[Math.max(0, Math.ceil(n * 0.9) - 1)] ?? 0;
+  return n >= 10 && c90 > c10 ? (Math.ceil(n * 0.9) - 1 - Math.floor(n * 0.1)) / ((c90 - c10) / 1000) : n / (elapsedMs / 1000);
+}
+
+/** Waits until process `pid` used less than `share` of a core over `windowMs` (or `timeoutMs` passed). */
+async function quiet(pid: number, windowMs: number, share: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = sampleProcess(pid);
+  while (last && performance.now() < deadline) {
+    await sleep(windowMs);
+    const now = sampleProcess(pid);
+    if (!now) return;
+    const used = (now.cpuSeconds - last.cpuSeconds) / ((now.at - last.at) / 1000);
+    if (used < share) return;
+    last = now;
+  }
+}
+
 /** Client i's loopback source address when the clients are spread over `n` (undefined for 1: the system picks). */
 function sourceAddress(i: number, n: number): string | undefined {
   return n > 1 ? `127.0.0.${(i % n) + 1}` : undefined;
@@ -286,6 +332,62 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     }
   };
 
+  const newClient = (i: number, account: number): LoadClient =>
+    new LoadClient(
+      {
+        host: opts.host,
+        port: opts.port,
+        domain: opts.domain,
+        user: fill(opts.users, account),
+        password: fill(opts.passwordPattern, account),
+        cache,
+        secureContext,
+        verify: opts.ca !== undefined,
+        stepTimeoutMs,
+        resource: opts.resource,
+        sm: opts.sm,
+        localAddress: sourceAddress(i, opts.sourceAddresses ?? 1),
+      },
+      { message: onMessage },
+    );
+
+  // --- Warm-up (not measured): the same logins, other accounts, then their logouts ---
+  let warmup: LoadReport['warmup'];
+  const warmupClients = opts.warmupClients ?? 0;
+  if (warmupClients > 0) {
+    const warmFirst = opts.warmupFirst ?? first + opts.clients;
+    const warm: LoadClient[] = [];
+    const warmDone: number[] = [];
+    let warmFailed = 0;
+    const s0 = sample();
+    const t0 = performance.now();
+    await pool(warmupClients, opts.concurrency, t0 + phaseTimeoutMs, async (i) => {
+      const c = newClient(i, warmFirst + i);
+      try {
+        await c.login();
+        warmDone.push(performance.now() - t0);
+        warm.push(c);
+      } catch {
+        warmFailed++;
+        c.destroy();
+      }
+    });
+    const elapsed = performance.now() - t0;
+    const s1 = sample();
+    await Promise.all(warm.map((c) => c.close(5000)));
+    // The logouts' work (and whatever a server does after them) ends before the measured phase starts.
+    if (pid !== undefined) await quiet(pid, 500, 0.05, phaseTimeoutMs);
+    progress(`warm-up: ${warm.length}/${warmupClients} logged in and out, ${warmFailed} failed, ${(elapsed / 1000).toFixed(2)}s`);
+    warmup = {
+      clients: warmupClients,
+      succeeded: warm.length,
+      failed: warmFailed,
+      elapsedMs: round(elapsed),
+      sustainedPerSecond: round(sustainedRate(warmDone, elapsed)),
+      cpuPer1000Logins: s0 && s1 && warm.length > 0 ? round(((s1.cpuSeconds - s0.cpuSeconds) / warm.length) * 1000, 3) : 0,
+    };
+  }
+
   // --- Login ---
   const before = sample();
   const clients: LoadClient[] = [];
@@ -297,23 +399,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const loginCpu = process.cpuUsage();
   let lastReport = loginStart;
   await pool(opts.clients, opts.concurrency, loginStart + phaseTimeoutMs, async (i) => {
-    const c = new LoadClient(
-      {
-        host: opts.host,
-        port: opts.port,
-        domain: opts.domain,
-        user: fill(opts.users, first + i),
-        password: fill(opts.passwordPattern, first + i),
-        cache,
-        secureContext,
-        verify: opts.ca !== undefined,
-        stepTimeoutMs,
-        resource: opts.resource,
-        sm: opts.sm,
-        localAddress: sourceAddress(i, opts.sourceAddresses ?? 1),
-      },
-      { message: onMessage },
-    );
+    const c = newClient(i, first + i);
     const t0 = performance.now();
     try {
       await c.login();
@@ -340,10 +426,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const online = clients.filter((c): c is LoadClient => c !== undefined);
   const succeeded = online.length;
   const loginElapsed = loginEnd - loginStart;
-  completions.sort((a, b) => a - b);
-  const c10 = completions[Math.floor(completions.length * 0.1)] ?? 0;
-  const c90 = completions[Math.max(0, Math.ceil(completions.length * 0.9) - 1)] ?? 0;
-  const sustained = completions.length >= 10 && c90 > c10 ? (Math.ceil(completions.length * 0.9) - 1 - Math.floor(completions.length * 0.1)) / ((c90 - c10) / 1000) : succeeded / (loginElapsed / 1000);
+  const sustained = sustainedRate(completions, loginElapsed);
   progress(`login done: ${succeeded}/${opts.clients} in ${(loginElapsed / 1000).toFixed(2)}s, ${failed} failed`);
 
   // --- Presence fan-out ---
@@ -569,6 +652,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       stepP50Ms: stepMedians(online),
       tls: { protocol: online[0]?.tlsProtocol ?? '', cipher: online[0]?.tlsCipher ?? '' },
     },
+    warmup,
     roster: { minItems: roster.length ? Math.min(...roster) : 0, maxItems: roster.length ? Math.max(...roster) : 0 },
     presence: { awaited, complete: presenceComplete, elapsedMs: round(presenceElapsed), received: online.reduce((n, c) => n + c.presences, 0) },
     messages,
