@@ -4,7 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDialectConfig } from 'kysely';
+import { readDirectly } from './sql/prepared.js';
 import type { Storage } from './types.js';
 import { migrateToLatest } from './sql/migrations.js';
 import type { Database } from './sql/schema.js';
@@ -43,7 +44,15 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
     sqlite.close();
     throw err;
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const queue = { waiting: 0 };
+  const db = new Kysely<Database>({ dialect: new CountingSqliteDialect({ database: sqlite }, queue) });
+  // The login's prepared reads skip Kysely's connection queue when it is empty (see DirectReader):
+  // nothing else is then running on the one connection, and no transaction is open on it.
+  readDirectly(db, (source, parameters) => {
+    if (queue.waiting > 0 || sqlite.inTransaction) return undefined;
+    const statement = sqlite.prepare(source);
+    return statement.reader ? (statement.all(parameters as unknown[]) as unknown[]) : undefined;
+  });
   try {
     await migrateToLatest(db, 'sqlite');
   } catch (err) {
@@ -51,6 +60,47 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
     throw err;
   }
   return db;
+}
+
+/** Kysely's SQLite dialect, counting the queries and transactions that hold or wait for the connection. */
+class CountingSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly settings: SqliteDialectConfig,
+    private readonly queue: { waiting: number },
+  ) {
+    super(settings);
+  }
+
+  override createDriver(): Driver {
+    return new CountingSqliteDriver(this.settings, this.queue);
+  }
+}
+
+class CountingSqliteDriver extends SqliteDriver {
+  constructor(
+    settings: SqliteDialectConfig,
+    private readonly queue: { waiting: number },
+  ) {
+    super(settings);
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    this.queue.waiting++;
+    try {
+      return await super.acquireConnection();
+    } catch (err) {
+      this.queue.waiting--;
+      throw err;
+    }
+  }
+
+  override async releaseConnection(): Promise<void> {
+    try {
+      await super.releaseConnection();
+    } finally {
+      this.queue.waiting--;
+    }
+  }
 }
 
 /**

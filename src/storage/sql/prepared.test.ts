@@ -60,4 +60,70 @@ for (const backend of storageBackends()) describe(`prepare (${backend.dialect})`
       .execute();
     assert.deepEqual(await q.execute({ host: H, username: 'romeo', jid: '', limit: 10 }), built);
   });
+
+  test('a read never sees what an open transaction wrote, and waits for it', async () => {
+    const q = prepare(db, (d, p) => d.selectFrom('roster_items').select('jid').where('host', '=', p('host')).where('username', '=', p('username')).orderBy('jid'));
+    const jids = async (): Promise<string[]> => (await q.execute({ host: H, username: 'juliet' })).map((r) => r.jid);
+    let during: Promise<string[]> | undefined;
+    await assert.rejects(
+      db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('roster_items')
+          .values({ host: H, username: 'juliet', jid: 'tybalt@example.com', name: null, subscription: 'none', ask: 0, pending_in: 0, approved: 0, groups: '[]', version: 1 })
+          .execute();
+        // On SQLite this read shares the transaction's connection: it must wait, not read the uncommitted row.
+        during = jids();
+        await new Promise((r) => setTimeout(r, 20));
+        throw new Error('rolled back');
+      }),
+      /rolled back/,
+    );
+    assert.deepEqual(await during, ['nurse@example.com']);
+    assert.deepEqual(await jids(), ['nurse@example.com']);
+  });
+
+  // On SQLite's one connection Kysely runs queries in the order they were issued; the direct path
+  // must keep that order. (PostgreSQL's pool gives no such order: there the read may run first.)
+  test('on SQLite, a read issued after a write keeps its place behind it, even one not awaited yet', { skip: backend.dialect !== 'sqlite' }, async () => {
+    const q = prepare(db, (d, p) => d.selectFrom('roster_items').select('jid').where('host', '=', p('host')).where('username', '=', p('username')).orderBy('jid'));
+    const write = db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('roster_items')
+        .values({ host: H, username: 'juliet', jid: 'paris@example.com', name: null, subscription: 'none', ask: 0, pending_in: 0, approved: 0, groups: '[]', version: 1 })
+        .execute();
+    });
+    const read = q.execute({ host: H, username: 'juliet' });
+    await write;
+    try {
+      assert.deepEqual((await read).map((r) => r.jid), ['nurse@example.com', 'paris@example.com']);
+    } finally {
+      await db.deleteFrom('roster_items').where('host', '=', H).where('username', '=', 'juliet').where('jid', '=', 'paris@example.com').execute();
+    }
+  });
+
+  test('on SQLite, a read runs at once while Kysely has nothing in flight, through Kysely otherwise', { skip: backend.dialect !== 'sqlite' }, async () => {
+    const q = prepare(db, (d, p) => d.selectFrom('roster_items').select('jid').where('host', '=', p('host')).where('username', '=', p('username')));
+    const executeQuery = db.executeQuery.bind(db);
+    let throughKysely = 0;
+    db.executeQuery = ((...args: Parameters<typeof executeQuery>) => {
+      throughKysely++;
+      return executeQuery(...args);
+    }) as typeof db.executeQuery;
+    try {
+      assert.deepEqual(await q.execute({ host: H, username: 'juliet' }), [{ jid: 'nurse@example.com' }]);
+      assert.equal(throughKysely, 0);
+      // A transaction holds the connection: the read queues behind it, as any Kysely query does.
+      let read: Promise<unknown> | undefined;
+      await db.transaction().execute(async () => {
+        read = q.execute({ host: H, username: 'juliet' });
+        await new Promise((r) => setTimeout(r, 10));
+      });
+      assert.deepEqual(await read, [{ jid: 'nurse@example.com' }]);
+      assert.equal(throughKysely, 1);
+      assert.deepEqual(await q.execute({ host: H, username: 'juliet' }), [{ jid: 'nurse@example.com' }]);
+      assert.equal(throughKysely, 1, 'direct again once the transaction is over');
+    } finally {
+      db.executeQuery = executeQuery;
+    }
+  });
 });

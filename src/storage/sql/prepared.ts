@@ -5,6 +5,21 @@
 // each run swaps in the values, in the order the compiled SQL wants them.
 import type { CompiledQuery, Kysely } from 'kysely';
 
+/**
+ * Runs a compiled read at once and returns its rows, or returns undefined when it cannot
+ * now (the query then goes through Kysely as usual). SQLite's (sqlite.ts) runs only while
+ * Kysely has nothing in flight or waiting on the connection: the read then sees exactly
+ * what it would have seen through Kysely, without its connection queue and promise chain.
+ */
+export type DirectReader = (sql: string, parameters: readonly unknown[]) => unknown[] | undefined;
+
+const directReaders = new WeakMap<object, DirectReader>();
+
+/** Lets the prepared queries of `db` run through `reader` when it can (see DirectReader). */
+export function readDirectly<DB>(db: Kysely<DB>, reader: DirectReader): void {
+  directReaders.set(db, reader);
+}
+
 /** A placeholder no real value can equal (NUL cannot be in a JID, a hash name or a number). */
 const MARK = '\0shoal-parameter:';
 
@@ -13,6 +28,7 @@ export class PreparedQuery<P extends string, R> {
   private readonly compiled: CompiledQuery<R>;
   /** Where each parameter of the compiled query comes from: a named value, or a constant of the query itself. */
   private readonly slots: ({ name: P } | { value: unknown })[];
+  private readonly direct: DirectReader | undefined;
 
   constructor(
     private readonly db: Kysely<never>,
@@ -20,12 +36,15 @@ export class PreparedQuery<P extends string, R> {
   ) {
     this.compiled = build(<T,>(name: P) => `${MARK}${name}` as T).compile();
     if (this.compiled.sql.includes(MARK)) throw new Error('a parameter of a prepared query was written into its SQL');
+    this.direct = directReaders.get(db);
     this.slots = this.compiled.parameters.map((v) => (typeof v === 'string' && v.startsWith(MARK) ? { name: v.slice(MARK.length) as P } : { value: v }));
   }
 
   /** Runs the query with these values; the rows. */
   async execute(values: Readonly<Record<P, unknown>>): Promise<R[]> {
     const parameters = this.slots.map((s) => ('name' in s ? values[s.name] : s.value));
+    const rows = this.direct?.(this.compiled.sql, parameters);
+    if (rows !== undefined) return rows as R[];
     const result = await this.db.executeQuery<R>({ ...this.compiled, parameters });
     return result.rows;
   }
