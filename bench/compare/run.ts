@@ -155,7 +155,7 @@ async function main(): Promise<number> {
     const resumeScenario = list.find((s) => s.name === 'resume');
     const smPairs = resumeScenario ? clientsOf(resumeScenario) / 2 : 0;
     const rosterScenario = list.find((s) => s.name === 'roster');
-    const rosterUsers = rosterScenario ? Number(rosterScenario.args[rosterScenario.args.indexOf('--clients') + 1]) : 0;
+    const rosterUsers = rosterScenario ? argOf(rosterScenario, '--clients') : 0;
     const contacts = rosterScenario ? Math.max(1, Math.round(Number(v['roster-contacts'] ?? 500) * (v['roster-contacts'] === undefined ? scale : 1))) : 0;
     log(`deriving SCRAM-SHA-1 credentials for ${plainUsers + rosterUsers + 2 * smPairs} users and more contacts`);
     const data = await makeBenchData('localhost', { plainUsers, rosterUsers, contactsPerUser: contacts, smPairs });
