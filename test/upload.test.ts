@@ -285,8 +285,10 @@ test('shoal user del removes the account\'s files and rows; shoal upload purge -
 });
 
 test('the expiry job deletes files once expire_after_days have passed', async () => {
-  // One second of life, PUT URLs valid for a second, a job every 200 ms.
-  const short = await startTestServer({ http: { host: '127.0.0.1', port: 0 }, upload: { expire_after_days: 1 / 86400, cleanup_interval: 0.2, put_expiry: 1, quota_bytes: 15 } });
+  // One second of life, PUT URLs valid for three seconds (at least, whatever the time of the
+  // request: the window between the unused slot and the quota check below must not close on a
+  // loaded machine), a job every 200 ms.
+  const short = await startTestServer({ http: { host: '127.0.0.1', port: 0 }, upload: { expire_after_days: 1 / 86400, cleanup_interval: 0.2, put_expiry: 3, quota_bytes: 15 } });
   try {
     await short.addUser('eve', 'eve-pass');
     const e = await login(short.port, 'eve', 'eve-pass');
@@ -304,7 +306,7 @@ test('the expiry job deletes files once expire_after_days have passed', async ()
     const unused = await slot(e, 'late.bin', 15, 'application/octet-stream');
     assert.equal(condition(await slotRequest(e, { filename: 'x', size: '1' })), 'resource-constraint');
     // Until it expires, a PUT with the wrong type gets 400; from then on, 403 before any other check.
-    await waitUntilAsync(async () => (await put(unused.put, randomBytes(15), 'text/plain')).status === 403, 'the PUT URL to expire', 5000);
+    await waitUntilAsync(async () => (await put(unused.put, randomBytes(15), 'text/plain')).status === 403, 'the PUT URL to expire', 10_000);
     assert.equal((await put(unused.put, randomBytes(15), 'application/octet-stream')).status, 403);
     await slot(e, 'x', 15);
     e.client.close();

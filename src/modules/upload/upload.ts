@@ -83,7 +83,9 @@ export const uploadModule: Module = {
       const now = new Date();
       const filename = sanitiseFilename(rawName);
       const id = newSlotId();
-      const expires = Math.floor(now.getTime() / 1000) + Math.ceil(cfg.put_expiry);
+      // Rounded up, so the URL works for at least put_expiry seconds (rounding `now` down could
+      // leave it almost none).
+      const expires = Math.ceil(now.getTime() / 1000 + cfg.put_expiry);
       const reserved = await store.reserve(
         { id, host: from.domain, username: from.local, filename, size, contentType, createdAt: now.toISOString(), putExpiresAt: new Date(expires * 1000).toISOString() },
         cfg.quota_bytes,
