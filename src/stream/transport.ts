@@ -76,7 +76,9 @@ export class TcpTransport implements Transport {
   }
 
   get pendingBytes(): number {
-    return this.socket.writableLength;
+    // What this tick wrote and has not handed over yet counts in UTF-16 units, not bytes: it is
+    // at most one tick's output, and leaves at the end of the tick.
+    return this.socket.writableLength + (this.pending?.length ?? 0);
   }
 
   setHandler(handler: TransportHandler): void {
@@ -97,26 +99,31 @@ export class TcpTransport implements Transport {
     this.handler?.closed(hadError, error);
   }
 
-  /** Whether writes are being gathered until the end of this tick. */
-  private corked = false;
+  /** What was written during this tick and not yet handed to the socket (see write()). */
+  private pending: string | undefined;
+  private readonly flushSoon = (): void => this.flush();
 
   write(data: string): void {
     if (this.closedOnce || this.socket.destroyed) return;
-    const socket = this.socket;
-    if (!this.corked) {
-      // Everything written while handling one event (a result, pushes, a broadcast)
-      // leaves in one TLS record and one system call instead of one each.
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => this.uncork(socket));
+    if (this.pending === undefined) {
+      // Everything written while handling one event (a result, pushes, a broadcast) leaves in
+      // one TLS record and one system call instead of one each: gathered until the end of the
+      // tick and handed over as one string. Corking the socket did the same at a higher price:
+      // Node's writev path copies each chunk, and TLS copies them again into one record.
+      this.pending = data;
+      process.nextTick(this.flushSoon);
+    } else {
+      this.pending += data;
     }
-    socket.write(data);
   }
 
-  private uncork(socket: Socket): void {
-    if (!this.corked || socket !== this.socket) return;
-    this.corked = false;
-    socket.uncork();
+  /** Hands what this tick wrote to the socket. */
+  private flush(): void {
+    const data = this.pending;
+    if (data === undefined) return;
+    this.pending = undefined;
+    if (this.closedOnce || this.socket.destroyed) return;
+    this.socket.write(data);
   }
 
   startTls(): Promise<void> {
@@ -124,7 +131,7 @@ export class TcpTransport implements Transport {
     if (!tls || this.tlsSocket) return Promise.reject(new Error('STARTTLS not available'));
     const raw = this.socket;
     // RFC 6120 §5.4.3.3: <proceed/> must be on the wire before the handshake starts.
-    this.uncork(raw);
+    this.flush();
     raw.removeAllListeners('data');
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
@@ -166,12 +173,14 @@ export class TcpTransport implements Transport {
 
   end(): void {
     if (this.closedOnce) return;
+    this.flush();
     this.socket.end();
     // A peer that never closes its side must not keep the socket forever.
     setTimeout(() => this.socket.destroy(), 5_000).unref();
   }
 
   destroy(): void {
+    this.pending = undefined;
     this.socket.destroy();
   }
 }
