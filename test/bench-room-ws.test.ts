@@ -85,3 +85,17 @@ test('ws: 4 clients log in over RFC 7395 and exchange 20 messages in pairs; a wr
   assert.deepEqual(Object.keys(bad.login.failures), ['sasl: failure']);
   assert.equal(bad.messages.sent, 0);
 });
+
+test('ws warm-up: other accounts log in and out first and are reported apart; a failed warm-up login is counted', async () => {
+  // Clients bench1, bench2 measured; the warm-up uses the accounts after them: bench3..bench7 (bench7 has none).
+  const r = await runWs({ url: wsUrl, domain: 'localhost', users: 'bench%d', passwordPattern: 'secret-%d', clients: 2, warmup: 5, concurrency: 2, messages: 4, cache: new ScramCache(), serverPid: process.pid, stepTimeoutMs: 10_000, stallTimeoutMs: 10_000 });
+  assert.ok(r.warmup, 'the warm-up is reported');
+  assert.equal(r.warmup.succeeded, 4);
+  assert.equal(r.warmup.failed, 1);
+  assert.deepEqual(Object.keys(r.warmup.failures), ['sasl: failure']);
+  assert.ok(r.warmup.cpuPer1000Logins !== undefined && r.warmup.perSecond > 0);
+  assert.equal(r.login.succeeded, 2);
+  assert.equal(r.messages.received, 4);
+  const cold = await runWs({ url: wsUrl, domain: 'localhost', users: 'bench%d', passwordPattern: 'secret-%d', clients: 2, concurrency: 2, messages: 2, cache: new ScramCache(), stepTimeoutMs: 10_000, stallTimeoutMs: 10_000 });
+  assert.equal(cold.warmup, undefined, 'no warm-up unless asked for');
+});

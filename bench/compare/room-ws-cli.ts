@@ -15,6 +15,7 @@ const { values: v } = parseArgs({
     'password-pattern': { type: 'string', default: 'pw-%d' },
     clients: { type: 'string' },
     messages: { type: 'string' },
+    warmup: { type: 'string', default: '0' },
     concurrency: { type: 'string', default: '200' },
     'server-pid': { type: 'string' },
     'scram-cache': { type: 'string' },
@@ -27,7 +28,7 @@ const report =
   v.scenario === 'room'
     ? await runRoom({ ...common, host: '127.0.0.1', port: Number(v.port), service: `conference.${v.domain}`, occupants: Number(v.clients), messagesPerOccupant: Number(v.messages) })
     : v.scenario === 'ws'
-      ? await runWs({ ...common, url: `ws://127.0.0.1:${v['http-port']}/xmpp-websocket`, clients: Number(v.clients), messages: Number(v.messages) })
+      ? await runWs({ ...common, url: `ws://127.0.0.1:${v['http-port']}/xmpp-websocket`, clients: Number(v.clients), messages: Number(v.messages), warmup: Number(v.warmup) })
       : undefined;
 if (!report) throw new Error('--scenario room|ws');
 process.stdout.write(JSON.stringify(report) + '\n');

@@ -18,6 +18,8 @@ export interface ExtraPlan {
   clients: number;
   /** room: messages per occupant; ws: messages in all. */
   messages: number;
+  /** ws: other accounts logged in and out first, unmeasured (as in the login scenario). */
+  warmup?: number;
 }
 
 export interface ExtraResults {
@@ -29,10 +31,12 @@ export interface ExtraResults {
 /** The plans for the scenarios asked for (all when `only` is undefined), scaled like the others. */
 export function extraPlans(v: Record<string, string | boolean | undefined>, only: string[] | undefined, scale: number): ExtraPlan[] {
   const n = (key: string, def: number): number => Math.max(1, Math.round(Number(v[key] ?? def) * (v[key] === undefined ? scale : 1)));
+  const wsClients = Math.max(2, n('ws-clients', 1000));
   const plans: ExtraPlan[] = [
     // 200 occupants each sending 20 messages: 4,000 messages, 796,000 deliveries to others.
     { name: 'room', clients: Math.max(2, n('room-occupants', 200)), messages: Math.max(1, Number(v['room-messages'] ?? 20)) },
-    { name: 'ws', clients: Math.max(2, n('ws-clients', 1000)), messages: n('ws-messages', 20000) },
+    // As in the login scenario, as many other accounts in and out first (0 for a cold server).
+    { name: 'ws', clients: wsClients, messages: n('ws-messages', 20000), warmup: v['ws-warmup'] === undefined ? wsClients : Math.max(0, Math.round(Number(v['ws-warmup'])) || 0) },
   ];
   return plans.filter((p) => !only || only.includes(p.name));
 }
@@ -82,7 +86,7 @@ export async function runExtras(opts: {
         opts.log(`${kind.name} / ${plan.name}: server pid ${server.pid}`);
         const cpu0 = sampleProcess(server.pid).cpuSeconds;
         const report = await runGenerator(
-          ['--scenario', plan.name, '--port', String(p.c2s), '--http-port', String(p.http), '--server-pid', String(server.pid), '--scram-cache', opts.cacheFile, '--clients', String(plan.clients), '--messages', String(plan.messages)],
+          ['--scenario', plan.name, '--port', String(p.c2s), '--http-port', String(p.http), '--server-pid', String(server.pid), '--scram-cache', opts.cacheFile, '--clients', String(plan.clients), '--messages', String(plan.messages), '--warmup', String(plan.warmup ?? 0)],
           opts.genLaunch,
           600_000,
           opts.log,
@@ -99,7 +103,7 @@ export async function runExtras(opts: {
         } else {
           const r = (s.ws = report as WsReport);
           opts.log(
-            `${kind.name} / ws: ${r.login.succeeded}/${r.clients} logged in (${r.login.perSecond.toFixed(0)}/s), ${r.messages.received}/${r.messages.sent} messages, ${r.messages.perSecond.toFixed(0)}/s, p99 ${r.messages.latencyMs.p99.toFixed(1)} ms`,
+            `${kind.name} / ws: ${r.warmup ? `warm-up ${r.warmup.succeeded} (${r.warmup.perSecond.toFixed(0)}/s, ${r.warmup.cpuPer1000Logins?.toFixed(2) ?? '?'} CPU s / 1000), then ` : ''}${r.login.succeeded}/${r.clients} logged in (${r.login.perSecond.toFixed(0)}/s, ${r.login.cpuPer1000Logins?.toFixed(2) ?? '?'} CPU s / 1000), ${r.messages.received}/${r.messages.sent} messages, ${r.messages.perSecond.toFixed(0)}/s, p99 ${r.messages.latencyMs.p99.toFixed(1)} ms`,
           );
           if (r.login.succeeded === 0) res.errors[`${kind.key}/ws`] = `no WebSocket login succeeded: ${JSON.stringify(r.login.failures)}`;
         }
@@ -149,21 +153,26 @@ export function extrasMarkdown(res: ExtraResults): string {
   const ws = res.plans.find((p) => p.name === 'ws');
   if (ws) {
     const r = (s: (typeof servers)[number]): WsReport | undefined => s.ws;
+    const warm = ws.warmup ?? 0;
     out.push(
-      `### WebSocket (RFC 7395): ${ws.clients} logins, then ${ws.messages} chat messages between pairs`,
+      `### WebSocket (RFC 7395): ${ws.clients} logins${warm > 0 ? ` after ${warm} others in and out` : ''}, then ${ws.messages} chat messages between pairs`,
       '',
-      "The seed's login over `ws://127.0.0.1:<http port>/xmpp-websocket` (subprotocol `xmpp`, one element per WebSocket message): `<open/>`, SCRAM-SHA-1, `<open/>` again, bind, roster get, initial presence, a ping; 200 at a time. Then clients (1,2), (3,4), ... exchange chat messages, each sender one in flight. Plain ws:// on loopback, which each server is told to treat as encrypted (Prosody `consider_websocket_secure`; Shoal and ejabberd do so for loopback / by default).",
+      "The seed's login over `ws://127.0.0.1:<http port>/xmpp-websocket` (subprotocol `xmpp`, one element per WebSocket message): `<open/>`, SCRAM-SHA-1, `<open/>` again, bind, roster get, initial presence, a ping; 200 at a time. Then clients (1,2), (3,4), ... exchange chat messages, each sender one in flight. Plain ws:// on loopback, which each server is told to treat as encrypted (Prosody `consider_websocket_secure`; Shoal and ejabberd do so for loopback / by default)." +
+        (warm > 0 ? ` As in the login scenario, ${warm} other accounts log in and out first, unmeasured, and the server is let settle (below 5% of a core): their figures are the "first after start" rows (\`--ws-warmup 0\` measures a cold server instead).` : ''),
       '',
       head,
-      row('logins/s', (s) => f(r(s)?.login.perSecond, 0)),
+      row(warm > 0 ? 'logins/s, after the warm-up' : 'logins/s', (s) => f(r(s)?.login.perSecond, 0)),
+      ...(warm > 0 ? [row(`logins/s, the ${warm} first after start (warm-up)`, (s) => f(r(s)?.warmup?.perSecond, 0))] : []),
       row('login latency p50 (ms)', (s) => f(r(s)?.login.latencyMs.p50, 1)),
       row('login latency p99 (ms)', (s) => f(r(s)?.login.latencyMs.p99, 1)),
-      row('server CPU s per 1,000 logins', (s) => f(r(s)?.login.cpuPer1000Logins, 2)),
+      row(warm > 0 ? 'server CPU s per 1,000 logins, after the warm-up' : 'server CPU s per 1,000 logins', (s) => f(r(s)?.login.cpuPer1000Logins, 2)),
+      ...(warm > 0 ? [row('server CPU s per 1,000 logins, first logins after start (warm-up)', (s) => f(r(s)?.warmup?.cpuPer1000Logins, 2))] : []),
       row('messages/s', (s) => f(r(s)?.messages.perSecond, 0)),
       row('message latency p50 (ms)', (s) => f(r(s)?.messages.latencyMs.p50, 1)),
       row('message latency p99 (ms)', (s) => f(r(s)?.messages.latencyMs.p99, 1)),
       row('server CPU s per 100,000 messages', (s) => f(r(s)?.messages.cpuPer100kMessages, 2)),
       row('failed logins (must be 0)', (s) => check(r(s)?.login.failed)),
+      ...(warm > 0 ? [row('failed warm-up logins (must be 0)', (s) => check(r(s)?.warmup?.failed))] : []),
       row('messages lost (must be 0)', (s) => check(r(s)?.messages.lost)),
       '',
     );
@@ -185,6 +194,7 @@ export function extraFailedChecks(res: ExtraResults): string[] {
     }
     if (s.ws) {
       if (s.ws.login.failed) out.push(`${s.name} ws: ${s.ws.login.failed} failed logins (${Object.keys(s.ws.login.failures).slice(0, 2).join('; ')})`);
+      if (s.ws.warmup?.failed) out.push(`${s.name} ws: ${s.ws.warmup.failed} failed warm-up logins (${Object.keys(s.ws.warmup.failures).slice(0, 2).join('; ')})`);
       if (s.ws.messages.lost) out.push(`${s.name} ws: ${s.ws.messages.lost} messages lost`);
     }
   }

@@ -38,6 +38,8 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --resume-clients N    default 1000      --resume-messages K     default 5
   --room-occupants N    default 200       --room-messages K       default 20 (per occupant)
   --ws-clients N        default 1000      --ws-messages N         default 20000
+  --ws-warmup N         accounts logged in and out over WebSocket, unmeasured, before the ws
+                        scenario's measured logins (default: as many as --ws-clients; 0: none)
   --profile WHAT        auto (Shoal's hottest scenario), none, or a scenario name (default auto)
   --no-install          do not apt-get install missing servers (skip them instead)
   --no-build            skip npm run build and run Shoal from source through tsx
@@ -85,6 +87,7 @@ async function main(): Promise<number> {
       'room-messages': { type: 'string' },
       'ws-clients': { type: 'string' },
       'ws-messages': { type: 'string' },
+      'ws-warmup': { type: 'string' },
       profile: { type: 'string', default: 'auto' },
       'no-install': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
@@ -151,7 +154,7 @@ async function main(): Promise<number> {
     const argOf = (s: Scenario, name: string): number => (s.args.includes(name) ? Number(s.args[s.args.indexOf(name) + 1]) : 0);
     // The warm-up logs in the accounts after the measured ones (user N+1 .. N+W).
     const clientsOf = (s: Scenario): number => argOf(s, '--clients') + argOf(s, '--warmup');
-    const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf), ...extras.map((p) => p.clients));
+    const plainUsers = Math.max(0, ...list.filter((s) => !s.ownAccounts).map(clientsOf), ...extras.map((p) => p.clients + (p.warmup ?? 0)));
     const resumeScenario = list.find((s) => s.name === 'resume');
     const smPairs = resumeScenario ? clientsOf(resumeScenario) / 2 : 0;
     const rosterScenario = list.find((s) => s.name === 'roster');
@@ -294,7 +297,7 @@ async function main(): Promise<number> {
       "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
-      "- Warm-up in the login scenario: before the measured logins, the generator logs as many other accounts in and out again (user N+1..2N, same concurrency), unmeasured, on every server alike. A server's first logins after start also pay for compiling its hot code (V8's optimizing compiler for Shoal); the measured figures are those of a server that has been up a while. The warm-up's own server CPU is the row \"server CPU s per 1,000 logins, first logins after start\" (`--login-warmup 0` measures a cold server instead).",
+      "- Warm-up in the login scenario: before the measured logins, the generator logs as many other accounts in and out again (user N+1..2N, same concurrency), unmeasured, on every server alike. A server's first logins after start also pay for compiling its hot code (V8's optimizing compiler for Shoal); the measured figures are those of a server that has been up a while. The warm-up's own server CPU is the row \"server CPU s per 1,000 logins, first logins after start\" (`--login-warmup 0` measures a cold server instead). The ws scenario does the same over WebSocket (`--ws-warmup`).",
       `- Memory allocator: ${shoalMalloc ? `Shoal with \`${basename(shoalMalloc)}\` preloaded (\`--shoal-malloc\`, LD_PRELOAD), the others with their defaults` : "each server's default (glibc malloc for Shoal and Prosody)"}.`,
       '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
       '',

@@ -6,7 +6,7 @@
 // the cached keys the TCP scenarios use.
 import WebSocket from 'ws';
 import { percentiles, sleep, type Percentiles } from '../load/run.js';
-import { sampleProcess } from '../load/proc.js';
+import { quiet, sampleProcess } from '../load/proc.js';
 import { ScramSha1Client, type ScramCache } from '../load/scram.js';
 import { XmlStreamReader, child, escapeXml, type XmlElement } from '../load/xml.js';
 
@@ -178,33 +178,48 @@ export interface WsOptions {
   /** Messages in all, spread over the pairs (1,2), (3,4), ...; each sender one in flight. */
   messages: number;
   cache: ScramCache;
+  /**
+   * Other accounts (user N+1 .. N+W) logged in and out first, unmeasured but reported apart,
+   * as in the login scenario: a server's first logins after start also pay for compiling its
+   * hot code. Then the server is let settle (below 5% of a core) before the measured logins.
+   */
+  warmup?: number;
   serverPid?: number;
   stepTimeoutMs?: number;
   stallTimeoutMs?: number;
 }
 
+/** How a batch of logins went. */
+export interface WsLogins {
+  succeeded: number;
+  failed: number;
+  failures: Record<string, number>;
+  elapsedMs: number;
+  perSecond: number;
+  latencyMs: Percentiles;
+  cpuPer1000Logins?: number;
+}
+
 export interface WsReport {
   clients: number;
-  login: { succeeded: number; failed: number; failures: Record<string, number>; elapsedMs: number; perSecond: number; latencyMs: Percentiles; cpuPer1000Logins?: number };
+  login: WsLogins;
+  /** The warm-up's logins (WsOptions.warmup), when there was one. */
+  warmup?: WsLogins;
   messages: { sent: number; received: number; lost: number; elapsedMs: number; perSecond: number; latencyMs: Percentiles; cpuPer100kMessages?: number };
 }
 
 const fill = (pattern: string, i: number): string => pattern.replace(/%d/g, String(i));
 
-export async function runWs(o: WsOptions): Promise<WsReport> {
-  const step = o.stepTimeoutMs ?? 30_000;
-  const clients = Array.from({ length: o.clients }, (_, i) => new WsClient(o.url, o.domain, fill(o.users, i + 1), fill(o.passwordPattern, i + 1), o.cache, step));
-  const cpu = (): number => (o.serverPid ? sampleProcess(o.serverPid).cpuSeconds : 0);
-
-  // --- Logins, c at a time ---
+/** Logs `clients` in, `concurrency` at a time, measuring the server's CPU meanwhile (when `cpu` reads it). */
+async function logInAll(clients: WsClient[], concurrency: number, cpu: (() => number) | undefined): Promise<WsLogins> {
   const failures: Record<string, number> = {};
   const loginMs: number[] = [];
   let next = 0;
-  const c0 = cpu();
+  const c0 = cpu?.() ?? 0;
   const t0 = performance.now();
   await Promise.all(
-    Array.from({ length: Math.min(o.concurrency, o.clients) }, async () => {
-      while (next < o.clients) {
+    Array.from({ length: Math.min(concurrency, clients.length) }, async () => {
+      while (next < clients.length) {
         const c = clients[next++]!;
         const s = performance.now();
         try {
@@ -217,9 +232,39 @@ export async function runWs(o: WsOptions): Promise<WsReport> {
       }
     }),
   );
-  const loginElapsed = performance.now() - t0;
-  const loginCpu = cpu() - c0;
+  const elapsedMs = performance.now() - t0;
+  const used = (cpu?.() ?? 0) - c0;
   const succeeded = loginMs.length;
+  return {
+    succeeded,
+    failed: clients.length - succeeded,
+    failures,
+    elapsedMs,
+    perSecond: elapsedMs > 0 ? (succeeded / elapsedMs) * 1000 : 0,
+    latencyMs: percentiles(loginMs),
+    cpuPer1000Logins: cpu && succeeded > 0 ? (used / succeeded) * 1000 : undefined,
+  };
+}
+
+export async function runWs(o: WsOptions): Promise<WsReport> {
+  const step = o.stepTimeoutMs ?? 30_000;
+  const client = (i: number): WsClient => new WsClient(o.url, o.domain, fill(o.users, i), fill(o.passwordPattern, i), o.cache, step);
+  const pid = o.serverPid;
+  const serverCpu = pid === undefined ? undefined : (): number => sampleProcess(pid).cpuSeconds;
+  const cpu = (): number => serverCpu?.() ?? 0;
+
+  // --- Warm-up: other accounts in and out, then the server settles ---
+  let warmup: WsLogins | undefined;
+  if ((o.warmup ?? 0) > 0) {
+    const warm = Array.from({ length: o.warmup! }, (_, i) => client(o.clients + i + 1));
+    warmup = await logInAll(warm, o.concurrency, serverCpu);
+    await Promise.all(warm.map((c) => c.close(5000)));
+    if (pid !== undefined) await quiet(pid, 500, 0.05, 60_000);
+  }
+
+  // --- Logins, c at a time ---
+  const clients = Array.from({ length: o.clients }, (_, i) => client(i + 1));
+  const login = await logInAll(clients, o.concurrency, serverCpu);
 
   // --- Chat: pairs (1,2), (3,4), ..., each sender with one message in flight ---
   const pairs: [WsClient, WsClient][] = [];
@@ -267,15 +312,8 @@ export async function runWs(o: WsOptions): Promise<WsReport> {
   await Promise.all(clients.map((c) => c.close(5000)));
   return {
     clients: o.clients,
-    login: {
-      succeeded,
-      failed: o.clients - succeeded,
-      failures,
-      elapsedMs: loginElapsed,
-      perSecond: loginElapsed > 0 ? (succeeded / loginElapsed) * 1000 : 0,
-      latencyMs: percentiles(loginMs),
-      cpuPer1000Logins: o.serverPid && succeeded > 0 ? (loginCpu / succeeded) * 1000 : undefined,
-    },
+    login,
+    ...(warmup ? { warmup } : {}),
     messages: {
       sent,
       received,

@@ -39,6 +39,20 @@ export function sampleProcess(pid: number): ProcSample {
   return { rssKiB: rss ? Number(rss[1]) : 0, cpuSeconds: (utime + stime) / ticksPerSecond(), at: performance.now() };
 }
 
+/** Waits until process `pid` used less than `share` of a core over `windowMs` (or `timeoutMs` passed). */
+export async function quiet(pid: number, windowMs: number, share: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let last = sampleProcess(pid);
+  while (last && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = sampleProcess(pid);
+    if (!now) return;
+    const used = (now.cpuSeconds - last.cpuSeconds) / ((now.at - last.at) / 1000);
+    if (used < share) return;
+    last = now;
+  }
+}
+
 /** The pid and its descendants (e.g. a wrapper script and the server it started). */
 export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();

@@ -8,7 +8,7 @@ import { createSecureContext } from 'node:tls';
 import { ScramCache } from './scram.js';
 import { LoadClient, LoginError } from './client.js';
 import type { XmlElement } from './xml.js';
-import { sampleProcess, type ProcSample } from './proc.js';
+import { quiet, sampleProcess, type ProcSample } from './proc.js';
 
 export interface LoadOptions {
   host: string;
@@ -258,20 +258,6 @@ function sustainedRate(completions: number[], elapsedMs: number): number {
   const c10 = completions[Math.floor(n * 0.1)] ?? 0;
   const c90 = completions[Math.max(0, Math.ceil(n * 0.9) - 1)] ?? 0;
   return n >= 10 && c90 > c10 ? (Math.ceil(n * 0.9) - 1 - Math.floor(n * 0.1)) / ((c90 - c10) / 1000) : n / (elapsedMs / 1000);
-}
-
-/** Waits until process `pid` used less than `share` of a core over `windowMs` (or `timeoutMs` passed). */
-async function quiet(pid: number, windowMs: number, share: number, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let last = sampleProcess(pid);
-  while (last && performance.now() < deadline) {
-    await sleep(windowMs);
-    const now = sampleProcess(pid);
-    if (!now) return;
-    const used = (now.cpuSeconds - last.cpuSeconds) / ((now.at - last.at) / 1000);
-    if (used < share) return;
-    last = now;
-  }
 }
 
 /** Client i's loopback source address when the clients are spread over `n` (undefined for 1: the system picks). */
