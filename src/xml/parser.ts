@@ -180,7 +180,7 @@ export class StreamParser {
    * the '<' after it, which is then the start of a tag it holds).
    */
   private boundary = 0;
-  private readonly decoder = new Utf8Stream();
+  private decoder = new Utf8Stream();
   private readonly maxDepth: number;
   private readonly maxAttributes: number;
   private stack: Element[] = [];
@@ -260,6 +260,8 @@ export class StreamParser {
       }
     });
     sax.on('error', (err) => {
+      // reset() closing a finished document: anything amiss there means this tokenizer is not reused.
+      if (this.resetting) throw ABORT;
       // Past a matching close tag of the stream the document is over (RFC 6120 §4.4):
       // whatever follows in the same chunk is neither an error nor anything else.
       if (this.endAt !== undefined && this.endAt !== sax.position) {
@@ -288,6 +290,51 @@ export class StreamParser {
     if (this.preHeader !== undefined || this.depth !== 1 || this.stack.length > 0 || this.pending !== undefined || this.endAt !== undefined) return;
     if (this.fedBytes - this.trailingWs !== this.boundary) return;
     this.sax = undefined;
+  }
+
+  /** Set while reset() closes the tokenizer. */
+  private resetting = false;
+
+  /**
+   * Makes the parser ready for a new document, as a new one would be. Only after a clean end
+   * (the root closed, nothing failed), when the tokenizer is reused: closing a complete document
+   * resets saxes to its initial state, handlers kept, which costs far less than making a new
+   * one. For framings that parse every message as a document of its own (RFC 7395, XEP-0206:
+   * stream/http/frames.ts). A tokenizer that reports anything while closing is replaced.
+   */
+  reset(): void {
+    if (!this.ended || this.failed) throw new Error('StreamParser.reset() needs a cleanly ended document');
+    let sax = this.sax;
+    if (sax !== undefined) {
+      this.resetting = true;
+      try {
+        sax.close();
+      } catch {
+        sax = undefined;
+      } finally {
+        this.resetting = false;
+      }
+    }
+    this.headerNs = undefined;
+    this.headerName = '';
+    this.trailingWs = 0;
+    this.boundary = 0;
+    this.decoder = new Utf8Stream();
+    this.stack = [];
+    this.depth = 0;
+    this.fed = 0;
+    this.fedBytes = 0;
+    this.chunk = '';
+    this.chunkChar = this.chunkByte = this.lastChar = this.lastByte = 0;
+    this.chunkAscii = true;
+    this.mark = 0;
+    this.preHeader = '';
+    this.afterDecl = 0;
+    this.failed = false;
+    this.ended = false;
+    this.pending = undefined;
+    this.endAt = undefined;
+    this.sax = sax ?? this.newSax();
   }
 
   /** Whether the tokenizer was given up (compact()), for tests. */

@@ -21,35 +21,66 @@ const WRAP_CLOSE = '</m>';
 
 type ParseOutcome = { el: Element } | { condition: ParseErrorCondition; text: string };
 
+/**
+ * Parses messages one at a time, each of which must be exactly one complete XML element, with
+ * one parser kept while the messages are good (StreamParser.reset()): a stream's messages
+ * cost one tokenizer, not one each. A message that fails leaves nothing behind to reuse.
+ */
+export class ElementReader {
+  private parser: StreamParser | undefined;
+  private readonly els: Element[] = [];
+  private ended = false;
+  private error: { condition: ParseErrorCondition; text: string } | undefined;
+  private readonly handler: StreamParserHandler = {
+    streamStart: () => undefined,
+    element: (el) => this.els.push(el),
+    whitespace: () => undefined,
+    streamEnd: () => {
+      this.ended = true;
+    },
+    error: (condition, text) => {
+      this.error ??= { condition, text };
+    },
+  };
+
+  constructor(private readonly opts: StreamParserOptions) {}
+
+  read(data: Buffer | string): ParseOutcome {
+    this.els.length = 0;
+    this.ended = false;
+    this.error = undefined;
+    const parser = (this.parser ??= new StreamParser(this.handler, this.opts));
+    const outcome = this.outcome(parser, data);
+    this.parser = undefined;
+    if ('el' in outcome) {
+      try {
+        parser.reset();
+        this.parser = parser;
+      } catch {
+        // Not reusable after all: the next message gets a new parser.
+      }
+    }
+    this.els.length = 0;
+    return outcome;
+  }
+
+  private outcome(parser: StreamParser, data: Buffer | string): ParseOutcome {
+    parser.write(WRAP_OPEN);
+    parser.write(data);
+    // The message itself closed the wrapper: it had an end tag without its start.
+    if (this.ended && !this.error) this.error = { condition: 'not-well-formed', text: 'end tag without a start tag' };
+    if (!this.error) parser.write(WRAP_CLOSE);
+    if (this.error) return this.error;
+    // RFC 7395 §3.3.1: one complete element per message, neither part of one nor several.
+    if (!this.ended) return { condition: 'not-well-formed', text: 'a message must hold one complete XML element' };
+    if (this.els.length !== 1) return { condition: 'bad-format', text: `a message must hold exactly one XML element, not ${this.els.length}` };
+    return { el: this.els[0]! };
+  }
+}
+
 /** Parses one message that must be exactly one complete XML element. */
 export function parseOneElement(data: Buffer | string, opts: StreamParserOptions): ParseOutcome {
-  const els: Element[] = [];
-  let ended = false;
-  let error: { condition: ParseErrorCondition; text: string } | undefined;
-  const parser = new StreamParser(
-    {
-      streamStart: () => undefined,
-      element: (el) => els.push(el),
-      whitespace: () => undefined,
-      streamEnd: () => {
-        ended = true;
-      },
-      error: (condition, text) => {
-        error ??= { condition, text };
-      },
-    },
-    opts,
-  );
-  parser.write(WRAP_OPEN);
-  parser.write(data);
-  // The message itself closed the wrapper: it had an end tag without its start.
-  if (ended && !error) error = { condition: 'not-well-formed', text: 'end tag without a start tag' };
-  if (!error) parser.write(WRAP_CLOSE);
-  if (error) return error;
-  // RFC 7395 §3.3.1: one complete element per message, neither part of one nor several.
-  if (!ended) return { condition: 'not-well-formed', text: 'a message must hold one complete XML element' };
-  if (els.length !== 1) return { condition: 'bad-format', text: `a message must hold exactly one XML element, not ${els.length}` };
-  return { el: els[0]! };
+  return new ElementReader(opts).read(data);
 }
 
 /**
@@ -60,16 +91,19 @@ export function parseOneElement(data: Buffer | string, opts: StreamParserOptions
 export class ElementFrameParser implements FrameParser {
   private opened = false;
   private stopped = false;
+  private readonly reader: ElementReader;
 
   constructor(
     private readonly handler: StreamParserHandler,
-    private readonly opts: StreamParserOptions,
-  ) {}
+    opts: StreamParserOptions,
+  ) {
+    this.reader = new ElementReader(opts);
+  }
 
   /** One whole message. */
   write(data: Buffer | string): void {
     if (this.stopped) return;
-    const outcome = parseOneElement(data, this.opts);
+    const outcome = this.reader.read(data);
     if ('condition' in outcome) {
       this.stopped = true;
       this.handler.error(outcome.condition, outcome.text);
