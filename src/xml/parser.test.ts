@@ -569,3 +569,24 @@ test('namespace names are kept once, as copies (not slices that keep their chunk
   const long = `urn:example:${'l'.repeat(300)}`;
   assert.equal(internNs(long), long, 'a name too long for the table is used as it is');
 });
+
+test('reset() leaves a parser in the state of a new one, but for its tokenizer', () => {
+  const handler = { streamStart: () => undefined, element: () => undefined, whitespace: () => undefined, streamEnd: () => undefined, error: () => undefined };
+  const fresh = new StreamParser(handler, { maxStanzaSize: 1000 });
+  const used = new StreamParser(handler, { maxStanzaSize: 1000 });
+  used.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org'>");
+  used.write(Buffer.from("<message to='a@b'><body>é ünïcode</body></message> \n"));
+  used.write('</stream:stream>');
+  used.reset();
+  // Every field of a new parser, whatever is added later, must be put back by reset(): only the
+  // tokenizer is kept (it is reset by saxes itself).
+  const state = (p: StreamParser): Record<string, unknown> => Object.fromEntries(Object.entries(p).filter(([k]) => k !== 'sax'));
+  assert.deepEqual(state(used), state(fresh));
+  // And it parses a new document as the new one does.
+  const seen: string[] = [];
+  const again = new StreamParser({ ...handler, element: (el) => seen.push(el.toString()), streamStart: (h) => seen.push(h.name) }, { maxStanzaSize: 1000 });
+  again.write("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><presence/></stream:stream>");
+  again.reset();
+  again.write("<s xmlns='jabber:client'><iq type='get' id='1'/></s>");
+  assert.deepEqual(seen, ['stream', '<presence xmlns="jabber:client"/>', 's', '<iq xmlns="jabber:client" type="get" id="1"/>']);
+});
