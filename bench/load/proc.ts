@@ -30,13 +30,19 @@ export interface ProcSample {
 export function sampleProcess(pid: number): ProcSample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return { rssKiB: rss ? Number(rss[1]) : 0, cpuSeconds: statCpuSeconds(`/proc/${pid}/stat`), at: performance.now() };
+}
+
+/**
+ * User + system CPU seconds in a proc(5) stat file: a process's (`/proc/<pid>/stat`) or one
+ * thread's (`/proc/thread-self/stat`, `/proc/<pid>/task/<tid>/stat`).
+ */
+export function statCpuSeconds(path: string): number {
+  const stat = readFileSync(path, 'utf8');
   // The command name (field 2) may contain spaces and parentheses: fields are counted after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // proc(5): utime and stime are fields 14 and 15, i.e. 11 and 12 after the state field (3).
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return { rssKiB: rss ? Number(rss[1]) : 0, cpuSeconds: (utime + stime) / ticksPerSecond(), at: performance.now() };
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
 }
 
 /** Waits until process `pid` used less than `share` of a core over `windowMs` (or `timeoutMs` passed). */

@@ -12,6 +12,7 @@ import { connect, createServer, createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { int, parseOrUsage } from '../shared/cli.js';
 import { makeCertificate } from '../shared/system.js';
+import { statCpuSeconds } from '../load/proc.js';
 
 const USAGE = `Usage: node --import tsx bench/login/tls-floor.ts [--connections N] [--concurrency C] [--warmup W]
 
@@ -57,12 +58,6 @@ function client(port: number, count: number, concurrency: number): void {
   for (let i = 0; i < concurrency; i++) next();
 }
 
-/** Seconds of CPU the calling thread has used (utime + stime of /proc/thread-self/stat). */
-function threadCpuSeconds(): number {
-  const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Whether the server and the client can each have a core of their own (taskset, two cores or more). */
 const pinned = availableParallelism() > 1 && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
 
@@ -88,12 +83,12 @@ async function main(opts: Options): Promise<void> {
     if (pinned) spawnSync('taskset', ['-a', '-cp', '0', String(process.pid)], { stdio: 'ignore' });
     if (opts.warmup > 0) await runClient(port, opts.warmup, opts.concurrency);
     const before = process.cpuUsage();
-    const mainBefore = threadCpuSeconds();
+    const mainBefore = statCpuSeconds('/proc/thread-self/stat');
     const started = performance.now();
     await runClient(port, opts.connections, opts.concurrency);
     const wall = (performance.now() - started) / 1000;
     const used = process.cpuUsage(before);
-    const mainUsed = threadCpuSeconds() - mainBefore;
+    const mainUsed = statCpuSeconds('/proc/thread-self/stat') - mainBefore;
     server.close();
     const per = (us: number): string => `${(us / opts.connections).toFixed(0)} µs`;
     process.stdout.write(

@@ -51,15 +51,9 @@ export class ElementReader {
     this.error = undefined;
     const parser = (this.parser ??= new StreamParser(this.handler, this.opts));
     const outcome = this.outcome(parser, data);
-    this.parser = undefined;
-    if ('el' in outcome) {
-      try {
-        parser.reset();
-        this.parser = parser;
-      } catch {
-        // Not reusable after all: the next message gets a new parser.
-      }
-    }
+    // A good message ended its document cleanly, which is what reset() needs.
+    if ('el' in outcome) parser.reset();
+    else this.parser = undefined;
     this.els.length = 0;
     return outcome;
   }
