@@ -81,6 +81,22 @@ test('the warm-up logs other accounts in and out before the measured logins, and
   assert.ok(seen.some((l) => l.startsWith('warm-up: 3/3 logged in and out')), seen.join('\n'));
 });
 
+test('a warm-up of several rounds logs the same accounts in and out each time and reports the first and the last round', async () => {
+  const cache = new ScramCache();
+  const seen: string[] = [];
+  const r = await loadTest({ clients: 1, concurrency: 2, warmupClients: 2, warmupRounds: 3, serverPid: process.pid, scramCache: cache, progress: (l) => seen.push(l) });
+  assert.ok(r.warmup);
+  assert.equal(r.warmup.rounds, 3);
+  assert.equal(r.warmup.succeeded, 2);
+  assert.equal(r.warmup.failed, 0);
+  assert.ok(r.warmup.cpuPer1000Logins > 0 && (r.warmup.lastRoundCpuPer1000Logins ?? 0) > 0, 'both rounds measured by pid');
+  for (const n of [1, 2, 3]) assert.ok(seen.some((l) => l.startsWith(`warm-up (round ${n}/3): 2/2 logged in and out`)), seen.join('\n'));
+  // The same two warm-up accounts each round (keys derived once each), and the measured one.
+  assert.equal(cache.misses, 3);
+  assert.equal(r.login.succeeded, 1);
+  for (const i of [2, 3]) assert.deepEqual(srv.server.router.getSessions(`load${i}@localhost`), [], `load${i}`);
+});
+
 test('failed warm-up logins are counted, not hidden', async () => {
   // No account load100..101: both warm-up logins fail; the measured ones still run.
   const r = await loadTest({ clients: 1, concurrency: 1, warmupClients: 2, warmupFirst: 100 });

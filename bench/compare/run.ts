@@ -17,7 +17,7 @@ import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js'
 import { children, ejabberd, prosody, repoRoot, shoal, type Launch, type ServerKind } from './servers.js';
 import { archivingTable, buildTable, capacityTargets, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
 import { summarizeProfile } from './profile.js';
-import { measure, runGenerator, scenarios, type Scenario } from './scenarios.js';
+import { measure, runGenerator, scenarios, warmupRounds, type Scenario } from './scenarios.js';
 import { processTree } from '../load/proc.js';
 import { drawChart } from './chart.js';
 import { extraFailedChecks, extraPlans, extrasMarkdown, runExtras, type ExtraResults } from './room-ws-run.js';
@@ -32,6 +32,8 @@ const USAGE = `Usage: npm run bench:compare -- [options]
   --login-clients N     default 2000      --login-concurrency N   default 200
   --login-warmup N      accounts logged in and out, unmeasured, before the login scenario's
                         measured logins (default: as many as --login-clients; 0: none)
+  --login-warmup-rounds R  the warm-up accounts log in and out R times (default 3): V8 is
+                        still compiling Shoal's hot code during the second round
   --idle-clients N      default 10000     --idle-concurrency N    default 200
   --chat-clients N      default 1000      --chat-messages N       default 20000 (chat and chat-mam)
   --roster-users N      default 200       --roster-contacts N     default 500
@@ -75,6 +77,7 @@ async function main(): Promise<number> {
       'login-clients': { type: 'string' },
       'login-concurrency': { type: 'string' },
       'login-warmup': { type: 'string' },
+      'login-warmup-rounds': { type: 'string' },
       'idle-clients': { type: 'string' },
       'idle-concurrency': { type: 'string' },
       'chat-clients': { type: 'string' },
@@ -297,7 +300,7 @@ async function main(): Promise<number> {
       "- Stream management (XEP-0198) only in the resume scenario, resumable for 300 s: Shoal's own (`stream_management`, off otherwise), Prosody's mod_smacks (`smacks_hibernation_time`), ejabberd's mod_stream_mgmt (`resume_timeout`), other settings at their defaults.",
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
-      "- Warm-up in the login scenario: before the measured logins, the generator logs as many other accounts in and out again (user N+1..2N, same concurrency), unmeasured, on every server alike. A server's first logins after start also pay for compiling its hot code (V8's optimizing compiler for Shoal); the measured figures are those of a server that has been up a while. The warm-up's own server CPU is the row \"server CPU s per 1,000 logins, first logins after start\" (`--login-warmup 0` measures a cold server instead). The ws scenario does the same over WebSocket (`--ws-warmup`).",
+      `- Warm-up in the login scenario: before the measured logins, the generator logs as many other accounts in and out again (user N+1..2N, same concurrency), ${warmupRounds(v)} times over (\`--login-warmup-rounds\`), unmeasured, on every server alike. A server's first logins after start also pay for compiling its hot code (V8's optimizing compiler for Shoal, still busy in the second round: bench/RESULTS.md, "Steady state"); the measured figures are those of a server that has been up a while. The first round's server CPU is the row "server CPU s per 1,000 logins, first logins after start", the last round's the row "..., last warm-up round" (\`--login-warmup 0\` measures a cold server instead). The ws scenario does the same over WebSocket, one round (\`--ws-warmup\`).`,
       `- Memory allocator: ${shoalMalloc ? `Shoal with \`${basename(shoalMalloc)}\` preloaded (\`--shoal-malloc\`, LD_PRELOAD), the others with their defaults` : "each server's default (glibc malloc for Shoal and Prosody)"}.`,
       '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
       '',
@@ -385,7 +388,8 @@ function summary(name: ScenarioName, r: ScenarioReport): string {
     const why = m.failed > 0 ? ` (${Object.keys(m.failures).slice(0, 2).join('; ')})` : '';
     return `${base}${fails}; ${m.resumed}/${m.dropped} resumed${why} in ${(m.elapsedMs / 1000).toFixed(2)} s (${m.perSecond}/s), messages ${m.received}/${m.expected}, lost ${m.lost}, duplicated ${m.duplicates}, ${s?.cpuPer1000Resumes ?? '?'} CPU s / 1000 resumes`;
   }
-  const warm = r.warmup ? ` (warm-up: ${r.warmup.succeeded}/${r.warmup.clients}, ${r.warmup.cpuPer1000Logins} CPU s / 1000 logins)` : '';
+  const last = r.warmup?.lastRoundCpuPer1000Logins === undefined ? '' : `, round ${r.warmup.rounds}: ${r.warmup.lastRoundCpuPer1000Logins}`;
+  const warm = r.warmup ? ` (warm-up: ${r.warmup.succeeded}/${r.warmup.clients}, ${r.warmup.cpuPer1000Logins} CPU s / 1000 logins${last})` : '';
   return `${base}${fails}; ${s?.cpuPer1000Logins ?? '?'} CPU s / 1000 logins${warm}`;
 }
 

@@ -42,12 +42,18 @@ function manyClients(clients: number): string[] {
   return [...(addresses > 1 ? ['--source-addresses', String(addresses)] : []), ...(phase > 300_000 ? ['--phase-timeout-ms', String(phase)] : [])];
 }
 
+/** Rounds of the login scenario's warm-up (`--login-warmup-rounds`, default 3). */
+export function warmupRounds(v: Record<string, string | boolean | undefined>): number {
+  return Math.max(1, Math.round(Number(v['login-warmup-rounds'] ?? 3)));
+}
+
 /** The scenarios asked for on the command line (parseArgs values), with their generator arguments. */
 export function scenarios(v: Record<string, string | boolean | undefined>): Scenario[] {
   const scale = Number(v.scale ?? 1);
   const n = (key: string, def: number): number => Math.max(1, Math.round(Number(v[key] ?? def) * (v[key] === undefined ? scale : 1)));
   const loginClients = n('login-clients', 2000);
   const loginWarmup = v['login-warmup'] === undefined ? loginClients : Math.max(0, Number(v['login-warmup']));
+  const loginWarmupRounds = warmupRounds(v);
   const idleClients = n('idle-clients', 10000);
   const chatClients = Math.max(2, n('chat-clients', 1000));
   const rosterUsers = Math.max(2, n('roster-users', 200));
@@ -68,6 +74,8 @@ export function scenarios(v: Record<string, string | boolean | undefined>): Scen
         '500',
         '--warmup',
         String(loginWarmup),
+        '--warmup-rounds',
+        String(loginWarmupRounds),
       ],
       timeoutMs: 300_000,
     },

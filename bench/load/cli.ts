@@ -24,6 +24,9 @@ CPU (with --server-pid, read from /proc).
                         server's first logins after start also pay for JIT compilation and
                         cold caches; their server CPU is reported apart
   --warmup-first K      index of the first warm-up account (default: first + clients)
+  --warmup-rounds R     log the warm-up accounts in and out R times (default 1): V8 is still
+                        compiling after a server's first few thousand logins; the first
+                        round's figures are reported, and the last round's CPU apart
   --clients N           clients to log in (default 100)
   --concurrency C       logins in flight at once (default 50)
   --messages M          chat messages in all between pairs (1,2), (3,4), ... (default 0)
@@ -61,6 +64,7 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
       first: { type: 'string' },
       warmup: { type: 'string' },
       'warmup-first': { type: 'string' },
+      'warmup-rounds': { type: 'string' },
       clients: { type: 'string' },
       concurrency: { type: 'string' },
       messages: { type: 'string' },
@@ -95,6 +99,7 @@ export function parseCli(argv: string[]): (LoadOptions & { json: boolean; scramC
     first: int(values.first, 'first', 1),
     warmupClients: int(values.warmup, 'warmup', 0),
     warmupFirst: values['warmup-first'] === undefined ? undefined : int(values['warmup-first'], 'warmup-first', 1),
+    warmupRounds: Math.max(1, int(values['warmup-rounds'], 'warmup-rounds', 1)),
     clients: int(values.clients, 'clients', 100),
     concurrency: Math.max(1, int(values.concurrency, 'concurrency', 50)),
     messages: int(values.messages, 'messages', 0),

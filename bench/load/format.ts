@@ -10,7 +10,12 @@ export function formatReport(r: LoadReport): string {
   ];
   if (r.warmup) {
     const w = r.warmup;
-    lines.splice(1, 0, `warm-up (not measured): ${w.succeeded}/${w.clients} logged in and out in ${(w.elapsedMs / 1000).toFixed(2)} s, ${w.failed} failed, server CPU ${w.cpuPer1000Logins} s per 1000 logins`);
+    const last = w.lastRoundCpuPer1000Logins === undefined ? '' : `; round ${w.rounds} of ${w.rounds}: ${w.lastRoundCpuPer1000Logins} s per 1000 logins`;
+    lines.splice(
+      1,
+      0,
+      `warm-up (not measured): ${w.succeeded}/${w.clients} logged in and out in ${(w.elapsedMs / 1000).toFixed(2)} s, ${w.failed} failed, server CPU ${w.cpuPer1000Logins} s per 1000 logins${last}`,
+    );
   }
   lines.push(`  median per step (ms): ${Object.entries(l.stepP50Ms).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   for (const [k, n] of Object.entries(l.failures)) lines.push(`  failed ${n}x: ${k}`);

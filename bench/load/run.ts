@@ -73,6 +73,13 @@ export interface LoadOptions {
   warmupClients?: number;
   /** Index of the first warm-up account (default: first + clients, the accounts after the measured ones). */
   warmupFirst?: number;
+  /**
+   * How many times the warm-up accounts log in and out (default 1). V8 is still compiling a
+   * server's hot code after its first few thousand logins; later rounds let it settle, so that
+   * the measured logins are those of a server in its steady state. `warmup` reports the first
+   * round (a server's first logins after start) and the last one's CPU apart.
+   */
+  warmupRounds?: number;
   /** Progress lines (e.g. to stderr). */
   progress?: (line: string) => void;
 }
@@ -119,6 +126,10 @@ export interface LoadReport {
     sustainedPerSecond: number;
     /** Server CPU (utime + stime) from the first warm-up connect to the last warm-up client online, per 1,000 logins. */
     cpuPer1000Logins: number;
+    /** Rounds of the warm-up (warmupRounds); the figures above are the first round's, but `failed` counts every round's. */
+    rounds: number;
+    /** The last round's server CPU per 1,000 logins, when there was more than one round. */
+    lastRoundCpuPer1000Logins?: number;
   };
   roster: { minItems: number; maxItems: number };
   presence: { awaited: number; complete: boolean; elapsedMs: number; received: number };
@@ -340,38 +351,49 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   // --- Warm-up (not measured): the same logins, other accounts, then their logouts ---
   let warmup: LoadReport['warmup'];
   const warmupClients = opts.warmupClients ?? 0;
+  const rounds = Math.max(1, opts.warmupRounds ?? 1);
   if (warmupClients > 0) {
     const warmFirst = opts.warmupFirst ?? first + opts.clients;
-    const warm: LoadClient[] = [];
-    const warmDone: number[] = [];
-    let warmFailed = 0;
-    const s0 = sample();
-    const t0 = performance.now();
-    await pool(warmupClients, opts.concurrency, t0 + phaseTimeoutMs, async (i) => {
-      const c = newClient(i, warmFirst + i);
-      try {
-        await c.login();
-        warmDone.push(performance.now() - t0);
-        warm.push(c);
-      } catch {
-        warmFailed++;
-        c.destroy();
+    for (let n = 1; n <= rounds; n++) {
+      const warm: LoadClient[] = [];
+      const warmDone: number[] = [];
+      let warmFailed = 0;
+      const s0 = sample();
+      const t0 = performance.now();
+      await pool(warmupClients, opts.concurrency, t0 + phaseTimeoutMs, async (i) => {
+        const c = newClient(i, warmFirst + i);
+        try {
+          await c.login();
+          warmDone.push(performance.now() - t0);
+          warm.push(c);
+        } catch {
+          warmFailed++;
+          c.destroy();
+        }
+      });
+      const elapsed = performance.now() - t0;
+      const s1 = sample();
+      await Promise.all(warm.map((c) => c.close(5000)));
+      // The logouts' work (and whatever a server does after them) ends before the next phase starts.
+      if (pid !== undefined) await quiet(pid, 500, 0.05, phaseTimeoutMs);
+      const cpu = s0 && s1 && warm.length > 0 ? round(((s1.cpuSeconds - s0.cpuSeconds) / warm.length) * 1000, 3) : 0;
+      const of = rounds > 1 ? ` (round ${n}/${rounds})` : '';
+      progress(`warm-up${of}: ${warm.length}/${warmupClients} logged in and out, ${warmFailed} failed, ${(elapsed / 1000).toFixed(2)}s`);
+      if (n === 1) {
+        warmup = {
+          clients: warmupClients,
+          succeeded: warm.length,
+          failed: warmFailed,
+          elapsedMs: round(elapsed),
+          sustainedPerSecond: round(sustainedRate(warmDone, elapsed)),
+          cpuPer1000Logins: cpu,
+          rounds,
+        };
+      } else if (warmup) {
+        warmup.failed += warmFailed;
+        if (n === rounds) warmup.lastRoundCpuPer1000Logins = cpu;
       }
-    });
-    const elapsed = performance.now() - t0;
-    const s1 = sample();
-    await Promise.all(warm.map((c) => c.close(5000)));
-    // The logouts' work (and whatever a server does after them) ends before the measured phase starts.
-    if (pid !== undefined) await quiet(pid, 500, 0.05, phaseTimeoutMs);
-    progress(`warm-up: ${warm.length}/${warmupClients} logged in and out, ${warmFailed} failed, ${(elapsed / 1000).toFixed(2)}s`);
-    warmup = {
-      clients: warmupClients,
-      succeeded: warm.length,
-      failed: warmFailed,
-      elapsedMs: round(elapsed),
-      sustainedPerSecond: round(sustainedRate(warmDone, elapsed)),
-      cpuPer1000Logins: s0 && s1 && warm.length > 0 ? round(((s1.cpuSeconds - s0.cpuSeconds) / warm.length) * 1000, 3) : 0,
-    };
+    }
   }
 
   // --- Login ---
