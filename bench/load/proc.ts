@@ -49,10 +49,9 @@ export function statCpuSeconds(path: string): number {
 export async function quiet(pid: number, windowMs: number, share: number, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let last = sampleProcess(pid);
-  while (last && performance.now() < deadline) {
+  while (performance.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, windowMs));
     const now = sampleProcess(pid);
-    if (!now) return;
     const used = (now.cpuSeconds - last.cpuSeconds) / ((now.at - last.at) / 1000);
     if (used < share) return;
     last = now;
