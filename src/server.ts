@@ -358,7 +358,7 @@ export class XmppServer {
   readonly metrics: Metrics | undefined;
 
   private startMetrics(): Metrics {
-    const metrics = new Metrics();
+    const metrics = new Metrics({ eventLoopResolutionMs: this.config.metrics.event_loop_resolution_ms });
     const transportOf: Record<string, string> = { c2s: 'tcp', c2s_direct_tls: 'direct_tls', component: 'component' };
     metrics.setSources({
       connections: () => {

@@ -46,7 +46,7 @@ function defaults(base: string): Omit<Config, 'tls'> {
     muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
     upload: { domain: 'upload.{host}', max_file_bytes: 104857600, quota_bytes: 1073741824, expire_after_days: 30, put_expiry: 300, cleanup_interval: 3600 },
     log: { level: 'info', format: 'auto' },
-    metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
+    metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'], event_loop_resolution_ms: 100 },
   };
 }
 
@@ -173,7 +173,7 @@ describe('loadConfig', () => {
       muc: { domain: 'conference.{host}', max_rooms_per_user: 100, max_occupants: 1000, max_history: 50 },
       upload: { domain: 'upload.{host}', max_file_bytes: 104857600, quota_bytes: 1073741824, expire_after_days: 30, put_expiry: 300, cleanup_interval: 3600 },
       log: { level: 'debug', format: 'json' },
-      metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'] },
+      metrics: { enabled: true, allowed_ips: ['127.0.0.1', '::1'], event_loop_resolution_ms: 100 },
     } satisfies Config);
   });
 
@@ -244,6 +244,7 @@ describe('loadConfig', () => {
     assert.match(bad({ c2s: { port: 52.5 } }), /^c2s\.port:/);
     assert.match(bad({ limits: { max_stanza_bytes: 9999 } }), /^limits\.max_stanza_bytes:/);
     assert.match(bad({ timeouts: { ping_after: 0 } }), /^timeouts\.ping_after:/);
+    assert.match(bad({ metrics: { event_loop_resolution_ms: 0 } }), /^metrics\.event_loop_resolution_ms:/);
     assert.match(bad({ sasl: { mechanisms: [] } }), /^sasl\.mechanisms: at least one/);
     assert.match(bad({ sasl: { mechanisms: ['PLAIN', 'plain'] } }), /^sasl\.mechanisms\[1\]: duplicate/);
     assert.match(bad({ sasl: { max_attempts: 0 } }), /^sasl\.max_attempts:/);

@@ -15,6 +15,9 @@ export interface MetricsSources {
   offline(): Promise<{ messages: number; bytes: number } | undefined>;
 }
 
+/** See metrics.event_loop_resolution_ms. */
+export const DEFAULT_EVENT_LOOP_RESOLUTION_MS = 100;
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly logins: Counter<'mechanism'>;
@@ -23,10 +26,13 @@ export class Metrics {
   private readonly latency: Histogram<'kind'>;
   private sources: MetricsSources | undefined;
 
-  constructor() {
+  /** `eventLoopResolutionMs`: how often the event-loop delay is sampled (metrics.event_loop_resolution_ms). */
+  constructor(options: { eventLoopResolutionMs?: number } = {}) {
     const registers = [this.registry];
-    // Event-loop lag, heap and RSS, CPU, handles: prom-client's process metrics.
-    collectDefaultMetrics({ register: this.registry, prefix: 'shoal_' });
+    // Event-loop lag, heap and RSS, CPU, handles: prom-client's process metrics. The lag comes
+    // from a timer that fires every eventLoopMonitoringPrecision ms for as long as the process
+    // runs (perf_hooks.monitorEventLoopDelay), so its period is what an idle server wakes up for.
+    collectDefaultMetrics({ register: this.registry, prefix: 'shoal_', eventLoopMonitoringPrecision: options.eventLoopResolutionMs ?? DEFAULT_EVENT_LOOP_RESOLUTION_MS });
     this.logins = new Counter({ name: 'shoal_logins_total', help: 'Successful SASL authentications, by mechanism', labelNames: ['mechanism'], registers });
     this.loginFailures = new Counter({ name: 'shoal_login_failures_total', help: 'Failed SASL authentications, by mechanism', labelNames: ['mechanism'], registers });
     this.stanzas = new Counter({ name: 'shoal_stanzas_total', help: 'Stanzas from clients (in) and to clients (out), by kind', labelNames: ['direction', 'kind'], registers });

@@ -1,0 +1,35 @@
+// The process metrics' event-loop delay comes from a timer that fires every
+// `eventLoopResolutionMs` (perf_hooks.monitorEventLoopDelay). Node records the time between two
+// firings, so the smallest value seen is never below the period: that is how a test can tell
+// which period the timer runs at without counting the process's wake-ups.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_EVENT_LOOP_RESOLUTION_MS, Metrics } from './metrics.js';
+
+/** The value of an unlabelled sample in the Prometheus text format. */
+function sample(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `${name} in the metrics`);
+  return Number(line.split(' ')[1]);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('the event-loop delay is sampled every 100 ms by default, not every 10 ms: an idle server is not woken up 100 times a second', async () => {
+  assert.equal(DEFAULT_EVENT_LOOP_RESOLUTION_MS, 100);
+  const metrics = new Metrics();
+  await metrics.text(); // the histogram starts afresh at each scrape
+  await sleep(450);
+  const text = await metrics.text();
+  // Several firings, none closer together than the period (prom-client's own 10 ms gives ~0.010).
+  assert.ok(sample(text, 'shoal_nodejs_eventloop_lag_min_seconds') >= 0.095, text);
+  assert.ok(sample(text, 'shoal_nodejs_eventloop_lag_max_seconds') > 0);
+});
+
+test('metrics.event_loop_resolution_ms sets the period', async () => {
+  const metrics = new Metrics({ eventLoopResolutionMs: 20 });
+  await metrics.text();
+  await sleep(200);
+  const min = sample(await metrics.text(), 'shoal_nodejs_eventloop_lag_min_seconds');
+  assert.ok(min >= 0.019 && min < 0.095, `min ${min}`);
+});
