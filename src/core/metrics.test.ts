@@ -21,15 +21,18 @@ test('the event-loop delay is sampled every 100 ms by default, not every 10 ms: 
   await metrics.text(); // the histogram starts afresh at each scrape
   await sleep(450);
   const text = await metrics.text();
-  // Several firings, none closer together than the period (prom-client's own 10 ms gives ~0.010).
-  assert.ok(sample(text, 'shoal_nodejs_eventloop_lag_min_seconds') >= 0.095, text);
+  // Several firings about 0.1 s apart (prom-client's own 10 ms gives ~0.010). A firing can come a
+  // little early: the next one is due a period after the loop's cached time, not after the
+  // callback ran, hence a threshold halfway down rather than at the period.
+  assert.ok(sample(text, 'shoal_nodejs_eventloop_lag_min_seconds') >= 0.05, text);
   assert.ok(sample(text, 'shoal_nodejs_eventloop_lag_max_seconds') > 0);
 });
 
 test('metrics.event_loop_resolution_ms sets the period', async () => {
-  const metrics = new Metrics({ eventLoopResolutionMs: 20 });
+  const metrics = new Metrics({ eventLoopResolutionMs: 300 });
   await metrics.text();
-  await sleep(200);
+  await sleep(1000);
+  // Firings 0.3 s apart, where the default's would be 0.1 s apart.
   const min = sample(await metrics.text(), 'shoal_nodejs_eventloop_lag_min_seconds');
-  assert.ok(min >= 0.019 && min < 0.095, `min ${min}`);
+  assert.ok(min >= 0.2, `min ${min}`);
 });
