@@ -300,8 +300,13 @@ test('the expiry job deletes files once expire_after_days have passed', async ()
     assert.equal((await request(s.get, 'GET')).status, 200);
     await waitUntil(() => !existsSync(join(dir, id)), 'the expired file to be deleted by the job', 5000);
     assert.equal((await request(s.get, 'GET')).status, 404);
-    // Its row went too: cleanup finds nothing more.
-    assert.equal(await short.server.module<UploadApi>('upload').cleanup(), 0);
+    // Its row went too: a pass finds nothing more. The first call may join the job's own pass,
+    // still in flight when the file is gone (it removes the row after the file), and return what
+    // that pass removed; the pass after it must find nothing. (The quota check below shows the
+    // expired file's bytes no longer count.)
+    const upload = short.server.module<UploadApi>('upload');
+    await upload.cleanup();
+    assert.equal(await upload.cleanup(), 0);
     // A PUT URL stops working after put_expiry (403), and its unused slot no longer holds quota.
     const unused = await slot(e, 'late.bin', 15, 'application/octet-stream');
     assert.equal(condition(await slotRequest(e, { filename: 'x', size: '1' })), 'resource-constraint');
