@@ -5,7 +5,7 @@
 // on loopback (each server is told to treat it as encrypted), SCRAM-SHA-1 with
 // the cached keys the TCP scenarios use.
 import WebSocket from 'ws';
-import { percentiles, sleep, type Percentiles } from '../load/run.js';
+import { percentiles, pool, sleep, type Percentiles } from '../load/run.js';
 import { quiet, sampleProcess } from '../load/proc.js';
 import { ScramSha1Client, type ScramCache } from '../load/scram.js';
 import { XmlStreamReader, child, escapeXml, type XmlElement } from '../load/xml.js';
@@ -214,24 +214,18 @@ const fill = (pattern: string, i: number): string => pattern.replace(/%d/g, Stri
 async function logInAll(clients: WsClient[], concurrency: number, cpu: (() => number) | undefined): Promise<WsLogins> {
   const failures: Record<string, number> = {};
   const loginMs: number[] = [];
-  let next = 0;
   const c0 = cpu?.() ?? 0;
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, clients.length) }, async () => {
-      while (next < clients.length) {
-        const c = clients[next++]!;
-        const s = performance.now();
-        try {
-          await c.login();
-          loginMs.push(performance.now() - s);
-        } catch (err) {
-          const key = (err as Error).message.replace(/\d+/g, 'N');
-          failures[key] = (failures[key] ?? 0) + 1;
-        }
-      }
-    }),
-  );
+  await pool(clients.length, concurrency, Infinity, async (i) => {
+    const s = performance.now();
+    try {
+      await clients[i]!.login();
+      loginMs.push(performance.now() - s);
+    } catch (err) {
+      const key = (err as Error).message.replace(/\d+/g, 'N');
+      failures[key] = (failures[key] ?? 0) + 1;
+    }
+  });
   const elapsedMs = performance.now() - t0;
   const used = (cpu?.() ?? 0) - c0;
   const succeeded = loginMs.length;
