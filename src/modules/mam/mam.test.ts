@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { hub, startModules, type FakeTransport } from '../../../test/support/harness.js';
+import { until } from '../../../test/support/until.js';
 import { x, type Element } from '../../xml/element.js';
 import { NS } from '../../xml/namespaces.js';
 import { credentials, item, testStorage } from '../../storage/sql/testutil.js';
@@ -35,14 +36,6 @@ async function setup(t: TestContext, mam: Record<string, unknown> = {}) {
     await ts.cleanup();
   });
   return { h, store, storage: ts.storage, login };
-}
-
-async function until(cond: () => boolean, what: string, turns = 5000): Promise<void> {
-  for (let i = 0; i < turns; i++) {
-    if (cond()) return;
-    await new Promise((r) => setImmediate(r));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 const withBody = (tr: FakeTransport, body: string): Element | undefined =>
@@ -103,6 +96,9 @@ describe('mam module', () => {
     alice.tr.send(`<iq type='set' id='p1'><prefs xmlns='${NS_MAM}' default='roster'><always><jid>carol@localhost</jid></always><never/></prefs></iq>`);
     await until(() => alice.tr.received.some((e) => e.attrs.id === 'p1'), 'the prefs result');
     carol.tr.send(`<message to='alice@localhost' type='chat'><body>now kept</body></message>`);
+    // Two senders: their messages may reach alice (and her archive) in either order (RFC 6120
+    // §10.1 orders only one sender's stanzas), so the marker goes once carol's has arrived.
+    await until(() => withBody(alice.tr, 'now kept') !== undefined, 'carol\'s kept message');
     await marker(bob.tr, alice.tr, 'alice@localhost', 'm2');
     assert.deepEqual(await bodies(store, 'alice'), ['from a contact', 'm1', 'now kept', 'm2']);
   });
@@ -116,7 +112,7 @@ describe('mam module', () => {
     const bounce = bob.tr.received.find((e) => e.attrs.id === 'lost')!;
     assert.equal(bounce.getChildText('body'), 'nobody home', 'the payload comes back');
     assert.deepEqual(bounce.getChildren('stanza-id', NS_SID), [], 'but not alice\'s archive id');
-    for (let i = 0; i < 200 && (await store.size('localhost', 'alice')) > 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await until(async () => (await store.size('localhost', 'alice')) === 0, 'the refused copy to leave alice\'s archive');
     assert.deepEqual(await bodies(store, 'alice'), [], 'refused: not in the recipient\'s archive');
     assert.deepEqual(await bodies(store, 'bob'), ['nobody home'], 'the sender did send it');
   });
