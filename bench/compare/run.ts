@@ -15,7 +15,7 @@ import type { LoadReport } from '../load/run.js';
 import { makeBenchData, scramCacheFor } from './accounts.js';
 import { provisionShoal, provisionProsody, ejabberdTerms } from './provision.js';
 import { children, ejabberd, prosody, repoRoot, shoal, type Launch, type ServerKind } from './servers.js';
-import { archivingTable, buildTable, capacityTargets, failedChecks, targets, type Results, type ScenarioName, type ScenarioReport } from './table.js';
+import { archivingTable, buildTable, capacityTargets, failedChecks, medianRun, repeatsTable, targets, type CpuShare, type Results, type ScenarioName, type ScenarioReport } from './table.js';
 import { summarizeProfile } from './profile.js';
 import { measure, runGenerator, scenarios, warmupRounds, type Scenario } from './scenarios.js';
 import { processTree } from '../load/proc.js';
@@ -34,6 +34,8 @@ const USAGE = `Usage: npm run bench:compare -- [options]
                         measured logins (default: as many as --login-clients; 0: none)
   --login-warmup-rounds R  the warm-up accounts log in and out R times (default 3): V8 is
                         still compiling Shoal's hot code during the second round
+  --login-repeat N      run the login scenario N times on every server, interleaved (default 3):
+                        the targets take each figure's median, the table shows the median run
   --idle-clients N      default 10000     --idle-concurrency N    default 200
   --chat-clients N      default 1000      --chat-messages N       default 20000 (chat and chat-mam)
   --roster-users N      default 200       --roster-contacts N     default 500
@@ -78,6 +80,7 @@ async function main(): Promise<number> {
       'login-concurrency': { type: 'string' },
       'login-warmup': { type: 'string' },
       'login-warmup-rounds': { type: 'string' },
+      'login-repeat': { type: 'string' },
       'idle-clients': { type: 'string' },
       'idle-concurrency': { type: 'string' },
       'chat-clients': { type: 'string' },
@@ -198,23 +201,38 @@ async function main(): Promise<number> {
     }
 
     // Scenario by scenario, the servers one after another: a slow drift in what else the machine
-    // is doing then touches every server's figures for a scenario alike.
+    // is doing then touches every server's figures for a scenario alike. The login scenario runs
+    // --login-repeat times, the servers interleaved and their order turned each time, because
+    // this machine's speed drifts by tens of percent within minutes (bench/RESULTS.md).
+    const loginRepeat = Math.max(1, Math.round(Number(v['login-repeat'] ?? 3)));
     for (const sc of list) {
-      for (const kind of kinds) {
-        const port = ports.get(kind)!;
-        // A fresh server process for every scenario, so each one's memory baseline is a cold start.
-        try {
-          const genArgs = (pid: number): string[] => ['--port', String(port), '--domain', 'localhost', '--server-pid', String(pid), '--scram-cache', cacheFile, ...sc.args];
-          const { report, cpu } = await measure(kind, sc, serverLaunch, (pid) => runGenerator(genArgs(pid), genLaunch, sc.timeoutMs, log), log);
-          results.servers[kind.key]!.cpu[sc.name] = cpu;
-          results.servers[kind.key]!.reports[sc.name] = report;
-          // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
-          if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
-          log(`${kind.name} / ${sc.name}: ${summary(sc.name, report)}`);
-        } catch (err) {
-          results.errors[`${kind.key}/${sc.name}`] = (err as Error).message;
-          log(`${kind.name} / ${sc.name}: FAILED: ${(err as Error).message}`);
+      const repeat = sc.name === 'login' ? loginRepeat : 1;
+      const runs = new Map<ServerKind, { report: ScenarioReport; cpu: CpuShare }[]>(kinds.map((k) => [k, []]));
+      for (let round = 0; round < repeat; round++) {
+        for (const kind of [...kinds.slice(round % kinds.length), ...kinds.slice(0, round % kinds.length)]) {
+          const port = ports.get(kind)!;
+          const which = repeat > 1 ? `${sc.name} (run ${round + 1} of ${repeat})` : sc.name;
+          // A fresh server process for every scenario, so each one's memory baseline is a cold start.
+          try {
+            const genArgs = (pid: number): string[] => ['--port', String(port), '--domain', 'localhost', '--server-pid', String(pid), '--scram-cache', cacheFile, ...sc.args];
+            const { report, cpu } = await measure(kind, sc, serverLaunch, (pid) => runGenerator(genArgs(pid), genLaunch, sc.timeoutMs, log), log);
+            runs.get(kind)!.push({ report, cpu });
+            // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
+            if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
+            log(`${kind.name} / ${which}: ${summary(sc.name, report)}`);
+          } catch (err) {
+            results.errors[`${kind.key}/${which}`] = (err as Error).message;
+            log(`${kind.name} / ${which}: FAILED: ${(err as Error).message}`);
+          }
         }
+      }
+      for (const [kind, done] of runs) {
+        if (done.length === 0) continue;
+        const server = results.servers[kind.key]!;
+        const shown = medianRun(done.map((d) => d.report));
+        server.reports[sc.name] = shown;
+        server.cpu[sc.name] = done.find((d) => d.report === shown)!.cpu;
+        if (repeat > 1) (server.repeats ??= {})[sc.name] = done.map((d) => d.report);
       }
     }
 
@@ -267,6 +285,7 @@ async function main(): Promise<number> {
     const extraMd = extraResults ? extrasMarkdown(extraResults) : '';
     if (extraMd) process.stdout.write(`\n${extraMd}\n`);
     const tgt = targets(results);
+    const repeated = repeatsTable(results);
     process.stdout.write(`\n${tgt}\n`);
     const archiving = archivingTable(results);
     if (archiving) process.stdout.write(`\nThe cost of archiving (chat with MAM off and on):\n\n${archiving}\n`);
@@ -301,6 +320,9 @@ async function main(): Promise<number> {
       '- Resume: suser1..2N in pairs of mutual contacts (both). Everyone logs in with stream management; the first of each pair acknowledges what it has, then all of them lose their connections at once (TCP reset); each partner sends its contact K messages and a ping, and once all pings are answered the N clients reconnect (200 at a time) with STARTTLS, SCRAM-SHA-1 and `<resume/>`, then a ping. Wall time and server CPU from the first reconnect to the last ping answer; each resumed client counts the messages retransmitted to it (lost = sent − received, duplicates).',
       '- Every client does the seed\'s full login: STARTTLS, SCRAM-SHA-1, bind, session, roster get, initial presence; it counts as online when the server has answered a ping sent right after the presence (RFC 6120 §10.1 in-order processing).',
       `- Warm-up in the login scenario: before the measured logins, the generator logs as many other accounts in and out again (user N+1..2N, same concurrency), ${warmupRounds(v)} times over (\`--login-warmup-rounds\`), unmeasured, on every server alike. A server's first logins after start also pay for compiling its hot code (V8's optimizing compiler for Shoal, still busy in the second round: bench/RESULTS.md, "Steady state"); the measured figures are those of a server that has been up a while. The first round's server CPU is the row "server CPU s per 1,000 logins, first logins after start", the last round's the row "..., last warm-up round" (\`--login-warmup 0\` measures a cold server instead). The ws scenario does the same over WebSocket, one round (\`--ws-warmup\`).`,
+      ...(loginRepeat > 1 && list.some((s) => s.name === 'login')
+        ? [`- The login scenario ran ${loginRepeat} times on every server (\`--login-repeat\`), the servers interleaved and their order turned each time, each run on a fresh server process: the targets tables take the median of each figure over the runs, the side-by-side table shows each server's median run by CPU per login, and "Every run of the repeated scenarios" lists them all.`]
+        : []),
       `- Memory allocator: ${shoalMalloc ? `Shoal with \`${basename(shoalMalloc)}\` preloaded (\`--shoal-malloc\`, LD_PRELOAD), the others with their defaults` : "each server's default (glibc malloc for Shoal and Prosody)"}.`,
       '- A fresh server process for every scenario. Memory is VmRSS of the server process; CPU is utime+stime from /proc/<pid>/stat (ejabberd: the beam.smp VM).',
       '',
@@ -319,8 +341,12 @@ async function main(): Promise<number> {
       '',
       '## Targets (issue 15: capacity)',
       '',
+      ...(repeated
+        ? [`Each figure of a scenario that ran several times is the median of its runs (the next table); the side-by-side table above shows each server's median run by CPU per login.`, '']
+        : []),
       capacityTargets(results),
       '',
+      ...(repeated ? ['### Every run of the repeated scenarios', '', "The servers ran interleaved, in a different order each time; '(median)' marks the run shown in the side-by-side table.", '', repeated, ''] : []),
       ...(archiving
         ? [
             '## The cost of archiving (MAM)',

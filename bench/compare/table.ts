@@ -32,7 +32,18 @@ export type ScenarioReport = LoadReport & { archive?: ArchiveCheck };
 export interface Results {
   scenarios: ScenarioName[];
   servers: Partial<
-    Record<ServerKey, { name: string; version: string; reports: Partial<Record<ScenarioName, ScenarioReport>>; cpu: Partial<Record<ScenarioName, CpuShare>> }>
+    Record<
+      ServerKey,
+      {
+        name: string;
+        version: string;
+        /** One report per scenario: where a scenario ran several times, its median run (medianRun()). */
+        reports: Partial<Record<ScenarioName, ScenarioReport>>;
+        cpu: Partial<Record<ScenarioName, CpuShare>>;
+        /** Every run of a scenario that ran more than once (--login-repeat), in the order they ran. */
+        repeats?: Partial<Record<ScenarioName, ScenarioReport[]>>;
+      }
+    >
   >;
   errors: Record<string, string>;
 }
@@ -165,9 +176,14 @@ export function failedChecks(results: Results): string[] {
   for (const m of METRICS) {
     if (!m.mustBeZero || !results.scenarios.includes(m.scenario)) continue;
     for (const s of Object.values(results.servers)) {
-      const r = s.reports[m.scenario];
-      const v = r ? m.value(r) : undefined;
-      if (r && v !== undefined && v !== 0) out.push(`${s.name} / ${m.scenario}: ${m.label(r)} = ${v}`);
+      // Every run counts, not only the median one shown in the table.
+      const repeats = s.repeats?.[m.scenario];
+      const only = s.reports[m.scenario];
+      const runs = repeats && repeats.length > 1 ? repeats : only ? [only] : [];
+      runs.forEach((r, i) => {
+        const v = m.value(r);
+        if (v !== undefined && v !== 0) out.push(`${s.name} / ${m.scenario}${runs.length > 1 ? ` (run ${i + 1})` : ''}: ${m.label(r)} = ${v}`);
+      });
     }
   }
   return out;
@@ -205,11 +221,66 @@ function bestLoginCpu(r: LoadReport): number | undefined {
   return values.length > 0 ? Math.min(...values) : undefined;
 }
 
+/** The median (the mean of the middle two for an even count); undefined for no values. */
+export function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/**
+ * Of several runs of one scenario on one server, the run whose server CPU per 1,000 logins is
+ * the median (the lower middle for an even count): a real run, whose figures belong together,
+ * for the side-by-side table. Runs without a CPU figure come last.
+ */
+export function medianRun<R extends LoadReport>(runs: readonly R[]): R {
+  if (runs.length === 0) throw new Error('medianRun: no runs');
+  const cpu = (r: R): number => r.server?.cpuPer1000Logins ?? Infinity;
+  const sorted = [...runs].sort((a, b) => cpu(a) - cpu(b));
+  const measured = sorted.filter((r) => Number.isFinite(cpu(r)));
+  return measured.length > 0 ? measured[(measured.length - 1) >> 1]! : sorted[0]!;
+}
+
+/** A figure of a server in a scenario: the median over its runs where it ran several times. */
+function figure(results: Results, s: ServerKey, sc: ScenarioName, f: (r: LoadReport) => number | undefined): number | undefined {
+  const runs = results.servers[s]?.repeats?.[sc];
+  if (runs && runs.length > 1) return median(runs.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x)));
+  const r = report(results, s, sc);
+  return r ? f(r) : undefined;
+}
+
+/**
+ * Every run of the scenarios that ran several times, server by server, with the median of each
+ * figure: what the targets tables are computed from, and how far apart the runs were.
+ * Empty when nothing was repeated.
+ */
+export function repeatsTable(results: Results): string {
+  const cols: [string, (r: LoadReport) => number | undefined, number][] = [
+    ['logins/s after the warm-up', (r) => r.login.sustainedPerSecond, 0],
+    ['logins/s, first after start', (r) => r.warmup?.sustainedPerSecond, 0],
+    ['server CPU s / 1,000 logins after the warm-up', (r) => r.server?.cpuPer1000Logins, 2],
+    ['first after start', (r) => r.warmup?.cpuPer1000Logins, 2],
+    ['last warm-up round', (r) => r.warmup?.lastRoundCpuPer1000Logins, 2],
+    ['failed logins', (r) => r.login.failed + (r.warmup?.failed ?? 0), 0],
+  ];
+  const out: string[] = [];
+  for (const sc of results.scenarios) {
+    const servers = (Object.keys(results.servers) as ServerKey[]).filter((k) => (results.servers[k]!.repeats?.[sc]?.length ?? 0) > 1);
+    if (servers.length === 0) continue;
+    out.push(`| server | ${sc} run | ${cols.map((c) => c[0]).join(' | ')} |`, `|---|---:|${cols.map(() => '---:|').join('')}`);
+    for (const k of servers) {
+      const s = results.servers[k]!;
+      const runs = s.repeats![sc]!;
+      runs.forEach((r, i) => out.push(`| ${s.name} | ${i + 1}${r === s.reports[sc] ? ' (median)' : ''} | ${cols.map(([, f, d]) => fmt(f(r), d)).join(' | ')} |`));
+      out.push(`| ${s.name} | median | ${cols.map(([, f, d]) => fmt(figure(results, k, sc, f), d)).join(' | ')} |`);
+    }
+  }
+  return out.join('\n');
+}
+
 function targetTable(results: Results, items: Target[]): string {
-  const get = (s: ServerKey, sc: ScenarioName, f: (r: LoadReport) => number | undefined): number | undefined => {
-    const r = report(results, s, sc);
-    return r ? f(r) : undefined;
-  };
+  const get = (s: ServerKey, sc: ScenarioName, f: (r: LoadReport) => number | undefined): number | undefined => figure(results, s, sc, f);
   const lines = ['| target | Shoal/Prosody | goal | met | Shoal/ejabberd | goal | met |', '|---|---:|---:|:-:|---:|---:|:-:|'];
   for (const [what, sc, f, dir, goalP, goalE] of items) {
     const shoal = get('shoal', sc, f);
