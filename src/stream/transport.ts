@@ -59,6 +59,8 @@ export class TcpTransport implements Transport {
     if (direct) {
       if (!(socket instanceof TLSSocket)) throw new Error('direct TLS needs a TLS socket');
       this.tlsSocket = socket;
+      // The handshake finished just now: the client's first stream header may come in the same read.
+      this.afterHandshake = true;
     }
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     // Dead peers on mobile networks: let the kernel probe idle connections too.
@@ -102,6 +104,16 @@ export class TcpTransport implements Transport {
   /** What was written during this tick and not yet handed to the socket (see write()). */
   private pending: string | undefined;
   private readonly flushSoon = (): void => this.flush();
+  /**
+   * Set when a TLS handshake has just finished: the next write is handed over after the event
+   * loop's I/O (setImmediate), not at the end of the tick. OpenSSL writes its TLS 1.3 session
+   * tickets (two, about 500 bytes) when it reads the client's Finished, and Node sends them only
+   * once the read that carried the Finished has been handled; the client's first stream header
+   * often comes in that same read. Written in the same tick, our answer would join the tickets
+   * in Node's 1 KiB TLS output buffer, which then adds a 16 KiB one that the connection keeps
+   * for the rest of its life: about 12 KiB of RSS per idle connection (bench/memory/README.md).
+   */
+  private afterHandshake = false;
 
   write(data: string): void {
     if (this.closedOnce || this.socket.destroyed) return;
@@ -111,7 +123,10 @@ export class TcpTransport implements Transport {
       // tick and handed over as one string. Corking the socket did the same at a higher price:
       // Node's writev path copies each chunk, and TLS copies them again into one record.
       this.pending = data;
-      process.nextTick(this.flushSoon);
+      if (this.afterHandshake) {
+        this.afterHandshake = false;
+        setImmediate(this.flushSoon);
+      } else process.nextTick(this.flushSoon);
     } else {
       this.pending += data;
     }
@@ -148,6 +163,7 @@ export class TcpTransport implements Transport {
       };
       const done = (): void => {
         secure.off('close', failed);
+        this.afterHandshake = true;
         resolve();
       };
       secure.once('secure', done);
