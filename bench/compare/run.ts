@@ -205,33 +205,40 @@ async function main(): Promise<number> {
     // --login-repeat times, the servers interleaved and their order turned each time, because
     // this machine's speed drifts by tens of percent within minutes (bench/RESULTS.md).
     const loginRepeat = Math.max(1, Math.round(Number(v['login-repeat'] ?? 3)));
+    type Run = { report: ScenarioReport; cpu: CpuShare };
+    // One run of a scenario on one server: a fresh server process, so each memory baseline is a cold start.
+    const runOnce = async (kind: ServerKind, sc: Scenario, which: string): Promise<Run | undefined> => {
+      const port = ports.get(kind)!;
+      try {
+        const genArgs = (pid: number): string[] => ['--port', String(port), '--domain', 'localhost', '--server-pid', String(pid), '--scram-cache', cacheFile, ...sc.args];
+        const run = await measure(kind, sc, serverLaunch, (pid) => runGenerator(genArgs(pid), genLaunch, sc.timeoutMs, log), log);
+        // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
+        if (run.report.resume && run.report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(run.report.resume.failures)}`;
+        log(`${kind.name} / ${which}: ${summary(sc.name, run.report)}`);
+        return run;
+      } catch (err) {
+        results.errors[`${kind.key}/${which}`] = (err as Error).message;
+        log(`${kind.name} / ${which}: FAILED: ${(err as Error).message}`);
+        return undefined;
+      }
+    };
     for (const sc of list) {
       const repeat = sc.name === 'login' ? loginRepeat : 1;
-      const runs = new Map<ServerKind, { report: ScenarioReport; cpu: CpuShare }[]>(kinds.map((k) => [k, []]));
+      const runs = new Map<ServerKind, Run[]>(kinds.map((k) => [k, []]));
       for (let round = 0; round < repeat; round++) {
+        const which = repeat > 1 ? `${sc.name} (run ${round + 1} of ${repeat})` : sc.name;
+        // Round r starts with the r-th server: S P E, then P E S, then E S P.
         for (const kind of [...kinds.slice(round % kinds.length), ...kinds.slice(0, round % kinds.length)]) {
-          const port = ports.get(kind)!;
-          const which = repeat > 1 ? `${sc.name} (run ${round + 1} of ${repeat})` : sc.name;
-          // A fresh server process for every scenario, so each one's memory baseline is a cold start.
-          try {
-            const genArgs = (pid: number): string[] => ['--port', String(port), '--domain', 'localhost', '--server-pid', String(pid), '--scram-cache', cacheFile, ...sc.args];
-            const { report, cpu } = await measure(kind, sc, serverLaunch, (pid) => runGenerator(genArgs(pid), genLaunch, sc.timeoutMs, log), log);
-            runs.get(kind)!.push({ report, cpu });
-            // A server that resumed nothing gets its figures as '—' and the reasons under Errors.
-            if (report.resume && report.resume.resumed === 0) results.errors[`${kind.key}/${sc.name}`] = `no session resumed: ${JSON.stringify(report.resume.failures)}`;
-            log(`${kind.name} / ${which}: ${summary(sc.name, report)}`);
-          } catch (err) {
-            results.errors[`${kind.key}/${which}`] = (err as Error).message;
-            log(`${kind.name} / ${which}: FAILED: ${(err as Error).message}`);
-          }
+          const run = await runOnce(kind, sc, which);
+          if (run) runs.get(kind)!.push(run);
         }
       }
       for (const [kind, done] of runs) {
         if (done.length === 0) continue;
         const server = results.servers[kind.key]!;
-        const shown = medianRun(done.map((d) => d.report));
-        server.reports[sc.name] = shown;
-        server.cpu[sc.name] = done.find((d) => d.report === shown)!.cpu;
+        const shown = done.find((d) => d.report === medianRun(done.map((r) => r.report)))!;
+        server.reports[sc.name] = shown.report;
+        server.cpu[sc.name] = shown.cpu;
         if (repeat > 1) (server.repeats ??= {})[sc.name] = done.map((d) => d.report);
       }
     }
