@@ -10,8 +10,8 @@ import { loadOrCreateTlsMaterial } from '../config/tls.js';
 import { until } from '../../test/support/until.js';
 import { TcpTransport, type TlsSettings } from './transport.js';
 
-/** A loopback connection: the server's end in a TcpTransport, whose socket's write() calls are recorded. */
-async function pair(): Promise<{ transport: TcpTransport; writes: string[]; client: Socket; received: () => string; server: Server }> {
+/** A plain TCP connection on loopback: its two ends, and the listening server to close. */
+async function loopback(): Promise<{ server: Server; client: Socket; socket: Socket }> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -19,6 +19,12 @@ async function pair(): Promise<{ transport: TcpTransport; writes: string[]; clie
   const accepted = once(server, 'connection');
   const client = connect(port, '127.0.0.1');
   const [socket] = (await accepted) as [Socket];
+  return { server, client, socket };
+}
+
+/** A loopback connection: the server's end in a TcpTransport, whose socket's write() calls are recorded. */
+async function pair(): Promise<{ transport: TcpTransport; writes: string[]; client: Socket; received: () => string; server: Server }> {
+  const { server, client, socket } = await loopback();
   const writes: string[] = [];
   const write = socket.write.bind(socket) as (data: string) => boolean;
   socket.write = ((data: string) => {
@@ -109,13 +115,7 @@ async function recordingTlsWrites(f: (writes: string[]) => Promise<void>): Promi
 // TLS output buffer (a 16 KiB one would be added and kept for the connection's life: bench/memory).
 test('after STARTTLS, the first write waits for the event loop\'s I/O, later ones only for the end of the tick', async () => {
   const tls = await tlsSettings();
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  const accepted = once(server, 'connection');
-  const raw = connect(port, '127.0.0.1');
-  const [socket] = (await accepted) as [Socket];
+  const { server, client: raw, socket } = await loopback();
   const transport = new TcpTransport(socket, tls);
   transport.setHandler({ data: () => undefined, closed: () => undefined });
   await recordingTlsWrites(async (writes) => {
