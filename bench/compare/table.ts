@@ -177,9 +177,7 @@ export function failedChecks(results: Results): string[] {
     if (!m.mustBeZero || !results.scenarios.includes(m.scenario)) continue;
     for (const s of Object.values(results.servers)) {
       // Every run counts, not only the median one shown in the table.
-      const repeats = s.repeats?.[m.scenario];
-      const only = s.reports[m.scenario];
-      const runs = repeats && repeats.length > 1 ? repeats : only ? [only] : [];
+      const runs = runsOf(s, m.scenario);
       runs.forEach((r, i) => {
         const v = m.value(r);
         if (v !== undefined && v !== 0) out.push(`${s.name} / ${m.scenario}${runs.length > 1 ? ` (run ${i + 1})` : ''}: ${m.label(r)} = ${v}`);
@@ -242,12 +240,19 @@ export function medianRun<R extends LoadReport>(runs: readonly R[]): R {
   return measured.length > 0 ? measured[(measured.length - 1) >> 1]! : sorted[0]!;
 }
 
-/** A figure of a server in a scenario: the median over its runs where it ran several times. */
+type ServerResults = NonNullable<Results['servers'][ServerKey]>;
+
+/** Every run of a scenario on a server: its repeats, or the one report (none if it did not run). */
+function runsOf(server: ServerResults | undefined, sc: ScenarioName): ScenarioReport[] {
+  const repeats = server?.repeats?.[sc];
+  if (repeats && repeats.length > 1) return repeats;
+  const only = server?.reports[sc];
+  return only ? [only] : [];
+}
+
+/** A figure of a server in a scenario: the median over its runs (the figure itself for one run). */
 function figure(results: Results, s: ServerKey, sc: ScenarioName, f: (r: LoadReport) => number | undefined): number | undefined {
-  const runs = results.servers[s]?.repeats?.[sc];
-  if (runs && runs.length > 1) return median(runs.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x)));
-  const r = report(results, s, sc);
-  return r ? f(r) : undefined;
+  return median(runsOf(results.servers[s], sc).map(f).filter((x): x is number => x !== undefined && Number.isFinite(x)));
 }
 
 /**
@@ -266,13 +271,12 @@ export function repeatsTable(results: Results): string {
   ];
   const out: string[] = [];
   for (const sc of results.scenarios) {
-    const servers = (Object.keys(results.servers) as ServerKey[]).filter((k) => (results.servers[k]!.repeats?.[sc]?.length ?? 0) > 1);
+    const servers = (Object.keys(results.servers) as ServerKey[]).filter((k) => runsOf(results.servers[k], sc).length > 1);
     if (servers.length === 0) continue;
     out.push(`| server | ${sc} run | ${cols.map((c) => c[0]).join(' | ')} |`, `|---|---:|${cols.map(() => '---:|').join('')}`);
     for (const k of servers) {
       const s = results.servers[k]!;
-      const runs = s.repeats![sc]!;
-      runs.forEach((r, i) => out.push(`| ${s.name} | ${i + 1}${r === s.reports[sc] ? ' (median)' : ''} | ${cols.map(([, f, d]) => fmt(f(r), d)).join(' | ')} |`));
+      runsOf(s, sc).forEach((r, i) => out.push(`| ${s.name} | ${i + 1}${r === s.reports[sc] ? ' (median)' : ''} | ${cols.map(([, f, d]) => fmt(f(r), d)).join(' | ')} |`));
       out.push(`| ${s.name} | median | ${cols.map(([, f, d]) => fmt(figure(results, k, sc, f), d)).join(' | ')} |`);
     }
   }
