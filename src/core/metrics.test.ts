@@ -4,6 +4,7 @@
 // which period the timer runs at without counting the process's wake-ups.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_EVENT_LOOP_RESOLUTION_MS, Metrics } from './metrics.js';
 
 /** The value of an unlabelled sample in the Prometheus text format. */
@@ -12,8 +13,6 @@ function sample(text: string, name: string): number {
   assert.ok(line, `${name} in the metrics`);
   return Number(line.split(' ')[1]);
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('the event-loop delay is sampled every 100 ms by default, not every 10 ms: an idle server is not woken up 100 times a second', async () => {
   assert.equal(DEFAULT_EVENT_LOOP_RESOLUTION_MS, 100);
