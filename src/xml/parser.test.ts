@@ -1,6 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_DEPTH, MAX_HEADER_ATTRIBUTES, MAX_HEADER_SIZE, StreamParser, internNs, sweepIdleParsers, type StreamParserOptions } from './parser.js';
 import type { Element } from './element.js';
 
@@ -555,6 +557,27 @@ describe('H: an idle stream gives up its tokenizer and reads on as before', () =
     assert.deepEqual(busy.errors, []);
     assert.equal(busy.elements.at(-1)!.attrs['xmlns:foo'], FOO, "the header's declarations still apply");
   });
+});
+
+test('a stopped parser is not kept by the idle sweep: its connection can be collected at once', async () => {
+  // The sweep's sets held every parser that had input in the last two periods, stopped or not,
+  // and through its handler the closed connection, its socket and its session (2 to 4 s).
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const make = (): WeakRef<object> => {
+    const handler = { streamStart() {}, element() {}, whitespace() {}, streamEnd() {}, error() {} };
+    const p = new StreamParser(handler, { maxStanzaSize: 10_000 });
+    p.write(HEADER + '<presence/>');
+    sweepIdleParsers(); // now in the set of the period before, as well
+    p.write('<presence/>');
+    p.stop();
+    return new WeakRef(handler);
+  };
+  const ref = make();
+  // A WeakRef keeps its target until the end of the task that made it.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.equal(ref.deref(), undefined);
 });
 
 test('namespace names are kept once, as copies (not slices that keep their chunk alive), within bounds', () => {

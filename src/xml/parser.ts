@@ -399,6 +399,11 @@ export class StreamParser {
   stop(): void {
     this.failed = true;
     this.sax = undefined;
+    // A stopped parser needs no sweep, and the sweep's sets must not keep it: through its
+    // handler it would keep a closed connection, its socket and its session alive for up to
+    // two periods, long enough to be promoted and cost a mark-compact its marking.
+    touched.delete(this);
+    resting.delete(this);
   }
 
   private feed(text: string): void {
