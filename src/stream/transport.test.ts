@@ -5,6 +5,8 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { TLSSocket, connect as tlsConnect, createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { loadOrCreateTlsMaterial } from '../config/tls.js';
 import { until } from '../../test/support/until.js';
@@ -166,4 +168,32 @@ test('direct TLS: the first write after the handshake also waits for the event l
       server.close();
     }
   });
+});
+
+test('once the peer has closed, nothing keeps the ended transport: its linger timer goes with the socket', async () => {
+  // end() armed a 5 s timer to destroy a socket whose peer never closes; it was never cleared,
+  // and through the transport's handler it kept each closed connection and its session.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const ended = async (): Promise<{ ref: WeakRef<object>; server: Server; client: Socket }> => {
+    const { server, client, socket } = await loopback();
+    const handler = { data: () => undefined, closed: () => undefined };
+    const transport = new TcpTransport(socket, undefined);
+    transport.setHandler(handler);
+    const closed = once(socket, 'close');
+    client.on('end', () => client.end());
+    transport.end();
+    await closed;
+    return { ref: new WeakRef(handler), server, client };
+  };
+  const { ref, server, client } = await ended();
+  try {
+    // A WeakRef keeps its target until the end of the task that made it.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    assert.equal(ref.deref(), undefined);
+  } finally {
+    client.destroy();
+    server.close();
+  }
 });

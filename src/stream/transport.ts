@@ -42,6 +42,9 @@ export interface TlsSettings {
   serverEndPoint: Buffer;
 }
 
+/** How long end() waits for the peer to close its side before destroying the socket (ms). */
+const LINGER_MS = 5_000;
+
 export class TcpTransport implements Transport {
   private socket: Socket;
   private tlsSocket: TLSSocket | undefined;
@@ -95,6 +98,10 @@ export class TcpTransport implements Transport {
   }
 
   private onClosed(hadError: boolean, error?: Error): void {
+    if (this.linger !== undefined) {
+      clearTimeout(this.linger);
+      this.linger = undefined;
+    }
     if (this.closedOnce) return;
     this.closedOnce = true;
     this.socket.destroy();
@@ -191,8 +198,19 @@ export class TcpTransport implements Transport {
     if (this.closedOnce) return;
     this.flush();
     this.socket.end();
-    // A peer that never closes its side must not keep the socket forever.
-    setTimeout(() => this.socket.destroy(), 5_000).unref();
+    // A peer that never closes its side must not keep the socket forever. The timer goes as
+    // soon as the socket has closed: it holds this transport, and through its handler the whole
+    // closed connection and its session, which at a thousand logouts a second is five thousand
+    // dead connections kept for nothing.
+    this.linger ??= setTimeout(TcpTransport.lingered, LINGER_MS, this).unref();
+  }
+
+  /** Set by end(): destroys the socket if the peer has not closed its side by then. */
+  private linger: NodeJS.Timeout | undefined;
+
+  private static lingered(this: void, transport: TcpTransport): void {
+    transport.linger = undefined;
+    transport.socket.destroy();
   }
 
   destroy(): void {

@@ -72,6 +72,10 @@ export class WebSocketTransport implements Transport {
   }
 
   private onClosed(hadError: boolean, error?: Error): void {
+    if (this.linger !== undefined) {
+      clearTimeout(this.linger);
+      this.linger = undefined;
+    }
     if (this.closedOnce) return;
     this.closedOnce = true;
     clearInterval(this.pinger);
@@ -110,7 +114,16 @@ export class WebSocketTransport implements Transport {
   end(): void {
     if (this.closedOnce) return;
     this.ws.close(CLOSE_NORMAL);
-    setTimeout(() => this.ws.terminate(), 5_000).unref();
+    // Cleared once the WebSocket has closed: it holds the closed connection and its session.
+    this.linger ??= setTimeout(WebSocketTransport.lingered, 5_000, this).unref();
+  }
+
+  /** Set by end(): cuts off a peer that has not answered the closing handshake by then. */
+  private linger: NodeJS.Timeout | undefined;
+
+  private static lingered(this: void, transport: WebSocketTransport): void {
+    transport.linger = undefined;
+    transport.ws.terminate();
   }
 
   destroy(): void {
