@@ -5,11 +5,10 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { TLSSocket, connect as tlsConnect, createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { loadOrCreateTlsMaterial } from '../config/tls.js';
 import { until } from '../../test/support/until.js';
+import { collected } from '../../test/support/gc.js';
 import { TcpTransport, type TlsSettings } from './transport.js';
 
 /** A plain TCP connection on loopback: its two ends, and the listening server to close. */
@@ -173,8 +172,6 @@ test('direct TLS: the first write after the handshake also waits for the event l
 test('once the peer has closed, nothing keeps the ended transport: its linger timer goes with the socket', async () => {
   // end() armed a 5 s timer to destroy a socket whose peer never closes; it was never cleared,
   // and through the transport's handler it kept each closed connection and its session.
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
   const ended = async (): Promise<{ ref: WeakRef<object>; server: Server; client: Socket }> => {
     const { server, client, socket } = await loopback();
     const handler = { data: () => undefined, closed: () => undefined };
@@ -188,10 +185,7 @@ test('once the peer has closed, nothing keeps the ended transport: its linger ti
   };
   const { ref, server, client } = await ended();
   try {
-    // A WeakRef keeps its target until the end of the task that made it.
-    await new Promise((resolve) => setImmediate(resolve));
-    gc();
-    assert.equal(ref.deref(), undefined);
+    assert.equal(await collected(ref), true);
   } finally {
     client.destroy();
     server.close();
