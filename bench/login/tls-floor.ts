@@ -73,7 +73,7 @@ interface LoginStep {
   starttls?: boolean;
 }
 
-export const LOGIN_STEPS: LoginStep[] = [
+const LOGIN_STEPS: LoginStep[] = [
   {
     send: [CLIENT_HEADER],
     marker: ['<stream:stream'],

@@ -235,8 +235,12 @@ export abstract class StreamConnection implements TransportHandler, StreamParser
         continue;
       }
       try {
-        const el = item instanceof Element ? item : item.el;
-        if (!(item instanceof Element)) await sleepUntil(item.readyAt);
+        let el: Element;
+        if (item instanceof Element) el = item;
+        else {
+          el = item.el;
+          await sleepUntil(item.readyAt);
+        }
         if (this.stage !== 'open') continue;
         if (el.name === 'error' && el.xmlns === NS.STREAM) this.peerError(el);
         else await this.process(el);
