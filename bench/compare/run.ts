@@ -236,7 +236,8 @@ async function main(): Promise<number> {
       for (const [kind, done] of runs) {
         if (done.length === 0) continue;
         const server = results.servers[kind.key]!;
-        const shown = done.find((d) => d.report === medianRun(done.map((r) => r.report)))!;
+        const median = medianRun(done.map((r) => r.report));
+        const shown = done.find((d) => d.report === median)!;
         server.reports[sc.name] = shown.report;
         server.cpu[sc.name] = shown.cpu;
         if (repeat > 1) (server.repeats ??= {})[sc.name] = done.map((d) => d.report);

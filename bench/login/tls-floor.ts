@@ -163,11 +163,12 @@ function serveLogin(raw: Socket, secureContext: SecureContext): void {
     let out = '';
     let starttls = false;
     while (next < REQUESTS.length) {
-      const at = text.indexOf(REQUESTS[next]!.marker, from);
+      const request = REQUESTS[next]!;
+      const at = text.indexOf(request.marker, from);
       if (at < 0) break;
-      from = at + REQUESTS[next]!.marker.length;
-      out += REQUESTS[next]!.answer;
-      starttls = REQUESTS[next]!.starttls;
+      from = at + request.marker.length;
+      out += request.answer;
+      starttls = request.starttls;
       next++;
     }
     if (next === REQUESTS.length) {
@@ -186,16 +187,18 @@ function serveLogin(raw: Socket, secureContext: SecureContext): void {
   raw.on('data', (c: Buffer) => onData(raw, c));
 }
 
+/** A client connection failed: the measurement is void. */
+function clientFailed(err: Error): never {
+  process.stderr.write(`tls-floor client: ${err.message}\n`);
+  process.exit(1);
+}
+
 /** The client side: LOGIN_STEPS in order, each step's writes, then wait for its answer. */
 function loginClient(port: number, context: SecureContext, done: () => void): void {
   const raw = netConnect({ port, host: '127.0.0.1' });
   let socket: Socket = raw;
   let step = 0;
   let got = '';
-  const fail = (err: Error): void => {
-    process.stderr.write(`tls-floor client: ${err.message}\n`);
-    process.exit(1);
-  };
   const send = (): void => {
     for (const s of LOGIN_STEPS[step]!.send) socket.write(s);
   };
@@ -210,7 +213,7 @@ function loginClient(port: number, context: SecureContext, done: () => void): vo
       raw.removeAllListeners('data');
       const secure = connect({ socket: raw, secureContext: context, rejectUnauthorized: false, servername: 'localhost' }, send);
       secure.on('data', onData);
-      secure.on('error', fail);
+      secure.on('error', clientFailed);
       secure.on('end', () => {
         secure.destroy();
         done();
@@ -220,7 +223,7 @@ function loginClient(port: number, context: SecureContext, done: () => void): vo
     }
     send();
   };
-  raw.on('error', fail);
+  raw.on('error', clientFailed);
   raw.on('data', onData);
   raw.on('connect', send);
 }
@@ -242,10 +245,7 @@ function client(port: number, count: number, concurrency: number, login: boolean
     }
     const socket = connect({ port, host: '127.0.0.1', secureContext: context, rejectUnauthorized: false });
     socket.on('data', () => undefined);
-    socket.on('error', (err) => {
-      process.stderr.write(`tls-floor client: ${err.message}\n`);
-      process.exit(1);
-    });
+    socket.on('error', clientFailed);
     socket.on('end', () => {
       socket.destroy();
       if (++finished === count) process.exit(0);

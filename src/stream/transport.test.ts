@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setImmediate as immediate } from 'node:timers/promises';
 import { TLSSocket, connect as tlsConnect, createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { loadOrCreateTlsMaterial } from '../config/tls.js';
 import { until } from '../../test/support/until.js';
@@ -93,8 +94,6 @@ async function tlsSettings(): Promise<TlsSettings> {
     await rm(dir, { recursive: true, force: true });
   }
 }
-
-const immediate = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Records what server-side TLS sockets are asked to write while `f` runs. */
 async function recordingTlsWrites(f: (writes: string[]) => Promise<void>): Promise<void> {

@@ -1,5 +1,6 @@
 // Whether an object can be garbage collected: for tests of what a closed connection or a
 // stopped parser leaves behind.
+import { setImmediate } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -8,7 +9,7 @@ import { runInNewContext } from 'node:vm';
  * until the end of the task that made it, so one macrotask passes first.
  */
 export async function collected(ref: WeakRef<object>): Promise<boolean> {
-  await new Promise((resolve) => setImmediate(resolve));
+  await setImmediate();
   // V8's gc(), without starting the test process with --expose-gc.
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
